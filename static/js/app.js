@@ -1,0 +1,40 @@
+// Live total for the custom amount on the credits page; the server re-prices at checkout.
+(function () {
+  "use strict";
+  const form = document.getElementById("custom-form");
+  if (!form) return;
+  const input = document.getElementById("custom-credits");
+  const total = document.getElementById("custom-total");
+  const feeNote = document.getElementById("custom-fee");
+  const unit = parseInt(form.dataset.unit, 10);
+  const currency = form.dataset.currency;
+  const zeroDecimal = ["bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"];
+  const perMajor = zeroDecimal.includes(currency) ? 1 : 100;
+  const fees = form.dataset.fees === "true";
+  const percent = parseFloat(form.dataset.feePercent);
+  const fixed = parseInt(form.dataset.feeFixed, 10);
+  const min = parseInt(form.dataset.min, 10);
+  const max = parseInt(form.dataset.max, 10);
+
+  function money(minor) {
+    return new Intl.NumberFormat(undefined, { style: "currency", currency: currency.toUpperCase() })
+      .format(minor / perMajor);
+  }
+
+  function update() {
+    const credits = Number(input.value);
+    if (!Number.isInteger(credits) || credits < min || credits > max) {
+      total.textContent = input.value ? "enter " + min.toLocaleString() + "–" + max.toLocaleString() + " credits" : "—";
+      feeNote.textContent = "";
+      return;
+    }
+    const value = credits * unit;
+    // Same rule as the server: the smallest total that leaves `value` after the fee.
+    const amount = fees ? Math.ceil(((value + fixed) * 1000) / (1000 - percent * 10)) : value;
+    total.textContent = money(amount);
+    feeNote.textContent = fees ? "incl. " + money(amount - value) + " processing fee" : "";
+  }
+
+  input.addEventListener("input", update);
+  update();
+})();

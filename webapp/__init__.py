@@ -1,0 +1,160 @@
+"""The credits store: buy prepaid credits through Stripe Checkout, spend them through an API."""
+
+import sqlalchemy as sa
+from flask import Flask, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from webapp.config import BASE_DIR, Config, config_for_environment
+from webapp.extensions import csrf, db, limiter, login_manager, migrate
+
+
+def create_app(config_class: type[Config] | None = None) -> Flask:
+    config_class = config_class or config_for_environment()
+    app = Flask(__name__, static_folder=str(BASE_DIR / "static"),
+                instance_path=str(BASE_DIR / "instance"))
+    app.config.from_object(config_class)
+    register_extensions(app)
+    register_blueprints(app)
+    register_error_handlers(app)
+    register_template_helpers(app)
+    register_cli(app)
+    register_proxy(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
+        (BASE_DIR / "instance").mkdir(exist_ok=True)
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"))
+    csrf.init_app(app)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message_category = "info"
+    with app.app_context():
+        configure_sqlite(db.engine)
+
+    from webapp.models import User
+
+    @login_manager.user_loader
+    def load_user(user_id: str):
+        return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+
+
+def configure_sqlite(engine: sa.Engine) -> None:
+    """SQLite: foreign keys on, and each transaction takes the write lock at BEGIN.
+
+    Without BEGIN IMMEDIATE, a read followed by a write in one transaction could act on
+    a stale read; with it, SQLite transactions run one at a time, like row locks would.
+    """
+    if engine.dialect.name != "sqlite":
+        return
+
+    @sa.event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def on_begin(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def register_blueprints(app: Flask) -> None:
+    from webapp import api, auth, credits, webhooks
+
+    for blueprint_package in (auth, credits, webhooks, api):
+        app.register_blueprint(blueprint_package.bp)
+    if app.config["SANDBOX_ENABLED"] and app.config["APP_ENV"] != "production":
+        from webapp import sandbox
+
+        app.register_blueprint(sandbox.bp)
+
+    @app.get("/")
+    def home():
+        return render_template("home.html")
+
+    @app.get("/healthz")
+    def healthz():
+        try:
+            db.session.execute(sa.text("SELECT 1"))
+        except sa.exc.SQLAlchemyError:
+            db.session.rollback()
+            return jsonify(status="unavailable"), 503
+        return jsonify(status="ok")
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        if request.path.startswith("/api/"):
+            name = (error.name or "error").lower().replace(" ", "_")
+            return jsonify(error=name, message=error.description), error.code
+        template = f"errors/{error.code}.html" if error.code in (403, 404) else "errors/error.html"
+        return render_template(template, error=error), error.code
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception):
+        app.logger.exception("unhandled error")
+        db.session.rollback()
+        if request.path.startswith("/api/"):
+            return jsonify(error="internal_error"), 500
+        return render_template("errors/error.html", error=None), 500
+
+
+def register_template_helpers(app: Flask) -> None:
+    from webapp.domain.pricing import format_money
+
+    app.jinja_env.filters["money"] = format_money
+    app.jinja_env.filters["credits"] = lambda n: f"{n:,}"
+    app.jinja_env.filters["signed"] = lambda n: f"{n:+,}"
+    app.jinja_env.globals["sandbox_enabled"] = app.config["SANDBOX_ENABLED"]
+    app.jinja_env.globals["status_words"] = lambda status: STATUS_WORDS.get(status, status)
+    app.jinja_env.globals["kind_words"] = lambda kind: KIND_WORDS.get(kind, kind)
+
+    @app.context_processor
+    def navigation():
+        from flask_login import current_user
+
+        def nav_links() -> list[tuple[str, str]]:
+            links = [(endpoint, label) for endpoint, label in NAV_LINKS
+                     if endpoint in app.view_functions]
+            if not getattr(current_user, "is_admin", False):
+                links = [link for link in links if not link[0].startswith("admin.")]
+            return links
+
+        return {"nav_links": nav_links}
+
+
+NAV_LINKS = (("account.index", "Account"), ("admin.dashboard", "Admin"))
+
+STATUS_WORDS = {
+    "pending": "Waiting for payment", "processing": "Payment processing", "paid": "Paid",
+    "failed": "Payment failed", "expired": "Checkout expired", "refunded": "Refunded",
+    "partially_refunded": "Partly refunded", "disputed": "Disputed",
+    "needs_review": "Under review",
+}
+KIND_WORDS = {
+    "purchase": "Purchase", "usage": "Usage", "refund": "Refund", "dispute": "Dispute",
+    "dispute_reversal": "Dispute won", "adjustment": "Adjustment", "grant": "Plan credits",
+    "expiry": "Expired",
+}
+
+
+def register_cli(app: Flask) -> None:
+    from webapp.cli import register
+
+    register(app)
+
+
+def register_proxy(app: Flask) -> None:
+    count = app.config["PROXY_COUNT"]
+    if count:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count,
+                                x_port=count, x_prefix=count)

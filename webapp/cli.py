@@ -1,0 +1,62 @@
+"""Command-line tools: `flask --app wsgi users ...` and `flask --app wsgi credits ...`."""
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from webapp.domain import ledger, users
+from webapp.domain.errors import DomainError
+
+users_cli = AppGroup("users", help="Manage users.")
+credits_cli = AppGroup("credits", help="Operate on credits.")
+
+DEMO_USER = ("demo@example.com", "demo-password")
+DEMO_ADMIN = ("admin@example.com", "admin-password")
+
+
+def _user_or_fail(email: str):
+    user = users.find_by_email(email)
+    if user is None:
+        raise click.ClickException(f"No user with email {email}.")
+    return user
+
+
+@users_cli.command("create-admin")
+@click.argument("email")
+@click.option("--password", help="Set this password (required when the user is new).")
+def create_admin(email: str, password: str | None):
+    """Give EMAIL the admin role, creating the user if needed."""
+    try:
+        user, created = users.make_admin(email, password)
+    except DomainError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{'Created' if created else 'Updated'} admin {user.email}")
+
+
+@users_cli.command("demo")
+def create_demo_users():
+    """Create the demo user and demo admin used by `make run` (idempotent)."""
+    for (email, password), is_admin in ((DEMO_USER, False), (DEMO_ADMIN, True)):
+        if users.find_by_email(email) is None:
+            users.create_user(email, password, is_admin=is_admin)
+    click.echo(f"Demo login: {DEMO_USER[0]} / {DEMO_USER[1]}")
+    click.echo(f"Demo admin login: {DEMO_ADMIN[0]} / {DEMO_ADMIN[1]}")
+
+
+@credits_cli.command("grant")
+@click.argument("email")
+@click.argument("credits", type=int)
+@click.option("--reason", required=True, help="Why; kept on the ledger row.")
+def grant(email: str, credits: int, reason: str):
+    """Give EMAIL a number of CREDITS (negative to remove), with a reason."""
+    user = _user_or_fail(email)
+    try:
+        balance = ledger.adjust(user.id, credits, reason)
+    except DomainError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{credits:+,} credits for {user.email}; balance now {balance:,}")
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(users_cli)
+    app.cli.add_command(credits_cli)

@@ -1,0 +1,146 @@
+"""Configuration classes; every value comes from the environment (and `.env`)."""
+
+import os
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+INSTANCE_DIR = BASE_DIR / "instance"
+
+load_dotenv(BASE_DIR / ".env")
+
+DEV_SECRET_KEY = "dev-only-secret-key-not-for-production"
+DEV_WEBHOOK_SECRET = "whsec_dev_only_sandbox_secret"
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def env_int(name: str, default: int) -> int:
+    raw = env_str(name)
+    return int(raw) if raw else default
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    raw = env_str(name).lower()
+    if not raw:
+        return default
+    return raw in {"1", "true", "yes", "on"}
+
+
+def env_int_list(name: str, default: str) -> tuple[int, ...]:
+    raw = env_str(name) or default
+    return tuple(int(part) for part in raw.split(",") if part.strip())
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Point plain postgres URLs at psycopg 3, the driver this project installs."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+class Config:
+    APP_ENV = "development"
+    SECRET_KEY = env_str("SECRET_KEY") or DEV_SECRET_KEY
+    SQLALCHEMY_DATABASE_URI = sqlalchemy_url(
+        env_str("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'credits.db'}"
+    )
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+
+    STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
+    STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET") or DEV_WEBHOOK_SECRET
+    STRIPE_API_BASE = env_str("STRIPE_API_BASE")
+    STRIPE_WEBHOOK_TOLERANCE = 300
+    # Tests inject an HTTP client here; None means the stripe library's own.
+    STRIPE_HTTP_CLIENT = None
+
+    PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL").rstrip("/")
+    CURRENCY = (env_str("CURRENCY") or "usd").lower()
+    CREDIT_UNIT_AMOUNT = env_int("CREDIT_UNIT_AMOUNT", 1)
+    CREDIT_PACKS = env_int_list("CREDIT_PACKS", "500,1000,2500,10000")
+    MIN_PURCHASE_CREDITS = env_int("MIN_PURCHASE_CREDITS", 50)
+    MAX_PURCHASE_CREDITS = env_int("MAX_PURCHASE_CREDITS", 1_000_000)
+    CUSTOMER_PAYS_FEES = env_bool("CUSTOMER_PAYS_FEES")
+    STRIPE_FEE_PERCENT = env_str("STRIPE_FEE_PERCENT") or "2.9"
+    STRIPE_FEE_FIXED = env_int("STRIPE_FEE_FIXED", 30)
+    PLANS = env_str("PLANS") or "basic:1000:900:expire,pro:5000:3900:rollover"
+    LOW_BALANCE_THRESHOLD = env_int("LOW_BALANCE_THRESHOLD", 100)
+
+    PROXY_COUNT = env_int("PROXY_COUNT", 0)
+    REDIS_URL = env_str("REDIS_URL")
+    MAX_CONTENT_LENGTH = 1024 * 1024
+    HISTORY_PAGE_SIZE = 25
+
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    WTF_CSRF_TIME_LIMIT = None
+
+    # The local checkout sandbox stands in for Stripe when no key is set.
+    SANDBOX_ENABLED = not STRIPE_SECRET_KEY
+
+
+class DevelopmentConfig(Config):
+    pass
+
+
+class TestConfig(Config):
+    APP_ENV = "testing"
+    TESTING = True
+    SECRET_KEY = "test-secret-key"
+    SQLALCHEMY_DATABASE_URI = "sqlite://"
+    STRIPE_SECRET_KEY = "sk_test_123"
+    STRIPE_WEBHOOK_SECRET = "whsec_test_secret"
+    STRIPE_API_BASE = ""
+    PUBLIC_BASE_URL = "https://credits.example.test"
+    CURRENCY = "usd"
+    CREDIT_UNIT_AMOUNT = 1
+    CREDIT_PACKS = (500, 1000, 2500, 10000)
+    MIN_PURCHASE_CREDITS = 50
+    MAX_PURCHASE_CREDITS = 1_000_000
+    CUSTOMER_PAYS_FEES = False
+    PLANS = "basic:1000:900:expire,pro:5000:3900:rollover"
+    WTF_CSRF_ENABLED = False
+    SANDBOX_ENABLED = False
+    RATELIMIT_ENABLED = False
+    REDIS_URL = ""
+    PROXY_COUNT = 0
+
+
+class ProductionConfig(Config):
+    APP_ENV = "production"
+    SANDBOX_ENABLED = False
+    SESSION_COOKIE_SECURE = True
+    REMEMBER_COOKIE_SECURE = True
+    PREFERRED_URL_SCHEME = "https"
+    REQUIRED = ("SECRET_KEY", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "DATABASE_URL")
+
+
+CONFIGS = {
+    "development": DevelopmentConfig,
+    "testing": TestConfig,
+    "production": ProductionConfig,
+}
+
+
+class ConfigurationError(RuntimeError):
+    pass
+
+
+def config_for_environment() -> type[Config]:
+    name = env_str("APP_ENV") or "development"
+    if name not in CONFIGS:
+        raise ConfigurationError(f"APP_ENV must be one of {', '.join(CONFIGS)}, not {name!r}")
+    config_class = CONFIGS[name]
+    if config_class is ProductionConfig:
+        missing = [var for var in ProductionConfig.REQUIRED if not env_str(var)]
+        if missing:
+            raise ConfigurationError(
+                "Production refuses to start: set " + ", ".join(missing)
+            )
+    return config_class

@@ -1,0 +1,79 @@
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from webapp.credits import bp
+from webapp.credits.forms import BuyForm
+from webapp.domain import checkout, ledger, pricing, reports, stripe_gateway
+from webapp.domain.errors import InvalidPurchaseError, PaymentProviderError
+
+
+@bp.before_request
+@login_required
+def require_login():
+    pass
+
+
+def render_index(form: BuyForm, status: int = 200):
+    return render_template(
+        "credits/index.html", form=form, account=reports.account_for(current_user.id),
+        recent=reports.ledger_page(current_user.id, None, 5).items,
+        packs=[pricing.quote(credits) for credits in current_app.config["CREDIT_PACKS"]],
+    ), status
+
+
+@bp.get("")
+def index():
+    return render_index(BuyForm())
+
+
+@bp.post("/checkout")
+def buy():
+    form = BuyForm()
+    if not form.validate_on_submit():
+        return render_index(form, 400)
+    try:
+        credits = pricing.parse_credits(form.credits.data)
+        purchase = checkout.start_checkout(current_user, credits,
+                                           checkout.public_base_url(request.url_root))
+    except InvalidPurchaseError as exc:
+        form.credits.errors.append(str(exc))
+        return render_index(form, 400)
+    except PaymentProviderError as exc:
+        flash(str(exc), "error")
+        return render_index(form, 502)
+    return redirect(purchase.checkout_url, code=303)
+
+
+@bp.get("/success")
+def success():
+    session_id = request.args.get("session_id", "")
+    purchase = reports.purchase_for_session(current_user.id, session_id)
+    if purchase is None:
+        abort(404)
+    if purchase.credited_at is None:
+        # The webhook may not have arrived yet: ask Stripe, fulfil through the same path.
+        try:
+            purchase = ledger.fulfil_checkout_session(
+                stripe_gateway.retrieve_checkout_session(session_id)).purchase or purchase
+        except PaymentProviderError:
+            flash("We could not check this payment with Stripe just now; "
+                  "your credits will arrive as soon as Stripe confirms it.", "info")
+    return render_template("credits/success.html", purchase=purchase,
+                           account=reports.account_for(current_user.id))
+
+
+@bp.get("/cancel")
+def cancel():
+    return render_template("credits/cancel.html")
+
+
+@bp.get("/history")
+def history():
+    before = request.args.get("before", type=int)
+    tab = "payments" if request.args.get("tab") == "payments" else "activity"
+    size = current_app.config["HISTORY_PAGE_SIZE"]
+    if tab == "payments":
+        page = reports.purchases_page(current_user.id, before, size)
+    else:
+        page = reports.ledger_page(current_user.id, before, size)
+    return render_template("credits/history.html", page=page, tab=tab, before=before)

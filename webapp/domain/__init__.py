@@ -1,0 +1,1 @@
+"""Domain logic: money (ledger), pricing, checkout and the Stripe gateway."""

@@ -1,0 +1,106 @@
+"""Starting a credits purchase: record it, then ask Stripe for a Checkout Session."""
+
+import logging
+
+import sqlalchemy as sa
+from flask import current_app
+
+from webapp.domain import pricing, stripe_gateway
+from webapp.domain.errors import PaymentProviderError
+from webapp.domain.transaction import atomic
+from webapp.extensions import db
+from webapp.models import Purchase, PurchaseStatus, User
+from webapp.models.types import utcnow
+
+log = logging.getLogger(__name__)
+
+TOPUP_PURPOSE = "credits_topup"
+
+
+def start_checkout(user: User, credits: int, base_url: str) -> Purchase:
+    """Record a pending purchase of `credits` and open its Checkout Session.
+
+    Bounds and Stripe's limits are checked before anything is stored or sent
+    (InvalidPurchaseError). A Stripe failure marks the attempt failed, credits
+    nothing and raises PaymentProviderError with a message for the user.
+    """
+    quote = pricing.quote(credits)
+    purchase = _record_purchase(user.id, quote)
+    try:
+        customer_id = ensure_customer(user)
+        session = stripe_gateway.create_checkout_session(
+            _session_params(purchase, customer_id, base_url),
+            idempotency_key=f"checkout-purchase-{purchase.id}",
+        )
+    except PaymentProviderError:
+        _abandon(purchase.id)
+        raise
+    with atomic():
+        purchase.stripe_checkout_session_id = session["id"]
+        purchase.checkout_url = session["url"]
+    return purchase
+
+
+def _record_purchase(user_id: int, quote: pricing.Quote) -> Purchase:
+    with atomic():
+        purchase = Purchase(
+            user_id=user_id, credits=quote.credits, value_cents=quote.value_cents,
+            fee_cents=quote.fee_cents, amount_cents=quote.amount_cents,
+            currency=quote.currency, status=PurchaseStatus.PENDING,
+        )
+        db.session.add(purchase)
+    return purchase
+
+
+def _abandon(purchase_id: int) -> None:
+    with atomic():
+        db.session.execute(
+            sa.update(Purchase)
+            .where(Purchase.id == purchase_id, Purchase.status == PurchaseStatus.PENDING)
+            .values(status=PurchaseStatus.FAILED, updated_at=utcnow(),
+                    review_reason="Checkout could not be started (Stripe error).")
+        )
+
+
+def ensure_customer(user: User) -> str:
+    """The user's Stripe customer id, created once and reused."""
+    if user.stripe_customer_id:
+        return user.stripe_customer_id
+    customer_id = stripe_gateway.create_customer(user.email, user.id)
+    with atomic():
+        db.session.execute(
+            sa.update(User)
+            .where(User.id == user.id, User.stripe_customer_id.is_(None))
+            .values(stripe_customer_id=customer_id)
+        )
+    db.session.refresh(user)
+    return user.stripe_customer_id
+
+
+def _session_params(purchase: Purchase, customer_id: str, base_url: str) -> dict:
+    currency = purchase.currency
+    line_items = [_line(currency, purchase.value_cents, f"{purchase.credits:,} credits")]
+    if purchase.fee_cents:
+        line_items.append(_line(currency, purchase.fee_cents, "Processing fee"))
+    metadata = {"purpose": TOPUP_PURPOSE, "user_id": str(purchase.user_id),
+                "purchase_id": str(purchase.id), "credits": str(purchase.credits)}
+    return {
+        "mode": "payment",
+        "customer": customer_id,
+        "client_reference_id": str(purchase.user_id),
+        "line_items": line_items,
+        "metadata": metadata,
+        "payment_intent_data": {"metadata": metadata},
+        "success_url": f"{base_url}/credits/success?session_id={{CHECKOUT_SESSION_ID}}",
+        "cancel_url": f"{base_url}/credits/cancel",
+    }
+
+
+def _line(currency: str, unit_amount: int, name: str) -> dict:
+    return {"quantity": 1, "price_data": {
+        "currency": currency, "unit_amount": unit_amount, "product_data": {"name": name}}}
+
+
+def public_base_url(request_root: str) -> str:
+    """Origin for success and cancel URLs: PUBLIC_BASE_URL, else the request's own."""
+    return current_app.config["PUBLIC_BASE_URL"] or request_root.rstrip("/")

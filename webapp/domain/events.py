@@ -1,0 +1,91 @@
+"""Recording Stripe events: each event id is handled once, failures are kept for review."""
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from webapp.domain.transaction import atomic
+from webapp.extensions import db
+from webapp.models import EventOutcome, StripeEvent
+from webapp.models.types import utcnow
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any]], str]
+
+
+def process_event(event: dict[str, Any], handle: Handler) -> str:
+    """Handle a verified event exactly once; returns its outcome.
+
+    The event row is claimed (inserted, or a failed one taken back) in the same
+    transaction as the handling, so a concurrent or later delivery of the same id
+    waits or finds it done. When handling raises, everything rolls back, the failure
+    is recorded in a transaction of its own, and the exception propagates.
+    """
+    try:
+        with atomic():
+            if not _claim(event):
+                return "duplicate"
+            outcome = handle(event)
+            if outcome != EventOutcome.PROCESSED:
+                _set_outcome(event["id"], outcome)
+            return outcome
+    except Exception as exc:
+        _record_failure(event, exc)
+        raise
+
+
+def _insert(values: dict[str, Any]):
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(StripeEvent).values(values)
+
+
+def _claim(event: dict[str, Any]) -> bool:
+    """Insert the event as processed, or take back a failed one; False when already done."""
+    now = utcnow()
+    stmt = _insert(_event_row(event, EventOutcome.PROCESSED, now))
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[StripeEvent.stripe_event_id],
+        set_={"outcome": EventOutcome.PROCESSED, "error": None, "processed_at": now,
+              "attempts": StripeEvent.attempts + 1},
+        where=StripeEvent.outcome == EventOutcome.FAILED,
+    )
+    return db.session.execute(stmt.returning(StripeEvent.id)).first() is not None
+
+
+def _event_row(event: dict[str, Any], outcome: str, now: datetime) -> dict[str, Any]:
+    created = event.get("created")
+    return {
+        "stripe_event_id": event["id"], "type": event["type"][:100],
+        "object_id": str(event["data"]["object"].get("id", ""))[:255] or None,
+        "outcome": outcome, "received_at": now, "processed_at": now,
+        "stripe_created_at": (datetime.fromtimestamp(created, timezone.utc)
+                              if isinstance(created, int) else None),
+    }
+
+
+def _set_outcome(event_id: str, outcome: str) -> None:
+    db.session.execute(sa.update(StripeEvent)
+                       .where(StripeEvent.stripe_event_id == event_id)
+                       .values(outcome=outcome))
+
+
+def _record_failure(event: dict[str, Any], exc: Exception) -> None:
+    error = f"{type(exc).__name__}: {exc}"[:2000]
+    log.exception("stripe event %s (%s) failed", event["id"], event["type"])
+    try:
+        with atomic():
+            stmt = _insert({**_event_row(event, EventOutcome.FAILED, utcnow()),
+                            "error": error, "processed_at": None})
+            db.session.execute(stmt.on_conflict_do_update(
+                index_elements=[StripeEvent.stripe_event_id],
+                set_={"error": error, "attempts": StripeEvent.attempts + 1},
+                where=StripeEvent.outcome == EventOutcome.FAILED,
+            ))
+    except Exception:  # the database itself may be what failed
+        log.exception("could not record the failure of stripe event %s", event["id"])

@@ -1,0 +1,196 @@
+"""The only code that writes ledger rows or changes balances; every public call is one transaction."""
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import sqlalchemy as sa
+
+from webapp.domain.errors import InsufficientCreditsError, InvalidAmountError
+from webapp.domain.transaction import atomic
+from webapp.extensions import db
+from webapp.models import CreditAccount, EntryKind, LedgerEntry, Purchase, PurchaseStatus
+from webapp.models.types import utcnow
+
+log = logging.getLogger(__name__)
+
+# Which running total on the account a kind of entry moves, besides the balance.
+_TOTAL_FOR_KIND = {EntryKind.PURCHASE: "purchased", EntryKind.GRANT: "granted",
+                   EntryKind.USAGE: "used"}
+
+
+class Fulfilment(str, Enum):
+    CREDITED = "credited"
+    ALREADY_CREDITED = "already_credited"
+    PROCESSING = "processing"
+    MISMATCH = "mismatch"
+    NOT_PAID = "not_paid"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class FulfilmentResult:
+    outcome: Fulfilment
+    purchase: Purchase | None = None
+
+
+def open_account(user_id: int) -> None:
+    """Create the user's empty credit account (joins the caller's transaction)."""
+    db.session.add(CreditAccount(user_id=user_id, balance=0))
+
+
+def post_entry(user_id: int, credits: int, kind: str, *, allow_negative: bool = True,
+               **refs: Any) -> int:
+    """Move `credits` (signed) on the account and append the ledger row; returns the balance.
+
+    Joins the caller's transaction: the row and the balance commit together or not at
+    all. With `allow_negative=False` a debit that would go below zero changes nothing
+    and raises InsufficientCreditsError. `refs` are LedgerEntry columns (purchase_id,
+    grant_id, actor_id, reference, description).
+    """
+    account = CreditAccount.__table__.c
+    values: dict[str, Any] = {"balance": account.balance + credits, "updated_at": utcnow()}
+    total = _TOTAL_FOR_KIND.get(kind)
+    if total:
+        values[total] = account[total] + abs(credits)
+    update = sa.update(CreditAccount).where(account.user_id == user_id)
+    if not allow_negative:
+        update = update.where(account.balance + credits >= 0)
+    balance = db.session.execute(
+        update.values(values).returning(account.balance)
+    ).scalar_one_or_none()
+    if balance is None:
+        raise InsufficientCreditsError(current_balance(user_id))
+    db.session.execute(sa.insert(LedgerEntry).values(
+        user_id=user_id, kind=kind, credits=credits, balance_after=balance,
+        created_at=utcnow(), **refs))
+    return balance
+
+
+def current_balance(user_id: int) -> int:
+    return db.session.scalar(
+        sa.select(CreditAccount.balance).where(CreditAccount.user_id == user_id)) or 0
+
+
+def _locked_purchase_for_session(session: Mapping[str, Any]) -> Purchase | None:
+    """The purchase behind a Checkout Session, row-locked until the transaction ends.
+
+    Found by session id; a session whose id was never stored (the app stopped between
+    creating it and saving the id) is matched through its metadata instead.
+    """
+    by_session = sa.select(Purchase).where(Purchase.stripe_checkout_session_id == session["id"])
+    purchase = db.session.scalars(by_session.with_for_update()).first()
+    if purchase is not None:
+        return purchase
+    metadata = session.get("metadata") or {}
+    purchase_id, user_id = metadata.get("purchase_id"), metadata.get("user_id")
+    if not (str(purchase_id).isdigit() and str(user_id).isdigit()):
+        return None
+    by_metadata = sa.select(Purchase).where(
+        Purchase.id == int(purchase_id), Purchase.user_id == int(user_id),
+        Purchase.stripe_checkout_session_id.is_(None))
+    purchase = db.session.scalars(by_metadata.with_for_update()).first()
+    if purchase is not None:
+        purchase.stripe_checkout_session_id = session["id"]
+    return purchase
+
+
+def _mismatch(purchase: Purchase, session: Mapping[str, Any]) -> str | None:
+    amount, currency = session.get("amount_total"), (session.get("currency") or "").lower()
+    if amount != purchase.amount_cents or currency != purchase.currency:
+        return (f"Stripe reported {amount} {currency or '?'} but the purchase was "
+                f"recorded at {purchase.amount_cents} {purchase.currency}")
+    return None
+
+
+def fulfil_checkout_session(session: Mapping[str, Any]) -> FulfilmentResult:
+    """Credit the purchase behind a Checkout Session at most once; commits.
+
+    `session` is the Checkout Session as Stripe reports it (webhook, success page or
+    reconcile). The credits are those recorded when the purchase was created. An
+    unpaid completed session (a delayed method) marks the purchase processing; a
+    different amount or currency credits nothing and flags the purchase for review.
+    """
+    with atomic():
+        purchase = _locked_purchase_for_session(session)
+        if purchase is None:
+            return FulfilmentResult(Fulfilment.UNKNOWN)
+        if purchase.credited_at is not None:
+            return FulfilmentResult(Fulfilment.ALREADY_CREDITED, purchase)
+        if purchase.status == PurchaseStatus.NEEDS_REVIEW:
+            return FulfilmentResult(Fulfilment.MISMATCH, purchase)
+        reason = _mismatch(purchase, session)
+        if reason:
+            _set_status(purchase, PurchaseStatus.NEEDS_REVIEW, review_reason=reason)
+            log.warning("purchase %s needs review: %s", purchase.id, reason)
+            return FulfilmentResult(Fulfilment.MISMATCH, purchase)
+        payment_status = session.get("payment_status")
+        if payment_status not in ("paid", "no_payment_required"):
+            if session.get("status") == "complete" and purchase.status == PurchaseStatus.PENDING:
+                _set_status(purchase, PurchaseStatus.PROCESSING)
+                return FulfilmentResult(Fulfilment.PROCESSING, purchase)
+            return FulfilmentResult(Fulfilment.NOT_PAID, purchase)
+        _credit_purchase(purchase, session)
+        return FulfilmentResult(Fulfilment.CREDITED, purchase)
+
+
+def _credit_purchase(purchase: Purchase, session: Mapping[str, Any]) -> None:
+    now = utcnow()
+    _set_status(purchase, PurchaseStatus.PAID, credited_at=now,
+                stripe_payment_intent_id=_id_of(session.get("payment_intent")))
+    db.session.flush()
+    post_entry(purchase.user_id, purchase.credits, EntryKind.PURCHASE,
+               purchase_id=purchase.id, reference=session["id"],
+               description=f"Bought {purchase.credits:,} credits")
+
+
+def _set_status(purchase: Purchase, status: str, **fields: Any) -> None:
+    purchase.status = status
+    purchase.updated_at = utcnow()
+    for name, value in fields.items():
+        if value is not None:
+            setattr(purchase, name, value)
+
+
+def _id_of(value: Any) -> str | None:
+    """Stripe sends related objects as an id or, when expanded, as the object."""
+    if isinstance(value, Mapping):
+        return value.get("id")
+    return value
+
+
+def mark_session_failed(session: Mapping[str, Any]) -> FulfilmentResult:
+    """A delayed payment failed: the purchase is failed, nothing is credited; commits."""
+    return _mark_uncredited(session, PurchaseStatus.FAILED,
+                            (PurchaseStatus.PENDING, PurchaseStatus.PROCESSING))
+
+
+def mark_session_expired(session: Mapping[str, Any]) -> FulfilmentResult:
+    """The Checkout Session expired unpaid: an open purchase is expired; commits."""
+    return _mark_uncredited(session, PurchaseStatus.EXPIRED, (PurchaseStatus.PENDING,))
+
+
+def _mark_uncredited(session: Mapping[str, Any], status: str,
+                     from_states: tuple[str, ...]) -> FulfilmentResult:
+    with atomic():
+        purchase = _locked_purchase_for_session(session)
+        if purchase is None:
+            return FulfilmentResult(Fulfilment.UNKNOWN)
+        if purchase.credited_at is None and purchase.status in from_states:
+            _set_status(purchase, status)
+        return FulfilmentResult(Fulfilment.NOT_PAID, purchase)
+
+
+def adjust(user_id: int, credits: int, reason: str, *, actor_id: int | None = None) -> int:
+    """Add (or with a negative number, remove) credits by hand; returns the balance; commits.
+
+    `reason` is required. A removal never takes the balance below zero
+    (InsufficientCreditsError); `actor_id` is the admin who did it, None for operators.
+    """
+    if credits == 0 or not reason.strip():
+        raise InvalidAmountError("An adjustment needs a non-zero number of credits and a reason.")
+    with atomic():
+        return post_entry(user_id, credits, EntryKind.ADJUSTMENT, allow_negative=False,
+                          actor_id=actor_id, description=reason.strip()[:500])

@@ -1,0 +1,94 @@
+"""What credits cost: the quote shown before paying and charged at checkout."""
+
+import math
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from flask import current_app
+
+from webapp.domain.errors import InvalidPurchaseError
+
+# Stripe's smallest charge per currency, in minor units (default 50).
+STRIPE_MINIMUM_CHARGE = {"usd": 50, "eur": 50, "gbp": 30, "cad": 50, "aud": 50, "chf": 50,
+                         "jpy": 50, "inr": 50, "sek": 300, "nok": 300, "dkk": 250, "mxn": 1000}
+STRIPE_MAXIMUM_CHARGE = 99_999_999
+ZERO_DECIMAL_CURRENCIES = {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg",
+                           "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"}
+
+
+@dataclass(frozen=True)
+class Quote:
+    credits: int
+    value_cents: int
+    fee_cents: int
+    amount_cents: int
+    currency: str
+
+
+def fee_for(value_cents: int, percent: Decimal, fixed_cents: int) -> int:
+    """Fee so that `value` remains after Stripe's percent + fixed fee (minor units)."""
+    if value_cents <= 0:
+        return 0
+    total = Decimal(value_cents + fixed_cents) / (1 - percent / 100)
+    return math.ceil(total) - value_cents
+
+
+def parse_credits(raw) -> int:
+    """An integer count of credits from a form or JSON value, or InvalidPurchaseError."""
+    if isinstance(raw, bool) or raw is None:
+        raise InvalidPurchaseError("Enter a whole number of credits.")
+    if isinstance(raw, int):
+        return raw
+    text = str(raw).strip()
+    if not text.lstrip("-").isdigit() or len(text) > 12:
+        raise InvalidPurchaseError("Enter a whole number of credits.")
+    return int(text)
+
+
+def quote(credits: int) -> Quote:
+    """Price `credits` with the configured unit price and fee model; enforce the bounds."""
+    config = current_app.config
+    low, high = config["MIN_PURCHASE_CREDITS"], config["MAX_PURCHASE_CREDITS"]
+    if not low <= credits <= high:
+        raise InvalidPurchaseError(f"Buy between {low:,} and {high:,} credits.")
+    currency = config["CURRENCY"]
+    value = credits * config["CREDIT_UNIT_AMOUNT"]
+    fee = 0
+    if config["CUSTOMER_PAYS_FEES"]:
+        fee = fee_for(value, Decimal(config["STRIPE_FEE_PERCENT"]), config["STRIPE_FEE_FIXED"])
+    amount = value + fee
+    minimum = STRIPE_MINIMUM_CHARGE.get(currency, 50)
+    if amount < minimum:
+        raise InvalidPurchaseError(
+            f"The smallest payment is {format_money(minimum, currency)}; buy more credits."
+        )
+    if amount > STRIPE_MAXIMUM_CHARGE:
+        raise InvalidPurchaseError("That is more than one payment can be; buy fewer credits.")
+    return Quote(credits, value, fee, amount, currency)
+
+
+def minor_units_per_major(currency: str) -> int:
+    return 1 if currency.lower() in ZERO_DECIMAL_CURRENCIES else 100
+
+
+def format_money(cents: int, currency: str) -> str:
+    per_major = minor_units_per_major(currency)
+    sign = "-" if cents < 0 else ""
+    if per_major == 1:
+        return f"{sign}{abs(cents):,} {currency.upper()}"
+    major, minor = divmod(abs(cents), per_major)
+    return f"{sign}{major:,}.{minor:02d} {currency.upper()}"
+
+
+def parse_money(text: str, currency: str) -> int:
+    """'12.50' in the currency's major unit -> 1250 minor units; ValueError when malformed."""
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation as exc:
+        raise ValueError("not a number") from exc
+    if not value.is_finite():
+        raise ValueError("not a number")
+    cents = value * minor_units_per_major(currency)
+    if cents != cents.to_integral_value() or cents <= 0:
+        raise ValueError("not a positive amount in this currency")
+    return int(cents)

@@ -1,0 +1,138 @@
+"""The only module that talks to Stripe: API calls through StripeClient, webhook verification."""
+
+import json
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import stripe
+from flask import current_app
+
+from webapp.domain.errors import PaymentProviderError, SignatureError
+
+log = logging.getLogger(__name__)
+
+USER_MESSAGE = "Payments are unavailable right now; nothing was charged. Please try again."
+
+
+def _client() -> stripe.StripeClient:
+    """One StripeClient per app, built from its configuration (or the sandbox double)."""
+    app = current_app._get_current_object()
+    client = app.extensions.get("stripe_client")
+    if client is None:
+        config = app.config
+        http_client = config["STRIPE_HTTP_CLIENT"]
+        api_key = config["STRIPE_SECRET_KEY"]
+        if not api_key and config["SANDBOX_ENABLED"]:
+            from webapp.sandbox.stripe_double import sandbox_double
+
+            api_key, http_client = "sk_test_sandbox", sandbox_double(app)
+        base = {"api": config["STRIPE_API_BASE"]} if config["STRIPE_API_BASE"] else None
+        client = stripe.StripeClient(
+            api_key, http_client=http_client, base_addresses=base, max_network_retries=2
+        )
+        app.extensions["stripe_client"] = client
+    return client
+
+
+def _plain(obj) -> dict[str, Any]:
+    return obj.to_dict(recursive=True) if hasattr(obj, "to_dict") else dict(obj)
+
+
+def _call(description: str, func, *args, **kwargs):
+    try:
+        return func(*args, **kwargs)
+    except stripe.StripeError as exc:
+        # Log Stripe's own code and request id, never the request parameters.
+        log.warning("stripe %s failed: %s (%s, request %s)", description,
+                    type(exc).__name__, getattr(exc, "code", None),
+                    getattr(exc, "request_id", None))
+        raise PaymentProviderError(USER_MESSAGE) from exc
+
+
+def create_customer(email: str, user_id: int) -> str:
+    customer = _call(
+        "customer create", _client().v1.customers.create,
+        params={"email": email, "metadata": {"user_id": str(user_id)}},
+        options={"idempotency_key": f"customer-user-{user_id}"},
+    )
+    return customer.id
+
+
+def create_checkout_session(params: Mapping[str, Any], idempotency_key: str) -> dict[str, Any]:
+    session = _call(
+        "checkout session create", _client().v1.checkout.sessions.create,
+        params=dict(params), options={"idempotency_key": idempotency_key},
+    )
+    return _plain(session)
+
+
+def retrieve_checkout_session(session_id: str) -> dict[str, Any]:
+    return _plain(_call("checkout session retrieve",
+                        _client().v1.checkout.sessions.retrieve, session_id))
+
+
+def list_checkout_sessions(created_since: int) -> Iterator[dict[str, Any]]:
+    """Every Checkout Session created since the Unix time, following all pages."""
+    page = _call("checkout session list", _client().v1.checkout.sessions.list,
+                 params={"created": {"gte": created_since}, "limit": 100})
+    for session in page.auto_paging_iter():
+        yield _plain(session)
+
+
+def retrieve_charge(charge_id: str) -> dict[str, Any]:
+    return _plain(_call("charge retrieve", _client().v1.charges.retrieve, charge_id))
+
+
+def create_refund(payment_intent_id: str, amount_cents: int | None, idempotency_key: str) -> dict:
+    params: dict[str, Any] = {"payment_intent": payment_intent_id}
+    if amount_cents is not None:
+        params["amount"] = amount_cents
+    refund = _call("refund create", _client().v1.refunds.create, params=params,
+                   options={"idempotency_key": idempotency_key})
+    return _plain(refund)
+
+
+def create_portal_session(customer_id: str, return_url: str) -> dict[str, Any]:
+    portal = _call("portal session create", _client().v1.billing_portal.sessions.create,
+                   params={"customer": customer_id, "return_url": return_url})
+    return _plain(portal)
+
+
+def verify_event(payload: bytes, signature_header: str | None) -> dict[str, Any]:
+    """The event in a webhook delivery, after checking its signature on the raw bytes.
+
+    Raises SignatureError for a missing or wrong signature, a stale timestamp, or a
+    body that is not a Stripe event.
+    """
+    config = current_app.config
+    if not signature_header:
+        raise SignatureError("missing Stripe-Signature header")
+    try:
+        text = payload.decode("utf-8")
+        stripe.WebhookSignature.verify_header(
+            text, signature_header, config["STRIPE_WEBHOOK_SECRET"],
+            config["STRIPE_WEBHOOK_TOLERANCE"],
+        )
+        event = json.loads(text)
+    except (stripe.SignatureVerificationError, UnicodeDecodeError, ValueError) as exc:
+        raise SignatureError(str(exc).split("\n")[0][:200]) from exc
+    if not _looks_like_event(event):
+        raise SignatureError("body is not a Stripe event")
+    return event
+
+
+def _looks_like_event(event: Any) -> bool:
+    return (
+        isinstance(event, dict)
+        and event.get("object") == "event"
+        and isinstance(event.get("id"), str)
+        and isinstance(event.get("type"), str)
+        and isinstance(event.get("data"), dict)
+        and isinstance(event["data"].get("object"), dict)
+    )
+
+
+def sign_payload(payload: str, secret: str, timestamp: int | None = None) -> str:
+    """A Stripe-Signature header for `payload`, exactly as Stripe computes it."""
+    return stripe.WebhookSignature.generate_signature_header(payload, secret, timestamp)

@@ -1,0 +1,33 @@
+"""One unit of work per public domain call; nested calls join the outer one."""
+
+from contextlib import contextmanager
+from functools import wraps
+
+from webapp.extensions import db
+
+
+@contextmanager
+def atomic():
+    """Commit when the outermost block succeeds; roll everything back when it fails."""
+    session = db.session
+    depth = session.info.get("atomic_depth", 0)
+    session.info["atomic_depth"] = depth + 1
+    try:
+        yield session
+        if depth == 0:
+            session.commit()
+    except BaseException:
+        if depth == 0:
+            session.rollback()
+        raise
+    finally:
+        session.info["atomic_depth"] = depth
+
+
+def transactional(func):
+    @wraps(func)
+    def wrapper(*args, **kwargs):
+        with atomic():
+            return func(*args, **kwargs)
+
+    return wrapper

@@ -1,0 +1,152 @@
+"""The append-only ledger, purchases, disputes, grants and usage idempotency records."""
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from webapp.extensions import db
+from webapp.models.types import BigIntId, UTCDateTime, utcnow
+
+
+class EntryKind:
+    PURCHASE = "purchase"
+    USAGE = "usage"
+    REFUND = "refund"
+    DISPUTE = "dispute"
+    DISPUTE_WON = "dispute_reversal"
+    ADJUSTMENT = "adjustment"
+    GRANT = "grant"
+    EXPIRY = "expiry"
+
+
+class PurchaseStatus:
+    PENDING = "pending"
+    PROCESSING = "processing"
+    PAID = "paid"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    REFUNDED = "refunded"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    DISPUTED = "disputed"
+    NEEDS_REVIEW = "needs_review"
+
+    ALL = (
+        PENDING, PROCESSING, PAID, FAILED, EXPIRED,
+        REFUNDED, PARTIALLY_REFUNDED, DISPUTED, NEEDS_REVIEW,
+    )
+
+
+class LedgerEntry(db.Model):
+    """One balance change. Never updated, never deleted."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        sa.Index("ix_ledger_entries_user_id_id", "user_id", "id"),
+        sa.Index("ix_ledger_entries_created_at", "created_at"),
+        # A purchase is credited at most once, whatever reaches it.
+        sa.Index(
+            "uq_ledger_entries_purchase_credit",
+            "purchase_id",
+            unique=True,
+            sqlite_where=sa.text("kind = 'purchase'"),
+            postgresql_where=sa.text("kind = 'purchase'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
+    kind: Mapped[str] = mapped_column(sa.String(20))
+    credits: Mapped[int] = mapped_column(sa.BigInteger)
+    balance_after: Mapped[int] = mapped_column(sa.BigInteger)
+    purchase_id: Mapped[int | None] = mapped_column(sa.ForeignKey("purchases.id"))
+    grant_id: Mapped[int | None] = mapped_column(sa.ForeignKey("credit_grants.id"))
+    actor_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    # Stripe object (event, refund, dispute, invoice) or API key behind the change.
+    reference: Mapped[str | None] = mapped_column(sa.String(255))
+    description: Mapped[str | None] = mapped_column(sa.String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    purchase: Mapped["Purchase | None"] = relationship()
+
+
+class Purchase(db.Model):
+    """One Checkout Session for credits, recorded before Stripe is asked for it."""
+
+    __tablename__ = "purchases"
+    __table_args__ = (
+        sa.Index("ix_purchases_user_id_id", "user_id", "id"),
+        sa.Index("ix_purchases_status_id", "status", "id"),
+        sa.Index("ix_purchases_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
+    credits: Mapped[int] = mapped_column(sa.BigInteger)
+    # What the credits are worth, the fee line, and what the customer is charged.
+    value_cents: Mapped[int] = mapped_column(sa.BigInteger)
+    fee_cents: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    amount_cents: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    status: Mapped[str] = mapped_column(sa.String(20), default=PurchaseStatus.PENDING)
+    stripe_checkout_session_id: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(sa.String(255), index=True)
+    stripe_charge_id: Mapped[str | None] = mapped_column(sa.String(255), index=True)
+    checkout_url: Mapped[str | None] = mapped_column(sa.Text)
+    credited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Cumulative figures: refunds and disputes only ever add the difference.
+    amount_refunded_cents: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    credits_refunded: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    credits_disputed: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    review_reason: Mapped[str | None] = mapped_column(sa.String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    user: Mapped["User"] = relationship()  # noqa: F821
+
+
+class Dispute(db.Model):
+    __tablename__ = "disputes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stripe_dispute_id: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    purchase_id: Mapped[int] = mapped_column(sa.ForeignKey("purchases.id"), index=True)
+    amount_cents: Mapped[int] = mapped_column(sa.BigInteger)
+    credits_taken: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    status: Mapped[str] = mapped_column(sa.String(40))
+    # Set once the dispute is closed; a won dispute has given its credits back.
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CreditGrant(db.Model):
+    """Credits from a subscription invoice; they may expire at the period's end."""
+
+    __tablename__ = "credit_grants"
+    __table_args__ = (sa.Index("ix_credit_grants_user_id_expires_at", "user_id", "expires_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
+    subscription_id: Mapped[int | None] = mapped_column(sa.ForeignKey("subscriptions.id"))
+    stripe_invoice_id: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
+    plan_code: Mapped[str | None] = mapped_column(sa.String(50))
+    credits: Mapped[int] = mapped_column(sa.BigInteger)
+    remaining: Mapped[int] = mapped_column(sa.BigInteger)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UsageRequest(db.Model):
+    """The first answer to a usage call with an Idempotency-Key, replayed on retries."""
+
+    __tablename__ = "usage_requests"
+    __table_args__ = (sa.UniqueConstraint("user_id", "idempotency_key"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
+    idempotency_key: Mapped[str] = mapped_column(sa.String(255))
+    request_hash: Mapped[str] = mapped_column(sa.String(64))
+    response_status: Mapped[int] = mapped_column()
+    response_body: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

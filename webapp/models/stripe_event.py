@@ -1,0 +1,32 @@
+"""Every Stripe event received, with what came of it."""
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from webapp.extensions import db
+from webapp.models.types import BigIntId, UTCDateTime, utcnow
+
+
+class EventOutcome:
+    PROCESSED = "processed"
+    IGNORED = "ignored"
+    UNMATCHED = "unmatched"  # a credits event for a session this app never created
+    FAILED = "failed"
+
+
+class StripeEvent(db.Model):
+    __tablename__ = "stripe_events"
+    __table_args__ = (sa.Index("ix_stripe_events_outcome_received_at", "outcome", "received_at"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    stripe_event_id: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    type: Mapped[str] = mapped_column(sa.String(100))
+    object_id: Mapped[str | None] = mapped_column(sa.String(255))
+    outcome: Mapped[str] = mapped_column(sa.String(20))
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    attempts: Mapped[int] = mapped_column(default=1, server_default="1")
+    stripe_created_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,252 @@
+"""An in-process Stripe API double, plugged into the `stripe` library as its HTTP client.
+
+The development sandbox uses it so the app's Stripe code runs unchanged without keys;
+the tests use it with Stripe's published example objects as templates, so every request
+is checked as it leaves the library. It knows the few endpoints this app calls.
+"""
+
+import copy
+import itertools
+import json
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import stripe
+
+Templates = Callable[[str], dict[str, Any]]
+
+
+def minimal_templates(object_type: str) -> dict[str, Any]:
+    """Bare objects of each type, for the sandbox (tests use Stripe's full examples)."""
+    return {"object": object_type, "livemode": False, "metadata": {}}
+
+
+def decode_form(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """Stripe's bracketed form encoding (`a[b][0][c]=v`) back into nested dicts and lists."""
+    root: dict[str, Any] = {}
+    for key, value in pairs:
+        parts = key.replace("]", "").split("[")
+        node = root
+        for part, following in zip(parts, parts[1:]):
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return _lists_from_numbered_dicts(root)
+
+
+def _lists_from_numbered_dicts(node: Any) -> Any:
+    if not isinstance(node, dict):
+        return node
+    converted = {key: _lists_from_numbered_dicts(value) for key, value in node.items()}
+    if converted and all(key.isdigit() for key in converted):
+        return [converted[key] for key in sorted(converted, key=int)]
+    return converted
+
+
+class StripeDouble(stripe.HTTPClient):
+    name = "stripe_double"
+
+    def __init__(self, templates: Templates = minimal_templates, checkout_base: str | None = None):
+        super().__init__()
+        self.templates = templates
+        self.checkout_base = checkout_base
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.requests: list[dict[str, Any]] = []
+        self.failures: list[tuple[str, int, dict]] = []
+        self._idempotent: dict[str, tuple[str, int]] = {}
+        self._lock = threading.RLock()
+        self._counter = itertools.count(1)
+
+    # --- the HTTPClient interface -------------------------------------------------
+
+    def request(self, method, url, headers, post_data=None, *, _usage=None):
+        parts = urlsplit(url)
+        raw = post_data if method == "post" else parts.query
+        if isinstance(raw, bytes):
+            raw = raw.decode()
+        params = decode_form(parse_qsl(raw or "", keep_blank_values=True))
+        key = (headers or {}).get("Idempotency-Key")
+        with self._lock:
+            self.requests.append({"method": method, "path": parts.path, "params": params,
+                                  "idempotency_key": key, "headers": dict(headers or {})})
+            if key and key in self._idempotent:
+                body, status = self._idempotent[key]
+                return body, status, {"Idempotent-Replayed": "true"}
+            status, obj = self._answer(method, parts.path, params)
+            body = json.dumps(obj)
+            if key and status < 500:
+                self._idempotent[key] = (body, status)
+        return body, status, {"Request-Id": f"req_{next(self._counter)}"}
+
+    def close(self):
+        pass
+
+    # --- what tests and the sandbox use -------------------------------------------
+
+    def fail_next(self, path_prefix: str, status: int = 500, error_type: str = "api_error"):
+        """The next request under `path_prefix` gets this error instead of an answer."""
+        self.failures.append((path_prefix, status, {"error": {
+            "type": error_type, "message": "Injected failure from the Stripe double."}}))
+
+    def requests_to(self, method: str, path_prefix: str) -> list[dict[str, Any]]:
+        return [r for r in self.requests
+                if r["method"] == method and r["path"].startswith(path_prefix)]
+
+    def new_object(self, object_type: str, prefix: str, **fields) -> dict[str, Any]:
+        obj = copy.deepcopy(self.templates(object_type))
+        obj.update(fields)
+        obj.setdefault("id", f"{prefix}_{secrets.token_hex(12)}")
+        obj["object"] = object_type
+        obj.setdefault("created", int(time.time()))
+        with self._lock:
+            self.objects[obj["id"]] = obj
+        return obj
+
+    def complete_checkout_session(self, session_id: str, *, paid: bool = True) -> dict[str, Any]:
+        """The customer pays (or starts a delayed payment): the session as Stripe then has it."""
+        with self._lock:
+            session = self.objects[session_id]
+            session["status"] = "complete"
+            session["payment_status"] = "paid" if paid else "unpaid"
+            if session.get("mode") == "payment" and not session.get("payment_intent"):
+                intent = self.new_object("payment_intent", "pi", amount=session["amount_total"],
+                                         currency=session["currency"], status="succeeded")
+                charge = self.new_object("charge", "ch", amount=session["amount_total"],
+                                         currency=session["currency"], amount_refunded=0,
+                                         refunded=False, payment_intent=intent["id"])
+                intent["latest_charge"] = charge["id"]
+                session["payment_intent"] = intent["id"]
+            return copy.deepcopy(session)
+
+    def expire_checkout_session(self, session_id: str) -> dict[str, Any]:
+        with self._lock:
+            session = self.objects[session_id]
+            session["status"] = "expired"
+            return copy.deepcopy(session)
+
+    # --- routing ------------------------------------------------------------------
+
+    def _answer(self, method: str, path: str, params: dict[str, Any]) -> tuple[int, dict]:
+        for index, (prefix, status, error) in enumerate(self.failures):
+            if path.startswith(prefix):
+                del self.failures[index]
+                return status, error
+        segments = path.strip("/").split("/")[1:]  # drop "v1"
+        route = "/".join(segment if not _looks_like_id(segment) else "{id}"
+                         for segment in segments)
+        handler = getattr(self, f"_{method}_{route.replace('/', '_').replace('{id}', 'id')}",
+                          None)
+        if handler is None:
+            return 404, _error("invalid_request_error", f"Unknown route {method} {path}")
+        object_id = next((s for s in segments if _looks_like_id(s)), None)
+        return handler(params, object_id) if object_id else handler(params)
+
+    def _stored(self, object_id: str) -> tuple[int, dict]:
+        obj = self.objects.get(object_id)
+        if obj is None:
+            return 404, _error("invalid_request_error", f"No such object: '{object_id}'",
+                               code="resource_missing")
+        return 200, copy.deepcopy(obj)
+
+    def _post_customers(self, params):
+        return 200, self.new_object("customer", "cus", email=params.get("email"),
+                                    metadata=params.get("metadata", {}))
+
+    def _post_checkout_sessions(self, params):
+        items = params.get("line_items", [])
+        amount = sum(int(i["price_data"]["unit_amount"]) * int(i.get("quantity", 1))
+                     for i in items if "price_data" in i)
+        mode = params.get("mode", "payment")
+        session = self.new_object(
+            "checkout.session", "cs_test",
+            mode=mode, status="open", payment_status="unpaid",
+            amount_total=amount, amount_subtotal=amount,
+            currency=params.get("currency") or (items[0]["price_data"]["currency"]
+                                                if items and "price_data" in items[0] else "usd"),
+            customer=params.get("customer"), client_reference_id=params.get("client_reference_id"),
+            metadata=params.get("metadata", {}), success_url=params.get("success_url"),
+            cancel_url=params.get("cancel_url"), payment_intent=None, subscription=None,
+            expires_at=int(time.time()) + 24 * 3600,
+        )
+        session["url"] = self._checkout_url(session)
+        return 200, copy.deepcopy(session)
+
+    def _checkout_url(self, session: dict[str, Any]) -> str:
+        if self.checkout_base is not None:
+            return f"{self.checkout_base}/sandbox/checkout/{session['id']}"
+        return f"https://checkout.stripe.com/c/pay/{session['id']}"
+
+    def _get_checkout_sessions_id(self, params, session_id):
+        return self._stored(session_id)
+
+    def _get_checkout_sessions(self, params):
+        since = int(params.get("created", {}).get("gte", 0))
+        limit = int(params.get("limit", 10))
+        sessions = sorted((o for o in self.objects.values()
+                           if o["object"] == "checkout.session" and o["created"] >= since),
+                          key=lambda o: (-o["created"], o["id"]))
+        after = params.get("starting_after")
+        if after:
+            ids = [s["id"] for s in sessions]
+            sessions = sessions[ids.index(after) + 1:] if after in ids else []
+        page = sessions[:limit]
+        return 200, {"object": "list", "url": "/v1/checkout/sessions",
+                     "has_more": len(sessions) > limit, "data": copy.deepcopy(page)}
+
+    def _get_charges_id(self, params, charge_id):
+        return self._stored(charge_id)
+
+    def _get_payment_intents_id(self, params, intent_id):
+        return self._stored(intent_id)
+
+    def _post_refunds(self, params):
+        intent = self.objects.get(params.get("payment_intent", ""))
+        if intent is None:
+            return 404, _error("invalid_request_error", "No such payment_intent",
+                               code="resource_missing")
+        charge = self.objects[intent["latest_charge"]]
+        left = charge["amount"] - charge["amount_refunded"]
+        amount = int(params.get("amount", left))
+        if amount <= 0 or amount > left:
+            return 400, _error("invalid_request_error",
+                               "Refund amount is greater than unrefunded amount on charge",
+                               code="amount_too_large")
+        charge["amount_refunded"] += amount
+        charge["refunded"] = charge["amount_refunded"] == charge["amount"]
+        refund = self.new_object("refund", "re", amount=amount, charge=charge["id"],
+                                 payment_intent=intent["id"], currency=charge["currency"],
+                                 status="succeeded")
+        return 200, copy.deepcopy(refund)
+
+    def _post_billing_portal_sessions(self, params):
+        portal = self.new_object("billing_portal.session", "bps", customer=params.get("customer"),
+                                 return_url=params.get("return_url"))
+        if self.checkout_base is not None:
+            portal["url"] = f"{self.checkout_base}/sandbox/portal/{portal['id']}"
+        else:
+            portal["url"] = f"https://billing.stripe.com/p/session/{portal['id']}"
+        return 200, copy.deepcopy(portal)
+
+
+def _looks_like_id(segment: str) -> bool:
+    return "_" in segment and segment.split("_", 1)[0] in {
+        "cs", "cus", "ch", "pi", "re", "in", "sub", "bps", "dp", "price", "prod", "evt"}
+
+
+def _error(error_type: str, message: str, code: str | None = None) -> dict[str, Any]:
+    error = {"type": error_type, "message": message}
+    if code:
+        error["code"] = code
+    return {"error": error}
+
+
+def sandbox_double(app) -> StripeDouble:
+    """The app's sandbox double, created on first use."""
+    double = app.extensions.get("stripe_sandbox")
+    if double is None:
+        double = StripeDouble(minimal_templates, checkout_base="")
+        app.extensions["stripe_sandbox"] = double
+    return double

@@ -1,0 +1,44 @@
+"""Maps each Stripe event type to one domain call; returns the event's outcome."""
+
+from collections.abc import Callable
+from typing import Any
+
+from webapp.domain import ledger
+from webapp.domain.checkout import TOPUP_PURPOSE
+from webapp.domain.ledger import Fulfilment
+from webapp.models import EventOutcome
+
+Event = dict[str, Any]
+
+
+def _topup_session(event: Event) -> dict[str, Any] | None:
+    session = event["data"]["object"]
+    if (session.get("metadata") or {}).get("purpose") != TOPUP_PURPOSE:
+        return None
+    return session
+
+
+def _on_session(apply: Callable[[dict[str, Any]], ledger.FulfilmentResult]):
+    def handler(event: Event) -> str:
+        session = _topup_session(event)
+        if session is None:
+            return EventOutcome.IGNORED
+        result = apply(session)
+        if result.outcome is Fulfilment.UNKNOWN:
+            return EventOutcome.UNMATCHED
+        return EventOutcome.PROCESSED
+
+    return handler
+
+
+HANDLERS: dict[str, Callable[[Event], str]] = {
+    "checkout.session.completed": _on_session(ledger.fulfil_checkout_session),
+    "checkout.session.async_payment_succeeded": _on_session(ledger.fulfil_checkout_session),
+    "checkout.session.async_payment_failed": _on_session(ledger.mark_session_failed),
+    "checkout.session.expired": _on_session(ledger.mark_session_expired),
+}
+
+
+def handle_event(event: Event) -> str:
+    handler = HANDLERS.get(event["type"])
+    return handler(event) if handler else EventOutcome.IGNORED
