@@ -67,9 +67,9 @@ def configure_sqlite(engine: sa.Engine) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from webapp import api, auth, credits, webhooks
+    from webapp import account, admin, api, auth, billing, credits, webhooks
 
-    for blueprint_package in (auth, credits, webhooks, api):
+    for blueprint_package in (auth, credits, webhooks, api, account, admin, billing):
         app.register_blueprint(blueprint_package.bp)
     if app.config["SANDBOX_ENABLED"] and app.config["APP_ENV"] != "production":
         from webapp import sandbox

@@ -2,7 +2,7 @@
 
 import logging
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -64,7 +64,7 @@ def _event_row(event: dict[str, Any], outcome: str, now: datetime) -> dict[str, 
         "stripe_event_id": event["id"], "type": event["type"][:100],
         "object_id": str(event["data"]["object"].get("id", ""))[:255] or None,
         "outcome": outcome, "received_at": now, "processed_at": now,
-        "stripe_created_at": (datetime.fromtimestamp(created, timezone.utc)
+        "stripe_created_at": (datetime.fromtimestamp(created, UTC)
                               if isinstance(created, int) else None),
     }
 

@@ -3,7 +3,7 @@
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,7 +21,7 @@ _TOTAL_FOR_KIND = {EntryKind.PURCHASE: "purchased", EntryKind.GRANT: "granted",
                    EntryKind.USAGE: "used"}
 
 
-class Fulfilment(str, Enum):
+class Fulfilment(StrEnum):
     CREDITED = "credited"
     ALREADY_CREDITED = "already_credited"
     PROCESSING = "processing"
@@ -194,3 +194,17 @@ def adjust(user_id: int, credits: int, reason: str, *, actor_id: int | None = No
     with atomic():
         return post_entry(user_id, credits, EntryKind.ADJUSTMENT, allow_negative=False,
                           actor_id=actor_id, description=reason.strip()[:500])
+
+
+def debit_usage(user_id: int, credits: int, description: str, *,
+                reference: str | None = None) -> int:
+    """Spend `credits` (> 0) for usage; returns the new balance; commits (or joins).
+
+    One conditional UPDATE: the balance never goes below zero, however many debits run
+    at once. A short balance raises InsufficientCreditsError and changes nothing.
+    """
+    if credits <= 0:
+        raise InvalidAmountError("credits must be an integer of at least 1")
+    with atomic():
+        return post_entry(user_id, -credits, EntryKind.USAGE, allow_negative=False,
+                          reference=reference, description=description[:500] or None)
