@@ -108,6 +108,8 @@ class TestConfig(Config):
     WTF_CSRF_ENABLED = False
     SANDBOX_ENABLED = False
     RATELIMIT_ENABLED = False
+    # Fast hashing keeps the suite quick; production uses werkzeug's scrypt default.
+    PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"
     REDIS_URL = ""
     PROXY_COUNT = 0
 
