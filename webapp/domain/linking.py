@@ -16,6 +16,7 @@ from webapp.models import Purchase
 class Link:
     purchase_id: int | None
     ours: bool  # a credits top-up payment, even when no purchase matches it
+    payment_intent_id: str | None = None  # as Stripe reported it, when it had to be asked
 
 
 NOT_OURS = Link(None, False)
@@ -44,10 +45,10 @@ def purchase_for_payment(charge_id: str | None, payment_intent_id: str | None) -
     if not payment_intent_id:
         return NOT_OURS
     intent = stripe_gateway.retrieve_payment_intent(payment_intent_id)
-    return _from_metadata(intent.get("metadata") or {})
+    return _from_metadata(intent.get("metadata") or {}, payment_intent_id)
 
 
-def _from_metadata(metadata: Mapping[str, Any]) -> Link:
+def _from_metadata(metadata: Mapping[str, Any], payment_intent_id: str) -> Link:
     if metadata.get("purpose") != TOPUP_PURPOSE:
         return NOT_OURS
     purchase_id, user_id = str(metadata.get("purchase_id")), str(metadata.get("user_id"))
@@ -55,4 +56,4 @@ def _from_metadata(metadata: Mapping[str, Any]) -> Link:
         return Link(None, True)
     found = db.session.scalar(sa.select(Purchase.id).where(
         Purchase.id == int(purchase_id), Purchase.user_id == int(user_id)))
-    return Link(found, True)
+    return Link(found, True, payment_intent_id)

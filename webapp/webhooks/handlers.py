@@ -56,6 +56,8 @@ def _on_payment(charge_field: str, apply: Callable[[int, dict[str, Any]], int]):
         link = linking.purchase_for_payment(charge_id, linking.id_of(obj.get("payment_intent")))
         if link.purchase_id is None:
             return EventOutcome.UNMATCHED if link.ours else EventOutcome.IGNORED
+        if link.payment_intent_id and not obj.get("payment_intent"):
+            obj = {**obj, "payment_intent": link.payment_intent_id}
         apply(link.purchase_id, obj)
         return EventOutcome.PROCESSED
 
