@@ -13,6 +13,7 @@ from webapp.domain.errors import (
     InvalidAmountError,
     PurchaseNotSettledError,
 )
+from webapp.domain.pricing import format_money
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
 from webapp.models import (
@@ -315,7 +316,9 @@ def apply_refund(purchase_id: int, charge: Mapping[str, Any]) -> int:
             purchase.credits_refunded += take
             post_entry(purchase.user_id, -take, EntryKind.REFUND, allow_negative=True,
                        purchase_id=purchase.id, reference=charge.get("id"),
-                       description=f"Refund: {take:,} credits taken back")
+                       description=(f"Refund: {format_money(refunded, purchase.currency)} of "
+                                    f"your {format_money(purchase.amount_cents, purchase.currency)}"
+                                    " payment returned to you"))
         _refresh_money_status(purchase)
         return take
 
@@ -343,7 +346,8 @@ def _dispute_row(purchase: Purchase, dispute: Mapping[str, Any], credited: bool)
         purchase.credits_disputed += take
         post_entry(purchase.user_id, -take, EntryKind.DISPUTE, allow_negative=True,
                    purchase_id=purchase.id, reference=dispute["id"],
-                   description=f"Payment disputed: {take:,} credits held back")
+                   description="Payment disputed with your bank: its credits are held "
+                               "until the dispute is settled")
     return row
 
 
@@ -386,7 +390,7 @@ def close_dispute(purchase_id: int, dispute: Mapping[str, Any]) -> int:
             purchase.credits_disputed -= given
             post_entry(purchase.user_id, given, EntryKind.DISPUTE_WON, allow_negative=True,
                        purchase_id=purchase.id, reference=dispute["id"],
-                       description=f"Dispute won: {given:,} credits returned")
+                       description="Dispute settled: the held credits are yours again")
         if credited:
             _refresh_money_status(purchase)
         return given
