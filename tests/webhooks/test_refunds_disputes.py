@@ -175,6 +175,18 @@ def test_taking_back_before_the_purchase_is_credited_is_retried_not_lost(
     assert len(entries(user.id, "purchase")) == 1
 
 
+def test_refund_arriving_while_the_session_looks_expired_waits_for_the_payment(
+        client, app, user, stripe_double):
+    payment = Payment(stripe_double, user, 1000)
+    deliver(client, payment.expired())  # out of order: Stripe's expiry raced the payment
+    early = payment.refunded(1000)
+    assert deliver(client, early).status_code == 500
+    deliver(client, payment.completed())
+    assert deliver(client, early).status_code == 200
+    assert balance_of(user.id) == 0 == ledger_sum(user.id)
+    assert payment.purchase().status == "refunded"
+
+
 def test_refund_for_a_purchase_under_review_takes_nothing_and_is_kept(client, app, user,
                                                                       stripe_double):
     payment = Payment(stripe_double, user, 1000)

@@ -225,7 +225,7 @@ def debit_usage(user_id: int, credits: int, description: str, *,
 # --- Refunds and disputes
 #
 # Events that take credits back for a purchase whose completion has not arrived yet
-# (pending or processing) raise PurchaseNotSettledError: the webhook answers 500 and
+# (not credited, not under review) raise PurchaseNotSettledError: the webhook answers 500 and
 # Stripe delivers the event again later (for three days, and reconcile or the success
 # page credit the purchase meanwhile). We chose that over parking the event on the
 # purchase because the retried event then runs through the one code path every other
@@ -258,8 +258,10 @@ def _settled_or_raise(purchase: Purchase, charge_id: str | None,
                       payment_intent_id: str | None) -> bool:
     """Link the Stripe ids; True when the purchase was credited and credits can be taken.
 
-    A purchase still waiting for its payment raises PurchaseNotSettledError (retry); one
-    that never will be credited (review, failed, expired) takes nothing.
+    A purchase under review (amount or currency mismatch) is never credited by events,
+    so it takes nothing; any other uncredited purchase (pending, processing, or even
+    failed or expired when events arrive out of order) raises PurchaseNotSettledError,
+    so the event is retried rather than lost.
     """
     if charge_id and not purchase.stripe_charge_id:
         purchase.stripe_charge_id = charge_id
@@ -267,7 +269,7 @@ def _settled_or_raise(purchase: Purchase, charge_id: str | None,
         purchase.stripe_payment_intent_id = payment_intent_id
     if purchase.credited_at is not None:
         return True
-    if purchase.status in (PurchaseStatus.PENDING, PurchaseStatus.PROCESSING):
+    if purchase.status != PurchaseStatus.NEEDS_REVIEW:
         raise PurchaseNotSettledError(
             f"purchase {purchase.id} is not credited yet; Stripe will retry this event")
     return False
