@@ -39,6 +39,7 @@ def fixture_templates(object_type: str) -> dict[str, Any]:
     except FileNotFoundError:
         return {"object": object_type, "livemode": False, "metadata": {}}
     obj.pop("id", None)
+    obj.pop("created", None)  # new objects are created now, as in Stripe
     return obj
 
 

@@ -142,7 +142,7 @@ STATUS_WORDS = {
 }
 KIND_WORDS = {
     "purchase": "Purchase", "usage": "Usage", "refund": "Refund", "dispute": "Dispute",
-    "dispute_reversal": "Dispute won", "adjustment": "Adjustment", "grant": "Plan credits",
+    "dispute_reversal": "Credits returned", "adjustment": "Adjustment", "grant": "Plan credits",
     "expiry": "Expired",
 }
 

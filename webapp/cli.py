@@ -60,3 +60,25 @@ def grant(email: str, credits: int, reason: str):
 def register(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(credits_cli)
+
+
+# --- Reconcile
+
+@credits_cli.command("reconcile")
+@click.option("--hours", type=click.IntRange(min=1), default=72, show_default=True,
+              help="Look at Checkout Sessions created this many hours back.")
+@click.option("--page-size", type=click.IntRange(1, 100), default=100, hidden=True)
+def reconcile_command(hours: int, page_size: int):
+    """Fulfil paid Checkout Sessions whose webhook never arrived; mark expired ones."""
+    from webapp.domain.reconcile import reconcile
+
+    try:
+        report = reconcile(hours, page_size)
+    except DomainError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if report.rows:
+        click.echo(f"{'session':<40} {'purchase':>8}  {'stripe':<20} result")
+    for row in report.rows:
+        purchase = str(row.purchase_id) if row.purchase_id is not None else "-"
+        click.echo(f"{row.session_id:<40} {purchase:>8}  {row.stripe_state:<20} {row.action}")
+    click.echo(report.summary())

@@ -37,3 +37,7 @@ class IdempotencyKeyReusedError(DomainError):
 
 class UnknownPlanError(DomainError):
     """No plan with that code is configured."""
+
+
+class PurchaseNotSettledError(DomainError):
+    """A refund or dispute for a purchase whose payment has not been confirmed yet."""

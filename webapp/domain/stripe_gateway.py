@@ -72,16 +72,21 @@ def retrieve_checkout_session(session_id: str) -> dict[str, Any]:
                         _client().v1.checkout.sessions.retrieve, session_id))
 
 
-def list_checkout_sessions(created_since: int) -> Iterator[dict[str, Any]]:
+def list_checkout_sessions(created_since: int, page_size: int = 100) -> Iterator[dict[str, Any]]:
     """Every Checkout Session created since the Unix time, following all pages."""
     page = _call("checkout session list", _client().v1.checkout.sessions.list,
-                 params={"created": {"gte": created_since}, "limit": 100})
+                 params={"created": {"gte": created_since}, "limit": page_size})
     for session in page.auto_paging_iter():
         yield _plain(session)
 
 
 def retrieve_charge(charge_id: str) -> dict[str, Any]:
     return _plain(_call("charge retrieve", _client().v1.charges.retrieve, charge_id))
+
+
+def retrieve_payment_intent(payment_intent_id: str) -> dict[str, Any]:
+    return _plain(_call("payment intent retrieve", _client().v1.payment_intents.retrieve,
+                        payment_intent_id))
 
 
 def create_refund(payment_intent_id: str, amount_cents: int | None, idempotency_key: str) -> dict:

@@ -57,6 +57,8 @@ class StripeDouble(stripe.HTTPClient):
         self.requests: list[dict[str, Any]] = []
         self.failures: list[tuple[str, int, dict]] = []
         self._idempotent: dict[str, tuple[str, int]] = {}
+        # payment_intent_data.metadata of each session, given to its PaymentIntent as Stripe does.
+        self.intent_metadata: dict[str, dict[str, Any]] = {}
         self._lock = threading.RLock()
         self._counter = itertools.count(1)
 
@@ -113,7 +115,8 @@ class StripeDouble(stripe.HTTPClient):
             session["payment_status"] = "paid" if paid else "unpaid"
             if session.get("mode") == "payment" and not session.get("payment_intent"):
                 intent = self.new_object("payment_intent", "pi", amount=session["amount_total"],
-                                         currency=session["currency"], status="succeeded")
+                                         currency=session["currency"], status="succeeded",
+                                         metadata=dict(self.intent_metadata.get(session_id, {})))
                 charge = self.new_object("charge", "ch", amount=session["amount_total"],
                                          currency=session["currency"], amount_refunded=0,
                                          refunded=False, payment_intent=intent["id"])
@@ -172,6 +175,8 @@ class StripeDouble(stripe.HTTPClient):
             expires_at=int(time.time()) + 24 * 3600,
         )
         session["url"] = self._checkout_url(session)
+        self.intent_metadata[session["id"]] = dict(
+            (params.get("payment_intent_data") or {}).get("metadata") or {})
         return 200, copy.deepcopy(session)
 
     def _checkout_url(self, session: dict[str, Any]) -> str:

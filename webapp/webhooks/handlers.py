@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from typing import Any
 
-from webapp.domain import ledger
+from webapp.domain import ledger, linking
 from webapp.domain.checkout import TOPUP_PURPOSE
 from webapp.domain.ledger import Fulfilment
 from webapp.models import EventOutcome
@@ -42,3 +42,30 @@ HANDLERS: dict[str, Callable[[Event], str]] = {
 def handle_event(event: Event) -> str:
     handler = HANDLERS.get(event["type"])
     return handler(event) if handler else EventOutcome.IGNORED
+
+
+# --- Refunds and disputes: found through the charge or payment intent they carry.
+# Companion events (refund.created, refund.updated, charge.refund.updated,
+# charge.dispute.funds_withdrawn / funds_reinstated, payment_intent.*) are left
+# unmapped: charge.refunded and the dispute events already carry the whole story.
+
+def _on_payment(charge_field: str, apply: Callable[[int, dict[str, Any]], int]):
+    def handler(event: Event) -> str:
+        obj = event["data"]["object"]
+        charge_id = obj["id"] if charge_field == "id" else linking.id_of(obj.get(charge_field))
+        link = linking.purchase_for_payment(charge_id, linking.id_of(obj.get("payment_intent")))
+        if link.purchase_id is None:
+            return EventOutcome.UNMATCHED if link.ours else EventOutcome.IGNORED
+        if link.payment_intent_id and not obj.get("payment_intent"):
+            obj = {**obj, "payment_intent": link.payment_intent_id}
+        apply(link.purchase_id, obj)
+        return EventOutcome.PROCESSED
+
+    return handler
+
+
+HANDLERS.update({
+    "charge.refunded": _on_payment("id", ledger.apply_refund),
+    "charge.dispute.created": _on_payment("charge", ledger.open_dispute),
+    "charge.dispute.closed": _on_payment("charge", ledger.close_dispute),
+})
