@@ -60,3 +60,17 @@ def grant(email: str, credits: int, reason: str):
 def register(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(credits_cli)
+
+
+# --- expiry
+
+
+@credits_cli.command("expire")
+def expire():
+    """Write off plan credits past their expiry (cron; safe to run twice or on many hosts)."""
+    results = ledger.expire_due_grants()
+    for user_id, credits in results:
+        if credits:
+            click.echo(f"user {user_id}: {credits:,} credits expired")
+    total = sum(credits for _, credits in results)
+    click.echo(f"checked {len(results)} accounts, expired {total:,} credits")

@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from typing import Any
 
-from webapp.domain import ledger
+from webapp.domain import ledger, subscriptions
 from webapp.domain.checkout import TOPUP_PURPOSE
 from webapp.domain.ledger import Fulfilment
 from webapp.models import EventOutcome
@@ -42,3 +42,31 @@ HANDLERS: dict[str, Callable[[Event], str]] = {
 def handle_event(event: Event) -> str:
     handler = HANDLERS.get(event["type"])
     return handler(event) if handler else EventOutcome.IGNORED
+
+
+# --- subscriptions
+
+
+def _subscription_session_or(topup_handler: Callable[[Event], str]) -> Callable[[Event], str]:
+    """Subscription Checkout Sessions go to the subscription code, the rest as before."""
+    def handler(event: Event) -> str:
+        session = event["data"]["object"]
+        if (session.get("metadata") or {}).get("purpose") == subscriptions.SUBSCRIPTION_PURPOSE:
+            return subscriptions.record_checkout_session(session)
+        return topup_handler(event)
+
+    return handler
+
+
+HANDLERS.update({
+    "checkout.session.completed": _subscription_session_or(HANDLERS["checkout.session.completed"]),
+    "invoice.paid": lambda event: subscriptions.apply_invoice_paid(event["data"]["object"]),
+    "invoice.payment_failed": lambda event: subscriptions.apply_invoice_failed(
+        event["data"]["object"], event.get("created")),
+    "customer.subscription.created": lambda event: subscriptions.apply_subscription(
+        event["data"]["object"], event.get("created")),
+    "customer.subscription.updated": lambda event: subscriptions.apply_subscription(
+        event["data"]["object"], event.get("created")),
+    "customer.subscription.deleted": lambda event: subscriptions.apply_subscription(
+        event["data"]["object"], event.get("created"), deleted=True),
+})
