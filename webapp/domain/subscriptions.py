@@ -115,7 +115,8 @@ def apply_invoice_failed(invoice: Obj, created: int) -> str:
         when = _ts(created)
         if _is_stale(record, when) or record.status in ENDED:
             return EventOutcome.IGNORED
-        record.status, record.last_event_at, record.updated_at = "past_due", when, utcnow()
+        record.status, record.updated_at = "past_due", utcnow()
+        record.last_event_at = when or record.last_event_at
     return EventOutcome.PROCESSED
 
 
@@ -142,7 +143,7 @@ def apply_subscription(subscription: Obj, created: int, *, deleted: bool = False
         record.cancel_at_period_end = bool(subscription.get("cancel_at_period_end"))
         record.cancel_at = _ts(subscription.get("cancel_at")) or (
             record.current_period_end if record.cancel_at_period_end else None)
-        record.last_event_at, record.updated_at = when, utcnow()
+        record.last_event_at, record.updated_at = when or record.last_event_at, utcnow()
     return EventOutcome.PROCESSED
 
 
