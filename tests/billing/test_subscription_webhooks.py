@@ -217,3 +217,18 @@ def test_topup_sessions_still_go_to_purchases(client, user):
     send(client, "checkout.session.completed", session)
     assert db.session.scalar(sa.select(StripeEvent.outcome)) == "unmatched"
     assert db.session.scalars(sa.select(Subscription)).all() == []
+
+
+def test_an_unpaid_subscription_session_waits_until_its_first_invoice_is_paid(
+        client, logged_in, user, sub_id, fixed_clock):
+    send(client, "checkout.session.completed",
+         subscription_session(sub_id, user.id, payment_status="unpaid"))
+    assert the_subscription().status == "incomplete"
+    assert "waiting for the first payment" in logged_in.get("/credits").get_data(as_text=True)
+    send(client, "invoice.paid", invoice(sub_id, user.id))
+    assert the_subscription().status == "active" and balance_of(user.id) == 1000
+
+
+def test_a_payment_failure_heard_first_records_a_past_due_subscription(client, user, sub_id):
+    send(client, "invoice.payment_failed", invoice(sub_id, user.id, status="open"))
+    assert the_subscription().status == "past_due" and grants() == []

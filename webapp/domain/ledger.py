@@ -313,7 +313,8 @@ def _open_expiring_grants(user_id: int):
 def _expire_due(user_id: int, now: datetime) -> int:
     """Expire due grants of an account the caller has locked; returns credits expired."""
     due = db.session.scalars(_open_expiring_grants(user_id)
-                             .where(CreditGrant.expires_at <= now).with_for_update()).all()
+                             .where(CreditGrant.expires_at <= now).with_for_update()
+                             .execution_options(populate_existing=True)).all()
     if not due:
         return 0
     balance = current_balance(user_id)
@@ -335,7 +336,8 @@ def _draw_down(user_id: int, credits: int) -> None:
     """Take `credits` just spent from the expiring grants, soonest expiry first."""
     left = credits
     grants = db.session.scalars(_open_expiring_grants(user_id)
-                                .where(CreditGrant.remaining > 0).with_for_update())
+                                .where(CreditGrant.remaining > 0).with_for_update()
+                                .execution_options(populate_existing=True))
     for grant in grants:
         take = min(left, grant.remaining)
         grant.remaining -= take

@@ -166,7 +166,8 @@ def _subscription_for(stripe_id: str, metadata: Obj, customer: Any, price_id: st
 
 def _locked(stripe_id: str) -> Subscription | None:
     return db.session.scalars(sa.select(Subscription).where(
-        Subscription.stripe_subscription_id == stripe_id).with_for_update()).first()
+        Subscription.stripe_subscription_id == stripe_id).with_for_update()
+        .execution_options(populate_existing=True)).first()
 
 
 def _ensure_subscription(stripe_id: str, user_id: int, plan_code: str,
