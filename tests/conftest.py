@@ -14,13 +14,26 @@ from webapp.extensions import db
 POSTGRES_URL = os.environ.get("TEST_DATABASE_URL", "")
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
 
-requires_postgres = pytest.mark.skipif(
-    not POSTGRES_URL, reason="set TEST_DATABASE_URL (.ci/run always does)")
+# Tests with several processes: they run only on the PostgreSQL backend. Without
+# TEST_DATABASE_URL they are deselected (.ci/run always sets it and insists on it).
+requires_postgres = pytest.mark.postgres_only
 
 
 def pytest_sessionstart(session):
     if os.environ.get("CI_REQUIRE_POSTGRES") and not POSTGRES_URL:
         raise pytest.UsageError("CI_REQUIRE_POSTGRES is set but TEST_DATABASE_URL is not")
+
+
+def pytest_collection_modifyitems(config, items):
+    def sqlite_copy(item) -> bool:
+        params = getattr(item, "callspec", None)
+        backend = params.params.get("database_url") if params else None
+        return backend == "sqlite" or (backend is None and not POSTGRES_URL)
+
+    dropped = [i for i in items if i.get_closest_marker("postgres_only") and sqlite_copy(i)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [i for i in items if i not in dropped]
 
 
 @pytest.fixture(scope="session")

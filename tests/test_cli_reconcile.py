@@ -4,8 +4,6 @@ import multiprocessing
 import re
 import time
 
-import pytest
-
 from tests.conftest import POSTGRES_URL, make_config, requires_postgres
 from tests.payments import Payment, balance_of, entries, ledger_sum
 from tests.stripe_fakes import deliver, new_double
@@ -101,8 +99,6 @@ def _reconcile_in_process(objects, barrier, results):
 @requires_postgres
 def test_two_reconciles_at_once_credit_each_session_once_and_count_honestly(
         client, user, stripe_double, database_url):
-    if database_url != POSTGRES_URL:
-        pytest.skip("several processes need PostgreSQL")
     paid, credited, _, _ = _build_sessions(client, user, stripe_double)
     extra_users = [users.create_user(f"other{i}@example.com", "correct-horse") for i in range(3)]
     paid += [Payment(stripe_double, other, 250) for other in extra_users]

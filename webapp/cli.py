@@ -82,3 +82,15 @@ def reconcile_command(hours: int, page_size: int):
         purchase = str(row.purchase_id) if row.purchase_id is not None else "-"
         click.echo(f"{row.session_id:<40} {purchase:>8}  {row.stripe_state:<20} {row.action}")
     click.echo(report.summary())
+# --- expiry
+
+
+@credits_cli.command("expire")
+def expire():
+    """Write off plan credits past their expiry (cron; safe to run twice or on many hosts)."""
+    results = ledger.expire_due_grants()
+    for user_id, credits in results:
+        if credits:
+            click.echo(f"user {user_id}: {credits:,} credits expired")
+    total = sum(credits for _, credits in results)
+    click.echo(f"checked {len(results)} accounts, expired {total:,} credits")

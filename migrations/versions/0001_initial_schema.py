@@ -126,6 +126,7 @@ def upgrade():
     sa.Column('plan_code', sa.String(length=50), nullable=False),
     sa.Column('status', sa.String(length=30), nullable=False),
     sa.Column('cancel_at_period_end', sa.Boolean(), server_default=sa.false(), nullable=False),
+    sa.Column('cancel_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('current_period_start', sa.DateTime(timezone=True), nullable=True),
     sa.Column('current_period_end', sa.DateTime(timezone=True), nullable=True),
     sa.Column('last_event_at', sa.DateTime(timezone=True), nullable=True),

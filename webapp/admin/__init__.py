@@ -17,3 +17,4 @@ def require_admin():
 
 
 from webapp.admin import routes  # noqa: E402,F401
+from webapp.admin import subscriptions as _subscriptions  # noqa: E402,F401,I001

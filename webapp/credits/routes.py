@@ -3,7 +3,7 @@ from flask_login import current_user, login_required
 
 from webapp.credits import bp
 from webapp.credits.forms import BuyForm
-from webapp.domain import checkout, ledger, pricing, reports, stripe_gateway
+from webapp.domain import checkout, ledger, pricing, reports, stripe_gateway, subscriptions
 from webapp.domain.errors import InvalidPurchaseError, PaymentProviderError
 
 
@@ -49,7 +49,7 @@ def success():
     session_id = request.args.get("session_id", "")
     purchase = reports.purchase_for_session(current_user.id, session_id)
     if purchase is None:
-        abort(404)
+        return subscription_success(session_id)
     if purchase.credited_at is None:
         # The webhook may not have arrived yet: ask Stripe, fulfil through the same path.
         try:
@@ -77,3 +77,16 @@ def history():
     else:
         page = reports.ledger_page(current_user.id, before, size)
     return render_template("credits/history.html", page=page, tab=tab, before=before)
+
+
+def subscription_success(session_id: str):
+    """The success page for a subscription Checkout Session (no purchase behind it)."""
+    try:
+        session = subscriptions.confirm_checkout_session(session_id, current_user.id)
+    except PaymentProviderError:
+        session = {"id": session_id, "status": "unknown"}
+    if session is None:
+        abort(404)
+    return render_template("credits/subscribed.html", session=session,
+                           plan=subscriptions.plan_view(current_user.id),
+                           account=reports.account_for(current_user.id))

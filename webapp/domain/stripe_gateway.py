@@ -141,3 +141,17 @@ def _looks_like_event(event: Any) -> bool:
 def sign_payload(payload: str, secret: str, timestamp: int | None = None) -> str:
     """A Stripe-Signature header for `payload`, exactly as Stripe computes it."""
     return stripe.WebhookSignature.generate_signature_header(payload, secret, timestamp)
+
+
+# --- subscriptions
+
+
+def find_checkout_session(session_id: str) -> dict[str, Any] | None:
+    """The Checkout Session, or None when Stripe has no such session (PaymentProviderError
+    for any other failure)."""
+    try:
+        return retrieve_checkout_session(session_id)
+    except PaymentProviderError as exc:
+        if isinstance(exc.__cause__, stripe.InvalidRequestError):
+            return None
+        raise

@@ -18,6 +18,8 @@ class Subscription(db.Model):
     plan_code: Mapped[str] = mapped_column(sa.String(50))
     status: Mapped[str] = mapped_column(sa.String(30))
     cancel_at_period_end: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    # When a scheduled cancellation takes effect (Stripe's cancel_at, or the period end).
+    cancel_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     current_period_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
     current_period_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # `created` of the last subscription event applied; older events change nothing.

@@ -49,7 +49,9 @@ def checkout(session_id):
 def act(session_id, action):
     session = _session_or_404(session_id)
     double = sandbox_double(current_app)
-    if action == "pay":
+    if action == "pay" and session.get("mode") == "subscription":
+        _deliver_subscription_start(double, session_id)
+    elif action == "pay":
         deliver("checkout.session.completed", double.complete_checkout_session(session_id))
     elif action == "pay-later":
         deliver("checkout.session.completed",
@@ -65,3 +67,51 @@ def act(session_id, action):
     else:
         abort(404)
     return redirect(session["success_url"].replace("{CHECKOUT_SESSION_ID}", session_id))
+
+
+# --- subscriptions: what Stripe would send over a subscription's life
+
+
+def _deliver_subscription_start(double, session_id: str) -> None:
+    # Stripe does not order these; the invoice often arrives before the session.
+    session = double.complete_checkout_session(session_id)
+    subscription = double.objects[session["subscription"]]
+    deliver("invoice.paid", double.objects[subscription["latest_invoice"]])
+    deliver("customer.subscription.created", subscription)
+    deliver("checkout.session.completed", session)
+
+
+def _own_subscriptions(double) -> list[dict]:
+    return [obj for obj in list(double.objects.values())
+            if obj.get("object") == "subscription"
+            and obj.get("metadata", {}).get("user_id") == str(current_user.id)]
+
+
+@bp.get("/sandbox/portal/<portal_id>")
+@login_required
+def portal(portal_id):
+    double = sandbox_double(current_app)
+    session = double.objects.get(portal_id)
+    if session is None or session.get("customer") != current_user.stripe_customer_id:
+        abort(404)
+    return render_template("sandbox/portal.html", portal=session,
+                           subscriptions=_own_subscriptions(double))
+
+
+@bp.post("/sandbox/subscriptions/<sub_id>/<action>")
+@login_required
+def subscription_act(sub_id, action):
+    double = sandbox_double(current_app)
+    if sub_id not in {sub["id"] for sub in _own_subscriptions(double)}:
+        abort(404)
+    if action in ("renew", "fail-renewal"):
+        subscription, invoice = double.renew_subscription(sub_id, paid=action == "renew")
+        deliver("invoice.paid" if action == "renew" else "invoice.payment_failed", invoice)
+        deliver("customer.subscription.updated", subscription)
+    elif action in ("cancel", "cancel-now"):
+        subscription = double.cancel_subscription(sub_id, at_period_end=action == "cancel")
+        deliver("customer.subscription.deleted" if action == "cancel-now"
+                else "customer.subscription.updated", subscription)
+    else:
+        abort(404)
+    return redirect(url_for("credits.index"))

@@ -61,6 +61,7 @@ class StripeDouble(stripe.HTTPClient):
         self.intent_metadata: dict[str, dict[str, Any]] = {}
         self._lock = threading.RLock()
         self._counter = itertools.count(1)
+        self.subscription_data: dict[str, dict[str, Any]] = {}  # by Checkout Session id
 
     # --- the HTTPClient interface -------------------------------------------------
 
@@ -122,6 +123,8 @@ class StripeDouble(stripe.HTTPClient):
                                          refunded=False, payment_intent=intent["id"])
                 intent["latest_charge"] = charge["id"]
                 session["payment_intent"] = intent["id"]
+            if session.get("mode") == "subscription" and paid and not session.get("subscription"):
+                self._subscribe(session)
             return copy.deepcopy(session)
 
     def expire_checkout_session(self, session_id: str) -> dict[str, Any]:
@@ -174,6 +177,9 @@ class StripeDouble(stripe.HTTPClient):
             cancel_url=params.get("cancel_url"), payment_intent=None, subscription=None,
             expires_at=int(time.time()) + 24 * 3600,
         )
+        if mode == "subscription":
+            self.subscription_data[session["id"]] = {"line_items": items,
+                                                     **params.get("subscription_data", {})}
         session["url"] = self._checkout_url(session)
         self.intent_metadata[session["id"]] = dict(
             (params.get("payment_intent_data") or {}).get("metadata") or {})
@@ -234,6 +240,70 @@ class StripeDouble(stripe.HTTPClient):
         else:
             portal["url"] = f"https://billing.stripe.com/p/session/{portal['id']}"
         return 200, copy.deepcopy(portal)
+
+    # --- subscriptions: what Stripe does over a subscription's life -----------------
+
+    PERIOD = 30 * 24 * 3600
+
+    def _subscribe(self, session: dict[str, Any]) -> None:
+        data = self.subscription_data.get(session["id"], {})
+        item = (data.get("line_items") or [{}])[0]
+        price_id = item.get("price") or self.new_object(
+            "price", "price", unit_amount=int(item["price_data"]["unit_amount"]),
+            currency=item["price_data"]["currency"], recurring={"interval": "month"})["id"]
+        start = int(time.time())
+        sub = self.new_object(
+            "subscription", "sub", customer=session.get("customer"), status="active",
+            metadata=data.get("metadata", {}), cancel_at_period_end=False, cancel_at=None,
+            items={"object": "list", "data": [{
+                "object": "subscription_item", "price": {"id": price_id, "object": "price"},
+                "current_period_start": start, "current_period_end": start + self.PERIOD}]},
+            latest_invoice=None)
+        session["subscription"] = sub["id"]
+        self._invoice(sub, "subscription_create", paid=True)
+
+    def _invoice(self, sub: dict[str, Any], reason: str, *, paid: bool) -> dict[str, Any]:
+        item = sub["items"]["data"][0]
+        price = self.objects.get(item["price"]["id"], {})
+        amount = price.get("unit_amount", 0)
+        invoice = self.new_object(
+            "invoice", "in", customer=sub.get("customer"), billing_reason=reason,
+            status="paid" if paid else "open", amount_due=amount,
+            amount_paid=amount if paid else 0, currency=price.get("currency", "usd"),
+            period_start=item["current_period_start"], period_end=item["current_period_start"],
+            parent={"type": "subscription_details", "subscription_details": {
+                "subscription": sub["id"], "metadata": sub.get("metadata", {})}},
+            lines={"object": "list", "has_more": False, "data": [{
+                "object": "line_item", "amount": amount, "metadata": sub.get("metadata", {}),
+                "period": {"start": item["current_period_start"],
+                           "end": item["current_period_end"]},
+                "pricing": {"type": "price_details", "price_details": {"price": item["price"]["id"]}},
+                "parent": {"type": "subscription_item_details", "subscription_item_details": {
+                    "subscription": sub["id"]}}}]})
+        sub["latest_invoice"] = invoice["id"]
+        return invoice
+
+    def renew_subscription(self, sub_id: str, *, paid: bool = True) -> tuple[dict, dict]:
+        """The next period starts and its invoice is paid (or fails): (subscription, invoice)."""
+        with self._lock:
+            sub = self.objects[sub_id]
+            item = sub["items"]["data"][0]
+            item["current_period_start"] = item["current_period_end"]
+            item["current_period_end"] += self.PERIOD
+            sub["status"] = "active" if paid else "past_due"
+            invoice = self._invoice(sub, "subscription_cycle", paid=paid)
+            return copy.deepcopy(sub), copy.deepcopy(invoice)
+
+    def cancel_subscription(self, sub_id: str, *, at_period_end: bool) -> dict[str, Any]:
+        with self._lock:
+            sub = self.objects[sub_id]
+            if at_period_end:
+                sub["cancel_at_period_end"] = True
+                sub["cancel_at"] = sub["items"]["data"][0]["current_period_end"]
+            else:
+                sub["status"] = "canceled"
+                sub["ended_at"] = int(time.time())
+            return copy.deepcopy(sub)
 
 
 def _looks_like_id(segment: str) -> bool:

@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from typing import Any
 
-from webapp.domain import ledger, linking
+from webapp.domain import ledger, linking, subscriptions
 from webapp.domain.checkout import TOPUP_PURPOSE
 from webapp.domain.ledger import Fulfilment
 from webapp.models import EventOutcome
@@ -64,8 +64,32 @@ def _on_payment(charge_field: str, apply: Callable[[int, dict[str, Any]], int]):
     return handler
 
 
+# --- subscriptions
+
+
+def _subscription_session_or(topup_handler: Callable[[Event], str]) -> Callable[[Event], str]:
+    """Subscription Checkout Sessions go to the subscription code, the rest as before."""
+    def handler(event: Event) -> str:
+        session = event["data"]["object"]
+        if (session.get("metadata") or {}).get("purpose") == subscriptions.SUBSCRIPTION_PURPOSE:
+            return subscriptions.record_checkout_session(session)
+        return topup_handler(event)
+
+    return handler
+
+
 HANDLERS.update({
     "charge.refunded": _on_payment("id", ledger.apply_refund),
     "charge.dispute.created": _on_payment("charge", ledger.open_dispute),
     "charge.dispute.closed": _on_payment("charge", ledger.close_dispute),
+    "checkout.session.completed": _subscription_session_or(HANDLERS["checkout.session.completed"]),
+    "invoice.paid": lambda event: subscriptions.apply_invoice_paid(event["data"]["object"]),
+    "invoice.payment_failed": lambda event: subscriptions.apply_invoice_failed(
+        event["data"]["object"], event.get("created")),
+    "customer.subscription.created": lambda event: subscriptions.apply_subscription(
+        event["data"]["object"], event.get("created")),
+    "customer.subscription.updated": lambda event: subscriptions.apply_subscription(
+        event["data"]["object"], event.get("created")),
+    "customer.subscription.deleted": lambda event: subscriptions.apply_subscription(
+        event["data"]["object"], event.get("created"), deleted=True),
 })

@@ -1,0 +1,306 @@
+"""Monthly plans through Stripe Checkout: subscribing, following Stripe's events, granting credits."""
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+
+from webapp.domain import ledger, plans, stripe_gateway
+from webapp.domain.checkout import ensure_customer
+from webapp.domain.transaction import atomic
+from webapp.extensions import db
+from webapp.models import EventOutcome, Subscription, User
+from webapp.models.types import utcnow
+
+SUBSCRIPTION_PURPOSE = "credits_subscription"
+GRANTING_REASONS = ("subscription_create", "subscription_cycle")
+ENDED = ("canceled", "incomplete_expired")
+
+Obj = Mapping[str, Any]
+
+
+# --- starting a subscription
+
+
+def start_subscription(user: User, plan_code: str, base_url: str) -> str:
+    """Open a Checkout Session in subscription mode for the plan; returns its URL.
+
+    UnknownPlanError before anything is sent; PaymentProviderError when Stripe fails.
+    """
+    plan = plans.get_plan(plan_code)
+    customer_id = ensure_customer(user)
+    metadata = {"purpose": SUBSCRIPTION_PURPOSE, "plan": plan.code, "user_id": str(user.id)}
+    params = {
+        "mode": "subscription", "customer": customer_id,
+        "client_reference_id": str(user.id), "line_items": [_plan_line(plan)],
+        "metadata": metadata, "subscription_data": {"metadata": metadata},
+        "success_url": f"{base_url}/credits/success?session_id={{CHECKOUT_SESSION_ID}}",
+        "cancel_url": f"{base_url}/credits/cancel",
+    }
+    session = stripe_gateway.create_checkout_session(
+        params, idempotency_key=f"subscribe-{user.id}-{plan.code}-{secrets.token_hex(8)}")
+    return session["url"]
+
+
+def _plan_line(plan: plans.Plan) -> dict[str, Any]:
+    if plan.price_id:
+        return {"price": plan.price_id, "quantity": 1}
+    return {"quantity": 1, "price_data": {
+        "currency": current_app.config["CURRENCY"], "unit_amount": plan.price_minor,
+        "recurring": {"interval": "month"},
+        "product_data": {"name": f"{plan.code.title()} plan: {plan.monthly_credits:,} credits a month"},
+    }}
+
+
+# --- following Stripe's events (each joins the event's transaction)
+
+
+def record_checkout_session(session: Obj) -> str:
+    """A completed subscription Checkout Session: the subscription exists; outcome."""
+    metadata = session.get("metadata") or {}
+    subscription_id = _id_of(session.get("subscription"))
+    plan = plans.find_plan(metadata.get("plan"))
+    user_id = _user_id(metadata, session.get("customer"))
+    if not subscription_id or plan is None or user_id is None:
+        return EventOutcome.UNMATCHED
+    with atomic():
+        status = "active" if session.get("payment_status") == "paid" else "incomplete"
+        record = _ensure_subscription(subscription_id, user_id, plan.code, status)
+        if record.status == "incomplete" and status == "active":
+            record.status = status
+    return EventOutcome.PROCESSED
+
+
+def apply_invoice_paid(invoice: Obj) -> str:
+    """Grant the plan's credits for a paid subscription invoice, once per invoice; outcome."""
+    if invoice.get("billing_reason") not in GRANTING_REASONS:
+        return EventOutcome.IGNORED
+    subscription_id = invoice_subscription_id(invoice)
+    line = _paid_line(invoice)
+    if not subscription_id or line is None:
+        return EventOutcome.UNMATCHED
+    with atomic():
+        record = _subscription_for(subscription_id, invoice_metadata(invoice),
+                                   invoice.get("customer"), _line_price_id(line), "active")
+        if record is None:
+            return EventOutcome.UNMATCHED
+        plan = plans.plan_for_price(_line_price_id(line)) or plans.find_plan(record.plan_code)
+        if plan is None:
+            return EventOutcome.UNMATCHED
+        start, end = _ts(line["period"].get("start")), _ts(line["period"].get("end"))
+        if end and (record.current_period_end is None or end > record.current_period_end):
+            record.current_period_start, record.current_period_end = start, end
+            if record.status in ("incomplete", "past_due"):
+                record.status = "active"
+        ledger.grant_plan_credits(
+            record.user_id, plan.monthly_credits, invoice_id=invoice["id"], plan_code=plan.code,
+            subscription_id=record.id, expires_at=None if plan.rollover else end)
+    return EventOutcome.PROCESSED
+
+
+def apply_invoice_failed(invoice: Obj, created: int) -> str:
+    """A subscription invoice's payment failed: the subscription is past due; outcome."""
+    subscription_id = invoice_subscription_id(invoice)
+    if not subscription_id:
+        return EventOutcome.IGNORED
+    with atomic():
+        record = _subscription_for(subscription_id, invoice_metadata(invoice),
+                                   invoice.get("customer"), None, "past_due")
+        if record is None:
+            return EventOutcome.UNMATCHED
+        when = _ts(created)
+        if _is_stale(record, when) or record.status in ENDED:
+            return EventOutcome.IGNORED
+        record.status, record.updated_at = "past_due", utcnow()
+        record.last_event_at = when or record.last_event_at
+    return EventOutcome.PROCESSED
+
+
+def apply_subscription(subscription: Obj, created: int, *, deleted: bool = False) -> str:
+    """customer.subscription.created/updated/deleted: follow plan, status, cancellation."""
+    price_id = _subscription_price_id(subscription)
+    status = "canceled" if deleted else subscription.get("status") or "active"
+    with atomic():
+        record = _subscription_for(subscription["id"], subscription.get("metadata") or {},
+                                   subscription.get("customer"), price_id, status)
+        if record is None:
+            return EventOutcome.UNMATCHED
+        when = _ts(created)
+        if _is_stale(record, when):
+            return EventOutcome.IGNORED
+        plan = plans.plan_for_price(price_id) or plans.find_plan(
+            (subscription.get("metadata") or {}).get("plan"))
+        if plan is not None:
+            record.plan_code = plan.code
+        start, end = _subscription_period(subscription)
+        record.current_period_start = start or record.current_period_start
+        record.current_period_end = end or record.current_period_end
+        record.status = status
+        record.cancel_at_period_end = bool(subscription.get("cancel_at_period_end"))
+        record.cancel_at = _ts(subscription.get("cancel_at")) or (
+            record.current_period_end if record.cancel_at_period_end else None)
+        record.last_event_at, record.updated_at = when or record.last_event_at, utcnow()
+    return EventOutcome.PROCESSED
+
+
+def _is_stale(record: Subscription, when: datetime | None) -> bool:
+    return bool(when and record.last_event_at and when < record.last_event_at)
+
+
+def _subscription_for(stripe_id: str, metadata: Obj, customer: Any, price_id: str | None,
+                      status: str) -> Subscription | None:
+    """The subscription row, locked; created from the event when it is the first we hear."""
+    record = _locked(stripe_id)
+    if record is not None:
+        return record
+    plan = plans.plan_for_price(price_id) or plans.find_plan(metadata.get("plan"))
+    user_id = _user_id(metadata, customer)
+    if plan is None or user_id is None:
+        return None
+    return _ensure_subscription(stripe_id, user_id, plan.code, status)
+
+
+def _locked(stripe_id: str) -> Subscription | None:
+    return db.session.scalars(sa.select(Subscription).where(
+        Subscription.stripe_subscription_id == stripe_id).with_for_update().execution_options(populate_existing=True)
+        .execution_options(populate_existing=True)).first()
+
+
+def _ensure_subscription(stripe_id: str, user_id: int, plan_code: str,
+                         status: str) -> Subscription:
+    now = utcnow()
+    db.session.execute(ledger._insert_ignoring_duplicates(Subscription, {
+        "user_id": user_id, "stripe_subscription_id": stripe_id, "plan_code": plan_code,
+        "status": status, "cancel_at_period_end": False, "created_at": now, "updated_at": now,
+    }, Subscription.stripe_subscription_id))
+    return _locked(stripe_id)
+
+
+def _user_id(metadata: Obj, customer: Any) -> int | None:
+    """The user named by our metadata, else the owner of the Stripe customer."""
+    raw = str(metadata.get("user_id") or "")
+    if raw.isdigit() and db.session.get(User, int(raw)) is not None:
+        return int(raw)
+    customer_id = _id_of(customer)
+    if not customer_id:
+        return None
+    return db.session.scalar(sa.select(User.id).where(User.stripe_customer_id == customer_id))
+
+
+# --- reading Stripe's objects (several API versions put things in different places)
+
+
+def invoice_subscription_id(invoice: Obj) -> str | None:
+    details = (invoice.get("parent") or {}).get("subscription_details") or {}
+    found = _id_of(details.get("subscription")) or _id_of(invoice.get("subscription"))
+    for line in _lines(invoice):
+        item = (line.get("parent") or {}).get("subscription_item_details") or {}
+        found = found or _id_of(item.get("subscription")) or _id_of(line.get("subscription"))
+    return found
+
+
+def invoice_metadata(invoice: Obj) -> Obj:
+    """The subscription's metadata as the invoice carries it (our purpose, plan, user)."""
+    candidates = [((invoice.get("parent") or {}).get("subscription_details") or {}).get("metadata"),
+                  (invoice.get("subscription_details") or {}).get("metadata")]
+    candidates += [line.get("metadata") for line in _lines(invoice)]
+    return next((meta for meta in candidates if meta and meta.get("plan")), {})
+
+
+def _lines(invoice: Obj) -> list[Obj]:
+    return list((invoice.get("lines") or {}).get("data") or [])
+
+
+def _paid_line(invoice: Obj) -> Obj | None:
+    """The line for the period just paid for: a subscription line ending latest."""
+    lines = [line for line in _lines(invoice) if (line.get("period") or {}).get("end")]
+    subscription_lines = [line for line in lines if _is_subscription_line(line)]
+    return max(subscription_lines or lines, key=lambda line: line["period"]["end"], default=None)
+
+
+def _is_subscription_line(line: Obj) -> bool:
+    parent = line.get("parent") or {}
+    return parent.get("type") == "subscription_item_details" or line.get("type") == "subscription"
+
+
+def _line_price_id(line: Obj) -> str | None:
+    details = (line.get("pricing") or {}).get("price_details") or {}
+    return _id_of(details.get("price")) or _id_of(line.get("price"))
+
+
+def _subscription_price_id(subscription: Obj) -> str | None:
+    items = (subscription.get("items") or {}).get("data") or []
+    return _id_of(items[0].get("price")) if items else None
+
+
+def _subscription_period(subscription: Obj) -> tuple[datetime | None, datetime | None]:
+    items = (subscription.get("items") or {}).get("data") or []
+    source = subscription if subscription.get("current_period_end") else (items[0] if items else {})
+    return _ts(source.get("current_period_start")), _ts(source.get("current_period_end"))
+
+
+def _id_of(value: Any) -> str | None:
+    return value.get("id") if isinstance(value, Mapping) else value
+
+
+def _ts(value: Any) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if isinstance(value, int) else None
+
+
+# --- what the credits page shows
+
+
+@dataclass(frozen=True)
+class PlanView:
+    plans: tuple[plans.Plan, ...]
+    subscription: Subscription | None
+    status_words: str | None
+    renews_at: datetime | None
+
+
+def plan_view(user_id: int) -> PlanView:
+    """The plans on offer, the user's current subscription and its status in words."""
+    record = db.session.scalars(
+        sa.select(Subscription).where(Subscription.user_id == user_id)
+        .order_by(Subscription.status.in_(ENDED), Subscription.id.desc())).first()
+    if record is None:
+        return PlanView(plans.all_plans(), None, None, None)
+    return PlanView(plans.all_plans(), record, status_words(record),
+                    None if record.status in ENDED or record.cancel_at else record.current_period_end)
+
+
+def status_words(record: Subscription) -> str:
+    if record.status in ENDED:
+        return "ended"
+    if record.cancel_at is not None:
+        return f"cancels on {record.cancel_at:%d %b %Y}"
+    if record.status in ("past_due", "unpaid"):
+        return "past due"
+    if record.status == "incomplete":
+        return "waiting for the first payment"
+    return "active"
+
+
+def confirm_checkout_session(session_id: str, user_id: int) -> Obj | None:
+    """The user's own subscription Checkout Session from Stripe, recorded when complete.
+
+    None when Stripe does not know it or it is not this user's subscription session;
+    PaymentProviderError when Stripe cannot be asked. Commits the subscription row.
+    """
+    if not session_id.startswith("cs_"):
+        return None
+    session = stripe_gateway.find_checkout_session(session_id)
+    if session is None:
+        return None
+    metadata = session.get("metadata") or {}
+    if (metadata.get("purpose") != SUBSCRIPTION_PURPOSE
+            or metadata.get("user_id") != str(user_id)):
+        return None
+    if session.get("status") == "complete":
+        with atomic():
+            record_checkout_session(session)
+    return session
