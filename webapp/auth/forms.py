@@ -5,8 +5,12 @@ from wtforms.validators import DataRequired, Email, Length
 from webapp.domain.users import MIN_PASSWORD_LENGTH
 
 
+def strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
 class SignupForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired(), Email(check_deliverability=False),
+    email = EmailField("Email", filters=[strip], validators=[DataRequired(), Email(check_deliverability=False),
                                             Length(max=254)])
     password = PasswordField("Password", validators=[
         DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=200,
@@ -15,7 +19,7 @@ class SignupForm(FlaskForm):
 
 
 class LoginForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
+    email = EmailField("Email", filters=[strip], validators=[DataRequired(), Length(max=254)])
     password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
     next = HiddenField()
     submit = SubmitField("Log in")
