@@ -1,5 +1,6 @@
 """The only code that writes ledger rows or changes balances; every public call is one transaction."""
 
+import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -50,28 +51,45 @@ def post_entry(user_id: int, credits: int, kind: str, *, allow_negative: bool = 
     and raises InsufficientCreditsError. `refs` are LedgerEntry columns (purchase_id,
     grant_id, actor_id, reference, description).
     """
-    account = CreditAccount.__table__.c
-    values: dict[str, Any] = {"balance": account.balance + credits, "updated_at": utcnow()}
-    total = _TOTAL_FOR_KIND.get(kind)
-    if total:
-        values[total] = account[total] + abs(credits)
-    update = sa.update(CreditAccount).where(account.user_id == user_id)
-    if not allow_negative:
-        update = update.where(account.balance + credits >= 0)
+    params = {"account_user_id": user_id, "credits": credits, "magnitude": abs(credits), "now": utcnow()}
     balance = db.session.execute(
-        update.values(values).returning(account.balance)
+        _balance_update(_TOTAL_FOR_KIND.get(kind), allow_negative), params
     ).scalar_one_or_none()
     if balance is None:
         raise InsufficientCreditsError(current_balance(user_id))
-    db.session.execute(sa.insert(LedgerEntry).values(
-        user_id=user_id, kind=kind, credits=credits, balance_after=balance,
-        created_at=utcnow(), **refs))
+    db.session.execute(_LEDGER_INSERT, {
+        "user_id": user_id, "kind": kind, "credits": credits, "balance_after": balance,
+        "created_at": params["now"], **refs})
     return balance
+
+
+# Built once: a prebuilt statement's cache key is memoised, so every webhook and API debit
+# skips constructing and hashing these statements again.
+_LEDGER_INSERT = sa.insert(LedgerEntry.__table__)
+
+
+@functools.cache
+def _balance_update(total: str | None, allow_negative: bool) -> sa.Update:
+    account = CreditAccount.__table__.c
+    credits = sa.bindparam("credits", type_=account.balance.type)
+    values = {"balance": account.balance + credits,
+              "updated_at": sa.bindparam("now", type_=account.updated_at.type)}
+    if total:
+        values[total] = account[total] + sa.bindparam("magnitude", type_=account.balance.type)
+    update = sa.update(CreditAccount.__table__).where(
+        account.user_id == sa.bindparam("account_user_id", type_=account.user_id.type))
+    if not allow_negative:
+        update = update.where(account.balance + credits >= 0)
+    return update.values(values).returning(account.balance)
 
 
 def current_balance(user_id: int) -> int:
     return db.session.scalar(
         sa.select(CreditAccount.balance).where(CreditAccount.user_id == user_id)) or 0
+
+
+_PURCHASE_BY_SESSION = sa.select(Purchase).where(
+    Purchase.stripe_checkout_session_id == sa.bindparam("session_id")).with_for_update()
 
 
 def _locked_purchase_for_session(session: Mapping[str, Any]) -> Purchase | None:
@@ -80,8 +98,7 @@ def _locked_purchase_for_session(session: Mapping[str, Any]) -> Purchase | None:
     Found by session id; a session whose id was never stored (the app stopped between
     creating it and saving the id) is matched through its metadata instead.
     """
-    by_session = sa.select(Purchase).where(Purchase.stripe_checkout_session_id == session["id"])
-    purchase = db.session.scalars(by_session.with_for_update()).first()
+    purchase = db.session.scalars(_PURCHASE_BY_SESSION, {"session_id": session["id"]}).first()
     if purchase is not None:
         return purchase
     metadata = session.get("metadata") or {}
@@ -114,6 +131,10 @@ def fulfil_checkout_session(session: Mapping[str, Any]) -> FulfilmentResult:
     different amount or currency credits nothing and flags the purchase for review.
     """
     with atomic():
+        purchase = _mark_paid_if_payable(session)
+        if purchase is not None:
+            _post_purchase_credit(purchase, session)
+            return FulfilmentResult(Fulfilment.CREDITED, purchase)
         purchase = _locked_purchase_for_session(session)
         if purchase is None:
             return FulfilmentResult(Fulfilment.UNKNOWN)
@@ -141,9 +162,45 @@ def _credit_purchase(purchase: Purchase, session: Mapping[str, Any]) -> None:
     _set_status(purchase, PurchaseStatus.PAID, credited_at=now,
                 stripe_payment_intent_id=_id_of(session.get("payment_intent")))
     db.session.flush()
+    _post_purchase_credit(purchase, session)
+
+
+def _post_purchase_credit(purchase: Purchase, session: Mapping[str, Any]) -> None:
     post_entry(purchase.user_id, purchase.credits, EntryKind.PURCHASE,
                purchase_id=purchase.id, reference=session["id"],
                description=f"Bought {purchase.credits:,} credits")
+
+
+# The usual delivery in one statement: the conditional UPDATE takes the row lock and
+# re-checks its conditions after any wait, so it credits exactly when the locked checks in
+# fulfil_checkout_session would; every other case matches no row and goes through those.
+_MARK_PAID = (
+    sa.update(Purchase)
+    .where(Purchase.stripe_checkout_session_id == sa.bindparam("b_session_id"),
+           Purchase.credited_at.is_(None),
+           Purchase.status != PurchaseStatus.NEEDS_REVIEW,
+           Purchase.amount_cents == sa.bindparam("b_amount", type_=sa.BigInteger),
+           Purchase.currency == sa.bindparam("b_currency", type_=sa.String))
+    .values(status=PurchaseStatus.PAID,
+            credited_at=sa.bindparam("b_now", type_=Purchase.credited_at.type),
+            updated_at=sa.bindparam("b_now", type_=Purchase.updated_at.type),
+            stripe_payment_intent_id=sa.func.coalesce(
+                sa.bindparam("b_payment_intent", type_=sa.String),
+                Purchase.stripe_payment_intent_id))
+    .returning(Purchase)
+    .execution_options(synchronize_session=False, populate_existing=True)
+)
+
+
+def _mark_paid_if_payable(session: Mapping[str, Any]) -> Purchase | None:
+    amount = session.get("amount_total")
+    if (session.get("payment_status") not in ("paid", "no_payment_required")
+            or not isinstance(amount, int) or not session.get("id")):
+        return None
+    return db.session.scalars(_MARK_PAID, {
+        "b_session_id": session["id"], "b_amount": amount,
+        "b_currency": (session.get("currency") or "").lower(), "b_now": utcnow(),
+        "b_payment_intent": _id_of(session.get("payment_intent"))}).first()
 
 
 def _set_status(purchase: Purchase, status: str, **fields: Any) -> None:
