@@ -137,7 +137,8 @@ def signed_headers(payload: str) -> dict[str, str]:
                 payload, WEBHOOK_SECRET)}
 
 
-def _client_thread(port: int, jobs: queue.Queue, results: list, timeout: float) -> None:
+def _client_thread(port: int, jobs: queue.Queue, results: list, timeout: float,
+                   progress=None) -> None:
     conn = None
     while True:
         try:
@@ -161,17 +162,20 @@ def _client_thread(port: int, jobs: queue.Queue, results: list, timeout: float) 
                 conn.close()
             conn = None
         results.append((index, status))
+        if progress is not None:
+            with progress.get_lock():
+                progress.value += 1
     if conn is not None:
         conn.close()
 
 
 def _client_process(port: int, batch: list[tuple[int, str]], threads: int,
-                    timeout: float, out) -> None:
+                    timeout: float, out, progress=None) -> None:
     jobs: queue.Queue = queue.Queue()
     for job in batch:
         jobs.put(job)
     results: list[tuple[int, int]] = []
-    workers = [threading.Thread(target=_client_thread, args=(port, jobs, results, timeout))
+    workers = [threading.Thread(target=_client_thread, args=(port, jobs, results, timeout, progress))
                for _ in range(threads)]
     for worker in workers:
         worker.start()
@@ -181,15 +185,20 @@ def _client_process(port: int, batch: list[tuple[int, str]], threads: int,
 
 
 def send_all(port: int, payloads: Iterable[tuple[int, str]], *, processes: int = 4,
-             threads: int = 8, timeout: float = 30.0) -> tuple[dict[int, int], float]:
+             threads: int = 8, timeout: float = 30.0,
+             progress=None) -> tuple[dict[int, int], float]:
     """POST every (index, payload) signed to /webhooks/stripe from processes × threads
-    keep-alive clients; returns ({index: status (0 = connection error)}, seconds)."""
+    keep-alive clients; returns ({index: status (0 = connection error)}, seconds).
+
+    Each delivery is signed when it is sent, as Stripe signs every attempt; `progress`
+    (a multiprocessing Value) counts answered deliveries as they come.
+    """
     jobs = list(payloads)
     context = multiprocessing.get_context("fork")
     out = context.Queue()
     batches = [jobs[i::processes] for i in range(processes)]
     started = time.perf_counter()
-    children = [context.Process(target=_client_process, args=(port, batch, threads, timeout, out))
+    children = [context.Process(target=_client_process, args=(port, batch, threads, timeout, out, progress))
                 for batch in batches if batch]
     for child in children:
         child.start()
