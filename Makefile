@@ -34,6 +34,9 @@ bench: bench-webhook
 bench-webhook: install
 	$(BIN)/python -m tests.bench.bench_webhook
 
+e2e: install
+	$(BIN)/pytest -m e2e
+
 loadtest: install
 	$(BIN)/python -m tests.bench.loadtest
 
