@@ -51,15 +51,22 @@ def post_entry(user_id: int, credits: int, kind: str, *, allow_negative: bool = 
     and raises InsufficientCreditsError. `refs` are LedgerEntry columns (purchase_id,
     grant_id, actor_id, reference, description).
     """
-    params = {"account_user_id": user_id, "credits": credits, "magnitude": abs(credits), "now": utcnow()}
-    balance = db.session.execute(
-        _balance_update(_TOTAL_FOR_KIND.get(kind), allow_negative), params
-    ).scalar_one_or_none()
+    total = _TOTAL_FOR_KIND.get(kind)
+    params = {"b_user_id": user_id, "b_credits": credits, "b_magnitude": abs(credits),
+              "b_now": utcnow(), "b_kind": kind, **{f"b_{name}": v for name, v in refs.items()}}
+    if db.session.get_bind().dialect.name == "postgresql":
+        balance = db.session.execute(
+            _update_and_insert(total, allow_negative, tuple(sorted(refs))), params
+        ).scalar_one_or_none()
+    else:
+        balance = db.session.execute(_balance_update(total, allow_negative),
+                                     params).scalar_one_or_none()
+        if balance is not None:
+            db.session.execute(_LEDGER_INSERT, {
+                "user_id": user_id, "kind": kind, "credits": credits, "balance_after": balance,
+                "created_at": params["b_now"], **refs})
     if balance is None:
         raise InsufficientCreditsError(current_balance(user_id))
-    db.session.execute(_LEDGER_INSERT, {
-        "user_id": user_id, "kind": kind, "credits": credits, "balance_after": balance,
-        "created_at": params["now"], **refs})
     return balance
 
 
@@ -70,17 +77,35 @@ _LEDGER_INSERT = sa.insert(LedgerEntry.__table__)
 
 @functools.cache
 def _balance_update(total: str | None, allow_negative: bool) -> sa.Update:
+    """UPDATE the account by :b_credits (and a running total by :b_magnitude) RETURNING it."""
     account = CreditAccount.__table__.c
-    credits = sa.bindparam("credits", type_=account.balance.type)
+    credits = sa.bindparam("b_credits", type_=account.balance.type)
     values = {"balance": account.balance + credits,
-              "updated_at": sa.bindparam("now", type_=account.updated_at.type)}
+              "updated_at": sa.bindparam("b_now", type_=account.updated_at.type)}
     if total:
-        values[total] = account[total] + sa.bindparam("magnitude", type_=account.balance.type)
+        values[total] = account[total] + sa.bindparam("b_magnitude", type_=account.balance.type)
     update = sa.update(CreditAccount.__table__).where(
-        account.user_id == sa.bindparam("account_user_id", type_=account.user_id.type))
+        account.user_id == sa.bindparam("b_user_id", type_=account.user_id.type))
     if not allow_negative:
         update = update.where(account.balance + credits >= 0)
     return update.values(values).returning(account.balance)
+
+
+@functools.cache
+def _update_and_insert(total: str | None, allow_negative: bool,
+                       ref_names: tuple[str, ...]) -> sa.Insert:
+    """PostgreSQL: the balance UPDATE and the ledger INSERT in one statement (one round
+    trip): WITH moved AS (UPDATE ... RETURNING balance) INSERT ... SELECT FROM moved.
+    When the UPDATE matches nothing (a short balance), nothing is inserted either."""
+    moved = _balance_update(total, allow_negative).cte("moved")
+    ledger = LedgerEntry.__table__.c
+    names = ("user_id", "kind", "credits", "balance_after", "created_at", *ref_names)
+    row = sa.select(*(
+        moved.c.balance if name == "balance_after"
+        else sa.bindparam("b_now" if name == "created_at" else f"b_{name}", type_=ledger[name].type)
+        for name in names))
+    return (sa.insert(LedgerEntry.__table__).from_select(names, row).add_cte(moved)
+            .returning(ledger.balance_after))
 
 
 def current_balance(user_id: int) -> int:
