@@ -213,8 +213,8 @@ _MARK_PAID = (
                 sa.bindparam("b_payment_intent", type_=sa.String),
                 Purchase.stripe_payment_intent_id))
     .returning(Purchase)
-    .execution_options(synchronize_session=False, populate_existing=True)
 )
+_MARK_PAID_OPTIONS = {"synchronize_session": False, "populate_existing": True}
 
 
 def _mark_paid_if_payable(session: Mapping[str, Any]) -> Purchase | None:
@@ -225,7 +225,8 @@ def _mark_paid_if_payable(session: Mapping[str, Any]) -> Purchase | None:
     return db.session.scalars(_MARK_PAID, {
         "b_session_id": session["id"], "b_amount": amount,
         "b_currency": (session.get("currency") or "").lower(), "b_now": utcnow(),
-        "b_payment_intent": _id_of(session.get("payment_intent"))}).first()
+        "b_payment_intent": _id_of(session.get("payment_intent"))},
+        execution_options=_MARK_PAID_OPTIONS).first()
 
 
 def _set_status(purchase: Purchase, status: str, **fields: Any) -> None:
