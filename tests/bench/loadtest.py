@@ -62,7 +62,8 @@ def build_deliveries(purchases: list[SeededPurchase], rng: random.Random, refund
             add("checkout.session.completed", purchase.session(), rng.randint(2, 3))
         if refunds and rng.random() < 0.1:
             refunded = rng.choice([purchase.credits // 4, purchase.credits // 2, purchase.credits])
-            expected[purchase.user_id] -= purchase.credits * refunded // purchase.credits
+            amount_total = purchase.credits  # seeded at 1 cent a credit
+            expected[purchase.user_id] -= purchase.credits * refunded // amount_total
             add("charge.refunded", charge_refunded(purchase, refunded), rng.randint(1, 2))
     rng.shuffle(payloads)
     return payloads, expected
