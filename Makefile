@@ -6,7 +6,7 @@ FLASK := $(BIN)/flask --app wsgi
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test install migrate lint bench loadtest e2e clean
+.PHONY: run test install migrate lint bench bench-webhook loadtest e2e clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,17 @@ run: migrate
 
 test: install
 	$(BIN)/pytest
+
+bench: bench-webhook
+
+bench-webhook: install
+	$(BIN)/python -m tests.bench.bench_webhook
+
+e2e: install
+	$(BIN)/pytest -m e2e
+
+loadtest: install
+	$(BIN)/python -m tests.bench.loadtest
 
 lint: install
 	$(BIN)/ruff check .

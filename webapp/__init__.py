@@ -7,6 +7,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from webapp.config import BASE_DIR, Config, config_for_environment
 from webapp.extensions import csrf, db, limiter, login_manager, migrate
+from webapp.hardening import register_logging, register_security
 
 
 def create_app(config_class: type[Config] | None = None) -> Flask:
@@ -20,6 +21,8 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     register_template_helpers(app)
     register_cli(app)
     register_proxy(app)
+    register_security(app)
+    register_logging(app)
     return app
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
 from webapp.models import EventOutcome, StripeEvent
-from webapp.models.types import utcnow
+from webapp.models.types import UTCDateTime, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -45,17 +45,24 @@ def _insert(values: dict[str, Any]):
     return insert(StripeEvent).values(values)
 
 
+# Plain SQL that SQLite and PostgreSQL both accept: the dialects' upsert constructs are not
+# cacheable, and compiling one on every delivery cost more than the rest of the webhook.
+_CLAIM = sa.text(
+    "INSERT INTO stripe_events (stripe_event_id, type, object_id, outcome, attempts,"
+    " stripe_created_at, received_at, processed_at)"
+    " VALUES (:stripe_event_id, :type, :object_id, :outcome, 1, :stripe_created_at,"
+    " :received_at, :processed_at)"
+    " ON CONFLICT (stripe_event_id) DO UPDATE SET outcome = excluded.outcome, error = NULL,"
+    " processed_at = excluded.processed_at, attempts = stripe_events.attempts + 1"
+    " WHERE stripe_events.outcome = :failed RETURNING id"
+).bindparams(*(sa.bindparam(name, type_=UTCDateTime)
+               for name in ("stripe_created_at", "received_at", "processed_at")))
+
+
 def _claim(event: dict[str, Any]) -> bool:
     """Insert the event as processed, or take back a failed one; False when already done."""
-    now = utcnow()
-    stmt = _insert(_event_row(event, EventOutcome.PROCESSED, now))
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[StripeEvent.stripe_event_id],
-        set_={"outcome": EventOutcome.PROCESSED, "error": None, "processed_at": now,
-              "attempts": StripeEvent.attempts + 1},
-        where=StripeEvent.outcome == EventOutcome.FAILED,
-    )
-    return db.session.execute(stmt.returning(StripeEvent.id)).first() is not None
+    row = _event_row(event, EventOutcome.PROCESSED, utcnow())
+    return db.session.execute(_CLAIM, {**row, "failed": EventOutcome.FAILED}).first() is not None
 
 
 def _event_row(event: dict[str, Any], outcome: str, now: datetime) -> dict[str, Any]:

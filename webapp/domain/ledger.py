@@ -1,5 +1,6 @@
 """The only code that writes ledger rows or changes balances; every public call is one transaction."""
 
+import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -57,42 +58,85 @@ def open_account(user_id: int) -> None:
 
 
 def post_entry(user_id: int, credits: int, kind: str, *, allow_negative: bool = True,
-               only_if: Any = None, **refs: Any) -> int:
+               unless_expiring: bool = False, **refs: Any) -> int | None:
     """Move `credits` (signed) on the account and append the ledger row; returns the balance.
 
     Joins the caller's transaction: the row and the balance commit together or not at
     all. With `allow_negative=False` a debit that would go below zero changes nothing
     and raises InsufficientCreditsError. `refs` are LedgerEntry columns (purchase_id,
-    grant_id, actor_id, reference, description). With `only_if` (a condition on the
-    account row), an account that fails it or the balance check changes nothing and
-    the call returns None instead of raising.
+    grant_id, actor_id, reference, description). With `unless_expiring`, an account
+    holding expiring grants (or failing the balance check) changes nothing and the call
+    returns None instead of raising: the caller then takes the grant-aware path.
     """
-    account = CreditAccount.__table__.c
-    values: dict[str, Any] = {"balance": account.balance + credits, "updated_at": utcnow()}
     total = _TOTAL_FOR_KIND.get(kind)
-    if total:
-        values[total] = account[total] + abs(credits)
-    update = sa.update(CreditAccount).where(account.user_id == user_id)
-    if not allow_negative:
-        update = update.where(account.balance + credits >= 0)
-    if only_if is not None:
-        update = update.where(only_if)
-    balance = db.session.execute(
-        update.values(values).returning(account.balance)
-    ).scalar_one_or_none()
-    if balance is None and only_if is not None:
+    params = {"b_user_id": user_id, "b_credits": credits, "b_magnitude": abs(credits),
+              "b_now": utcnow(), "b_kind": kind, **{f"b_{name}": v for name, v in refs.items()}}
+    if db.session.get_bind().dialect.name == "postgresql":
+        balance = db.session.execute(
+            _update_and_insert(total, allow_negative, unless_expiring, tuple(sorted(refs))), params
+        ).scalar_one_or_none()
+    else:
+        balance = db.session.execute(_balance_update(total, allow_negative, unless_expiring),
+                                     params).scalar_one_or_none()
+        if balance is not None:
+            db.session.execute(_LEDGER_INSERT, {
+                "user_id": user_id, "kind": kind, "credits": credits, "balance_after": balance,
+                "created_at": params["b_now"], **refs})
+    if balance is None and unless_expiring:
         return None
     if balance is None:
         raise InsufficientCreditsError(current_balance(user_id))
-    db.session.execute(sa.insert(LedgerEntry).values(
-        user_id=user_id, kind=kind, credits=credits, balance_after=balance,
-        created_at=utcnow(), **refs))
     return balance
+
+
+# Built once: a prebuilt statement's cache key is memoised, so every webhook and API debit
+# skips constructing and hashing these statements again.
+_LEDGER_INSERT = sa.insert(LedgerEntry.__table__)
+
+
+@functools.cache
+def _balance_update(total: str | None, allow_negative: bool,
+                    unless_expiring: bool = False) -> sa.Update:
+    """UPDATE the account by :b_credits (and a running total by :b_magnitude) RETURNING it."""
+    account = CreditAccount.__table__.c
+    credits = sa.bindparam("b_credits", type_=account.balance.type)
+    values = {"balance": account.balance + credits,
+              "updated_at": sa.bindparam("b_now", type_=account.updated_at.type)}
+    if total:
+        values[total] = account[total] + sa.bindparam("b_magnitude", type_=account.balance.type)
+    update = sa.update(CreditAccount.__table__).where(
+        account.user_id == sa.bindparam("b_user_id", type_=account.user_id.type))
+    if not allow_negative:
+        update = update.where(account.balance + credits >= 0)
+    if unless_expiring:
+        update = update.where(account.next_expiry_at.is_(None))
+    return update.values(values).returning(account.balance)
+
+
+@functools.cache
+def _update_and_insert(total: str | None, allow_negative: bool, unless_expiring: bool,
+                       ref_names: tuple[str, ...]) -> sa.Insert:
+    """PostgreSQL: the balance UPDATE and the ledger INSERT in one statement (one round
+    trip): WITH moved AS (UPDATE ... RETURNING balance) INSERT ... SELECT FROM moved.
+    When the UPDATE matches nothing (a short balance), nothing is inserted either."""
+    moved = _balance_update(total, allow_negative, unless_expiring).cte("moved")
+    ledger = LedgerEntry.__table__.c
+    names = ("user_id", "kind", "credits", "balance_after", "created_at", *ref_names)
+    row = sa.select(*(
+        moved.c.balance if name == "balance_after"
+        else sa.bindparam("b_now" if name == "created_at" else f"b_{name}", type_=ledger[name].type)
+        for name in names))
+    return (sa.insert(LedgerEntry.__table__).from_select(names, row).add_cte(moved)
+            .returning(ledger.balance_after))
 
 
 def current_balance(user_id: int) -> int:
     return db.session.scalar(
         sa.select(CreditAccount.balance).where(CreditAccount.user_id == user_id)) or 0
+
+
+_PURCHASE_BY_SESSION = sa.select(Purchase).where(
+    Purchase.stripe_checkout_session_id == sa.bindparam("session_id")).with_for_update()
 
 
 def _locked_purchase_for_session(session: Mapping[str, Any]) -> Purchase | None:
@@ -101,8 +145,8 @@ def _locked_purchase_for_session(session: Mapping[str, Any]) -> Purchase | None:
     Found by session id; a session whose id was never stored (the app stopped between
     creating it and saving the id) is matched through its metadata instead.
     """
-    by_session = sa.select(Purchase).where(Purchase.stripe_checkout_session_id == session["id"])
-    purchase = db.session.scalars(by_session.with_for_update().execution_options(populate_existing=True)).first()
+    purchase = db.session.scalars(_PURCHASE_BY_SESSION, {"session_id": session["id"]},
+                                  execution_options={"populate_existing": True}).first()
     if purchase is not None:
         return purchase
     metadata = session.get("metadata") or {}
@@ -112,7 +156,8 @@ def _locked_purchase_for_session(session: Mapping[str, Any]) -> Purchase | None:
     by_metadata = sa.select(Purchase).where(
         Purchase.id == int(purchase_id), Purchase.user_id == int(user_id),
         Purchase.stripe_checkout_session_id.is_(None))
-    purchase = db.session.scalars(by_metadata.with_for_update().execution_options(populate_existing=True)).first()
+    purchase = db.session.scalars(
+        by_metadata.with_for_update().execution_options(populate_existing=True)).first()
     if purchase is not None:
         purchase.stripe_checkout_session_id = session["id"]
     return purchase
@@ -135,6 +180,10 @@ def fulfil_checkout_session(session: Mapping[str, Any]) -> FulfilmentResult:
     different amount or currency credits nothing and flags the purchase for review.
     """
     with atomic():
+        purchase = _mark_paid_if_payable(session)
+        if purchase is not None:
+            _post_purchase_credit(purchase, session)
+            return FulfilmentResult(Fulfilment.CREDITED, purchase)
         purchase = _locked_purchase_for_session(session)
         if purchase is None:
             return FulfilmentResult(Fulfilment.UNKNOWN)
@@ -162,9 +211,46 @@ def _credit_purchase(purchase: Purchase, session: Mapping[str, Any]) -> None:
     _set_status(purchase, PurchaseStatus.PAID, credited_at=now,
                 stripe_payment_intent_id=_id_of(session.get("payment_intent")))
     db.session.flush()
+    _post_purchase_credit(purchase, session)
+
+
+def _post_purchase_credit(purchase: Purchase, session: Mapping[str, Any]) -> None:
     post_entry(purchase.user_id, purchase.credits, EntryKind.PURCHASE,
                purchase_id=purchase.id, reference=session["id"],
                description=f"Bought {purchase.credits:,} credits")
+
+
+# The usual delivery in one statement: the conditional UPDATE takes the row lock and
+# re-checks its conditions after any wait, so it credits exactly when the locked checks in
+# fulfil_checkout_session would; every other case matches no row and goes through those.
+_MARK_PAID = (
+    sa.update(Purchase)
+    .where(Purchase.stripe_checkout_session_id == sa.bindparam("b_session_id"),
+           Purchase.credited_at.is_(None),
+           Purchase.status != PurchaseStatus.NEEDS_REVIEW,
+           Purchase.amount_cents == sa.bindparam("b_amount", type_=sa.BigInteger),
+           Purchase.currency == sa.bindparam("b_currency", type_=sa.String))
+    .values(status=PurchaseStatus.PAID,
+            credited_at=sa.bindparam("b_now", type_=Purchase.credited_at.type),
+            updated_at=sa.bindparam("b_now", type_=Purchase.updated_at.type),
+            stripe_payment_intent_id=sa.func.coalesce(
+                sa.bindparam("b_payment_intent", type_=sa.String),
+                Purchase.stripe_payment_intent_id))
+    .returning(Purchase)
+)
+_MARK_PAID_OPTIONS = {"synchronize_session": False, "populate_existing": True}
+
+
+def _mark_paid_if_payable(session: Mapping[str, Any]) -> Purchase | None:
+    amount = session.get("amount_total")
+    if (session.get("payment_status") not in ("paid", "no_payment_required")
+            or not isinstance(amount, int) or not session.get("id")):
+        return None
+    return db.session.scalars(_MARK_PAID, {
+        "b_session_id": session["id"], "b_amount": amount,
+        "b_currency": (session.get("currency") or "").lower(), "b_now": utcnow(),
+        "b_payment_intent": _id_of(session.get("payment_intent"))},
+        execution_options=_MARK_PAID_OPTIONS).first()
 
 
 def _set_status(purchase: Purchase, status: str, **fields: Any) -> None:
@@ -230,10 +316,9 @@ def debit_usage(user_id: int, credits: int, description: str, *,
     if credits <= 0:
         raise InvalidAmountError("credits must be an integer of at least 1")
     refs = {"reference": reference, "description": description[:500] or None}
-    no_expiring = CreditAccount.__table__.c.next_expiry_at.is_(None)
     with atomic():
         balance = post_entry(user_id, -credits, EntryKind.USAGE, allow_negative=False,
-                             only_if=no_expiring, **refs)
+                             unless_expiring=True, **refs)
     if balance is not None:
         return balance
     expire_account_grants(user_id)
