@@ -60,3 +60,17 @@ def grant(email: str, credits: int, reason: str):
 def register(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(credits_cli)
+
+
+# --- API keys
+
+
+@users_cli.command("api-key")
+@click.argument("email")
+@click.option("--label", default="", help="A name to recognise the key by.")
+def api_key(email: str, label: str):
+    """Mint a new API key for EMAIL and print it (it is shown only this once)."""
+    from webapp.domain import api_keys
+
+    user = _user_or_fail(email)
+    click.echo(api_keys.mint(user.id, label).secret)

@@ -34,6 +34,7 @@ def upgrade():
     )
     with op.batch_alter_table('stripe_events', schema=None) as batch_op:
         batch_op.create_index('ix_stripe_events_outcome_received_at', ['outcome', 'received_at'], unique=False)
+        batch_op.create_index('ix_stripe_events_outcome_id', ['outcome', 'id'], unique=False)
 
     op.create_table('users',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -206,6 +207,7 @@ def upgrade():
     with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
         batch_op.create_index('ix_ledger_entries_created_at', ['created_at'], unique=False)
         batch_op.create_index('ix_ledger_entries_user_id_id', ['user_id', 'id'], unique=False)
+        batch_op.create_index('ix_ledger_entries_user_id_created_at', ['user_id', 'created_at'], unique=False)
         batch_op.create_index('uq_ledger_entries_purchase_credit', ['purchase_id'], unique=True, sqlite_where=sa.text("kind = 'purchase'"), postgresql_where=sa.text("kind = 'purchase'"))
 
     # ### end Alembic commands ###
@@ -216,6 +218,7 @@ def downgrade():
     with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
         batch_op.drop_index('uq_ledger_entries_purchase_credit', sqlite_where=sa.text("kind = 'purchase'"), postgresql_where=sa.text("kind = 'purchase'"))
         batch_op.drop_index('ix_ledger_entries_user_id_id')
+        batch_op.drop_index('ix_ledger_entries_user_id_created_at')
         batch_op.drop_index('ix_ledger_entries_created_at')
 
     op.drop_table('ledger_entries')
@@ -252,6 +255,7 @@ def downgrade():
     op.drop_table('users')
     with op.batch_alter_table('stripe_events', schema=None) as batch_op:
         batch_op.drop_index('ix_stripe_events_outcome_received_at')
+        batch_op.drop_index('ix_stripe_events_outcome_id')
 
     op.drop_table('stripe_events')
     # ### end Alembic commands ###

@@ -1,12 +1,24 @@
 """Read-only views of accounts, ledgers and purchases, paginated by keyset."""
 
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
 from webapp.extensions import db
-from webapp.models import CreditAccount, LedgerEntry, Purchase
+from webapp.models import (
+    AdminAction,
+    CreditAccount,
+    EntryKind,
+    EventOutcome,
+    LedgerEntry,
+    Purchase,
+    PurchaseStatus,
+    StripeEvent,
+    User,
+)
+from webapp.models.types import utcnow
 
 
 @dataclass(frozen=True)
@@ -51,3 +63,159 @@ def purchases_page(user_id: int, before: int | None, size: int) -> Page:
 def purchase_for_session(user_id: int, session_id: str) -> Purchase | None:
     return db.session.scalar(sa.select(Purchase).where(
         Purchase.stripe_checkout_session_id == session_id, Purchase.user_id == user_id))
+
+
+# --- usage chart
+
+
+@dataclass(frozen=True)
+class DayTotals:
+    day: date
+    bought: int  # purchases and plan grants
+    spent: int  # usage
+
+
+def _day_of(column):
+    """The UTC calendar day of a timestamp column, as text 'YYYY-MM-DD' on every database."""
+    if db.engine.dialect.name == "postgresql":
+        return sa.func.to_char(sa.func.timezone("UTC", column), "YYYY-MM-DD")
+    return sa.func.strftime("%Y-%m-%d", column)  # SQLite stores naive UTC
+
+
+def credits_by_day(user_id: int, days: int = 30, today: date | None = None) -> list[DayTotals]:
+    """Credits bought and spent per UTC day, oldest first, `days` days ending today.
+
+    One grouped query over the user's rows in the window (index on user_id, created_at).
+    """
+    today = today or utcnow().date()
+    first = today - timedelta(days=days - 1)
+    since = datetime.combine(first, time.min, tzinfo=UTC)
+    day = _day_of(LedgerEntry.created_at).label("day")
+    bought = sa.func.sum(sa.case(
+        (LedgerEntry.kind.in_((EntryKind.PURCHASE, EntryKind.GRANT)), LedgerEntry.credits),
+        else_=0))
+    spent = sa.func.sum(sa.case((LedgerEntry.kind == EntryKind.USAGE, -LedgerEntry.credits),
+                                else_=0))
+    rows = db.session.execute(
+        sa.select(day, bought, spent)
+        .where(LedgerEntry.user_id == user_id, LedgerEntry.created_at >= since)
+        .group_by(day)
+    ).all()
+    found = {row[0]: (int(row[1] or 0), int(row[2] or 0)) for row in rows}
+    result = []
+    for offset in range(days):
+        current = first + timedelta(days=offset)
+        b, s = found.get(current.isoformat(), (0, 0))
+        result.append(DayTotals(current, b, s))
+    return result
+
+
+# --- admin views
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    credits_sold: int
+    credits_granted: int
+    credits_used: int
+    outstanding: int
+    revenue: list[tuple[str, int, int]]  # currency, charged, refunded (minor units)
+    by_status: dict[str, int]
+    failed_events_24h: int
+    recent_failures: list[StripeEvent]
+
+
+_REVENUE_STATUSES = (PurchaseStatus.PAID, PurchaseStatus.REFUNDED,
+                     PurchaseStatus.PARTIALLY_REFUNDED, PurchaseStatus.DISPUTED)
+
+
+def dashboard() -> Dashboard:
+    """Totals for /admin/: running totals from credit_accounts, grouped purchase counts."""
+    account = CreditAccount.__table__.c
+    sold, granted, used, outstanding = db.session.execute(sa.select(
+        *(sa.func.coalesce(sa.func.sum(c), 0) for c in
+          (account.purchased, account.granted, account.used, account.balance)))).one()
+    revenue = db.session.execute(
+        sa.select(Purchase.currency, sa.func.sum(Purchase.amount_cents),
+                  sa.func.sum(Purchase.amount_refunded_cents))
+        .where(Purchase.status.in_(_REVENUE_STATUSES)).group_by(Purchase.currency)
+        .order_by(Purchase.currency)).all()
+    by_status = dict(db.session.execute(
+        sa.select(Purchase.status, sa.func.count()).group_by(Purchase.status)).all())
+    since = utcnow() - timedelta(hours=24)
+    failed = sa.select(StripeEvent).where(StripeEvent.outcome == EventOutcome.FAILED,
+                                          StripeEvent.received_at >= since)
+    failed_count = db.session.scalar(sa.select(sa.func.count()).select_from(failed.subquery()))
+    recent = list(db.session.scalars(failed.order_by(StripeEvent.received_at.desc()).limit(10)))
+    return Dashboard(int(sold), int(granted), int(used), int(outstanding),
+                     [(c, int(a or 0), int(r or 0)) for c, a, r in revenue],
+                     {s: by_status.get(s, 0) for s in PurchaseStatus.ALL},
+                     failed_count or 0, recent)
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def users_page(q: str, before: int | None, size: int) -> Page:
+    """Users newest first with their account, filtered by a piece of their email."""
+    query = sa.select(User).options(sa.orm.joinedload(User.account))
+    if q.strip():
+        query = query.where(User.email.like(_like(q.strip().lower()), escape="\\"))
+    return keyset_page(query, User.id, before, size)
+
+
+@dataclass(frozen=True)
+class PurchaseFilter:
+    status: str = ""
+    q: str = ""
+    start: date | None = None  # first day included (UTC)
+    end: date | None = None  # last day included (UTC)
+
+    def apply(self, query: sa.Select) -> sa.Select:
+        if self.status:
+            query = query.where(Purchase.status == self.status)
+        if self.q.strip():
+            matching = sa.select(User.id).where(
+                User.email.like(_like(self.q.strip().lower()), escape="\\"))
+            query = query.where(Purchase.user_id.in_(matching))
+        if self.start:
+            query = query.where(Purchase.created_at >= datetime.combine(
+                self.start, time.min, tzinfo=UTC))
+        if self.end:
+            query = query.where(Purchase.created_at < datetime.combine(
+                self.end + timedelta(days=1), time.min, tzinfo=UTC))
+        return query
+
+
+def purchases_admin_page(filters: PurchaseFilter, before: int | None, size: int) -> Page:
+    query = filters.apply(sa.select(Purchase).options(sa.orm.joinedload(Purchase.user)))
+    return keyset_page(query, Purchase.id, before, size)
+
+
+def purchases_in_batches(filters: PurchaseFilter, batch_size: int = 1000):
+    """Every matching purchase newest first, one keyset batch (a list) at a time."""
+    before = None
+    while True:
+        page = purchases_admin_page(filters, before, batch_size)
+        if page.items:
+            yield page.items
+        if page.next_before is None:
+            return
+        before = page.next_before
+        db.session.expunge_all()  # keep memory flat: the batch is already written out
+
+
+def events_page(outcome: str, before: int | None, size: int) -> Page:
+    query = sa.select(StripeEvent)
+    if outcome:
+        query = query.where(StripeEvent.outcome == outcome)
+    return keyset_page(query, StripeEvent.id, before, size)
+
+
+def admin_actions_for(target_type: str, target_id: int, limit: int = 50) -> list[AdminAction]:
+    return list(db.session.scalars(
+        sa.select(AdminAction).options(sa.orm.joinedload(AdminAction.admin))
+        .where(AdminAction.target_type == target_type, AdminAction.target_id == target_id)
+        .order_by(AdminAction.id.desc()).limit(limit)))
