@@ -29,6 +29,12 @@ run: migrate
 test: install
 	$(BIN)/pytest
 
+# Benchmarks against a local PostgreSQL (BENCH_DATABASE_URL); add modules to BENCH_MODULES.
+BENCH_MODULES ?= tests.bench.bench_pages
+
+bench: install
+	@for module in $(BENCH_MODULES); do $(BIN)/python -m $$module || exit 1; done
+
 lint: install
 	$(BIN)/ruff check .
 

@@ -114,7 +114,7 @@ def upgrade():
     sa.UniqueConstraint('stripe_checkout_session_id', name=op.f('uq_purchases_stripe_checkout_session_id'))
     )
     with op.batch_alter_table('purchases', schema=None) as batch_op:
-        batch_op.create_index('ix_purchases_created_at', ['created_at'], unique=False)
+        batch_op.create_index('ix_purchases_created_at_id', ['created_at', 'id'], unique=False)
         batch_op.create_index('ix_purchases_status_id', ['status', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_purchases_stripe_charge_id'), ['stripe_charge_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_purchases_stripe_payment_intent_id'), ['stripe_payment_intent_id'], unique=False)
@@ -240,7 +240,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_purchases_stripe_payment_intent_id'))
         batch_op.drop_index(batch_op.f('ix_purchases_stripe_charge_id'))
         batch_op.drop_index('ix_purchases_status_id')
-        batch_op.drop_index('ix_purchases_created_at')
+        batch_op.drop_index('ix_purchases_created_at_id')
 
     op.drop_table('purchases')
     op.drop_table('credit_accounts')

@@ -306,3 +306,21 @@ def test_a_refund_stripe_refuses_is_shown_and_not_recorded(as_admin, user, strip
     assert response.status_code == 502
     assert "Stripe did not accept the refund" in response.get_data(as_text=True)
     assert db.session.scalar(sa.select(sa.func.count()).select_from(AdminAction)) == 0
+
+
+def test_date_filtered_purchases_page_along_creation_time(app, as_admin, user):
+    app.config["HISTORY_PAGE_SIZE"] = 2
+    made = [checkout.start_checkout(user, 500 + n, "https://credits.example.test")
+            for n in range(5)]
+    with atomic():  # creation order differs from id order, as clock skew can make it
+        for purchase, day in zip(made, (3, 1, 2, 4, 9), strict=True):
+            db.session.get(Purchase, purchase.id).created_at = datetime(2026, 3, day, tzinfo=UTC)
+    seen, query = [], "/admin/purchases?from=2026-03-01&to=2026-03-05"
+    while query:
+        page = as_admin.get(query).get_data(as_text=True)
+        shown_at = {p.id: page.find(f'/admin/purchases/{p.id}"') for p in made}
+        seen += sorted((pid for pid, at in shown_at.items() if at >= 0), key=shown_at.get)
+        older = page.split('href="/admin/purchases?before=')
+        query = f"/admin/purchases?before={older[1].split('&')[0]}&from=2026-03-01&to=2026-03-05" \
+            if len(older) > 1 else None
+    assert seen == [made[3].id, made[0].id, made[2].id, made[1].id]

@@ -76,10 +76,14 @@ class DayTotals:
 
 
 def _day_of(column):
-    """The UTC calendar day of a timestamp column, as text 'YYYY-MM-DD' on every database."""
+    """The UTC calendar day of a timestamp column (a timestamp on PostgreSQL, text on SQLite)."""
     if db.engine.dialect.name == "postgresql":
-        return sa.func.to_char(sa.func.timezone("UTC", column), "YYYY-MM-DD")
+        return sa.func.date_trunc("day", sa.func.timezone("UTC", column))
     return sa.func.strftime("%Y-%m-%d", column)  # SQLite stores naive UTC
+
+
+def _as_date(value) -> date:
+    return value.date() if isinstance(value, datetime) else date.fromisoformat(value)
 
 
 def credits_by_day(user_id: int, days: int = 30, today: date | None = None) -> list[DayTotals]:
@@ -101,11 +105,11 @@ def credits_by_day(user_id: int, days: int = 30, today: date | None = None) -> l
         .where(LedgerEntry.user_id == user_id, LedgerEntry.created_at >= since)
         .group_by(day)
     ).all()
-    found = {row[0]: (int(row[1] or 0), int(row[2] or 0)) for row in rows}
+    found = {_as_date(row[0]): (int(row[1] or 0), int(row[2] or 0)) for row in rows}
     result = []
     for offset in range(days):
         current = first + timedelta(days=offset)
-        b, s = found.get(current.isoformat(), (0, 0))
+        b, s = found.get(current, (0, 0))
         result.append(DayTotals(current, b, s))
     return result
 
@@ -191,7 +195,26 @@ class PurchaseFilter:
 
 def purchases_admin_page(filters: PurchaseFilter, before: int | None, size: int) -> Page:
     query = filters.apply(sa.select(Purchase).options(sa.orm.joinedload(Purchase.user)))
+    if filters.start or filters.end:
+        # A date range walks the (created_at, id) index: walking ids from the newest
+        # would first skip every purchase made after the range.
+        return time_keyset_page(query, Purchase, before, size)
     return keyset_page(query, Purchase.id, before, size)
+
+
+def time_keyset_page(query: sa.Select, model, before: int | None, size: int) -> Page:
+    """Like keyset_page, newest first by (created_at, id); `before` is still the last id."""
+    if before:
+        cursor = db.session.get(model, before)
+        if cursor is not None:
+            query = query.where(sa.tuple_(model.created_at, model.id)
+                                < sa.tuple_(sa.literal(cursor.created_at, model.created_at.type),
+                                            sa.literal(cursor.id)))
+    rows = list(db.session.scalars(
+        query.order_by(model.created_at.desc(), model.id.desc()).limit(size + 1)))
+    more = len(rows) > size
+    rows = rows[:size]
+    return Page(rows, rows[-1].id if more and rows else None)
 
 
 def purchases_in_batches(filters: PurchaseFilter, batch_size: int = 1000):
