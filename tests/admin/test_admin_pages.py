@@ -137,12 +137,12 @@ def test_negative_adjustment_removes_credits_but_never_below_zero(as_admin, user
     assert db.session.scalar(sa.select(sa.func.count()).select_from(AdminAction)) == 1
 
 
-@pytest.mark.parametrize("data", [{"credits": "10", "reason": ""}, {"credits": "10"},
-                                  {"credits": "0", "reason": "nothing"},
-                                  {"credits": "ten", "reason": "x"}, {"reason": "x"}])
-def test_adjustment_needs_a_reason_and_a_non_zero_whole_number(as_admin, user, data):
-    response = as_admin.post(f"/admin/users/{user.id}/adjust", data=data)
-    assert response.status_code == 400
+def test_adjustment_needs_a_reason_and_a_non_zero_whole_number(as_admin, user):
+    for data in ({"credits": "10", "reason": ""}, {"credits": "10"},
+                 {"credits": "0", "reason": "nothing"}, {"credits": "ten", "reason": "x"},
+                 {"reason": "x"}):
+        response = as_admin.post(f"/admin/users/{user.id}/adjust", data=data)
+        assert response.status_code == 400, data
     assert ledger.current_balance(user.id) == 0
     assert db.session.scalar(sa.select(sa.func.count()).select_from(AdminAction)) == 0
 
@@ -281,12 +281,13 @@ def test_a_second_deliberate_refund_gets_its_own_idempotency_key(as_admin, user,
     assert keys == [f"refund-purchase-{purchase.id}-0-100", f"refund-purchase-{purchase.id}-1-100"]
 
 
-@pytest.mark.parametrize("amount", ["10.01", "0", "-1", "abc", "1.234", "NaN"])
 def test_refund_amounts_beyond_what_is_left_or_malformed_are_refused(as_admin, user,
-                                                                     stripe_double, amount):
+                                                                     stripe_double):
     purchase = paid_purchase(stripe_double, user)
-    response = as_admin.post(f"/admin/purchases/{purchase.id}/refund", data={"amount": amount})
-    assert response.status_code == 400
+    for amount in ("10.01", "0", "-1", "abc", "1.234", "NaN", "Infinity"):
+        response = as_admin.post(f"/admin/purchases/{purchase.id}/refund",
+                                 data={"amount": amount})
+        assert response.status_code == 400, amount
     assert stripe_double.requests_to("post", "/v1/refunds") == []
     assert db.session.scalar(sa.select(sa.func.count()).select_from(AdminAction)) == 0
 

@@ -32,12 +32,12 @@ def test_api_checkout_opens_a_session_with_the_apps_own_urls(client, user, key, 
     assert int(sent["line_items"][0]["price_data"]["unit_amount"]) == 750
 
 
-@pytest.mark.parametrize("body", [{"credits": 10}, {"credits": 2_000_000}, {"credits": "500"},
-                                  {"credits": 500.0}, {"credits": True}, {}, ["x"]])
-def test_api_checkout_rejects_bad_credits_without_calling_stripe(client, key, stripe_double,
-                                                                 body):
-    response = post_checkout(client, key, body)
-    assert response.status_code == 400 and response.get_json()["error"] == "invalid_credits"
+def test_api_checkout_rejects_bad_credits_without_calling_stripe(client, key, stripe_double):
+    for body in ({"credits": 10}, {"credits": 2_000_000}, {"credits": "500"},
+                 {"credits": 500.0}, {"credits": True}, {}, ["x"]):
+        response = post_checkout(client, key, body)
+        assert response.status_code == 400, body
+        assert response.get_json()["error"] == "invalid_credits"
     assert stripe_double.requests_to("post", "/v1/checkout/sessions") == []
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Purchase)) == 0
 

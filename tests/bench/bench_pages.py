@@ -26,6 +26,8 @@ REQUESTS = int(os.environ.get("BENCH_REQUESTS", 200))
 DEBIT_PROCESSES = int(os.environ.get("BENCH_DEBIT_PROCESSES", 4))
 DEBITS_PER_PROCESS = int(os.environ.get("BENCH_DEBITS_PER_PROCESS", 500))
 PASSWORD = "bench-password"
+# BENCH_REUSE=1 keeps an already seeded database (quicker reruns while tuning).
+REUSE = os.environ.get("BENCH_REUSE") == "1"
 
 
 def recreate_database(url: str) -> None:
@@ -103,6 +105,14 @@ def seed(app) -> tuple[int, str]:
                   f"{' '.join(statement.split()[:3])}", flush=True)
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(sa.text("VACUUM ANALYZE"))
+        return hot.id, api_keys.mint(hot.id, "bench").secret
+
+
+def reuse(app) -> tuple[int, str]:
+    from webapp.domain import api_keys, users
+
+    with app.app_context():
+        hot = users.find_by_email("hot@bench.test")
         return hot.id, api_keys.mint(hot.id, "bench").secret
 
 
@@ -184,11 +194,15 @@ def bench_debits(secret: str, processes: int) -> float:
 
 def main() -> int:
     print(f"Benchmark database: {sa.make_url(BENCH_URL).render_as_string()}")
-    recreate_database(BENCH_URL)
-    app = make_app()
-    print(f"Seeding {SEED_USERS:,} users, {PURCHASES:,} purchases, "
-          f"{LEDGER_ROWS:,} ledger rows for one user ...", flush=True)
-    hot_user_id, secret = seed(app)
+    if REUSE:
+        app = make_app()
+        hot_user_id, secret = reuse(app)
+    else:
+        recreate_database(BENCH_URL)
+        app = make_app()
+        print(f"Seeding {SEED_USERS:,} users, {PURCHASES:,} purchases, "
+              f"{LEDGER_ROWS:,} ledger rows for one user ...", flush=True)
+        hot_user_id, secret = seed(app)
     bench_pages(app)
     print("\nPOST /api/v1/usage on one hot account (Bearer key, 1 credit each)")
     for processes in sorted({1, DEBIT_PROCESSES}):
