@@ -87,3 +87,16 @@ def test_cli_prints_a_working_key(runner, client, user):
 def test_cli_refuses_an_unknown_email(runner, app):
     result = runner.invoke(args=["users", "api-key", "ghost@example.com"])
     assert result.exit_code != 0 and "No user" in result.output
+
+
+def test_account_page_shows_when_a_key_was_last_used(logged_in, user):
+    _, secret = create_key(logged_in, "reporting")
+    logged_in.application.test_client().get(
+        "/api/v1/balance", headers={"Authorization": f"Bearer {secret}"})
+    page = logged_in.get("/account").get_data(as_text=True)
+    row = page.split("reporting</td>")[1].split("</tr>")[0]
+    assert "Never" not in row and " UTC" in row
+
+
+def test_nav_shows_the_account_link(logged_in):
+    assert 'href="/account"' in logged_in.get("/credits").get_data(as_text=True)

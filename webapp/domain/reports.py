@@ -227,7 +227,8 @@ def purchases_in_batches(filters: PurchaseFilter, batch_size: int = 1000):
         if page.next_before is None:
             return
         before = page.next_before
-        db.session.expunge_all()  # keep memory flat: the batch is already written out
+        for purchase in page.items:  # keep memory flat: the batch is already written out
+            db.session.expunge(purchase)
 
 
 def events_page(outcome: str, before: int | None, size: int) -> Page:
