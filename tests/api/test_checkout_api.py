@@ -43,9 +43,7 @@ def test_api_checkout_rejects_bad_credits_without_calling_stripe(client, key, st
 
 
 def test_api_checkout_reports_a_stripe_failure_as_502_json(client, key, stripe_double):
-    stripe_double.fail_next("/v1/checkout/sessions", 500)
-    stripe_double.fail_next("/v1/checkout/sessions", 500)
-    stripe_double.fail_next("/v1/checkout/sessions", 500)
+    stripe_double.fail_next("/v1/checkout/sessions", 400, "invalid_request_error")
     response = post_checkout(client, key, {"credits": 500})
     assert response.status_code == 502
     assert response.get_json()["error"] == "payment_provider_error"
