@@ -325,3 +325,16 @@ def test_date_filtered_purchases_page_along_creation_time(app, as_admin, user):
         query = f"/admin/purchases?before={older[1].split('&')[0]}&from=2026-03-01&to=2026-03-05" \
             if len(older) > 1 else None
     assert seen == [made[3].id, made[0].id, made[2].id, made[1].id]
+
+
+def test_dashboard_splits_revenue_by_currency_and_nets_refunds(as_admin, user, stripe_double):
+    usd = paid_purchase(stripe_double, user, 1000)
+    eur = paid_purchase(stripe_double, user, 2000)
+    with atomic():
+        db.session.get(Purchase, eur.id).currency = "eur"
+        db.session.get(Purchase, usd.id).amount_refunded_cents = 250
+        db.session.get(Purchase, usd.id).status = "partially_refunded"
+    page = as_admin.get("/admin/").get_data(as_text=True)
+    revenue = page.split('id="revenue"')[1].split("</section>")[0]
+    assert "EUR" in revenue and "20.00 EUR" in revenue
+    assert "10.00 USD" in revenue and "2.50 USD" in revenue and "7.50 USD" in revenue

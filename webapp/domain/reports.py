@@ -139,21 +139,25 @@ def dashboard() -> Dashboard:
     sold, granted, used, outstanding = db.session.execute(sa.select(
         *(sa.func.coalesce(sa.func.sum(c), 0) for c in
           (account.purchased, account.granted, account.used, account.balance)))).one()
-    revenue = db.session.execute(
-        sa.select(Purchase.currency, sa.func.sum(Purchase.amount_cents),
-                  sa.func.sum(Purchase.amount_refunded_cents))
-        .where(Purchase.status.in_(_REVENUE_STATUSES)).group_by(Purchase.currency)
-        .order_by(Purchase.currency)).all()
-    by_status = dict(db.session.execute(
-        sa.select(Purchase.status, sa.func.count()).group_by(Purchase.status)).all())
+    # One pass over purchases gives both the counts by status and revenue by currency.
+    grouped = db.session.execute(
+        sa.select(Purchase.status, Purchase.currency, sa.func.count(),
+                  sa.func.sum(Purchase.amount_cents), sa.func.sum(Purchase.amount_refunded_cents))
+        .group_by(Purchase.status, Purchase.currency)).all()
+    by_status = {status: 0 for status in PurchaseStatus.ALL}
+    revenue: dict[str, tuple[int, int]] = {}
+    for status, currency, count, charged, refunded in grouped:
+        by_status[status] = by_status.get(status, 0) + count
+        if status in _REVENUE_STATUSES:
+            before = revenue.get(currency, (0, 0))
+            revenue[currency] = (before[0] + int(charged or 0), before[1] + int(refunded or 0))
     since = utcnow() - timedelta(hours=24)
     failed = sa.select(StripeEvent).where(StripeEvent.outcome == EventOutcome.FAILED,
                                           StripeEvent.received_at >= since)
     failed_count = db.session.scalar(sa.select(sa.func.count()).select_from(failed.subquery()))
     recent = list(db.session.scalars(failed.order_by(StripeEvent.received_at.desc()).limit(10)))
     return Dashboard(int(sold), int(granted), int(used), int(outstanding),
-                     [(c, int(a or 0), int(r or 0)) for c, a, r in revenue],
-                     {s: by_status.get(s, 0) for s in PurchaseStatus.ALL},
+                     [(c, *revenue[c]) for c in sorted(revenue)], by_status,
                      failed_count or 0, recent)
 
 
