@@ -29,7 +29,11 @@ run: migrate
 test: install
 	$(BIN)/pytest
 
-bench: bench-webhook
+# Benchmarks against a local PostgreSQL (BENCH_DATABASE_URL); add modules to BENCH_MODULES.
+BENCH_MODULES ?= tests.bench.bench_webhook tests.bench.bench_pages
+
+bench: install
+	@for module in $(BENCH_MODULES); do $(BIN)/python -m $$module || exit 1; done
 
 bench-webhook: install
 	$(BIN)/python -m tests.bench.bench_webhook

@@ -94,3 +94,17 @@ def expire():
             click.echo(f"user {user_id}: {credits:,} credits expired")
     total = sum(credits for _, credits in results)
     click.echo(f"checked {len(results)} accounts, expired {total:,} credits")
+
+
+# --- API keys
+
+
+@users_cli.command("api-key")
+@click.argument("email")
+@click.option("--label", default="", help="A name to recognise the key by.")
+def api_key(email: str, label: str):
+    """Mint a new API key for EMAIL and print it (it is shown only this once)."""
+    from webapp.domain import api_keys
+
+    user = _user_or_fail(email)
+    click.echo(api_keys.mint(user.id, label).secret)

@@ -34,6 +34,7 @@ def upgrade():
     )
     with op.batch_alter_table('stripe_events', schema=None) as batch_op:
         batch_op.create_index('ix_stripe_events_outcome_received_at', ['outcome', 'received_at'], unique=False)
+        batch_op.create_index('ix_stripe_events_outcome_id', ['outcome', 'id'], unique=False)
 
     op.create_table('users',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -113,7 +114,7 @@ def upgrade():
     sa.UniqueConstraint('stripe_checkout_session_id', name=op.f('uq_purchases_stripe_checkout_session_id'))
     )
     with op.batch_alter_table('purchases', schema=None) as batch_op:
-        batch_op.create_index('ix_purchases_created_at', ['created_at'], unique=False)
+        batch_op.create_index('ix_purchases_created_at_id', ['created_at', 'id'], unique=False)
         batch_op.create_index('ix_purchases_status_id', ['status', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_purchases_stripe_charge_id'), ['stripe_charge_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_purchases_stripe_payment_intent_id'), ['stripe_payment_intent_id'], unique=False)
@@ -207,6 +208,7 @@ def upgrade():
     with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
         batch_op.create_index('ix_ledger_entries_created_at', ['created_at'], unique=False)
         batch_op.create_index('ix_ledger_entries_user_id_id', ['user_id', 'id'], unique=False)
+        batch_op.create_index('ix_ledger_entries_user_id_created_at', ['user_id', 'created_at'], unique=False)
         batch_op.create_index('uq_ledger_entries_purchase_credit', ['purchase_id'], unique=True, sqlite_where=sa.text("kind = 'purchase'"), postgresql_where=sa.text("kind = 'purchase'"))
 
     # ### end Alembic commands ###
@@ -217,6 +219,7 @@ def downgrade():
     with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
         batch_op.drop_index('uq_ledger_entries_purchase_credit', sqlite_where=sa.text("kind = 'purchase'"), postgresql_where=sa.text("kind = 'purchase'"))
         batch_op.drop_index('ix_ledger_entries_user_id_id')
+        batch_op.drop_index('ix_ledger_entries_user_id_created_at')
         batch_op.drop_index('ix_ledger_entries_created_at')
 
     op.drop_table('ledger_entries')
@@ -238,7 +241,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_purchases_stripe_payment_intent_id'))
         batch_op.drop_index(batch_op.f('ix_purchases_stripe_charge_id'))
         batch_op.drop_index('ix_purchases_status_id')
-        batch_op.drop_index('ix_purchases_created_at')
+        batch_op.drop_index('ix_purchases_created_at_id')
 
     op.drop_table('purchases')
     op.drop_table('credit_accounts')
@@ -253,6 +256,7 @@ def downgrade():
     op.drop_table('users')
     with op.batch_alter_table('stripe_events', schema=None) as batch_op:
         batch_op.drop_index('ix_stripe_events_outcome_received_at')
+        batch_op.drop_index('ix_stripe_events_outcome_id')
 
     op.drop_table('stripe_events')
     # ### end Alembic commands ###

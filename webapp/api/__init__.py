@@ -2,6 +2,10 @@
 
 from flask import Blueprint
 
+from webapp.extensions import csrf
+
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+# CSRF is checked per request in api.auth: only session-authenticated calls need it.
+csrf.exempt(bp)
 
 from webapp.api import routes  # noqa: E402,F401

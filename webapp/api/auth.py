@@ -1,22 +1,49 @@
-"""Who is calling the API: a logged-in browser session (API keys join in later)."""
+"""Who is calling the API: `Authorization: Bearer <api key>` or a logged-in browser session."""
 
 from functools import wraps
 
-from flask import g, jsonify
+from flask import current_app, g, jsonify, request
 from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+
+from webapp.domain import api_keys
+from webapp.extensions import csrf
 
 
 def api_error(status: int, error: str, **extra):
     return jsonify(error=error, **extra), status
 
 
+def _bearer_secret() -> str | None:
+    """The key in an Authorization header, "" for a malformed one, None without the header."""
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, secret = header.partition(" ")
+    return secret.strip() if scheme.lower() == "bearer" else ""
+
+
 def api_login_required(view):
+    """Bearer key first (no CSRF: it is not a cookie); else a session, whose POSTs need CSRF."""
     @wraps(view)
     def wrapper(*args, **kwargs):
-        if not current_user.is_authenticated:
+        secret = _bearer_secret()
+        if secret is not None:
+            found = api_keys.authenticate(secret) if secret else None
+            if found is None:
+                return api_error(401, "invalid_api_key",
+                                 message="The API key is unknown or has been revoked.")
+            g.api_user, g.api_key = found
+        elif current_user.is_authenticated:
+            if current_app.config.get("WTF_CSRF_ENABLED", True):
+                try:
+                    csrf.protect()
+                except CSRFError as exc:
+                    return api_error(400, "csrf_failed", message=exc.description)
+            g.api_user, g.api_key = current_user._get_current_object(), None
+        else:
             return api_error(401, "authentication_required",
                              message="Send a logged-in session or an API key.")
-        g.api_user = current_user._get_current_object()
         return view(*args, **kwargs)
 
     return wrapper

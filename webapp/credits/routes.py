@@ -1,7 +1,7 @@
 from flask import abort, current_app, flash, redirect, render_template, request
 from flask_login import current_user, login_required
 
-from webapp.credits import bp
+from webapp.credits import bp, chart
 from webapp.credits.forms import BuyForm
 from webapp.domain import checkout, ledger, pricing, reports, stripe_gateway, subscriptions
 from webapp.domain.errors import InvalidPurchaseError, PaymentProviderError
@@ -18,6 +18,7 @@ def render_index(form: BuyForm, status: int = 200):
         "credits/index.html", form=form, account=reports.account_for(current_user.id),
         recent=reports.ledger_page(current_user.id, None, 5).items,
         packs=[pricing.quote(credits) for credits in current_app.config["CREDIT_PACKS"]],
+        chart=chart.build(reports.credits_by_day(current_user.id)),
     ), status
 
 

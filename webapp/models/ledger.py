@@ -44,6 +44,8 @@ class LedgerEntry(db.Model):
     __table_args__ = (
         sa.Index("ix_ledger_entries_user_id_id", "user_id", "id"),
         sa.Index("ix_ledger_entries_created_at", "created_at"),
+        # The 30-day chart on /credits aggregates one user's recent rows by day.
+        sa.Index("ix_ledger_entries_user_id_created_at", "user_id", "created_at"),
         # A purchase is credited at most once, whatever reaches it.
         sa.Index(
             "uq_ledger_entries_purchase_credit",
@@ -77,7 +79,8 @@ class Purchase(db.Model):
     __table_args__ = (
         sa.Index("ix_purchases_user_id_id", "user_id", "id"),
         sa.Index("ix_purchases_status_id", "status", "id"),
-        sa.Index("ix_purchases_created_at", "created_at"),
+        # Admin date-range filters page along (created_at, id).
+        sa.Index("ix_purchases_created_at_id", "created_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -18,7 +18,11 @@ class EventOutcome:
 
 class StripeEvent(db.Model):
     __tablename__ = "stripe_events"
-    __table_args__ = (sa.Index("ix_stripe_events_outcome_received_at", "outcome", "received_at"),)
+    __table_args__ = (
+        sa.Index("ix_stripe_events_outcome_received_at", "outcome", "received_at"),
+        # /admin/events?outcome=... pages newest first by id.
+        sa.Index("ix_stripe_events_outcome_id", "outcome", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
     stripe_event_id: Mapped[str] = mapped_column(sa.String(255), unique=True)

@@ -1,0 +1,9 @@
+from flask import render_template
+
+from webapp.admin import bp
+from webapp.domain import reports
+
+
+@bp.get("/")
+def dashboard():
+    return render_template("admin/dashboard.html", totals=reports.dashboard())

@@ -1,0 +1,122 @@
+import csv
+import io
+from datetime import date
+
+from flask import (
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
+from flask_login import current_user
+
+from webapp.admin import bp
+from webapp.admin.forms import RefundForm
+from webapp.domain import admin_ops, pricing, reports
+from webapp.domain.errors import InvalidAmountError, PaymentProviderError
+from webapp.extensions import db
+from webapp.models import Purchase, PurchaseStatus
+
+CSV_COLUMNS = ("id", "created_at", "email", "status", "credits", "amount", "fee", "currency",
+               "amount_refunded", "credits_refunded", "credits_disputed",
+               "stripe_checkout_session_id", "stripe_payment_intent_id", "review_reason")
+
+
+def _date_arg(name: str) -> date | None:
+    try:
+        return date.fromisoformat(request.args.get(name, "").strip())
+    except ValueError:
+        return None
+
+
+def purchase_filter() -> reports.PurchaseFilter:
+    status = request.args.get("status", "")
+    return reports.PurchaseFilter(
+        status=status if status in PurchaseStatus.ALL else "", q=request.args.get("q", ""),
+        start=_date_arg("from"), end=_date_arg("to"))
+
+
+def filter_args(filters: reports.PurchaseFilter) -> dict[str, str]:
+    args = {"status": filters.status, "q": filters.q.strip(),
+            "from": filters.start.isoformat() if filters.start else "",
+            "to": filters.end.isoformat() if filters.end else ""}
+    return {name: value for name, value in args.items() if value}
+
+
+@bp.get("/purchases")
+def purchase_list():
+    filters = purchase_filter()
+    before = request.args.get("before", type=int)
+    page = reports.purchases_admin_page(filters, before, current_app.config["HISTORY_PAGE_SIZE"])
+    return render_template("admin/purchases.html", page=page, filters=filters, before=before,
+                           args=filter_args(filters), statuses=PurchaseStatus.ALL)
+
+
+@bp.get("/purchases.csv")
+def purchases_csv():
+    filters = purchase_filter()
+
+    def rows():
+        yield _csv_line(CSV_COLUMNS)
+        for batch in reports.purchases_in_batches(filters):
+            yield "".join(_csv_line(_csv_row(purchase)) for purchase in batch)
+
+    return Response(stream_with_context(rows()), mimetype="text/csv", headers={
+        "Content-Disposition": f"attachment; filename=purchases-{date.today().isoformat()}.csv"})
+
+
+def _csv_line(values) -> str:
+    out = io.StringIO()
+    csv.writer(out).writerow(values)
+    return out.getvalue()
+
+
+def _csv_row(p: Purchase) -> tuple:
+    return (p.id, p.created_at.isoformat(), p.user.email, p.status, p.credits,
+            _major(p.amount_cents, p.currency), _major(p.fee_cents, p.currency), p.currency,
+            _major(p.amount_refunded_cents, p.currency), p.credits_refunded, p.credits_disputed,
+            p.stripe_checkout_session_id or "", p.stripe_payment_intent_id or "",
+            p.review_reason or "")
+
+
+def _major(cents: int, currency: str) -> str:
+    """Minor units as a plain major-unit number for spreadsheets: 1250 -> 12.50."""
+    per_major = pricing.minor_units_per_major(currency)
+    sign, (major, minor) = ("-" if cents < 0 else ""), divmod(abs(cents), per_major)
+    return f"{sign}{major}" if per_major == 1 else f"{sign}{major}.{minor:02d}"
+
+
+def render_purchase(purchase: Purchase, form: RefundForm, status: int = 200):
+    return render_template(
+        "admin/purchase_detail.html", purchase=purchase, form=form,
+        refundable=admin_ops.refundable_cents(purchase),
+        actions=reports.admin_actions_for(admin_ops.AdminTarget.PURCHASE, purchase.id),
+    ), status
+
+
+@bp.get("/purchases/<int:purchase_id>")
+def purchase_detail(purchase_id: int):
+    return render_purchase(db.get_or_404(Purchase, purchase_id), RefundForm(formdata=None))
+
+
+@bp.post("/purchases/<int:purchase_id>/refund")
+def purchase_refund(purchase_id: int):
+    purchase = db.get_or_404(Purchase, purchase_id)
+    form = RefundForm()
+    if not form.validate_on_submit():
+        return render_purchase(purchase, form, 400)
+    try:
+        refund = admin_ops.request_refund(current_user.id, purchase, form.amount.data or "")
+    except InvalidAmountError as exc:
+        form.amount.errors.append(str(exc))
+        return render_purchase(purchase, form, 400)
+    except PaymentProviderError as exc:
+        flash(f"Stripe did not accept the refund: {exc}", "error")
+        return render_purchase(purchase, form, 502)
+    flash(f"Refund {refund.get('id')} requested from Stripe; the credits are taken back "
+          "when Stripe confirms it (charge.refunded).", "success")
+    return redirect(url_for("admin.purchase_detail", purchase_id=purchase.id), code=303)

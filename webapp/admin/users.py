@@ -1,0 +1,49 @@
+from flask import current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from webapp.admin import bp
+from webapp.admin.forms import AdjustForm
+from webapp.domain import admin_ops, reports
+from webapp.domain.errors import InsufficientCreditsError, InvalidAmountError
+from webapp.extensions import db
+from webapp.models import User
+
+
+@bp.get("/users")
+def user_list():
+    q = request.args.get("q", "")
+    before = request.args.get("before", type=int)
+    page = reports.users_page(q, before, current_app.config["HISTORY_PAGE_SIZE"])
+    return render_template("admin/users.html", page=page, q=q, before=before)
+
+
+def render_user(user: User, form: AdjustForm, status: int = 200):
+    before = request.args.get("before", type=int)
+    size = current_app.config["HISTORY_PAGE_SIZE"]
+    return render_template(
+        "admin/user_detail.html", user=user, form=form, before=before,
+        account=reports.account_for(user.id), ledger=reports.ledger_page(user.id, before, size),
+        purchases=reports.purchases_page(user.id, None, 10).items,
+        actions=reports.admin_actions_for(admin_ops.AdminTarget.USER, user.id),
+    ), status
+
+
+@bp.get("/users/<int:user_id>")
+def user_detail(user_id: int):
+    return render_user(db.get_or_404(User, user_id), AdjustForm(formdata=None))
+
+
+@bp.post("/users/<int:user_id>/adjust")
+def user_adjust(user_id: int):
+    user = db.get_or_404(User, user_id)
+    form = AdjustForm()
+    if not form.validate_on_submit():
+        return render_user(user, form, 400)
+    try:
+        balance = admin_ops.adjust_credits(current_user.id, user.id, form.credits.data,
+                                           form.reason.data)
+    except (InvalidAmountError, InsufficientCreditsError) as exc:
+        form.credits.errors.append(str(exc))
+        return render_user(user, form, 400)
+    flash(f"{form.credits.data:+,} credits for {user.email}; balance now {balance:,}.", "success")
+    return redirect(url_for("admin.user_detail", user_id=user.id), code=303)

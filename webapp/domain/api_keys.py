@@ -1,0 +1,81 @@
+"""API keys: minted once, stored only as a SHA-256 hash, looked up by that hash."""
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from webapp.domain.errors import NotFoundError
+from webapp.domain.transaction import atomic
+from webapp.extensions import db
+from webapp.models import ApiKey, User
+from webapp.models.types import utcnow
+
+KEY_PREFIX = "csk_"
+# How much of the key lists show, so people can tell their keys apart.
+SHOWN_PREFIX_LENGTH = len(KEY_PREFIX) + 8
+# last_used_at is refreshed at most this often, so a busy key does not write per request.
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class MintedKey:
+    api_key: ApiKey
+    secret: str  # the whole key; shown once, never stored
+
+
+def hash_key(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def mint(user_id: int, label: str = "") -> MintedKey:
+    """A new key for the user; commits. Only its hash and first characters are kept."""
+    secret = KEY_PREFIX + secrets.token_urlsafe(32)
+    with atomic():
+        api_key = ApiKey(user_id=user_id, label=(label or "").strip()[:100],
+                         prefix=secret[:SHOWN_PREFIX_LENGTH], key_hash=hash_key(secret))
+        db.session.add(api_key)
+    return MintedKey(api_key, secret)
+
+
+def keys_for(user_id: int) -> list[ApiKey]:
+    return list(db.session.scalars(
+        sa.select(ApiKey).where(ApiKey.user_id == user_id).order_by(ApiKey.id.desc())))
+
+
+def revoke(user_id: int, key_id: int) -> ApiKey:
+    """Revoke one of the user's keys (idempotent); commits. NotFoundError if not theirs."""
+    with atomic():
+        api_key = db.session.scalar(sa.select(ApiKey).where(
+            ApiKey.id == key_id, ApiKey.user_id == user_id))
+        if api_key is None:
+            raise NotFoundError("No such API key.")
+        if api_key.revoked_at is None:
+            api_key.revoked_at = utcnow()
+    return api_key
+
+
+def authenticate(secret: str) -> tuple[User, ApiKey] | None:
+    """The user and key behind a presented secret, or None if unknown or revoked."""
+    if not secret.startswith(KEY_PREFIX) or len(secret) > 200:
+        return None
+    row = db.session.execute(
+        sa.select(User, ApiKey).join(ApiKey, ApiKey.user_id == User.id)
+        .where(ApiKey.key_hash == hash_key(secret), ApiKey.revoked_at.is_(None))
+    ).first()
+    if row is None:
+        return None
+    user, api_key = row
+    _touch(api_key)
+    return user, api_key
+
+
+def _touch(api_key: ApiKey) -> None:
+    now = utcnow()
+    if api_key.last_used_at is not None and now - api_key.last_used_at < LAST_USED_RESOLUTION:
+        return
+    with atomic():
+        db.session.execute(sa.update(ApiKey).where(ApiKey.id == api_key.id).values(
+            last_used_at=now))
