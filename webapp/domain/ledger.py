@@ -153,13 +153,15 @@ def _locked_purchase_for_session(session: Mapping[str, Any]) -> Purchase | None:
     purchase_id, user_id = metadata.get("purchase_id"), metadata.get("user_id")
     if not (str(purchase_id).isdigit() and str(user_id).isdigit()):
         return None
+    # No "session id IS NULL" in the WHERE: a concurrent handler may set it while we wait
+    # for the lock, and PostgreSQL would then skip the row instead of returning it.
     by_metadata = sa.select(Purchase).where(
-        Purchase.id == int(purchase_id), Purchase.user_id == int(user_id),
-        Purchase.stripe_checkout_session_id.is_(None))
+        Purchase.id == int(purchase_id), Purchase.user_id == int(user_id))
     purchase = db.session.scalars(
         by_metadata.with_for_update().execution_options(populate_existing=True)).first()
-    if purchase is not None:
-        purchase.stripe_checkout_session_id = session["id"]
+    if purchase is None or purchase.stripe_checkout_session_id not in (None, session["id"]):
+        return None
+    purchase.stripe_checkout_session_id = session["id"]
     return purchase
 
 
@@ -420,17 +422,27 @@ def apply_refund(purchase_id: int, charge: Mapping[str, Any]) -> int:
             purchase.amount_refunded_cents = refunded
         if not credited:
             return 0
-        due = _credits_for(purchase, refunded) - purchase.credits_refunded
-        take = max(0, min(due, _credits_left(purchase)))
-        if take:
-            purchase.credits_refunded += take
-            post_entry(purchase.user_id, -take, EntryKind.REFUND, allow_negative=True,
-                       purchase_id=purchase.id, reference=charge.get("id"),
-                       description=(f"Refund: {format_money(refunded, purchase.currency)} of "
-                                    f"your {format_money(purchase.amount_cents, purchase.currency)}"
-                                    " payment returned to you"))
+        take = _take_refunds_due(purchase, charge.get("id"))
         _refresh_money_status(purchase)
         return take
+
+
+def _take_refunds_due(purchase: Purchase, reference: str | None) -> int:
+    """Take what the cumulative refunds are owed and not taken yet, within what is left.
+
+    Credits an open dispute holds are not left to take; when that dispute is won and
+    gives them back, this runs again so the refunds still get their share.
+    """
+    due = _credits_for(purchase, purchase.amount_refunded_cents) - purchase.credits_refunded
+    take = max(0, min(due, _credits_left(purchase)))
+    if take:
+        purchase.credits_refunded += take
+        refunded = format_money(purchase.amount_refunded_cents, purchase.currency)
+        paid = format_money(purchase.amount_cents, purchase.currency)
+        post_entry(purchase.user_id, -take, EntryKind.REFUND, allow_negative=True,
+                   purchase_id=purchase.id, reference=reference,
+                   description=f"Refund: {refunded} of your {paid} payment returned to you")
+    return take
 
 
 def _dispute_row(purchase: Purchase, dispute: Mapping[str, Any], credited: bool) -> Dispute:
@@ -501,6 +513,7 @@ def close_dispute(purchase_id: int, dispute: Mapping[str, Any]) -> int:
             post_entry(purchase.user_id, given, EntryKind.DISPUTE_WON, allow_negative=True,
                        purchase_id=purchase.id, reference=dispute["id"],
                        description="Dispute settled: the held credits are yours again")
+            _take_refunds_due(purchase, purchase.stripe_charge_id)
         if credited:
             _refresh_money_status(purchase)
         return given
