@@ -132,26 +132,47 @@ def test_unhandled_event_types_are_acknowledged(client):
     assert deliver(client, evt).status_code == 200
 
 
-def test_failure_mid_handling_rolls_back_and_a_redelivery_succeeds(app, client, purchase,
-                                                                   monkeypatch):
-    from webapp.domain import ledger
+@pytest.fixture
+def ledger_inserts_fail(app):
+    """A database trigger that makes every ledger INSERT fail; removed by calling it."""
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(sa.text(
+            "CREATE FUNCTION fail_ledger() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'injected: disk full'; END $$"))
+        db.session.execute(sa.text("CREATE TRIGGER fail_ledger BEFORE INSERT ON ledger_entries "
+                                   "FOR EACH ROW EXECUTE FUNCTION fail_ledger()"))
+        drops = ["DROP TRIGGER IF EXISTS fail_ledger ON ledger_entries",
+                 "DROP FUNCTION IF EXISTS fail_ledger()"]
+    else:
+        db.session.execute(sa.text(
+            "CREATE TRIGGER fail_ledger BEFORE INSERT ON ledger_entries "
+            "BEGIN SELECT RAISE(ABORT, 'injected: disk full'); END"))
+        drops = ["DROP TRIGGER IF EXISTS fail_ledger"]
+    db.session.commit()
 
-    real_post_entry = ledger.post_entry
+    def remove():
+        for statement in drops:
+            db.session.execute(sa.text(statement))
+        db.session.commit()
 
-    def crash_after_balance_update(*args, **kwargs):
-        real_post_entry(*args, **kwargs)
-        raise RuntimeError("database went away")
+    yield remove
+    remove()
 
-    monkeypatch.setattr(ledger, "post_entry", crash_after_balance_update)
+
+def test_failure_mid_handling_rolls_back_and_a_redelivery_succeeds(client, purchase,
+                                                                   ledger_inserts_fail):
     evt = completed(purchase)
+    # The event row and the purchase update happen first; the ledger insert then fails.
     assert deliver(client, evt).status_code == 500
+    db.session.expire_all()
     assert balance_of(purchase.user_id) == 0
     assert ledger_sum(purchase.user_id) == 0
     assert db.session.get(Purchase, purchase.id).credited_at is None
+    assert db.session.get(Purchase, purchase.id).status == "pending"
     failed = db.session.scalar(sa.select(StripeEvent))
-    assert failed.outcome == "failed" and "database went away" in failed.error
+    assert failed.outcome == "failed" and "injected: disk full" in failed.error
 
-    monkeypatch.setattr(ledger, "post_entry", real_post_entry)
+    ledger_inserts_fail()
     assert deliver(client, evt).status_code == 200
     assert balance_of(purchase.user_id) == 1000 == ledger_sum(purchase.user_id)
     db.session.expire_all()

@@ -16,9 +16,16 @@ from webapp.models.types import UTCDateTime, utcnow
 log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], str]
+# Claims the event and handles it in one statement where it can: returns DUPLICATE,
+# EventOutcome.PROCESSED, CLAIMED (claimed, the handler still has to run) or None (no
+# fast path for this event: nothing was done).
+FastPath = Callable[[dict[str, Any]], str | None]
+DUPLICATE = "duplicate"
+CLAIMED = "claimed"
 
 
-def process_event(event: dict[str, Any], handle: Handler) -> str:
+def process_event(event: dict[str, Any], handle: Handler,
+                  fast_path: FastPath | None = None) -> str:
     """Handle a verified event exactly once; returns its outcome.
 
     The event row is claimed (inserted, or a failed one taken back) in the same
@@ -28,8 +35,11 @@ def process_event(event: dict[str, Any], handle: Handler) -> str:
     """
     try:
         with atomic():
-            if not _claim(event):
-                return "duplicate"
+            done = fast_path(event) if fast_path is not None else None
+            if done in (DUPLICATE, EventOutcome.PROCESSED):
+                return done
+            if done is None and not _claim(event):
+                return DUPLICATE
             outcome = handle(event)
             if outcome != EventOutcome.PROCESSED:
                 _set_outcome(event["id"], outcome)
@@ -47,7 +57,8 @@ def _insert(values: dict[str, Any]):
 
 # Plain SQL that SQLite and PostgreSQL both accept: the dialects' upsert constructs are not
 # cacheable, and compiling one on every delivery cost more than the rest of the webhook.
-_CLAIM = sa.text(
+# ledger.py reuses it as the first step of its one-statement fulfilment.
+CLAIM_SQL = (
     "INSERT INTO stripe_events (stripe_event_id, type, object_id, outcome, attempts,"
     " stripe_created_at, received_at, processed_at)"
     " VALUES (:stripe_event_id, :type, :object_id, :outcome, 1, :stripe_created_at,"
@@ -55,14 +66,20 @@ _CLAIM = sa.text(
     " ON CONFLICT (stripe_event_id) DO UPDATE SET outcome = excluded.outcome, error = NULL,"
     " processed_at = excluded.processed_at, attempts = stripe_events.attempts + 1"
     " WHERE stripe_events.outcome = :failed RETURNING id"
-).bindparams(*(sa.bindparam(name, type_=UTCDateTime)
-               for name in ("stripe_created_at", "received_at", "processed_at")))
+)
+CLAIM_TYPES = tuple(sa.bindparam(name, type_=UTCDateTime)
+                    for name in ("stripe_created_at", "received_at", "processed_at"))
+_CLAIM = sa.text(CLAIM_SQL).bindparams(*CLAIM_TYPES)
+
+
+def claim_params(event: dict[str, Any]) -> dict[str, Any]:
+    """The values CLAIM_SQL binds for this event."""
+    return {**_event_row(event, EventOutcome.PROCESSED, utcnow()), "failed": EventOutcome.FAILED}
 
 
 def _claim(event: dict[str, Any]) -> bool:
     """Insert the event as processed, or take back a failed one; False when already done."""
-    row = _event_row(event, EventOutcome.PROCESSED, utcnow())
-    return db.session.execute(_CLAIM, {**row, "failed": EventOutcome.FAILED}).first() is not None
+    return db.session.execute(_CLAIM, claim_params(event)).first() is not None
 
 
 def _event_row(event: dict[str, Any], outcome: str, now: datetime) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from webapp.domain import clock
+from webapp.domain import clock, events
 from webapp.domain.errors import (
     InsufficientCreditsError,
     InvalidAmountError,
@@ -28,7 +28,7 @@ from webapp.models import (
     Purchase,
     PurchaseStatus,
 )
-from webapp.models.types import utcnow
+from webapp.models.types import UTCDateTime, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,15 @@ class Fulfilment(StrEnum):
 
 @dataclass(frozen=True)
 class FulfilmentResult:
+    """What fulfilment did. `purchase` is loaded only on the slow (locked) path."""
+
     outcome: Fulfilment
     purchase: Purchase | None = None
+    purchase_id: int | None = None
+
+    def __post_init__(self):
+        if self.purchase is not None and self.purchase_id is None:
+            object.__setattr__(self, "purchase_id", self.purchase.id)
 
 
 def open_account(user_id: int) -> None:
@@ -182,10 +189,10 @@ def fulfil_checkout_session(session: Mapping[str, Any]) -> FulfilmentResult:
     different amount or currency credits nothing and flags the purchase for review.
     """
     with atomic():
-        purchase = _mark_paid_if_payable(session)
-        if purchase is not None:
-            _post_purchase_credit(purchase, session)
-            return FulfilmentResult(Fulfilment.CREDITED, purchase)
+        paid = _mark_paid_if_payable(session)
+        if paid is not None:
+            _post_purchase_credit(paid.id, paid.user_id, paid.credits, session["id"])
+            return FulfilmentResult(Fulfilment.CREDITED, purchase_id=paid.id)
         purchase = _locked_purchase_for_session(session)
         if purchase is None:
             return FulfilmentResult(Fulfilment.UNKNOWN)
@@ -213,46 +220,89 @@ def _credit_purchase(purchase: Purchase, session: Mapping[str, Any]) -> None:
     _set_status(purchase, PurchaseStatus.PAID, credited_at=now,
                 stripe_payment_intent_id=_id_of(session.get("payment_intent")))
     db.session.flush()
-    _post_purchase_credit(purchase, session)
+    _post_purchase_credit(purchase.id, purchase.user_id, purchase.credits, session["id"])
 
 
-def _post_purchase_credit(purchase: Purchase, session: Mapping[str, Any]) -> None:
-    post_entry(purchase.user_id, purchase.credits, EntryKind.PURCHASE,
-               purchase_id=purchase.id, reference=session["id"],
-               description=f"Bought {purchase.credits:,} credits")
+def _post_purchase_credit(purchase_id: int, user_id: int, credits: int, session_id: str) -> None:
+    post_entry(user_id, credits, EntryKind.PURCHASE, purchase_id=purchase_id,
+               reference=session_id, description=f"Bought {credits:,} credits")
 
 
 # The usual delivery in one statement: the conditional UPDATE takes the row lock and
 # re-checks its conditions after any wait, so it credits exactly when the locked checks in
 # fulfil_checkout_session would; every other case matches no row and goes through those.
+# Core, not the ORM: this runs once per delivery and the ORM's bookkeeping would double it.
+_purchases = Purchase.__table__.c
 _MARK_PAID = (
-    sa.update(Purchase)
-    .where(Purchase.stripe_checkout_session_id == sa.bindparam("b_session_id"),
-           Purchase.credited_at.is_(None),
-           Purchase.status != PurchaseStatus.NEEDS_REVIEW,
-           Purchase.amount_cents == sa.bindparam("b_amount", type_=sa.BigInteger),
-           Purchase.currency == sa.bindparam("b_currency", type_=sa.String))
+    sa.update(Purchase.__table__)
+    .where(_purchases.stripe_checkout_session_id == sa.bindparam("b_session_id"),
+           _purchases.credited_at.is_(None),
+           _purchases.status != PurchaseStatus.NEEDS_REVIEW,
+           _purchases.amount_cents == sa.bindparam("b_amount", type_=sa.BigInteger),
+           _purchases.currency == sa.bindparam("b_currency", type_=sa.String))
     .values(status=PurchaseStatus.PAID,
-            credited_at=sa.bindparam("b_now", type_=Purchase.credited_at.type),
-            updated_at=sa.bindparam("b_now", type_=Purchase.updated_at.type),
+            credited_at=sa.bindparam("b_now", type_=_purchases.credited_at.type),
+            updated_at=sa.bindparam("b_now", type_=_purchases.updated_at.type),
             stripe_payment_intent_id=sa.func.coalesce(
                 sa.bindparam("b_payment_intent", type_=sa.String),
-                Purchase.stripe_payment_intent_id))
-    .returning(Purchase)
+                _purchases.stripe_payment_intent_id))
+    .returning(_purchases.id, _purchases.user_id, _purchases.credits)
 )
-_MARK_PAID_OPTIONS = {"synchronize_session": False, "populate_existing": True}
 
 
-def _mark_paid_if_payable(session: Mapping[str, Any]) -> Purchase | None:
+def _mark_paid_if_payable(session: Mapping[str, Any]) -> sa.Row | None:
+    """(id, user_id, credits) of the purchase this paid session has just marked paid."""
     amount = session.get("amount_total")
     if (session.get("payment_status") not in ("paid", "no_payment_required")
             or not isinstance(amount, int) or not session.get("id")):
         return None
-    return db.session.scalars(_MARK_PAID, {
+    return db.session.execute(_MARK_PAID, {
         "b_session_id": session["id"], "b_amount": amount,
         "b_currency": (session.get("currency") or "").lower(), "b_now": utcnow(),
-        "b_payment_intent": _id_of(session.get("payment_intent"))},
-        execution_options=_MARK_PAID_OPTIONS).first()
+        "b_payment_intent": _id_of(session.get("payment_intent"))}).first()
+
+
+# PostgreSQL: the usual delivery (a paid session for a payable purchase) claims its event,
+# marks the purchase paid, moves the balance and writes the entry in ONE statement. Its
+# conditions are those of _MARK_PAID; row locks and re-checks work as in separate
+# statements. Anything else leaves the event claimed and takes the ordinary path.
+_FULFIL_CLAIMING = sa.text(
+    "WITH claim AS (" + events.CLAIM_SQL + "),"
+    " paid AS (UPDATE purchases SET status = 'paid', credited_at = :now, updated_at = :now,"
+    "  stripe_payment_intent_id = COALESCE(CAST(:payment_intent AS VARCHAR),"
+    "                                      stripe_payment_intent_id)"
+    "  WHERE stripe_checkout_session_id = :session_id AND credited_at IS NULL"
+    "  AND status <> 'needs_review' AND amount_cents = :amount AND currency = :currency"
+    "  AND EXISTS (SELECT 1 FROM claim) RETURNING id, user_id, credits),"
+    " moved AS (UPDATE credit_accounts SET balance = credit_accounts.balance + paid.credits,"
+    "  purchased = credit_accounts.purchased + paid.credits, updated_at = :now"
+    "  FROM paid WHERE credit_accounts.user_id = paid.user_id"
+    "  RETURNING credit_accounts.balance, paid.id AS purchase_id, paid.user_id, paid.credits),"
+    " entry AS (INSERT INTO ledger_entries (user_id, kind, credits, balance_after,"
+    "  purchase_id, reference, description, created_at)"
+    "  SELECT user_id, 'purchase', credits, balance, purchase_id, :session_id,"
+    "  'Bought ' || to_char(credits, 'FM999,999,999,999,990') || ' credits', :now"
+    "  FROM moved RETURNING purchase_id)"
+    " SELECT EXISTS (SELECT 1 FROM claim) AS claimed, (SELECT purchase_id FROM entry)"
+).bindparams(*events.CLAIM_TYPES, sa.bindparam("now", type_=UTCDateTime))
+
+
+def fulfil_paid_session_claiming(session: Mapping[str, Any],
+                                 claim: Mapping[str, Any]) -> tuple[bool, int | None]:
+    """PostgreSQL: claim the event (`claim` = events.claim_params) and credit a paid session.
+
+    Returns (claimed, purchase_id credited or None), in the caller's transaction. Not
+    claimed: the event was handled before. Claimed but nothing credited: the caller runs
+    the ordinary handler (fulfil_checkout_session), which sorts out why.
+    """
+    amount = session.get("amount_total")
+    # Straight on the session's connection: a text statement needs none of the ORM's work.
+    row = db.session.connection().execute(_FULFIL_CLAIMING, {
+        **claim, "session_id": session["id"], "now": utcnow(),
+        "amount": amount if isinstance(amount, int) else -1,
+        "currency": (session.get("currency") or "").lower(),
+        "payment_intent": _id_of(session.get("payment_intent"))}).one()
+    return bool(row[0]), row[1]
 
 
 def _set_status(purchase: Purchase, status: str, **fields: Any) -> None:

@@ -72,5 +72,5 @@ def _settle(session: dict[str, Any]) -> Row:
             action = result.purchase.status
     else:
         return Row(session["id"], None, state, "open")
-    purchase_id = result.purchase.id if result.purchase is not None else None
+    purchase_id = result.purchase_id
     return Row(session["id"], purchase_id, state, action)

@@ -3,9 +3,10 @@
 from collections.abc import Callable
 from typing import Any
 
-from webapp.domain import ledger, linking, subscriptions
+from webapp.domain import events, ledger, linking, subscriptions
 from webapp.domain.checkout import TOPUP_PURPOSE
 from webapp.domain.ledger import Fulfilment
+from webapp.extensions import db
 from webapp.models import EventOutcome
 
 Event = dict[str, Any]
@@ -37,6 +38,26 @@ HANDLERS: dict[str, Callable[[Event], str]] = {
     "checkout.session.async_payment_failed": _on_session(ledger.mark_session_failed),
     "checkout.session.expired": _on_session(ledger.mark_session_expired),
 }
+
+
+def fast_path(event: Event) -> str | None:
+    """PostgreSQL: claim and credit a paid top-up session in one statement (events.FastPath)."""
+    if event["type"] not in _FAST_TYPES or not _on_postgresql():
+        return None
+    session = _topup_session(event)
+    if session is None or session.get("payment_status") not in ("paid", "no_payment_required"):
+        return None
+    claimed, credited = ledger.fulfil_paid_session_claiming(session, events.claim_params(event))
+    if not claimed:
+        return events.DUPLICATE
+    return EventOutcome.PROCESSED if credited else events.CLAIMED
+
+
+_FAST_TYPES = ("checkout.session.completed", "checkout.session.async_payment_succeeded")
+
+
+def _on_postgresql() -> bool:
+    return db.engine.dialect.name == "postgresql"
 
 
 def handle_event(event: Event) -> str:

@@ -3,13 +3,14 @@ from flask import jsonify, request
 from webapp.domain import stripe_gateway
 from webapp.domain.errors import SignatureError
 from webapp.domain.events import process_event
-from webapp.extensions import csrf
+from webapp.extensions import csrf, limiter
 from webapp.webhooks import bp
-from webapp.webhooks.handlers import handle_event
+from webapp.webhooks.handlers import fast_path, handle_event
 
 
 @bp.post("/webhooks/stripe")
 @csrf.exempt
+@limiter.exempt
 def stripe_webhook():
     try:
         event = stripe_gateway.verify_event(request.get_data(cache=False),
@@ -18,7 +19,7 @@ def stripe_webhook():
         return jsonify(error="invalid_payload", message=str(exc)), 400
     request.environ["stripe.event_id"] = event["id"]
     try:
-        process_event(event, handle_event)
+        process_event(event, handle_event, fast_path)
     except Exception:
         return jsonify(error="handler_failed"), 500
     return jsonify(received=True)
