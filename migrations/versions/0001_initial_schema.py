@@ -33,7 +33,6 @@ def upgrade():
     sa.UniqueConstraint('stripe_event_id', name=op.f('uq_stripe_events_stripe_event_id'))
     )
     with op.batch_alter_table('stripe_events', schema=None) as batch_op:
-        batch_op.create_index('ix_stripe_events_outcome_received_at', ['outcome', 'received_at'], unique=False)
         batch_op.create_index('ix_stripe_events_outcome_id', ['outcome', 'id'], unique=False)
 
     op.create_table('users',
@@ -206,7 +205,6 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_ledger_entries'))
     )
     with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
-        batch_op.create_index('ix_ledger_entries_created_at', ['created_at'], unique=False)
         batch_op.create_index('ix_ledger_entries_user_id_id', ['user_id', 'id'], unique=False)
         batch_op.create_index('ix_ledger_entries_user_id_created_at', ['user_id', 'created_at'], unique=False)
         batch_op.create_index('uq_ledger_entries_purchase_credit', ['purchase_id'], unique=True, sqlite_where=sa.text("kind = 'purchase'"), postgresql_where=sa.text("kind = 'purchase'"))
@@ -220,7 +218,6 @@ def downgrade():
         batch_op.drop_index('uq_ledger_entries_purchase_credit', sqlite_where=sa.text("kind = 'purchase'"), postgresql_where=sa.text("kind = 'purchase'"))
         batch_op.drop_index('ix_ledger_entries_user_id_id')
         batch_op.drop_index('ix_ledger_entries_user_id_created_at')
-        batch_op.drop_index('ix_ledger_entries_created_at')
 
     op.drop_table('ledger_entries')
     with op.batch_alter_table('disputes', schema=None) as batch_op:
@@ -255,7 +252,6 @@ def downgrade():
     op.drop_table('admin_actions')
     op.drop_table('users')
     with op.batch_alter_table('stripe_events', schema=None) as batch_op:
-        batch_op.drop_index('ix_stripe_events_outcome_received_at')
         batch_op.drop_index('ix_stripe_events_outcome_id')
 
     op.drop_table('stripe_events')

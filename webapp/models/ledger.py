@@ -43,7 +43,6 @@ class LedgerEntry(db.Model):
     __tablename__ = "ledger_entries"
     __table_args__ = (
         sa.Index("ix_ledger_entries_user_id_id", "user_id", "id"),
-        sa.Index("ix_ledger_entries_created_at", "created_at"),
         # The 30-day chart on /credits aggregates one user's recent rows by day.
         sa.Index("ix_ledger_entries_user_id_created_at", "user_id", "created_at"),
         # A purchase is credited at most once, whatever reaches it.

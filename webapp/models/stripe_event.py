@@ -19,7 +19,6 @@ class EventOutcome:
 class StripeEvent(db.Model):
     __tablename__ = "stripe_events"
     __table_args__ = (
-        sa.Index("ix_stripe_events_outcome_received_at", "outcome", "received_at"),
         # /admin/events?outcome=... pages newest first by id.
         sa.Index("ix_stripe_events_outcome_id", "outcome", "id"),
     )
