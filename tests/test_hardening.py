@@ -114,12 +114,11 @@ def test_signup_is_rate_limited(client, config_overrides):
 
 
 def _redis():
-    redis = pytest.importorskip("redis")
+    """The local Redis (CI and this project's machines run one on 127.0.0.1:6379)."""
+    import redis
+
     client = redis.Redis.from_url("redis://127.0.0.1:6379/15", socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError:
-        pytest.skip("no Redis on 127.0.0.1:6379")
+    client.ping()  # no Redis is a failure, not a skip: the shared limit must be proven
     return client
 
 

@@ -205,8 +205,6 @@ def _run_workers(secret, processes, count, credits, keys=()):
 
 @requires_postgres
 def test_many_processes_debiting_one_account_never_overdraw(app, database_url, user):
-    if database_url != POSTGRES_URL:
-        pytest.skip("multi-process test runs on PostgreSQL")
     user_id = user.id
     ledger.adjust(user_id, 400, "seed")
     secret = api_keys.mint(user_id).secret
@@ -223,8 +221,6 @@ def test_many_processes_debiting_one_account_never_overdraw(app, database_url, u
 @requires_postgres
 def test_processes_racing_with_the_same_idempotency_keys_debit_once_per_key(
         app, database_url, user):
-    if database_url != POSTGRES_URL:
-        pytest.skip("multi-process test runs on PostgreSQL")
     user_id = user.id
     ledger.adjust(user_id, 1000, "seed")
     secret = api_keys.mint(user_id).secret
