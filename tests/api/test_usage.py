@@ -4,9 +4,10 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import POSTGRES_URL, login, make_config, requires_postgres
+from tests.payments import balance_of, ledger_sum
 from webapp.domain import api_keys, ledger, users
 from webapp.extensions import db
-from webapp.models import CreditAccount, LedgerEntry, UsageRequest
+from webapp.models import LedgerEntry, UsageRequest
 
 
 @pytest.fixture
@@ -22,14 +23,6 @@ def spend(client, key, body, idempotency_key=None):
     return client.post("/api/v1/usage", json=body, headers=headers)
 
 
-def balance_of(user_id):
-    return db.session.scalar(sa.select(CreditAccount.balance)
-                             .where(CreditAccount.user_id == user_id))
-
-
-def ledger_sum(user_id):
-    return db.session.scalar(sa.select(sa.func.coalesce(sa.func.sum(LedgerEntry.credits), 0))
-                             .where(LedgerEntry.user_id == user_id))
 
 
 def usage_rows(user_id):

@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from tests.payments import balance_of, ledger_sum
 from tests.stripe_fakes import deliver, event
 from tests.subscription_fakes import (
     FEB_1,
@@ -19,16 +20,6 @@ from tests.subscription_fakes import (
 from webapp.domain import ledger
 from webapp.extensions import db
 from webapp.models import CreditAccount, CreditGrant, LedgerEntry, StripeEvent, Subscription
-
-
-def balance_of(user_id):
-    return db.session.scalar(sa.select(CreditAccount.balance)
-                             .where(CreditAccount.user_id == user_id))
-
-
-def ledger_sum(user_id):
-    return db.session.scalar(sa.select(sa.func.coalesce(sa.func.sum(LedgerEntry.credits), 0))
-                             .where(LedgerEntry.user_id == user_id))
 
 
 def grants():

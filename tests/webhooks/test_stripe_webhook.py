@@ -4,10 +4,11 @@ import time
 import pytest
 import sqlalchemy as sa
 
+from tests.payments import balance_of, ledger_sum
 from tests.stripe_fakes import checkout_session, deliver, event, sign
 from webapp.domain import checkout
 from webapp.extensions import db
-from webapp.models import CreditAccount, LedgerEntry, Purchase, StripeEvent
+from webapp.models import Purchase, StripeEvent
 
 
 @pytest.fixture
@@ -21,14 +22,6 @@ def completed(purchase, **overrides):
     return event("checkout.session.completed", session)
 
 
-def balance_of(user_id):
-    return db.session.scalar(sa.select(CreditAccount.balance)
-                             .where(CreditAccount.user_id == user_id))
-
-
-def ledger_sum(user_id):
-    return db.session.scalar(sa.select(sa.func.coalesce(sa.func.sum(LedgerEntry.credits), 0))
-                             .where(LedgerEntry.user_id == user_id))
 
 
 def test_completed_paid_session_credits_the_recorded_credits_once(client, purchase):
