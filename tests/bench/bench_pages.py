@@ -40,10 +40,15 @@ def recreate_database(url: str) -> None:
 
 
 def make_app():
+    import logging
+
     from tests.conftest import make_config
     from webapp import create_app
 
-    return create_app(make_config(BENCH_URL))
+    app = create_app(make_config(BENCH_URL))
+    # The per-request JSON line would flood this report; production writes it to a file.
+    logging.getLogger("webapp.request").setLevel(logging.WARNING)
+    return app
 
 
 SEED_SQL = [
