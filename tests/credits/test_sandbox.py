@@ -76,3 +76,37 @@ def app_factory_config_without_sandbox(database_url):
     from webapp import create_app
 
     return create_app(make_config(database_url, SANDBOX_ENABLED=False))
+
+
+def test_sandbox_admin_refund_arrives_as_a_signed_charge_refunded_event(client, logged_in,
+                                                                           admin):
+    from flask import g
+
+    from tests.conftest import login
+    from webapp.models import LedgerEntry
+
+    admin_email = admin.email  # the sandbox's deliveries close the session: objects detach
+    checkout_url = start(logged_in)
+    logged_in.post(f"{checkout_url}/pay")
+    purchase_id = db.session.scalar(sa.select(Purchase.id))
+    logged_in.post("/auth/logout")
+    login(client, admin_email)
+    response = client.post(f"/admin/purchases/{purchase_id}/refund", data={"amount": "2.50"})
+    assert response.status_code == 303
+    db.session.expire_all()
+    purchase = db.session.get(Purchase, purchase_id)
+    assert (purchase.status, purchase.amount_refunded_cents, purchase.credits_refunded) == (
+        "partially_refunded", 250, 250)
+    refund = db.session.scalars(sa.select(LedgerEntry).where(LedgerEntry.kind == "refund")).one()
+    assert (refund.credits, refund.balance_after, refund.purchase_id) == (-250, 750, purchase_id)
+    event = db.session.scalar(sa.select(StripeEvent).where(StripeEvent.type == "charge.refunded"))
+    assert event.outcome == "processed"
+    # A second partial refund is delivered with the charge's cumulative amount.
+    # The test's requests share one app context, so Flask-Login's cached user (detached
+    # by the delivery) would outlive the request; in the server every request has its own.
+    g.pop("_login_user", None)
+    client.post(f"/admin/purchases/{purchase_id}/refund", data={"amount": "1.00"})
+    db.session.expire_all()
+    assert db.session.get(Purchase, purchase_id).credits_refunded == 350
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(StripeEvent).where(
+        StripeEvent.type == "charge.refunded")) == 2

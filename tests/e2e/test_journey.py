@@ -9,6 +9,7 @@ Run alone with `make e2e` (or `pytest -m e2e`). `.ci/run` installs Chromium and 
 CI_REQUIRE_E2E, so in CI a missing browser fails instead of skipping.
 """
 
+import json
 import os
 import re
 import socket
@@ -32,6 +33,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 PASSWORD = "journey-password-1"
+ADMIN_EMAIL, ADMIN_PASSWORD = "admin@example.com", "admin-password"  # webapp.cli.DEMO_ADMIN
 
 
 def _require_browser():
@@ -66,9 +68,9 @@ def live_server(tmp_path_factory):
     flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
     subprocess.run([*flask, "db", "upgrade"], cwd=ROOT, env=env, check=True,
                    capture_output=True, timeout=120)
-    # EXTENSION POINT (admin journey): create the admin here, e.g.
-    # subprocess.run([*flask, "users", "create-admin", ADMIN_EMAIL, "--password", PASSWORD],
-    #                cwd=ROOT, env=env, check=True, capture_output=True)
+    # The demo user and admin, as `make run` makes them (ADMIN_EMAIL / ADMIN_PASSWORD).
+    subprocess.run([*flask, "users", "demo"], cwd=ROOT, env=env, check=True,
+                   capture_output=True, timeout=120)
     port = _free_port()
     log = (folder / "server.log").open("w")
     server = subprocess.Popen([*flask, "run", "--host", "127.0.0.1", "--port", str(port)],
@@ -91,15 +93,30 @@ def live_server(tmp_path_factory):
 
 
 class Browser:
-    """One page plus what the journey needs: console checks and screenshots."""
+    """One page plus what the journey needs: console checks and screenshots.
 
-    def __init__(self, page, base: str):
+    `fresh()` opens another browser context (its own cookies: another person) whose
+    errors and screenshots join this one's.
+    """
+
+    def __init__(self, page, base: str, errors: list[str] | None = None, shots=None,
+                 new_context=None):
         self.page, self.base = page, base
-        self.errors: list[str] = []
-        self.shots = 0
+        self.errors: list[str] = [] if errors is None else errors
+        self._shots = shots if shots is not None else [0]
+        self._new_context = new_context
         page.on("console", lambda msg: msg.type == "error" and self.errors.append(
             f"console: {msg.text} ({page.url})"))
         page.on("pageerror", lambda exc: self.errors.append(f"page error: {exc} ({page.url})"))
+
+    @property
+    def shots(self) -> int:
+        return self._shots[0]
+
+    def fresh(self) -> "Browser":
+        """Another person in a fresh browser context (no cookies)."""
+        return Browser(self._new_context().new_page(), self.base, self.errors, self._shots,
+                       self._new_context)
 
     def goto(self, path: str):
         response = self.page.goto(self.base + path)
@@ -109,11 +126,15 @@ class Browser:
     def snap(self, name: str) -> None:
         """Screenshots of the current page at desktop and phone width."""
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        self.shots += 1
+        self._shots[0] += 1
         for label, size in (("desktop", DESKTOP), ("phone", PHONE)):
             self.page.set_viewport_size(size)
             self.page.screenshot(path=str(ARTIFACTS / f"{self.shots:02d}-{name}-{label}.png"),
                                  full_page=True)
+            overflow = self.page.evaluate(
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            if overflow > 0:
+                self.errors.append(f"{name} overflows {overflow}px sideways at {label} width")
         self.page.set_viewport_size(DESKTOP)
 
     def text(self, selector: str) -> str:
@@ -130,13 +151,20 @@ def browser(live_server):
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
                                               args=CHROMIUM_ARGS)
-        context = chromium.new_context(viewport=DESKTOP)
-        context.set_default_timeout(15_000)
-        wrapper = Browser(context.new_page(), live_server)
+        contexts = []
+
+        def new_context():
+            context = chromium.new_context(viewport=DESKTOP)
+            context.set_default_timeout(15_000)
+            contexts.append(context)
+            return context
+
+        wrapper = Browser(new_context().new_page(), live_server, new_context=new_context)
         try:
             yield wrapper
         finally:
-            context.close()
+            for context in contexts:
+                context.close()
             chromium.close()
     assert wrapper.errors == [], "\n".join(wrapper.errors)
 
@@ -186,16 +214,87 @@ def test_sign_up_buy_a_pack_and_see_it_everywhere(browser):
     assert "1,000" in payment and "10.00" in payment and "paid" in payment
     b.snap("history-payments")
 
-    # EXTENSION POINT (usage API, issue 4): create a key on /account, read it from
-    # `code#new-api-key`, spend through the API and see the meter fall, e.g.
-    #   b.goto("/account"); ...; key = b.text("#new-api-key")
-    #   b.page.request.post(b.base + "/api/v1/usage", data={"credits": 250, ...},
-    #                       headers={"Authorization": f"Bearer {key}"})
-    #   b.goto("/credits"); assert b.number("#balance") == 750 and b.number("#used") == 250
-    #   b.snap("credits-after-usage")
-    #
-    # EXTENSION POINT (admin + refunds, issues 3 and 4): log out, log in as the admin made
-    # in live_server, open /admin/purchases, see this purchase, refund part of it through
-    # POST /admin/purchases/<id>/refund (the sandbox delivers charge.refunded), snap the
-    # dashboard; then log back in as the user and check that /credits/history shows the
-    # `Refund` row and the meter the reduced balance.
+    key = create_api_key(b, "journey script")
+    spent = spend_through_api(b.base, key, 250, "journey: render job")
+    assert spent == {"balance": 750}
+    b.goto("/credits")
+    assert b.number("#balance") == 750 and b.number("#used") == 250
+    assert b.number("#purchased") == 1000
+    b.snap("credits-after-usage")
+
+    admin = b.fresh()
+    log_in(admin, ADMIN_EMAIL, ADMIN_PASSWORD)
+    purchase_path = find_purchase(admin, "journey@example.com")
+    refund_part(admin, purchase_path, "2.50")
+    assert "2.50" in admin.text("#refunded")
+    assert "250 credits taken back" in admin.text("#refunded")
+    admin.goto("/admin/")
+    admin.snap("admin-dashboard")
+
+    b.goto("/credits/history")
+    first_row = b.page.locator("#ledger tbody tr").first.inner_text().lower()
+    assert "refund" in first_row and "-250" in first_row, first_row
+    b.snap("history-after-refund")
+    b.goto("/credits/history?tab=payments")
+    payment = b.page.locator("#payments tbody tr").first.inner_text().lower()
+    assert "partly refunded" in payment, payment
+    b.snap("history-payments-after-refund")
+    b.goto("/credits")
+    assert b.number("#balance") == 500 and b.number("#used") == 250
+
+
+def log_in(b: Browser, email: str, password: str) -> None:
+    b.goto("/auth/login")
+    b.page.fill("input[name=email]", email)
+    b.page.fill("input[name=password]", password)
+    b.page.click("button[type=submit]")
+    b.page.wait_for_load_state()
+    assert "/auth/login" not in b.page.url, b.text("main")
+
+
+def create_api_key(b: Browser, label: str) -> str:
+    """Create a key on /account; its secret is shown once."""
+    b.goto("/account")
+    b.snap("account")
+    b.page.fill("form.key-form input[name=label]", label)
+    b.page.click("form.key-form button[type=submit]")
+    b.page.wait_for_selector("#new-api-key")
+    key = b.text("#new-api-key")
+    assert key and " " not in key
+    assert label in b.page.inner_text("main")
+    b.snap("account-new-key")
+    return key
+
+
+def spend_through_api(base: str, key: str, credits: int, description: str) -> dict:
+    """POST /api/v1/usage as a script would: no browser, no cookies."""
+    body = json.dumps({"credits": credits, "description": description}).encode()
+    request = urllib.request.Request(
+        f"{base}/api/v1/usage", data=body, method="POST",
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json",
+                 "Idempotency-Key": "journey-usage-1"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+        return json.loads(response.read())
+
+
+def find_purchase(admin: Browser, email: str) -> str:
+    """The admin's purchase list shows the user's purchase; returns its detail path."""
+    admin.goto("/admin/purchases")
+    row = admin.page.locator("#purchases tbody tr", has_text=email).first
+    assert "paid" in row.inner_text().lower()
+    admin.snap("admin-purchases")
+    row.locator("a").first.click()
+    admin.page.wait_for_url(re.compile(r"/admin/purchases/\d+$"))
+    assert email in admin.text("#purchase")
+    return admin.page.url.removeprefix(admin.base)
+
+
+def refund_part(admin: Browser, purchase_path: str, amount: str) -> None:
+    """Refund through the form; the sandbox then delivers Stripe's charge.refunded."""
+    admin.snap("admin-purchase")
+    admin.page.fill("#refund input[name=amount]", amount)
+    admin.page.click("#refund button[type=submit]")
+    admin.page.wait_for_url(re.compile(re.escape(purchase_path) + "$"))
+    assert "partly refunded" in admin.text("#purchase").lower()
+    admin.snap("admin-purchase-refunded")

@@ -115,3 +115,27 @@ def subscription_act(sub_id, action):
     else:
         abort(404)
     return redirect(url_for("credits.index"))
+
+
+# --- events Stripe sends on its own (charge.refunded after an admin's refund)
+
+
+@bp.teardown_app_request
+def deliver_pending_events(_error=None) -> None:
+    """Deliver what the double recorded during this request, as Stripe would send it.
+
+    Runs after the view and its transactions are done (deliver() closes this request's
+    session first): on SQLite a transaction holds the write lock, so delivering in the
+    middle of one would wait on itself.
+    """
+    double = current_app.extensions.get("stripe_sandbox")
+    if double is None:
+        return
+    for event_type, obj in double.take_pending_events():
+        try:
+            status = deliver(event_type, obj)
+        except Exception:  # the sandbox must not break the request that caused the event
+            current_app.logger.exception("sandbox: delivering %s failed", event_type)
+            continue
+        if status >= 400:
+            current_app.logger.warning("sandbox: %s was answered %s", event_type, status)

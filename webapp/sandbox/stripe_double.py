@@ -230,6 +230,7 @@ class StripeDouble(stripe.HTTPClient):
         refund = self.new_object("refund", "re", amount=amount, charge=charge["id"],
                                  payment_intent=intent["id"], currency=charge["currency"],
                                  status="succeeded")
+        self.emit("charge.refunded", charge)
         return 200, copy.deepcopy(refund)
 
     def _post_billing_portal_sessions(self, params):
@@ -305,6 +306,24 @@ class StripeDouble(stripe.HTTPClient):
                 sub["ended_at"] = int(time.time())
             return copy.deepcopy(sub)
 
+    # --- events Stripe would send on its own (the sandbox delivers them) ---------------
+
+    # None: not recorded (tests deliver events themselves); a list in the sandbox.
+    pending_events: list[tuple[str, dict[str, Any]]] | None = None
+
+    def emit(self, event_type: str, obj: dict[str, Any]) -> None:
+        """Record an event Stripe would send about `obj` as it is now, when recording."""
+        with self._lock:
+            if self.pending_events is not None:
+                self.pending_events.append((event_type, copy.deepcopy(obj)))
+
+    def take_pending_events(self) -> list[tuple[str, dict[str, Any]]]:
+        """The recorded events, oldest first, removed from the double."""
+        with self._lock:
+            events, self.pending_events = self.pending_events or [], (
+                [] if self.pending_events is not None else None)
+            return events
+
 
 def _looks_like_id(segment: str) -> bool:
     return "_" in segment and segment.split("_", 1)[0] in {
@@ -323,5 +342,6 @@ def sandbox_double(app) -> StripeDouble:
     double = app.extensions.get("stripe_sandbox")
     if double is None:
         double = StripeDouble(minimal_templates, checkout_base="")
+        double.pending_events = []  # delivered after each request by webapp.sandbox.routes
         app.extensions["stripe_sandbox"] = double
     return double
