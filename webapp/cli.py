@@ -43,7 +43,8 @@ def create_demo_users():
     click.echo(f"Demo admin login: {DEMO_ADMIN[0]} / {DEMO_ADMIN[1]}")
 
 
-@credits_cli.command("grant")
+# ignore_unknown_options: so a removal can be written as a plain negative number (-10).
+@credits_cli.command("grant", context_settings={"ignore_unknown_options": True})
 @click.argument("email")
 @click.argument("credits", type=int)
 @click.option("--reason", required=True, help="Why; kept on the ledger row.")

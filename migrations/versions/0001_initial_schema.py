@@ -33,7 +33,7 @@ def upgrade():
     sa.UniqueConstraint('stripe_event_id', name=op.f('uq_stripe_events_stripe_event_id'))
     )
     with op.batch_alter_table('stripe_events', schema=None) as batch_op:
-        batch_op.create_index('ix_stripe_events_outcome_id', ['outcome', 'id'], unique=False)
+        batch_op.create_index('ix_stripe_events_outcome_id', ['outcome', 'id'], unique=False, sqlite_where=sa.text("outcome <> 'processed'"), postgresql_where=sa.text("outcome <> 'processed'"))
 
     op.create_table('users',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -114,8 +114,8 @@ def upgrade():
     )
     with op.batch_alter_table('purchases', schema=None) as batch_op:
         batch_op.create_index('ix_purchases_created_at_id', ['created_at', 'id'], unique=False)
-        batch_op.create_index('ix_purchases_status_id', ['status', 'id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_purchases_stripe_charge_id'), ['stripe_charge_id'], unique=False)
+        batch_op.create_index('ix_purchases_status_id', ['status', 'id'], unique=False, sqlite_where=sa.text("status <> 'paid'"), postgresql_where=sa.text("status <> 'paid'"))
+        batch_op.create_index('ix_purchases_stripe_charge_id', ['stripe_charge_id'], unique=False, sqlite_where=sa.text("stripe_charge_id IS NOT NULL"), postgresql_where=sa.text("stripe_charge_id IS NOT NULL"))
         batch_op.create_index(batch_op.f('ix_purchases_stripe_payment_intent_id'), ['stripe_payment_intent_id'], unique=False)
         batch_op.create_index('ix_purchases_user_id_id', ['user_id', 'id'], unique=False)
 
@@ -236,8 +236,8 @@ def downgrade():
     with op.batch_alter_table('purchases', schema=None) as batch_op:
         batch_op.drop_index('ix_purchases_user_id_id')
         batch_op.drop_index(batch_op.f('ix_purchases_stripe_payment_intent_id'))
-        batch_op.drop_index(batch_op.f('ix_purchases_stripe_charge_id'))
-        batch_op.drop_index('ix_purchases_status_id')
+        batch_op.drop_index('ix_purchases_stripe_charge_id', sqlite_where=sa.text("stripe_charge_id IS NOT NULL"), postgresql_where=sa.text("stripe_charge_id IS NOT NULL"))
+        batch_op.drop_index('ix_purchases_status_id', sqlite_where=sa.text("status <> 'paid'"), postgresql_where=sa.text("status <> 'paid'"))
         batch_op.drop_index('ix_purchases_created_at_id')
 
     op.drop_table('purchases')
@@ -252,7 +252,7 @@ def downgrade():
     op.drop_table('admin_actions')
     op.drop_table('users')
     with op.batch_alter_table('stripe_events', schema=None) as batch_op:
-        batch_op.drop_index('ix_stripe_events_outcome_id')
+        batch_op.drop_index('ix_stripe_events_outcome_id', sqlite_where=sa.text("outcome <> 'processed'"), postgresql_where=sa.text("outcome <> 'processed'"))
 
     op.drop_table('stripe_events')
     # ### end Alembic commands ###

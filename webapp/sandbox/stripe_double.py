@@ -73,7 +73,8 @@ class StripeDouble(stripe.HTTPClient):
         params = decode_form(parse_qsl(raw or "", keep_blank_values=True))
         key = (headers or {}).get("Idempotency-Key")
         with self._lock:
-            self.requests.append({"method": method, "path": parts.path, "params": params,
+            self.requests.append({"method": method, "url": url, "path": parts.path,
+                                  "params": params,
                                   "idempotency_key": key, "headers": dict(headers or {})})
             if key and key in self._idempotent:
                 body, status = self._idempotent[key]
