@@ -2,6 +2,7 @@
 
 import sqlalchemy as sa
 from flask import Flask, jsonify, render_template, request
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -26,7 +27,17 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     return app
 
 
+class CookieSessions(SecureCookieSessionInterface):
+    """Stripe's webhook deliveries never carry a session cookie; skip the signing work."""
+
+    def open_session(self, app: Flask, request):
+        if request.path.startswith("/webhooks/"):
+            return self.null_session_class()
+        return super().open_session(app, request)
+
+
 def register_extensions(app: Flask) -> None:
+    app.session_interface = CookieSessions()
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
         (BASE_DIR / "instance").mkdir(exist_ok=True)
     db.init_app(app)

@@ -80,6 +80,11 @@ def reset_money(url: str) -> None:
             "UPDATE purchases SET status = 'pending', credited_at = NULL, "
             "stripe_payment_intent_id = NULL"))
         db.session.commit()
+        # Every round starts from the same physical state: without this, the dead rows of
+        # the UPDATE above (and of the previous round) slow whichever run comes next.
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE purchases, credit_accounts, ledger_entries,"
+                                 " stripe_events")
         db.engine.dispose()
 
 
