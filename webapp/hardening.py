@@ -121,6 +121,10 @@ def register_logging(app: Flask) -> None:
         logger.addHandler(handler)
     if logger.level == logging.NOTSET:
         logger.setLevel(app.config.get("LOG_LEVEL", "INFO"))
+    # The JSON lines carry no caller, thread or process names: skip gathering them on every
+    # record (the logging module's documented optimisation).
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    logging._srcfile = None
     request_log = logging.getLogger("webapp.request")
 
     @app.before_request
