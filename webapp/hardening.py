@@ -43,8 +43,8 @@ def register_security(app: Flask) -> None:
 
     @app.after_request
     def security_headers(response: Response) -> Response:
-        # No view sets these, so one extend (no per-header lookups) on every response.
-        response.headers.extend(headers)
+        for name, value in headers:  # a view may set its own, stricter value
+            response.headers.setdefault(name, value)
         return response
 
 
@@ -121,10 +121,6 @@ def register_logging(app: Flask) -> None:
         logger.addHandler(handler)
     if logger.level == logging.NOTSET:
         logger.setLevel(app.config.get("LOG_LEVEL", "INFO"))
-    # The JSON lines carry no caller, thread or process names: skip gathering them on every
-    # record (the logging module's documented optimisation).
-    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
-    logging._srcfile = None
     request_log = logging.getLogger("webapp.request")
 
     @app.before_request

@@ -9,6 +9,7 @@ import stripe
 from flask import current_app
 
 from webapp.domain.errors import PaymentProviderError, SignatureError
+from webapp.domain.transaction import end_idle_read
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ def _plain(obj) -> dict[str, Any]:
 
 
 def _call(description: str, func, *args, **kwargs):
+    end_idle_read()
     try:
         return func(*args, **kwargs)
     except stripe.StripeError as exc:
@@ -76,7 +78,9 @@ def list_checkout_sessions(created_since: int, page_size: int = 100) -> Iterator
     """Every Checkout Session created since the Unix time, following all pages."""
     page = _call("checkout session list", _client().v1.checkout.sessions.list,
                  params={"created": {"gte": created_since}, "limit": page_size})
-    for session in page.auto_paging_iter():
+    pages = page.auto_paging_iter()
+    # Each further page is fetched by next(): through _call, so its errors read the same.
+    while (session := _call("checkout session list", next, pages, None)) is not None:
         yield _plain(session)
 
 

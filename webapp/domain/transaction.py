@@ -31,3 +31,16 @@ def transactional(func):
             return func(*args, **kwargs)
 
     return wrapper
+
+
+def end_idle_read() -> None:
+    """Before waiting on the network: end a transaction that has only read.
+
+    Outside any atomic() block, a view's reads leave a transaction open; on SQLite it holds
+    the write lock (BEGIN IMMEDIATE), on PostgreSQL it sits "idle in transaction". Inside
+    atomic() nothing is touched: the caller's unit of work continues.
+    """
+    session = db.session
+    if session.info.get("atomic_depth", 0) == 0 and not (session.new or session.dirty
+                                                         or session.deleted):
+        session.rollback()
