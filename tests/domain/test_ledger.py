@@ -110,11 +110,11 @@ def test_a_read_only_transaction_ends_before_network_waits_but_a_unit_of_work_do
     from webapp.domain.transaction import atomic, end_idle_read
 
     db.session.get(CreditAccount, user.id)
-    assert db.session.in_transaction()
+    assert db.session().in_transaction()
     end_idle_read()
-    assert not db.session.in_transaction()
+    assert not db.session().in_transaction()
     with atomic():
         ledger.post_entry(user.id, 5, "adjustment", description="inside")
         end_idle_read()  # e.g. a Stripe lookup inside a webhook's transaction
-        assert db.session.in_transaction()
+        assert db.session().in_transaction()
     assert account(user.id).balance == 5 == ledger_sum(user.id)
