@@ -15,10 +15,6 @@ class Plan:
     rollover: bool
     price_id: str | None = None
 
-    @property
-    def expires(self) -> bool:
-        return not self.rollover
-
 
 def parse_plans(text: str) -> tuple[Plan, ...]:
     """Plans in the order configured; a malformed entry raises ValueError naming it."""

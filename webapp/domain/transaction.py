@@ -1,7 +1,6 @@
 """One unit of work per public domain call; nested calls join the outer one."""
 
 from contextlib import contextmanager
-from functools import wraps
 
 from webapp.extensions import db
 
@@ -22,15 +21,6 @@ def atomic():
         raise
     finally:
         session.info["atomic_depth"] = depth
-
-
-def transactional(func):
-    @wraps(func)
-    def wrapper(*args, **kwargs):
-        with atomic():
-            return func(*args, **kwargs)
-
-    return wrapper
 
 
 def end_idle_read() -> None:
