@@ -1,6 +1,7 @@
 """Every model module is imported here so Alembic autogenerate sees them all."""
 
 from webapp.models.billing import AdminAction, Subscription
+from webapp.models.job import Job, JobStatus
 from webapp.models.ledger import (
     CreditGrant,
     Dispute,
@@ -15,6 +16,6 @@ from webapp.models.user import ApiKey, CreditAccount, User, normalize_email
 
 __all__ = [
     "AdminAction", "ApiKey", "CreditAccount", "CreditGrant", "Dispute", "EntryKind",
-    "EventOutcome", "LedgerEntry", "Purchase", "PurchaseStatus", "StripeEvent",
+    "EventOutcome", "Job", "JobStatus", "LedgerEntry", "Purchase", "PurchaseStatus", "StripeEvent",
     "Subscription", "UsageRequest", "User", "normalize_email",
 ]
