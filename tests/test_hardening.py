@@ -283,7 +283,9 @@ def test_redaction_keeps_ordinary_numbers_and_ids():
 
 REQUIRED_ENV = {"SECRET_KEY": "s3cret-for-test", "STRIPE_SECRET_KEY": "sk_test_startup",
                 "STRIPE_WEBHOOK_SECRET": "whsec_startup",
-                "DATABASE_URL": "sqlite:////tmp/credits-startup-check.db"}
+                "DATABASE_URL": "sqlite:////tmp/credits-startup-check.db",
+                "MAIL_SERVER": "smtp.example.test", "MAIL_DEFAULT_SENDER": "Credits <b@example.test>",
+                "REDIS_URL": "redis://127.0.0.1:6379/15"}
 
 
 def _import_wsgi(env_overrides: dict[str, str | None]) -> subprocess.CompletedProcess:
@@ -295,7 +297,8 @@ def _import_wsgi(env_overrides: dict[str, str | None]) -> subprocess.CompletedPr
         else:
             env[key] = value
     code = ("import wsgi; rules = [r.rule for r in wsgi.app.url_map.iter_rules()]; "
-            "print('sandbox' if any(r.startswith('/sandbox') for r in rules) else 'no-sandbox')")
+            "print('sandbox' if any(r.startswith('/sandbox') for r in rules) else 'no-sandbox',"
+            " 'dev' if any(r.startswith('/dev') for r in rules) else 'no-dev')")
     return subprocess.run([sys.executable, "-c", code], cwd=BASE_DIR, env=env,
                           capture_output=True, text=True, timeout=60)
 
@@ -312,7 +315,7 @@ def test_production_refuses_to_start_without_each_required_variable(missing, how
 def test_production_starts_when_configured_and_has_no_sandbox():
     result = _import_wsgi({})
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "no-sandbox"
+    assert result.stdout.strip() == "no-sandbox no-dev"
 
 
 def test_gunicorn_config_reads_its_settings_from_the_environment(monkeypatch):

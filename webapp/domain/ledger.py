@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from webapp.domain import clock, events
+from webapp.domain import clock, events, notices
 from webapp.domain.errors import (
     InsufficientCreditsError,
     InvalidAmountError,
@@ -93,6 +93,8 @@ def post_entry(user_id: int, credits: int, kind: str, *, allow_negative: bool = 
         return None
     if balance is None:
         raise InsufficientCreditsError(current_balance(user_id))
+    if credits < 0:
+        notices.balance_fell(user_id, balance, -credits)
     return balance
 
 
@@ -226,6 +228,7 @@ def _credit_purchase(purchase: Purchase, session: Mapping[str, Any]) -> None:
 def _post_purchase_credit(purchase_id: int, user_id: int, credits: int, session_id: str) -> None:
     post_entry(user_id, credits, EntryKind.PURCHASE, purchase_id=purchase_id,
                reference=session_id, description=f"Bought {credits:,} credits")
+    notices.purchase_credited(purchase_id, user_id)
 
 
 # The usual delivery in one statement: the conditional UPDATE takes the row lock and
@@ -304,6 +307,8 @@ def fulfil_paid_session_claiming(session: Mapping[str, Any],
         "amount": amount if isinstance(amount, int) else -1,
         "currency": (session.get("currency") or "").lower(),
         "payment_intent": _id_of(session.get("payment_intent"))}).one()
+    if row[1] is not None:
+        notices.purchase_credited(row[1], None)
     return bool(row[0]), row[1]
 
 
@@ -494,6 +499,7 @@ def _take_refunds_due(purchase: Purchase, reference: str | None) -> int:
         post_entry(purchase.user_id, -take, EntryKind.REFUND, allow_negative=True,
                    purchase_id=purchase.id, reference=reference,
                    description=f"Refund: {refunded} of your {paid} payment returned to you")
+        notices.refund_taken(purchase.id, purchase.user_id, take, purchase.amount_refunded_cents)
     return take
 
 
@@ -522,6 +528,7 @@ def _dispute_row(purchase: Purchase, dispute: Mapping[str, Any], credited: bool)
                    purchase_id=purchase.id, reference=dispute["id"],
                    description="Payment disputed with your bank: its credits are held "
                                "until the dispute is settled")
+        notices.dispute_opened(purchase.id, purchase.user_id, dispute["id"], take)
     return row
 
 
@@ -568,6 +575,7 @@ def close_dispute(purchase_id: int, dispute: Mapping[str, Any]) -> int:
             _take_refunds_due(purchase, purchase.stripe_charge_id)
         if credited:
             _refresh_money_status(purchase)
+            notices.dispute_closed(purchase.id, purchase.user_id, dispute["id"], row.status, given)
         return given
 
 

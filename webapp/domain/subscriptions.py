@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
-from webapp.domain import ledger, plans, stripe_gateway
+from webapp.domain import ledger, notices, plans, stripe_gateway
 from webapp.domain.checkout import ensure_customer
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
@@ -96,9 +96,12 @@ def apply_invoice_paid(invoice: Obj) -> str:
             record.current_period_start, record.current_period_end = start, end
             if record.status in ("incomplete", "past_due"):
                 record.status = "active"
-        ledger.grant_plan_credits(
+        granted = ledger.grant_plan_credits(
             record.user_id, plan.monthly_credits, invoice_id=invoice["id"], plan_code=plan.code,
             subscription_id=record.id, expires_at=None if plan.rollover else end)
+        if granted is not None and invoice.get("billing_reason") == "subscription_cycle":
+            notices.subscription_renewed(record.user_id, invoice["id"], plan.code,
+                                         plan.monthly_credits)
     return EventOutcome.PROCESSED
 
 
@@ -117,6 +120,8 @@ def apply_invoice_failed(invoice: Obj, created: int) -> str:
             return EventOutcome.IGNORED
         record.status, record.updated_at = "past_due", utcnow()
         record.last_event_at = when or record.last_event_at
+        notices.subscription_payment_failed(record.user_id, invoice["id"],
+                                            int(invoice.get("attempt_count") or 1))
     return EventOutcome.PROCESSED
 
 
