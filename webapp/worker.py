@@ -68,8 +68,11 @@ def expire_credits() -> None:
     from webapp.domain import ledger
 
     expired = _in_app(ledger.expire_due_grants)
-    log.info("expiry: %s accounts looked at, %s credits expired", len(expired),
-             sum(credits for _, credits in expired))
+    log.info(
+        "expiry: %s accounts looked at, %s credits expired",
+        len(expired),
+        sum(credits for _, credits in expired),
+    )
 
 
 @huey.periodic_task(crontab(minute="17"))
@@ -88,6 +91,13 @@ def run_consumer(threads: int) -> None:
     hands it to another worker.
     """
     consumer = huey.create_consumer(
-        workers=threads, worker_type="thread", periodic=True, graceful_signal="TERM",
-        initial_delay=0.1, backoff=1.15, max_delay=2.0, check_worker_health=True)
+        workers=threads,
+        worker_type="thread",
+        periodic=True,
+        graceful_signal="TERM",
+        initial_delay=0.1,
+        backoff=1.15,
+        max_delay=2.0,
+        check_worker_health=True,
+    )
     consumer.run()
