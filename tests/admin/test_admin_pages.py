@@ -9,12 +9,14 @@ from tests.conftest import login
 from webapp.domain import checkout, ledger, users
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
-from webapp.models import AdminAction, LedgerEntry, Purchase, StripeEvent
+from webapp.models import AdminAction, Job, LedgerEntry, Purchase, StripeEvent
 from webapp.models.types import utcnow
 
 ADMIN_PAGES = ["/admin/", "/admin/users", "/admin/users/{user}", "/admin/purchases",
-               "/admin/purchases.csv", "/admin/purchases/{purchase}", "/admin/events"]
-ADMIN_POSTS = ["/admin/users/{user}/adjust", "/admin/purchases/{purchase}/refund"]
+               "/admin/purchases.csv", "/admin/purchases/{purchase}", "/admin/events",
+               "/admin/jobs"]
+ADMIN_POSTS = ["/admin/users/{user}/adjust", "/admin/purchases/{purchase}/refund",
+               "/admin/jobs/{job}/retry"]
 
 
 def paid_purchase(stripe_double, user, credits=1000):
@@ -35,7 +37,8 @@ def as_admin(client, admin):
 def test_every_admin_url_sends_anonymous_to_login_and_refuses_non_admins(
         app, client, user, stripe_double, method, url):
     purchase = paid_purchase(stripe_double, user)
-    path = url.format(user=user.id, purchase=purchase.id)
+    job = db.session.scalar(sa.select(sa.func.max(Job.id)))  # the receipt's mail
+    path = url.format(user=user.id, purchase=purchase.id, job=job)
     anonymous = getattr(client, method)(path, data={"credits": 5, "reason": "x", "amount": ""})
     assert anonymous.status_code == 302
     assert "/auth/login" in anonymous.headers["Location"]

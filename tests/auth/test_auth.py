@@ -3,7 +3,7 @@ import sqlalchemy as sa
 
 from tests.conftest import login
 from webapp.extensions import db
-from webapp.models import CreditAccount, User
+from webapp.models import CreditAccount, Job, User
 
 
 def test_signup_creates_user_with_empty_account_and_logs_in(client):
@@ -23,6 +23,8 @@ def test_email_is_unique_whatever_its_case(client, user):
     assert response.status_code == 400
     assert b"already exists" in response.data
     assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 1
+    # Only the fixture user's own verification mail: the refused form recorded nothing.
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Job)) == 1
 
 
 @pytest.mark.parametrize("data", [{"email": "not-an-email", "password": "long-enough"},
@@ -67,6 +69,10 @@ def test_logout_needs_post_and_ends_the_session(logged_in):
     ("/auth/signup", {"email": "x@example.com", "password": "long-enough"}),
     ("/auth/login", {"email": "buyer@example.com", "password": "correct-horse"}),
     ("/credits/checkout", {"credits": "1000"}),
+    ("/auth/forgot", {"email": "buyer@example.com"}),
+    ("/account/password", {"current_password": "correct-horse", "password": "new-password",
+                           "confirm": "new-password"}),
+    ("/account/notifications", {"low_balance_threshold": "5"}),
 ])
 def test_every_form_refuses_a_missing_csrf_token(client, user, stripe_double, url, data):
     response = client.post(url, data=data)

@@ -97,3 +97,8 @@ def link_in(message, path: str) -> str:
 def user(app):
     """A user whose address is verified already (signup's own mail is tested on its own)."""
     return users.create_user("buyer@example.com", "correct-horse", verified=True)
+
+
+@pytest.fixture
+def admin(app):
+    return users.create_user("boss@example.com", "correct-horse", is_admin=True, verified=True)
