@@ -40,7 +40,7 @@ def create_demo_users():
     """Create the demo user and demo admin used by `make run` (idempotent)."""
     for (email, password), is_admin in ((DEMO_USER, False), (DEMO_ADMIN, True)):
         if users.find_by_email(email) is None:
-            users.create_user(email, password, is_admin=is_admin)
+            users.create_user(email, password, is_admin=is_admin, verified=True)
     click.echo(f"Demo login: {DEMO_USER[0]} / {DEMO_USER[1]}")
     click.echo(f"Demo admin login: {DEMO_ADMIN[0]} / {DEMO_ADMIN[1]}")
 
