@@ -52,10 +52,10 @@ def register_extensions(app: Flask) -> None:
     with app.app_context():
         configure_sqlite(db.engine)
 
-    from webapp.domain.users import load_session_user
+    from webapp.domain.users import user_for_session
 
-    # The session id is "<user id>:<session version>": ending sessions bumps the version.
-    login_manager.user_loader(load_session_user)
+    # The session id is "<user id>.<session version>": ending sessions bumps the version.
+    login_manager.user_loader(user_for_session)
 
 
 def register_background(app: Flask) -> None:

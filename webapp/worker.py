@@ -11,6 +11,7 @@ import logging
 from flask import Flask
 from huey import Huey, crontab
 from huey.storage import MemoryStorage, RedisStorage, SqliteStorage
+from redis import ConnectionPool
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,11 @@ def init_app(app: Flask) -> None:
     name = config["QUEUE_NAME"]
     backend = config["QUEUE_BACKEND"]
     if backend == "redis":
-        storage = RedisStorage(name, url=config["REDIS_URL"])
+        # Timeouts: a Redis that does not answer must not hold up the request that rang.
+        pool = ConnectionPool.from_url(
+            config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=10
+        )
+        storage = RedisStorage(name, connection_pool=pool)
     elif backend == "sqlite":
         storage = SqliteStorage(name, filename=config["QUEUE_SQLITE_PATH"])
     else:

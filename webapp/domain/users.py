@@ -77,13 +77,14 @@ def make_admin(email: str, password: str | None) -> tuple[User, bool]:
     return user, False
 
 
-# --- sessions: Flask-Login keeps User.get_id() = "<id>:<session_version>" in the session
+# --- sessions: each carries "<user id>.<session version>" (User.get_id); the names and
+# format match the session-version work of issue 11, so the two merge as one.
 
 
-def load_session_user(session_id: str) -> User | None:
-    """The user a login session belongs to, or None when its sessions were ended since."""
-    user_id, _, version = session_id.partition(":")
-    if not user_id.isdigit() or not (version or "0").isdigit():
+def user_for_session(session_id: str) -> User | None:
+    """The user a session belongs to, or None when that session has been ended."""
+    user_id, _, version = session_id.partition(".")
+    if not (user_id.isdigit() and (version or "0").isdigit()) or len(user_id) > 18:
         return None
     user = db.session.get(User, int(user_id))
     if user is None or user.session_version != int(version or 0):
@@ -92,10 +93,17 @@ def load_session_user(session_id: str) -> User | None:
 
 
 def end_sessions(user: User) -> None:
-    """End every login session of the user (joins the caller's transaction)."""
-    db.session.execute(sa.update(User).where(User.id == user.id)
-                       .values(session_version=User.session_version + 1))
-    db.session.refresh(user, ["session_version"])
+    """End every session of this user, on every device; commits (or joins the caller's).
+
+    A password change calls it, then `login_user(user)` keeps the session that made it.
+    """
+    with atomic():
+        db.session.execute(
+            sa.update(User)
+            .where(User.id == user.id)
+            .values(session_version=User.session_version + 1)
+        )
+        db.session.refresh(user, ["session_version"])
 
 
 def _set_password(user: User, password: str) -> None:
