@@ -7,6 +7,7 @@ from flask import current_app
 
 from webapp.domain import pricing, stripe_gateway
 from webapp.domain.errors import PaymentProviderError
+from webapp.domain.stripe_objects import TOPUP_PURPOSE
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
 from webapp.models import Purchase, PurchaseStatus, User
@@ -14,7 +15,6 @@ from webapp.models.types import utcnow
 
 log = logging.getLogger(__name__)
 
-TOPUP_PURPOSE = "credits_topup"
 
 
 def start_checkout(user: User, credits: int, base_url: str) -> Purchase:

@@ -192,7 +192,7 @@ def dashboard() -> Dashboard:
         sa.select(Purchase.status, Purchase.currency, sa.func.count(),
                   sa.func.sum(Purchase.amount_cents), sa.func.sum(Purchase.amount_refunded_cents))
         .group_by(Purchase.status, Purchase.currency)).all()
-    by_status = {status: 0 for status in PurchaseStatus.ALL}
+    by_status = {status: 0 for status in tuple(PurchaseStatus)}
     revenue: dict[str, tuple[int, int]] = {}
     for status, currency, count, charged, refunded in grouped:
         by_status[status] = by_status.get(status, 0) + count
