@@ -151,7 +151,7 @@ class ProductionConfig(Config):
     PREFERRED_URL_SCHEME = "https"
     REQUIRED = ("SECRET_KEY", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "DATABASE_URL",
                 "MAIL_SERVER", "MAIL_DEFAULT_SENDER", "REDIS_URL")
-    QUEUE_BACKEND = "redis"
+    # With REDIS_URL required above, the queue is Redis (QUEUE_BACKEND follows it).
     MAIL_BACKEND = "smtp"
 
 

@@ -10,7 +10,7 @@ from flask import current_app
 
 from webapp.domain import mailer
 from webapp.extensions import db
-from webapp.models import Purchase, User
+from webapp.models import User
 
 # --- accounts (security mail always goes)
 
@@ -32,9 +32,7 @@ def password_changed(user_id: int) -> bool:
 # --- money (receipts and notices always go)
 
 
-def purchase_credited(purchase_id: int, user_id: int | None) -> bool:
-    if user_id is None:
-        user_id = db.session.scalar(sa.select(Purchase.user_id).where(Purchase.id == purchase_id))
+def purchase_credited(purchase_id: int, user_id: int) -> bool:
     return mailer.queue(
         "receipt", f"purchase:{purchase_id}", user_id=user_id, purchase_id=purchase_id
     )
