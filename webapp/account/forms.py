@@ -10,13 +10,24 @@ class ApiKeyForm(FlaskForm):
 
 
 class ChangePasswordForm(FlaskForm):
-    current_password = PasswordField("Current password",
-                                     validators=[DataRequired(), Length(max=200)])
-    password = PasswordField("New password", validators=[
-        DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=200,
-                               message=f"Use at least {MIN_PASSWORD_LENGTH} characters.")])
-    confirm = PasswordField("Repeat the new password", validators=[
-        DataRequired(), EqualTo("password", message="The two passwords differ.")])
+    current_password = PasswordField(
+        "Current password", validators=[DataRequired(), Length(max=200)]
+    )
+    password = PasswordField(
+        "New password",
+        validators=[
+            DataRequired(),
+            Length(
+                min=MIN_PASSWORD_LENGTH,
+                max=200,
+                message=f"Use at least {MIN_PASSWORD_LENGTH} characters.",
+            ),
+        ],
+    )
+    confirm = PasswordField(
+        "Repeat the new password",
+        validators=[DataRequired(), EqualTo("password", message="The two passwords differ.")],
+    )
 
 
 class NotificationsForm(FlaskForm):
@@ -25,5 +36,8 @@ class NotificationsForm(FlaskForm):
     renewals = BooleanField("Plan renewals")
     low_balance_threshold = IntegerField(
         "Low-balance threshold (credits; 0 = never)",
-        validators=[InputRequired(message="Enter a number of credits, 0 or more."),
-                    NumberRange(min=0, max=10**12, message="Enter a number of credits, 0 or more.")])
+        validators=[
+            InputRequired(message="Enter a number of credits, 0 or more."),
+            NumberRange(min=0, max=10**12, message="Enter a number of credits, 0 or more."),
+        ],
+    )

@@ -16,7 +16,12 @@ def safe_next(target: str | None) -> str:
     if not target:
         return url_for("credits.index")
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith(("//", "/\\")):
+    if (
+        parts.scheme
+        or parts.netloc
+        or not target.startswith("/")
+        or target.startswith(("//", "/\\"))
+    ):
         return url_for("credits.index")
     return target
 
@@ -34,8 +39,10 @@ def signup():
             form.email.errors.append(str(exc))
         else:
             login_user(user)
-            flash("Welcome! Your account is ready. We mailed you a link to confirm your "
-                  "address.", "success")
+            flash(
+                "Welcome! Your account is ready. We mailed you a link to confirm your address.",
+                "success",
+            )
             return redirect(url_for("credits.index"))
     status = 400 if request.method == "POST" else 200
     return render_template("auth/signup.html", form=form), status
@@ -65,8 +72,10 @@ def logout():
 
 # --- forgotten passwords and email verification
 
-FORGOT_ANSWER = ("If that address has an account, we have sent it a link to choose a new "
-                 "password. It works for one hour.")
+FORGOT_ANSWER = (
+    "If that address has an account, we have sent it a link to choose a new "
+    "password. It works for one hour."
+)
 
 
 @bp.route("/forgot", methods=["GET", "POST"])
@@ -76,8 +85,9 @@ def forgot():
     if form.validate_on_submit():
         # Known or not, the same work and the same page (no account enumeration).
         users.request_password_reset(form.email.data)
-        return render_template("auth/forgot.html", form=ForgotPasswordForm(formdata=None),
-                               sent=FORGOT_ANSWER)
+        return render_template(
+            "auth/forgot.html", form=ForgotPasswordForm(formdata=None), sent=FORGOT_ANSWER
+        )
     status = 400 if request.method == "POST" else 200
     return render_template("auth/forgot.html", form=form, sent=None), status
 

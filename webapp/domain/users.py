@@ -38,8 +38,9 @@ def find_by_email(email: str) -> User | None:
     return db.session.scalar(sa.select(User).where(User.email == normalize_email(email)))
 
 
-def create_user(email: str, password: str, *, is_admin: bool = False,
-                verified: bool = False) -> User:
+def create_user(
+    email: str, password: str, *, is_admin: bool = False, verified: bool = False
+) -> User:
     """A new user with an empty credit account; commits. EmailTakenError if taken.
 
     Unless `verified` (users an operator creates), a verification mail is recorded in
@@ -50,8 +51,9 @@ def create_user(email: str, password: str, *, is_admin: bool = False,
         raise EmailTakenError("An account with that email already exists.")
     try:
         with atomic():
-            user = User(email=email, is_admin=is_admin,
-                        email_verified_at=utcnow() if verified else None)
+            user = User(
+                email=email, is_admin=is_admin, email_verified_at=utcnow() if verified else None
+            )
             user.set_password(password)
             db.session.add(user)
             db.session.flush()
@@ -155,8 +157,12 @@ def _load(token: str, salt: str, max_age: int) -> list:
 
 
 def _locked_user(user_id: int) -> User | None:
-    return db.session.scalars(sa.select(User).where(User.id == user_id).with_for_update()
-                              .execution_options(populate_existing=True)).first()
+    return db.session.scalars(
+        sa.select(User)
+        .where(User.id == user_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
 
 
 def user_for_reset_token(token: str) -> User:
@@ -232,8 +238,9 @@ def preferences(user: User) -> Preferences:
     threshold = user.low_balance_threshold
     if threshold is None:
         threshold = current_app.config["LOW_BALANCE_THRESHOLD"]
-    return Preferences(user.notify_low_balance, user.notify_auto_recharge,
-                       user.notify_renewals, threshold)
+    return Preferences(
+        user.notify_low_balance, user.notify_auto_recharge, user.notify_renewals, threshold
+    )
 
 
 def save_preferences(user: User, prefs: Preferences) -> None:

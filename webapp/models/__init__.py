@@ -15,7 +15,21 @@ from webapp.models.stripe_event import EventOutcome, StripeEvent
 from webapp.models.user import ApiKey, CreditAccount, User, normalize_email
 
 __all__ = [
-    "AdminAction", "ApiKey", "CreditAccount", "CreditGrant", "Dispute", "EntryKind",
-    "EventOutcome", "Job", "JobStatus", "LedgerEntry", "Purchase", "PurchaseStatus", "StripeEvent",
-    "Subscription", "UsageRequest", "User", "normalize_email",
+    "AdminAction",
+    "ApiKey",
+    "CreditAccount",
+    "CreditGrant",
+    "Dispute",
+    "EntryKind",
+    "EventOutcome",
+    "Job",
+    "JobStatus",
+    "LedgerEntry",
+    "Purchase",
+    "PurchaseStatus",
+    "StripeEvent",
+    "Subscription",
+    "UsageRequest",
+    "User",
+    "normalize_email",
 ]
