@@ -3,8 +3,8 @@ from flask_login import current_user, login_required, login_user
 
 from webapp.account import bp
 from webapp.account.forms import ApiKeyForm, ChangePasswordForm, NotificationsForm
-from webapp.domain import api_keys, users
 from webapp.auth.routes import AUTH_LIMIT
+from webapp.domain import api_keys, users
 from webapp.domain.errors import NotFoundError
 from webapp.extensions import limiter
 
