@@ -284,3 +284,15 @@ def test_dev_mail_shows_the_outbox_in_development(app, client, user, dev_outbox)
         page = dev_client.get("/dev/mail").get_data(as_text=True)
     assert "Credits Store: reset your password" in page and "/auth/reset/" in page
     assert client.get("/dev/mail").status_code == 404  # the testing app has no outbox
+
+
+@pytest.mark.parametrize("config_overrides", [{"RATELIMIT_ENABLED": True}])
+def test_password_change_is_rate_limited_like_login(logged_in, user, config_overrides):
+    wrong = {
+        "current_password": "guess-guess",
+        "password": "a-new-password",
+        "confirm": "a-new-password",
+    }
+    statuses = [logged_in.post("/account/password", data=wrong).status_code for _ in range(11)]
+    assert statuses[:10] == [400] * 10 and statuses[10] == 429
+    assert reload(user.id).check_password("correct-horse")

@@ -96,6 +96,8 @@ def test_a_failing_smtp_server_leaves_the_job_failed_and_visible_and_money_unaff
     assert balance_of(user.id) == 1000 and payment.purchase().status == "paid"
 
     login(client, admin.email)
+    dashboard = client.get("/admin/").get_data(as_text=True)
+    assert 'id="failed-jobs"><a href="/admin/jobs?status=failed">1</a>' in dashboard
     page = client.get("/admin/jobs?status=failed").get_data(as_text=True)
     assert f'id="job-{job.id}"' in page and "Mail system broken for the test" in page
     assert client.post(f"/admin/jobs/{job.id}/retry").status_code == 303
