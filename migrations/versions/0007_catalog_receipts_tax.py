@@ -21,6 +21,7 @@ def upgrade():
         sa.Column("unit_amount", sa.BigInteger(), nullable=True),
         sa.Column("currency", sa.String(length=3), nullable=True),
         sa.Column("name", sa.String(length=250), nullable=True),
+        sa.Column("tax_behavior", sa.String(length=20), nullable=True),
         sa.Column("reason", sa.String(length=500), nullable=True),
         sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("stripe_price_id", name=op.f("pk_catalog_prices")),

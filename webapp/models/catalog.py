@@ -23,6 +23,7 @@ class CatalogPrice(db.Model):
     unit_amount: Mapped[int | None] = mapped_column(sa.BigInteger)
     currency: Mapped[str | None] = mapped_column(sa.String(3))
     name: Mapped[str | None] = mapped_column(sa.String(250))
+    tax_behavior: Mapped[str | None] = mapped_column(sa.String(20))
     reason: Mapped[str | None] = mapped_column(sa.String(500))
     checked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
