@@ -92,3 +92,20 @@ def checkout_session(purchase_id: int, user_id: int, *, amount: int, currency: s
         **NEW_SESSION_FIELDS,
     }
     return fixture("checkout.session", **{**fields, **overrides})
+
+
+def add_price(double: StripeDouble, price_id: str, *, credits: str | None = "500",
+              amount: int | None = 900, currency: str = "usd", product_credits: str | None = None,
+              product_name: str = "Credits pack", product_active: bool = True,
+              **fields: Any) -> dict[str, Any]:
+    """A one-time Price (Stripe's example, made one-time) and its Product, as made in the
+    Dashboard; `credits` goes in the Price's metadata, `product_credits` in the Product's."""
+    product = double.new_object(
+        "product", "prod", name=product_name, active=product_active, default_price=price_id,
+        metadata={} if product_credits is None else {"credits": product_credits})
+    price = {"id": price_id, "active": True, "type": "one_time", "recurring": None,
+             "currency": currency, "unit_amount": amount,
+             "unit_amount_decimal": None if amount is None else str(amount),
+             "product": product["id"], "transform_quantity": None,
+             "metadata": {} if credits is None else {"credits": credits}, **fields}
+    return double.new_object("price", "price", **price)

@@ -56,6 +56,8 @@ class StripeDouble(stripe.HTTPClient):
         self.objects: dict[str, dict[str, Any]] = {}
         self.requests: list[dict[str, Any]] = []
         self.failures: list[tuple[str, int, dict]] = []
+        # Path prefixes Stripe cannot be reached for (connection errors) until removed.
+        self.unreachable: set[str] = set()
         self._idempotent: dict[str, tuple[str, int]] = {}
         # payment_intent_data.metadata of each session, given to its PaymentIntent as Stripe does.
         self.intent_metadata: dict[str, dict[str, Any]] = {}
@@ -72,6 +74,8 @@ class StripeDouble(stripe.HTTPClient):
             raw = raw.decode()
         params = decode_form(parse_qsl(raw or "", keep_blank_values=True))
         key = (headers or {}).get("Idempotency-Key")
+        if any(parts.path.startswith(prefix) for prefix in self.unreachable):
+            raise stripe.APIConnectionError("Stripe double: unreachable", should_retry=False)
         with self._lock:
             self.requests.append({"method": method, "url": url, "path": parts.path,
                                   "params": params,
