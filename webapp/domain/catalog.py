@@ -45,8 +45,12 @@ def packs(*, refresh: bool = False) -> list[Pack]:
     """Every CREDIT_PACKS entry with its quote or its reason; `refresh` re-reads every Price."""
     entries = current_app.config["CREDIT_PACKS"]
     price_ids = [entry for entry in entries if _is_price_id(entry)]
-    rows, failed = _price_rows(price_ids, refresh=refresh)
-    return [_pack(entry, rows, failed) for entry in entries]
+    rows, failed, read = _price_rows(price_ids, refresh=refresh)
+    result = [_pack(entry, rows, failed) for entry in entries]
+    for pack in result:
+        if pack.entry in read and pack.reason:  # said once per reading, not per page view
+            log.warning("price pack %s is not offered: %s", pack.entry, pack.reason)
+    return result
 
 
 def pack_quote(pack_id: Any) -> pricing.Quote:
@@ -54,7 +58,7 @@ def pack_quote(pack_id: Any) -> pricing.Quote:
     entries = current_app.config["CREDIT_PACKS"]
     if not _is_price_id(pack_id) or pack_id not in entries:
         raise UnknownPackError("That pack is not on offer.")
-    rows, failed = _price_rows([pack_id], refresh=False)
+    rows, failed, _ = _price_rows([pack_id], refresh=False)
     pack = _pack(pack_id, rows, failed)
     if pack.quote is None:
         raise UnknownPackError("That pack is not on offer.")
@@ -104,14 +108,15 @@ def _unsellable(row: CatalogPrice) -> str | None:
 
 def _price_rows(
     price_ids: Iterable[str], *, refresh: bool
-) -> tuple[dict[str, CatalogPrice], set[str]]:
-    """The cached rows, re-read from Stripe when due; and the ids Stripe did not answer for."""
+) -> tuple[dict[str, CatalogPrice], set[str], set[str]]:
+    """The cached rows, re-read from Stripe when due; the ids Stripe did not answer for,
+    and those it did."""
     price_ids = list(dict.fromkeys(price_ids))
     if not price_ids:
-        return {}, set()
+        return {}, set(), set()
     rows = {row.stripe_price_id: row for row in db.session.scalars(
         sa.select(CatalogPrice).where(CatalogPrice.stripe_price_id.in_(price_ids)))}
-    now, failed = clock.now(), set()
+    now, failed, read = clock.now(), set(), set()
     max_age = timedelta(seconds=current_app.config["PRICE_CACHE_SECONDS"])
     for price_id in price_ids:
         row = rows.get(price_id)
@@ -123,7 +128,8 @@ def _price_rows(
             failed.add(price_id)
         else:
             rows[price_id] = fresh
-    return rows, failed
+            read.add(price_id)
+    return rows, failed, read
 
 
 def _retry_times() -> dict[str, datetime]:
@@ -147,8 +153,6 @@ def _read(price_id: str, now: datetime) -> CatalogPrice | None:
         return None
     _retry_times().pop(price_id, None)
     values = {"stripe_price_id": price_id, "checked_at": now, **price_facts(price)}
-    if values["reason"]:
-        log.warning("price pack %s is not offered: %s", price_id, values["reason"])
     with atomic():
         insert = (postgresql.insert if is_postgresql() else sqlite.insert)(CatalogPrice)
         db.session.execute(insert.values(values).on_conflict_do_update(
