@@ -31,16 +31,25 @@ def prices(stripe_double):
     add_price(stripe_double, GOOD, credits="5000", amount=4500, product_name="Tokens 50")
     add_price(stripe_double, ON_PRODUCT, credits=None, product_credits="750", amount=700)
     add_price(stripe_double, "price_inactive", active=False)
-    add_price(stripe_double, "price_recurring", type="recurring",
-              recurring={"interval": "month", "interval_count": 1})
+    add_price(
+        stripe_double,
+        "price_recurring",
+        type="recurring",
+        recurring={"interval": "month", "interval_count": 1},
+    )
     add_price(stripe_double, "price_in_eur", currency="eur")
     add_price(stripe_double, "price_no_credits", credits=None)
     add_price(stripe_double, "price_bad_credits", credits="12.5")
     add_price(stripe_double, "price_zero_credits", credits="0")
     add_price(stripe_double, "price_bad_product_credits", credits=None, product_credits="lots")
     add_price(stripe_double, "price_archived_product", product_active=False)
-    add_price(stripe_double, "price_custom_amount", amount=None, billing_scheme="per_unit",
-              custom_unit_amount={"maximum": None, "minimum": 500, "preset": None})
+    add_price(
+        stripe_double,
+        "price_custom_amount",
+        amount=None,
+        billing_scheme="per_unit",
+        custom_unit_amount={"maximum": None, "minimum": 500, "preset": None},
+    )
     add_price(stripe_double, "price_too_many_credits", credits="2000000")
 
 
@@ -55,8 +64,7 @@ def test_the_command_prints_each_pack_and_why_a_price_is_not_offered(runner, pri
     assert line_for(result.output, "500").split()[1:5] == ["500", "5.00", "USD", "usd"]
     good = line_for(result.output, GOOD)
     assert good.split()[1:6] == ["5,000", "45.00", "USD", "usd", "yes"] and "Tokens 50" in good
-    assert line_for(result.output, ON_PRODUCT).split()[1:6] == ["750", "7.00", "USD", "usd",
-                                                                "yes"]
+    assert line_for(result.output, ON_PRODUCT).split()[1:6] == ["750", "7.00", "USD", "usd", "yes"]
     for entry, reason in CASES.items():
         assert f"no: {reason}" in line_for(result.output, entry), entry
     assert "neither a number of credits nor a Stripe Price id" in line_for(result.output, "oops")
@@ -65,8 +73,7 @@ def test_the_command_prints_each_pack_and_why_a_price_is_not_offered(runner, pri
         assert f"price pack {entry} is not offered: {reason}" in caplog.text
 
 
-def test_invalid_prices_are_not_offered_on_the_page_and_the_rest_are(runner, prices,
-                                                                      logged_in):
+def test_invalid_prices_are_not_offered_on_the_page_and_the_rest_are(runner, prices, logged_in):
     runner.invoke(args=["credits", "packs"])
     page = logged_in.get("/credits").get_data(as_text=True)
     assert f'value="{GOOD}"' in page and f'value="{ON_PRODUCT}"' in page

@@ -39,8 +39,7 @@ def test_a_price_pack_is_shown_with_its_own_name_and_amount(logged_in, stripe_do
     assert read["path"] == f"/v1/prices/{PACK}" and read["params"] == {"expand": ["product"]}
 
 
-def test_prices_are_read_once_and_then_served_from_the_cache(logged_in, stripe_double,
-                                                            fixed_clock):
+def test_prices_are_read_once_and_then_served_from_the_cache(logged_in, stripe_double, fixed_clock):
     add_price(stripe_double, PACK)
     start = utcnow()
     fixed_clock(start)
@@ -53,13 +52,13 @@ def test_prices_are_read_once_and_then_served_from_the_cache(logged_in, stripe_d
 
 
 def test_a_price_pack_is_bought_end_to_end_through_the_signed_webhook(
-        logged_in, client, stripe_double, user):
+    logged_in, client, stripe_double, user
+):
     add_price(stripe_double, PACK, credits="5000", amount=4500)
     response = logged_in.post("/credits/checkout", data={"pack": PACK})
     assert response.status_code == 303
     purchase = db.session.scalar(sa.select(Purchase))
-    assert (purchase.credits, purchase.amount_cents, purchase.stripe_price_id) == (5000, 4500,
-                                                                                   PACK)
+    assert (purchase.credits, purchase.amount_cents, purchase.stripe_price_id) == (5000, 4500, PACK)
     [sent] = stripe_double.requests_to("post", "/v1/checkout/sessions")
     assert sent["params"]["line_items"] == [{"price": PACK, "quantity": "1"}]
     assert sent["params"]["metadata"]["credits"] == "5000"
@@ -76,7 +75,8 @@ def test_a_price_pack_is_bought_end_to_end_through_the_signed_webhook(
 
 
 def test_the_recorded_price_is_kept_when_the_price_changes_in_stripe(
-        logged_in, client, stripe_double, user):
+    logged_in, client, stripe_double, user
+):
     add_price(stripe_double, PACK, credits="5000", amount=4500)
     logged_in.post("/credits/checkout", data={"pack": PACK})
     purchase = db.session.scalar(sa.select(Purchase))
@@ -88,8 +88,9 @@ def test_the_recorded_price_is_kept_when_the_price_changes_in_stripe(
     assert db.session.get(CreditAccount, user.id).balance == 0
 
 
-@pytest.mark.parametrize("config_overrides", [{"CREDIT_PACKS": (PACK,),
-                                               "CUSTOMER_PAYS_FEES": True}])
+@pytest.mark.parametrize(
+    "config_overrides", [{"CREDIT_PACKS": (PACK,), "CUSTOMER_PAYS_FEES": True}]
+)
 def test_the_fee_line_applies_to_price_packs(logged_in, stripe_double):
     add_price(stripe_double, PACK, credits="250", amount=250)
     logged_in.post("/credits/checkout", data={"pack": PACK})
@@ -120,7 +121,8 @@ def test_an_invalid_price_is_not_offered_and_cannot_be_bought(logged_in, stripe_
 
 
 def test_stripe_unreachable_at_startup_serves_plain_packs_and_retries_later(
-        logged_in, stripe_double, fixed_clock):
+    logged_in, stripe_double, fixed_clock
+):
     add_price(stripe_double, PACK, product_name="Tokens 50")
     stripe_double.unreachable.add("/v1/prices")
     start = utcnow()
@@ -142,8 +144,9 @@ def test_stripe_unreachable_at_startup_serves_plain_packs_and_retries_later(
     assert logged_in.post("/credits/checkout", data={"pack": PACK}).status_code == 303
 
 
-def test_a_cached_price_is_still_sold_while_stripe_is_unreachable(logged_in, stripe_double,
-                                                                fixed_clock):
+def test_a_cached_price_is_still_sold_while_stripe_is_unreachable(
+    logged_in, stripe_double, fixed_clock
+):
     add_price(stripe_double, PACK, product_name="Tokens 50")
     start = utcnow()
     fixed_clock(start)

@@ -32,32 +32,40 @@ def receipt_reads(stripe_double):
     return stripe_double.requests_to("get", "/v1/payment_intents/")
 
 
-def test_sessions_ask_stripe_for_an_invoice_carrying_the_purchase(logged_in, stripe_double,
-                                                                  user):
+def test_sessions_ask_stripe_for_an_invoice_carrying_the_purchase(logged_in, stripe_double, user):
     purchase = start(logged_in)
     params = stripe_double.requests_to("post", "/v1/checkout/sessions")[0]["params"]
-    assert params["invoice_creation"] == {"enabled": "true", "invoice_data": {
-        "metadata": params["metadata"]}}
+    assert params["invoice_creation"] == {
+        "enabled": "true",
+        "invoice_data": {"metadata": params["metadata"]},
+    }
     assert params["metadata"]["purchase_id"] == str(purchase.id)
 
 
 @pytest.mark.parametrize("config_overrides", [{"CHECKOUT_INVOICES": False}])
 def test_no_invoice_is_asked_for_by_default(logged_in, stripe_double):
     start(logged_in)
-    assert "invoice_creation" not in stripe_double.requests_to(
-        "post", "/v1/checkout/sessions")[0]["params"]
+    assert (
+        "invoice_creation"
+        not in stripe_double.requests_to("post", "/v1/checkout/sessions")[0]["params"]
+    )
 
 
 @pytest.mark.parametrize("invoice_first", [True, False])
-def test_a_paid_purchase_links_its_invoice_and_receipt(logged_in, client, stripe_double,
-                                                      invoice_first):
+def test_a_paid_purchase_links_its_invoice_and_receipt(
+    logged_in, client, stripe_double, invoice_first
+):
     purchase = start(logged_in)
     session = stripe_double.complete_checkout_session(purchase.stripe_checkout_session_id)
     invoice = stripe_double.objects[session["invoice"]]
-    charge = stripe_double.objects[stripe_double.objects[session["payment_intent"]]
-                                   ["latest_charge"]]
-    deliveries = [event("invoice.finalized", invoice), event("invoice.paid", invoice),
-                  event("checkout.session.completed", session)]
+    charge = stripe_double.objects[
+        stripe_double.objects[session["payment_intent"]]["latest_charge"]
+    ]
+    deliveries = [
+        event("invoice.finalized", invoice),
+        event("invoice.paid", invoice),
+        event("checkout.session.completed", session),
+    ]
     for evt in deliveries if invoice_first else reversed(deliveries):
         assert deliver(client, evt).status_code == 200
     paid = stored(purchase.id)
@@ -77,7 +85,8 @@ def test_a_paid_purchase_links_its_invoice_and_receipt(logged_in, client, stripe
 
 
 def test_the_invoice_is_fetched_on_first_view_when_no_invoice_event_came(
-        logged_in, client, stripe_double):
+    logged_in, client, stripe_double
+):
     purchase = start(logged_in)
     session = stripe_double.complete_checkout_session(purchase.stripe_checkout_session_id)
     deliver(client, event("checkout.session.completed", session))
@@ -89,14 +98,14 @@ def test_the_invoice_is_fetched_on_first_view_when_no_invoice_event_came(
 
 
 def test_pending_and_failed_purchases_show_no_links_and_ask_stripe_nothing(
-        logged_in, client, stripe_double):
+    logged_in, client, stripe_double
+):
     pending = start(logged_in)
     session = stripe_double.complete_checkout_session(pending.stripe_checkout_session_id)
     invoice = stripe_double.objects[session["invoice"]]
     deliver(client, event("invoice.paid", invoice))  # the invoice is known, the payment is not
     failed = start(logged_in)
-    delayed = stripe_double.complete_checkout_session(failed.stripe_checkout_session_id,
-                                                      paid=False)
+    delayed = stripe_double.complete_checkout_session(failed.stripe_checkout_session_id, paid=False)
     deliver(client, event("checkout.session.completed", delayed))
     deliver(client, event("checkout.session.async_payment_failed", delayed))
     assert stored(failed.id).status == "failed" and stored(pending.id).status == "pending"
@@ -108,8 +117,7 @@ def test_pending_and_failed_purchases_show_no_links_and_ask_stripe_nothing(
     assert receipt_reads(stripe_double) == []
 
 
-def test_a_stripe_failure_on_first_view_leaves_the_page_working(logged_in, client,
-                                                               stripe_double):
+def test_a_stripe_failure_on_first_view_leaves_the_page_working(logged_in, client, stripe_double):
     purchase = start(logged_in)
     session = stripe_double.complete_checkout_session(purchase.stripe_checkout_session_id)
     deliver(client, event("checkout.session.completed", session))
@@ -122,18 +130,19 @@ def test_a_stripe_failure_on_first_view_leaves_the_page_working(logged_in, clien
 
 
 def test_the_admin_purchase_page_links_the_receipt_of_a_paid_purchase(
-        logged_in, client, stripe_double, admin):
+    logged_in, client, stripe_double, admin
+):
     paid = start(logged_in)
     session = stripe_double.complete_checkout_session(paid.stripe_checkout_session_id)
     deliver(client, event("checkout.session.completed", session))
     pending = start(logged_in)
     logged_in.post("/auth/logout")
     login(client, admin.email)
-    charge = stripe_double.objects[stripe_double.objects[session["payment_intent"]]
-                                   ["latest_charge"]]
+    charge = stripe_double.objects[
+        stripe_double.objects[session["payment_intent"]]["latest_charge"]
+    ]
     page = client.get(f"/admin/purchases/{paid.id}").get_data(as_text=True)
     assert f'href="{charge["receipt_url"]}"' in page
-    assert "receipt-link" not in client.get(f"/admin/purchases/{pending.id}").get_data(
-        as_text=True)
+    assert "receipt-link" not in client.get(f"/admin/purchases/{pending.id}").get_data(as_text=True)
     csv_text = client.get("/admin/purchases.csv").get_data(as_text=True)
     assert charge["receipt_url"] in csv_text

@@ -11,9 +11,11 @@ from tests.stripe_fakes import deliver, event
 from webapp.extensions import db
 from webapp.models import CreditAccount, LedgerEntry, Purchase
 
-TAX_PARAMS = {"automatic_tax": {"enabled": "true"},
-              "customer_update": {"address": "auto", "name": "auto"},
-              "tax_id_collection": {"enabled": "true"}}
+TAX_PARAMS = {
+    "automatic_tax": {"enabled": "true"},
+    "customer_update": {"address": "auto", "name": "auto"},
+    "tax_id_collection": {"enabled": "true"},
+}
 
 
 @pytest.fixture
@@ -83,18 +85,25 @@ def test_the_success_page_credits_a_taxed_session_too(logged_in, taxed, user):
     assert db.session.get(Purchase, purchase.id).tax_cents == 100
 
 
-@pytest.mark.parametrize("total, tax", [
-    (1150, 100),   # total is not amount + tax
-    (1000, 100),   # tax included in the total: the recorded amount was not all paid
-    (1100, 0),     # more than recorded, no tax to explain it
-    (1100, -100),  # malformed tax
-    (1100, "100"),
-])
-def test_a_total_that_is_not_amount_plus_tax_goes_to_review(logged_in, client, taxed, user,
-                                                            total, tax):
+@pytest.mark.parametrize(
+    "total, tax",
+    [
+        (1150, 100),  # total is not amount + tax
+        (1000, 100),  # tax included in the total: the recorded amount was not all paid
+        (1100, 0),  # more than recorded, no tax to explain it
+        (1100, -100),  # malformed tax
+        (1100, "100"),
+    ],
+)
+def test_a_total_that_is_not_amount_plus_tax_goes_to_review(
+    logged_in, client, taxed, user, total, tax
+):
     purchase, session = buy(logged_in, taxed)
-    session = {**session, "amount_total": total,
-               "total_details": {**session["total_details"], "amount_tax": tax}}
+    session = {
+        **session,
+        "amount_total": total,
+        "total_details": {**session["total_details"], "amount_tax": tax},
+    }
     assert deliver(client, event("checkout.session.completed", session)).status_code == 200
     assert balance(user.id) == 0
     stored = db.session.get(Purchase, purchase.id)
@@ -115,6 +124,7 @@ def test_tax_is_shown_in_history_admin_page_and_csv(logged_in, client, taxed, us
     login(client, admin.email)
     detail = client.get(f"/admin/purchases/{purchase.id}").get_data(as_text=True)
     assert "1.00 USD · total 11.00 USD" in detail
-    rows = list(csv.DictReader(io.StringIO(client.get("/admin/purchases.csv")
-                                           .get_data(as_text=True))))
+    rows = list(
+        csv.DictReader(io.StringIO(client.get("/admin/purchases.csv").get_data(as_text=True)))
+    )
     assert [(row["amount"], row["tax"]) for row in rows] == [("10.00", "1.00")]

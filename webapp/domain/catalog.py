@@ -85,8 +85,9 @@ def _pack(entry: int | str, rows: Mapping[str, CatalogPrice], failed: set[str]) 
         return Pack(entry, None, reason, unreachable)
     try:
         pricing.check_bounds(row.credits)
-        quote = pricing.quote_value(row.credits, row.unit_amount, row.currency,
-                                    price_id=entry, name=row.name)
+        quote = pricing.quote_value(
+            row.credits, row.unit_amount, row.currency, price_id=entry, name=row.name
+        )
     except InvalidPurchaseError as exc:
         return Pack(entry, None, str(exc), unreachable)
     return Pack(entry, quote, None, unreachable)
@@ -114,8 +115,12 @@ def _price_rows(
     price_ids = list(dict.fromkeys(price_ids))
     if not price_ids:
         return {}, set(), set()
-    rows = {row.stripe_price_id: row for row in db.session.scalars(
-        sa.select(CatalogPrice).where(CatalogPrice.stripe_price_id.in_(price_ids)))}
+    rows = {
+        row.stripe_price_id: row
+        for row in db.session.scalars(
+            sa.select(CatalogPrice).where(CatalogPrice.stripe_price_id.in_(price_ids))
+        )
+    }
     now, failed, read = clock.now(), set(), set()
     max_age = timedelta(seconds=current_app.config["PRICE_CACHE_SECONDS"])
     for price_id in price_ids:
@@ -148,42 +153,57 @@ def _read(price_id: str, now: datetime) -> CatalogPrice | None:
     except PaymentProviderError:
         wait = timedelta(seconds=current_app.config["PRICE_RETRY_SECONDS"])
         _retry_times()[price_id] = now + wait
-        log.warning("price pack %s: Stripe could not be asked; retrying after %s", price_id,
-                    wait)
+        log.warning("price pack %s: Stripe could not be asked; retrying after %s", price_id, wait)
         return None
     _retry_times().pop(price_id, None)
     values = {"stripe_price_id": price_id, "checked_at": now, **price_facts(price)}
     with atomic():
         insert = (postgresql.insert if is_postgresql() else sqlite.insert)(CatalogPrice)
-        db.session.execute(insert.values(values).on_conflict_do_update(
-            index_elements=[CatalogPrice.stripe_price_id],
-            set_={name: value for name, value in values.items() if name != "stripe_price_id"}))
+        db.session.execute(
+            insert.values(values).on_conflict_do_update(
+                index_elements=[CatalogPrice.stripe_price_id],
+                set_={name: value for name, value in values.items() if name != "stripe_price_id"},
+            )
+        )
     return db.session.get(CatalogPrice, price_id, populate_existing=True)
 
 
 def price_facts(price: Mapping[str, Any] | None) -> dict[str, Any]:
     """What a Price (with its Product expanded) sells, and `reason` when it cannot be sold."""
-    facts: dict[str, Any] = {"credits": None, "unit_amount": None, "currency": None,
-                             "name": None, "tax_behavior": None, "reason": None}
+    facts: dict[str, Any] = {
+        "credits": None,
+        "unit_amount": None,
+        "currency": None,
+        "name": None,
+        "tax_behavior": None,
+        "reason": None,
+    }
     if price is None:
         return {**facts, "reason": "no such Price in Stripe"}
     product = price.get("product") if isinstance(price.get("product"), Mapping) else {}
     credits, credits_problem = _metadata_credits(price, product)
     unit_amount = price.get("unit_amount")
     facts.update(
-        credits=credits, currency=str(price.get("currency") or "").lower()[:3] or None,
+        credits=credits,
+        currency=str(price.get("currency") or "").lower()[:3] or None,
         unit_amount=unit_amount if isinstance(unit_amount, int) else None,
         tax_behavior=price.get("tax_behavior"),
         name=(product.get("name") or price.get("nickname") or "")[:250] or None,
     )
     problems = [
         (not price.get("active"), "the Price is archived (inactive)"),
-        (price.get("type") != "one_time" or bool(price.get("recurring")),
-         "the Price is recurring, not one-time"),
-        (product.get("deleted") or (product and product.get("active") is False),
-         f"its Product {id_of(price.get('product'))} is archived or deleted"),
-        (facts["unit_amount"] is None or facts["unit_amount"] <= 0,
-         "the Price has no fixed positive amount"),
+        (
+            price.get("type") != "one_time" or bool(price.get("recurring")),
+            "the Price is recurring, not one-time",
+        ),
+        (
+            product.get("deleted") or (product and product.get("active") is False),
+            f"its Product {id_of(price.get('product'))} is archived or deleted",
+        ),
+        (
+            facts["unit_amount"] is None or facts["unit_amount"] <= 0,
+            "the Price has no fixed positive amount",
+        ),
         (credits_problem is not None, credits_problem),
     ]
     facts["reason"] = next((text for bad, text in problems if bad), None)
@@ -197,8 +217,12 @@ def _metadata_credits(price: Mapping[str, Any], product: Mapping[str, Any]):
         if raw is None:
             continue
         text = str(raw).strip()
-        if text.isdigit() and text.isascii() and len(text) <= MAX_METADATA_CREDITS_DIGITS \
-                and int(text) > 0:
+        if (
+            text.isdigit()
+            and text.isascii()
+            and len(text) <= MAX_METADATA_CREDITS_DIGITS
+            and int(text) > 0
+        ):
             return int(text), None
         return None, f"the {owner}'s metadata credits={raw!r} is not a positive whole number"
     return None, "no `credits` in the Price's or the Product's metadata"

@@ -43,7 +43,8 @@ def fill_missing(purchases: Iterable[Purchase]) -> bool:
 
 def _missing(purchase: Purchase) -> bool:
     return (purchase.receipt_url is None and purchase.stripe_payment_intent_id is not None) or (
-        purchase.stripe_invoice_id is not None and purchase.invoice_url is None)
+        purchase.stripe_invoice_id is not None and purchase.invoice_url is None
+    )
 
 
 def _links(purchase: Purchase) -> dict[str, Any]:
@@ -59,8 +60,10 @@ def _links(purchase: Purchase) -> dict[str, Any]:
 
 def invoice_links(invoice: Mapping[str, Any]) -> dict[str, str]:
     """The hosted page and PDF of an invoice, where Stripe has made them (finalized)."""
-    links = {"invoice_url": _url(invoice.get("hosted_invoice_url")),
-             "invoice_pdf_url": _url(invoice.get("invoice_pdf"))}
+    links = {
+        "invoice_url": _url(invoice.get("hosted_invoice_url")),
+        "invoice_pdf_url": _url(invoice.get("invoice_pdf")),
+    }
     return {name: url for name, url in links.items() if url}
 
 
@@ -73,8 +76,11 @@ def _store(purchase_id: int, values: Mapping[str, Any]) -> None:
     """Set each link that is still empty (a concurrent view may have stored it first)."""
     for name, value in values.items():
         column = getattr(Purchase, name)
-        db.session.execute(sa.update(Purchase).where(Purchase.id == purchase_id, column.is_(None))
-                           .values({name: value}))
+        db.session.execute(
+            sa.update(Purchase)
+            .where(Purchase.id == purchase_id, column.is_(None))
+            .values({name: value})
+        )
 
 
 def apply_invoice(invoice: Mapping[str, Any]) -> str:
@@ -86,8 +92,9 @@ def apply_invoice(invoice: Mapping[str, Any]) -> str:
     ids = metadata_ids(invoice.get("metadata") or {}, "purchase_id", "user_id")
     if ids is None:
         return EventOutcome.UNMATCHED
-    purchase = db.session.scalar(sa.select(Purchase).where(
-        Purchase.id == ids[0], Purchase.user_id == ids[1]))
+    purchase = db.session.scalar(
+        sa.select(Purchase).where(Purchase.id == ids[0], Purchase.user_id == ids[1])
+    )
     if purchase is None or purchase.stripe_invoice_id not in (None, invoice.get("id")):
         return EventOutcome.UNMATCHED
     values = {"stripe_invoice_id": invoice.get("id"), **invoice_links(invoice)}
