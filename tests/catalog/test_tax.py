@@ -56,6 +56,7 @@ def test_subscription_sessions_carry_the_tax_parameters(logged_in, stripe_double
     params = session_params(stripe_double)
     assert params["mode"] == "subscription"
     assert {name: params[name] for name in TAX_PARAMS} == TAX_PARAMS
+    assert params["line_items"][0]["price_data"]["tax_behavior"] == "exclusive"
 
 
 @pytest.mark.parametrize("config_overrides", [{"STRIPE_AUTOMATIC_TAX": False}])

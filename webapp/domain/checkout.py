@@ -124,12 +124,16 @@ def tax_params() -> dict:
             "tax_id_collection": {"enabled": True}}
 
 
+def price_data_tax() -> dict:
+    """With STRIPE_AUTOMATIC_TAX, the app's own prices are net: tax goes on top (the
+    mismatch rule expects amount_total = amount + amount_tax)."""
+    return {"tax_behavior": "exclusive"} if current_app.config["STRIPE_AUTOMATIC_TAX"] else {}
+
+
 def _line(currency: str, unit_amount: int, name: str) -> dict:
-    price_data = {"currency": currency, "unit_amount": unit_amount, "product_data": {"name": name}}
-    if current_app.config["STRIPE_AUTOMATIC_TAX"]:
-        # Tax goes on top: the mismatch rule expects amount_total = amount + amount_tax.
-        price_data["tax_behavior"] = "exclusive"
-    return {"quantity": 1, "price_data": price_data}
+    return {"quantity": 1, "price_data": {
+        "currency": currency, "unit_amount": unit_amount, "product_data": {"name": name},
+        **price_data_tax()}}
 
 
 def public_base_url(request_root: str) -> str:

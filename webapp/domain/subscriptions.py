@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from webapp.domain import ledger, plans, stripe_gateway
-from webapp.domain.checkout import ensure_customer, tax_params
+from webapp.domain.checkout import ensure_customer, price_data_tax, tax_params
 from webapp.domain.sql import insert_ignoring_duplicates, locked
 from webapp.domain.stripe_objects import (
     SUBSCRIPTION_PURPOSE,
@@ -65,6 +65,7 @@ def _plan_line(plan: plans.Plan) -> dict[str, Any]:
         "currency": current_app.config["CURRENCY"], "unit_amount": plan.price_minor,
         "recurring": {"interval": "month"},
         "product_data": {"name": f"{plan.code.title()} plan: {plan.monthly_credits:,} credits a month"},
+        **price_data_tax(),
     }}
 
 
