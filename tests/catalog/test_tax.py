@@ -2,12 +2,15 @@
 
 import csv
 import io
+import multiprocessing
 
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import login
-from tests.stripe_fakes import deliver, event
+from tests.conftest import login, requires_postgres
+from tests.stripe_fakes import checkout_session, deliver, event
+from tests.webhooks.test_webhook_concurrency import PROCESSES, _deliver_all
+from webapp.domain import checkout, users
 from webapp.extensions import db
 from webapp.models import CreditAccount, LedgerEntry, Purchase
 
@@ -94,6 +97,7 @@ def test_the_success_page_credits_a_taxed_session_too(logged_in, taxed, user):
         (1100, 0),  # more than recorded, no tax to explain it
         (1100, -100),  # malformed tax
         (1100, "100"),
+        (1100, "9" * 600),  # the review reason stays within its column
     ],
 )
 def test_a_total_that_is_not_amount_plus_tax_goes_to_review(
@@ -129,3 +133,44 @@ def test_tax_is_shown_in_history_admin_page_and_csv(logged_in, client, taxed, us
         csv.DictReader(io.StringIO(client.get("/admin/purchases.csv").get_data(as_text=True)))
     )
     assert [(row["amount"], row["tax"]) for row in rows] == [("10.00", "1.00")]
+
+
+@requires_postgres
+def test_taxed_sessions_delivered_from_several_processes_credit_once(app):
+    """The one-statement webhook path (PostgreSQL) applies the same tax rule under load."""
+    user = users.create_user("taxed@example.com", "correct-horse")
+    events, expected = [], {}
+    for k in range(8):
+        purchase = checkout.start_checkout(user, 100 + k, "https://x.test")
+        tax = 0 if k % 4 == 0 else 7 + k  # some sessions without tax
+        wrong = k == 5  # total is not amount + tax: review
+        session = checkout_session(
+            purchase.id,
+            user.id,
+            amount=purchase.amount_cents + tax + (1 if wrong else 0),
+            session_id=purchase.stripe_checkout_session_id,
+            total_details={"amount_discount": 0, "amount_shipping": 0, "amount_tax": tax},
+        )
+        expected[purchase.id] = ("needs_review", 0) if wrong else ("paid", tax)
+        events += [event("checkout.session.completed", session)] * 2
+        events.append(event("checkout.session.async_payment_succeeded", session))
+    db.session.close()
+
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(PROCESSES), context.Queue()
+    workers = [
+        context.Process(target=_deliver_all, args=(list(events), seed, barrier, results))
+        for seed in range(PROCESSES)
+    ]
+    for worker in workers:
+        worker.start()
+    statuses = [status for _ in workers for status in results.get(timeout=180)]
+    for worker in workers:
+        worker.join(timeout=60)
+
+    assert statuses == [200] * (len(events) * PROCESSES)
+    found = {p.id: (p.status, p.tax_cents) for p in db.session.scalars(sa.select(Purchase))}
+    assert found == expected
+    credited = sum(p.credits for p in db.session.scalars(sa.select(Purchase)) if p.status == "paid")
+    assert balance(user.id) == credited
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(LedgerEntry)) == 7

@@ -91,7 +91,7 @@ def _fulfil_locked(session: Session) -> FulfilmentResult:
         credited_at=utcnow(),
         stripe_payment_intent_id=id_of(session.get("payment_intent")),
         tax_cents=reported_tax(session),
-        stripe_invoice_id=id_of(session.get("invoice")),
+        stripe_invoice_id=_invoice_id(session),
     )
     db.session.flush()
     _post_purchase_credit(purchase.id, purchase.user_id, purchase.credits, session["id"])
@@ -139,8 +139,14 @@ def payable_params(session: Session) -> dict[str, Any]:
         "b_now": utcnow(),
         "b_payment_intent": id_of(session.get("payment_intent")),
         "b_tax": tax or 0,
-        "b_invoice": id_of(session.get("invoice")),
+        "b_invoice": _invoice_id(session),
     }
+
+
+def _invoice_id(session: Session) -> str | None:
+    """The invoice Stripe issued for the session (CHECKOUT_INVOICES), when it names one."""
+    invoice = id_of(session.get("invoice"))
+    return invoice if isinstance(invoice, str) and len(invoice) <= 255 else None
 
 
 def reported_tax(session: Session) -> int | None:
@@ -238,7 +244,7 @@ def _mismatch(purchase: Purchase, session: Session) -> str | None:
             f"Stripe reported {session.get('amount_total')} {currency or '?'} "
             f"(tax {(session.get('total_details') or {}).get('amount_tax', 0)}) but the "
             f"purchase was recorded at {purchase.amount_cents} {purchase.currency} before tax"
-        )
+        )[:500]
     return None
 
 
