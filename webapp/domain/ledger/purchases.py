@@ -240,12 +240,19 @@ def _mismatch(purchase: Purchase, session: Session) -> str | None:
     """Why the session cannot pay for the purchase: the same rule as payable_params."""
     currency = (session.get("currency") or "").lower()
     if amount_before_tax(session) != purchase.amount_cents or currency != purchase.currency:
+        tax = (session.get("total_details") or {}).get("amount_tax", 0)
         return (
-            f"Stripe reported {session.get('amount_total')} {currency or '?'} "
-            f"(tax {(session.get('total_details') or {}).get('amount_tax', 0)}) but the "
-            f"purchase was recorded at {purchase.amount_cents} {purchase.currency} before tax"
-        )[:500]
+            f"Stripe reported {_shown(session.get('amount_total'))} {_shown(currency or '?')} "
+            f"(tax {_shown(tax)}) but the purchase was recorded at {purchase.amount_cents} "
+            f"{purchase.currency} before tax"
+        )
     return None
+
+
+def _shown(value: Any) -> str:
+    """A value from Stripe, short enough for the review reason whatever it is."""
+    text = str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def set_status(purchase: Purchase, status: str, **fields: Any) -> None:
