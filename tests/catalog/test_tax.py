@@ -174,3 +174,32 @@ def test_taxed_sessions_delivered_from_several_processes_credit_once(app):
     credited = sum(p.credits for p in db.session.scalars(sa.select(Purchase)) if p.status == "paid")
     assert balance(user.id) == credited
     assert db.session.scalar(sa.select(sa.func.count()).select_from(LedgerEntry)) == 7
+
+
+def test_refunds_of_a_taxed_purchase_are_shares_of_the_whole_charge(logged_in, client, taxed, user):
+    purchase, session = buy(logged_in, taxed)
+    deliver(client, event("checkout.session.completed", session))
+    charge = taxed.objects[taxed.objects[session["payment_intent"]]["latest_charge"]]
+    assert charge["amount"] == 1100
+    partial = {**charge, "amount_refunded": 1000, "refunded": False}
+    assert deliver(client, event("charge.refunded", partial)).status_code == 200
+    assert balance(user.id) == 1000 - 1000 * 1000 // 1100  # 909 credits taken back
+    assert db.session.get(Purchase, purchase.id).status == "partially_refunded"
+    full = {**charge, "amount_refunded": 1100, "refunded": True}
+    assert deliver(client, event("charge.refunded", full)).status_code == 200
+    assert balance(user.id) == 0
+    assert db.session.get(Purchase, purchase.id).status == "refunded"
+
+
+def test_the_admin_can_refund_the_tax_too(logged_in, client, taxed, user, admin):
+    purchase, session = buy(logged_in, taxed)
+    deliver(client, event("checkout.session.completed", session))
+    logged_in.post("/auth/logout")
+    login(client, admin.email)
+    assert "Up to 11.00 USD can be refunded" in client.get(
+        f"/admin/purchases/{purchase.id}"
+    ).get_data(as_text=True)
+    response = client.post(f"/admin/purchases/{purchase.id}/refund", data={"amount": ""})
+    assert response.status_code == 303
+    [refund] = taxed.requests_to("post", "/v1/refunds")
+    assert refund["params"]["amount"] == "1100"  # all of it, tax included
