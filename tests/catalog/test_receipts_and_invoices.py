@@ -4,9 +4,9 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import login
-from tests.stripe_fakes import deliver, event
+from tests.stripe_fakes import deliver, event, fixture
 from webapp.extensions import db
-from webapp.models import Purchase
+from webapp.models import Purchase, StripeEvent
 
 
 @pytest.fixture
@@ -146,3 +146,18 @@ def test_the_admin_purchase_page_links_the_receipt_of_a_paid_purchase(
     assert "receipt-link" not in client.get(f"/admin/purchases/{pending.id}").get_data(as_text=True)
     csv_text = client.get("/admin/purchases.csv").get_data(as_text=True)
     assert charge["receipt_url"] in csv_text
+
+
+def test_invoice_events_that_are_not_a_known_top_up_change_nothing(client, user):
+    other = fixture("invoice", id="in_other", metadata={}, hosted_invoice_url="https://x.test/i")
+    stranger = fixture(
+        "invoice",
+        id="in_stranger",
+        hosted_invoice_url="https://x.test/j",
+        metadata={"purpose": "credits_topup", "purchase_id": "999", "user_id": str(user.id)},
+    )
+    for evt in (event("invoice.finalized", other), event("invoice.paid", stranger)):
+        assert deliver(client, evt).status_code == 200
+    outcomes = dict(db.session.execute(sa.select(StripeEvent.object_id, StripeEvent.outcome)).all())
+    assert outcomes == {"in_other": "ignored", "in_stranger": "unmatched"}
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Purchase)) == 0
