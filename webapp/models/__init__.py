@@ -1,6 +1,7 @@
 """Every model module is imported here so Alembic autogenerate sees them all."""
 
 from webapp.models.billing import AdminAction, Subscription
+from webapp.models.catalog import CatalogPrice
 from webapp.models.job import Job, JobStatus
 from webapp.models.ledger import (
     CreditGrant,
@@ -17,6 +18,7 @@ from webapp.models.user import ApiKey, CreditAccount, User, normalize_email
 __all__ = [
     "AdminAction",
     "ApiKey",
+    "CatalogPrice",
     "CreditAccount",
     "CreditGrant",
     "Dispute",
