@@ -283,7 +283,8 @@ def test_redaction_keeps_ordinary_numbers_and_ids():
 
 REQUIRED_ENV = {"SECRET_KEY": "s3cret-for-test", "STRIPE_SECRET_KEY": "sk_test_startup",
                 "STRIPE_WEBHOOK_SECRET": "whsec_startup",
-                "DATABASE_URL": "sqlite:////tmp/credits-startup-check.db"}
+                "DATABASE_URL": "sqlite:////tmp/credits-startup-check.db",
+                "PUBLIC_BASE_URL": "https://credits.example.com"}
 
 
 def _import_wsgi(env_overrides: dict[str, str | None]) -> subprocess.CompletedProcess:

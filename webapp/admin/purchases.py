@@ -1,5 +1,6 @@
 import csv
 import io
+import re
 from datetime import date
 
 from flask import (
@@ -19,6 +20,7 @@ from webapp.admin.forms import RefundForm
 from webapp.domain import admin_ops, pricing, reports
 from webapp.domain.errors import InvalidAmountError, PaymentProviderError
 from webapp.extensions import db
+from webapp.hardening import cursor_arg
 from webapp.models import Purchase, PurchaseStatus
 
 CSV_COLUMNS = ("id", "created_at", "email", "status", "credits", "amount", "fee", "currency",
@@ -50,7 +52,7 @@ def filter_args(filters: reports.PurchaseFilter) -> dict[str, str]:
 @bp.get("/purchases")
 def purchase_list():
     filters = purchase_filter()
-    before = request.args.get("before", type=int)
+    before = cursor_arg()
     page = reports.purchases_admin_page(filters, before, current_app.config["HISTORY_PAGE_SIZE"])
     return render_template("admin/purchases.html", page=page, filters=filters, before=before,
                            args=filter_args(filters), statuses=PurchaseStatus.ALL)
@@ -71,8 +73,21 @@ def purchases_csv():
 
 def _csv_line(values) -> str:
     out = io.StringIO()
-    csv.writer(out).writerow(values)
+    csv.writer(out).writerow([spreadsheet_safe(value) for value in values])
     return out.getvalue()
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"-?\d+(\.\d+)?")
+
+
+def spreadsheet_safe(value):
+    """OWASP's rule against CSV formula injection: text a spreadsheet would run as a
+    formula (starting with = + - @, tab or CR) gets a leading apostrophe; numbers stay."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START) \
+            and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
 
 
 def _csv_row(p: Purchase) -> tuple:

@@ -6,19 +6,20 @@ from webapp.admin.forms import AdjustForm
 from webapp.domain import admin_ops, reports
 from webapp.domain.errors import InsufficientCreditsError, InvalidAmountError
 from webapp.extensions import db
+from webapp.hardening import cursor_arg
 from webapp.models import User
 
 
 @bp.get("/users")
 def user_list():
     q = request.args.get("q", "")
-    before = request.args.get("before", type=int)
+    before = cursor_arg()
     page = reports.users_page(q, before, current_app.config["HISTORY_PAGE_SIZE"])
     return render_template("admin/users.html", page=page, q=q, before=before)
 
 
 def render_user(user: User, form: AdjustForm, status: int = 200):
-    before = request.args.get("before", type=int)
+    before = cursor_arg()
     size = current_app.config["HISTORY_PAGE_SIZE"]
     return render_template(
         "admin/user_detail.html", user=user, form=form, before=before,

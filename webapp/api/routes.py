@@ -3,6 +3,7 @@ from flask import g, jsonify, request
 from webapp.api import bp
 from webapp.api.auth import api_error, api_login_required
 from webapp.domain import checkout, reports, usage
+from webapp.domain.text import has_nul, strip_controls
 from webapp.domain.errors import (
     IdempotencyKeyReusedError,
     InvalidPurchaseError,
@@ -58,9 +59,12 @@ def usage_create():
     key = request.headers.get("Idempotency-Key")
     if credits is None:
         return api_error(400, "invalid_credits", message="credits must be an integer >= 1.")
-    if not isinstance(description, str) or len(description) > MAX_DESCRIPTION_LENGTH:
+    if (not isinstance(description, str) or len(description) > MAX_DESCRIPTION_LENGTH
+            or has_nul(description)):
         return api_error(400, "invalid_description",
-                         message=f"description must be text of at most {MAX_DESCRIPTION_LENGTH} characters.")
+                         message=f"description must be text of at most {MAX_DESCRIPTION_LENGTH} "
+                                 "characters, without NUL characters.")
+    description = strip_controls(description)
     if key is not None and not 0 < len(key) <= usage.MAX_KEY_LENGTH:
         return api_error(400, "invalid_idempotency_key",
                          message=f"Idempotency-Key must be 1 to {usage.MAX_KEY_LENGTH} characters.")

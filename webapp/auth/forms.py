@@ -1,8 +1,9 @@
 from flask_wtf import FlaskForm
 from wtforms import EmailField, HiddenField, PasswordField, SubmitField
-from wtforms.validators import DataRequired, Email, Length
+from wtforms.validators import DataRequired, Email, Length, ValidationError
 
-from webapp.domain.users import MIN_PASSWORD_LENGTH
+from webapp.domain.text import clean_text
+from webapp.domain.users import MAX_PASSWORD_LENGTH, PASSWORD_RULE, password_problem
 
 
 def strip(value):
@@ -10,16 +11,23 @@ def strip(value):
 
 
 class SignupForm(FlaskForm):
-    email = EmailField("Email", filters=[strip], validators=[DataRequired(), Email(check_deliverability=False),
-                                            Length(max=254)])
-    password = PasswordField("Password", validators=[
-        DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=200,
-                               message=f"Use at least {MIN_PASSWORD_LENGTH} characters.")])
+    email = EmailField("Email", filters=[clean_text, strip],
+                       validators=[DataRequired(), Email(check_deliverability=False),
+                                   Length(max=254)])
+    password = PasswordField("Password", description=PASSWORD_RULE,
+                             validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)])
     submit = SubmitField("Create account")
+
+    def validate_password(self, field):
+        problem = password_problem(field.data or "", self.email.data or "")
+        if problem:
+            raise ValidationError(problem)
 
 
 class LoginForm(FlaskForm):
-    email = EmailField("Email", filters=[strip], validators=[DataRequired(), Length(max=254)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
-    next = HiddenField()
+    email = EmailField("Email", filters=[clean_text, strip],
+                       validators=[DataRequired(), Length(max=254)])
+    password = PasswordField("Password", validators=[DataRequired(),
+                                                     Length(max=MAX_PASSWORD_LENGTH)])
+    next = HiddenField(filters=[clean_text])
     submit = SubmitField("Log in")

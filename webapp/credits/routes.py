@@ -5,6 +5,7 @@ from webapp.credits import bp, chart
 from webapp.credits.forms import BuyForm
 from webapp.domain import checkout, ledger, pricing, reports, stripe_gateway, subscriptions
 from webapp.domain.errors import InvalidPurchaseError, PaymentProviderError
+from webapp.hardening import cursor_arg
 
 
 @bp.before_request
@@ -70,7 +71,7 @@ def cancel():
 
 @bp.get("/history")
 def history():
-    before = request.args.get("before", type=int)
+    before = cursor_arg()
     tab = "payments" if request.args.get("tab") == "payments" else "activity"
     size = current_app.config["HISTORY_PAGE_SIZE"]
     if tab == "payments":

@@ -26,6 +26,8 @@ class User(UserMixin, db.Model):
     is_admin: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     stripe_customer_id: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Part of every session's id (get_id); raising it ends every session signed before.
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
     account: Mapped["CreditAccount"] = relationship(back_populates="user", uselist=False)
 
@@ -35,6 +37,9 @@ class User(UserMixin, db.Model):
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
+
+    def get_id(self) -> str:
+        return f"{self.id}.{self.session_version or 0}"
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.email}>"
