@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from flask import Flask, jsonify, render_template, request
 from flask.sessions import SecureCookieSessionInterface
 from markupsafe import Markup
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, SecurityError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from webapp.config import BASE_DIR, Config, config_for_environment, prepare
@@ -114,6 +114,8 @@ def register_blueprints(app: Flask) -> None:
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
+        if isinstance(error, SecurityError):  # an untrusted Host: no URL can be built
+            return "Bad Request: unknown host.", 400, {"Content-Type": "text/plain"}
         retry_after = _retry_after_seconds() if error.code == 429 else None
         headers = {"Retry-After": str(retry_after)} if retry_after else {}
         if request.path.startswith(("/api/", "/webhooks/")):

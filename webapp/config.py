@@ -127,13 +127,10 @@ class ProductionConfig(Config):
     PREFERRED_URL_SCHEME = "https"
     REQUIRED = ("SECRET_KEY", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "DATABASE_URL",
                 "PUBLIC_BASE_URL")
-    # Requests for any other Host get 400: success/cancel URLs and links never follow a
-    # forged Host header. Extra names (a health-check address) come from TRUSTED_HOSTS.
-    TRUSTED_HOSTS = [
-        host for host in (urlsplit(env_str("PUBLIC_BASE_URL")).hostname,
-                          *env_str("TRUSTED_HOSTS").split(","))
-        if host and host.strip()
-    ]
+    # Requests for a Host other than PUBLIC_BASE_URL's get 400 (see prepare); extra names,
+    # e.g. the address a load balancer's health check uses, come from TRUSTED_HOSTS.
+    EXTRA_TRUSTED_HOSTS = tuple(h.strip() for h in env_str("TRUSTED_HOSTS").split(",")
+                                if h.strip())
 
 
 CONFIGS = {
@@ -186,11 +183,17 @@ def is_loopback_url(url: str) -> bool:
         return False
 
 
-def prepare(config: dict, instance_dir: Path = INSTANCE_DIR) -> None:
-    """Fill development's secrets: a random key generated once into instance/, and a
-    webhook secret derived from it (the sandbox signs its own deliveries with it)."""
+def prepare(config: dict, instance_dir: Path | None = None) -> None:
+    """Settings that follow from others. Production: Flask's TRUSTED_HOSTS from
+    PUBLIC_BASE_URL, so a forged Host header never reaches a URL the app builds.
+    Development: a random SECRET_KEY generated once into instance/, and a webhook secret
+    derived from it (the sandbox signs its own deliveries with it)."""
+    if config.get("APP_ENV") == "production" and config.get("PUBLIC_BASE_URL"):
+        config["TRUSTED_HOSTS"] = [urlsplit(config["PUBLIC_BASE_URL"]).hostname,
+                                   *config.get("EXTRA_TRUSTED_HOSTS", ())]
     if config.get("APP_ENV") != "development":
         return
+    instance_dir = instance_dir or INSTANCE_DIR
     if not config.get("SECRET_KEY"):
         config["SECRET_KEY"] = instance_secret(instance_dir / DEV_SECRET_FILE)
     if not config.get("STRIPE_WEBHOOK_SECRET"):

@@ -3,12 +3,12 @@ from flask import g, jsonify, request
 from webapp.api import bp
 from webapp.api.auth import api_error, api_login_required
 from webapp.domain import checkout, reports, usage
-from webapp.domain.text import has_nul, strip_controls
 from webapp.domain.errors import (
     IdempotencyKeyReusedError,
     InvalidPurchaseError,
     PaymentProviderError,
 )
+from webapp.domain.text import has_nul, strip_controls
 
 MAX_DESCRIPTION_LENGTH = 500
 
