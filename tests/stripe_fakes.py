@@ -15,7 +15,7 @@ from typing import Any
 
 import stripe
 
-from webapp.sandbox.stripe_double import StripeDouble
+from webapp.stripe_double import StripeDouble
 
 FIXTURES = Path(__file__).parent / "fixtures" / "stripe"
 WEBHOOK_SECRET = "whsec_test_secret"

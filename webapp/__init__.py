@@ -23,6 +23,7 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     app.config.from_object(config_class)
     prepare(app.config)
     register_extensions(app)
+    register_stripe(app)
     register_input_rules(app)
     register_blueprints(app)
     register_error_handlers(app)
@@ -85,6 +86,18 @@ def configure_sqlite(engine: sa.Engine) -> None:
     @sa.event.listens_for(engine, "begin")
     def on_begin(connection):
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def register_stripe(app: Flask) -> None:
+    """Give the gateway its Stripe client: configured keys, or the sandbox's in-process double."""
+    from webapp.domain import stripe_gateway
+
+    http_client, api_key = app.config["STRIPE_HTTP_CLIENT"], app.config["STRIPE_SECRET_KEY"]
+    if not api_key and app.config["SANDBOX_ENABLED"] and app.config["APP_ENV"] != "production":
+        from webapp.stripe_double import sandbox_double
+
+        api_key, http_client = "sk_test_sandbox", sandbox_double(app)
+    stripe_gateway.init_app(app, api_key, http_client)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from tests.conftest import POSTGRES_URL, make_config, requires_postgres
 from tests.stripe_fakes import checkout_session
 from webapp.domain import ledger
-from webapp.domain.ledger import Fulfilment
+from webapp.domain.ledger import Fulfilment, purchases
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
 from webapp.models import Purchase
@@ -35,14 +35,14 @@ def test_concurrent_events_for_a_session_found_by_metadata(app, user, second, mo
                    else ledger.mark_session_failed)
 
     results = {}
-    original = ledger._set_status
+    original = purchases.set_status
 
     def slow_set_status(p, status, **fields):
         original(p, status, **fields)
         if threading.current_thread().name == "A":
             time.sleep(1.5)  # holding the row lock, session id set, not committed yet
 
-    monkeypatch.setattr(ledger, "_set_status", slow_set_status)
+    monkeypatch.setattr(purchases, "set_status", slow_set_status)
 
     def run(name, func, session, delay):
         other = create_app(make_config(POSTGRES_URL))

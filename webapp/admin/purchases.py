@@ -38,7 +38,7 @@ def _date_arg(name: str) -> date | None:
 def purchase_filter() -> reports.PurchaseFilter:
     status = request.args.get("status", "")
     return reports.PurchaseFilter(
-        status=status if status in PurchaseStatus.ALL else "", q=request.args.get("q", ""),
+        status=status if status in tuple(PurchaseStatus) else "", q=request.args.get("q", ""),
         start=_date_arg("from"), end=_date_arg("to"))
 
 
@@ -55,7 +55,7 @@ def purchase_list():
     before = cursor_arg()
     page = reports.purchases_admin_page(filters, before, current_app.config["HISTORY_PAGE_SIZE"])
     return render_template("admin/purchases.html", page=page, filters=filters, before=before,
-                           args=filter_args(filters), statuses=PurchaseStatus.ALL)
+                           args=filter_args(filters), statuses=tuple(PurchaseStatus))
 
 
 @bp.get("/purchases.csv")

@@ -1,5 +1,6 @@
 """Recording Stripe events: each event id is handled once, failures are kept for review."""
 
+import functools
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -8,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from webapp.domain.sql import is_postgresql
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
 from webapp.models import EventOutcome, StripeEvent
@@ -50,14 +52,13 @@ def process_event(event: dict[str, Any], handle: Handler,
 
 
 def _insert(values: dict[str, Any]):
-    dialect = db.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = postgresql.insert if is_postgresql() else sqlite.insert
     return insert(StripeEvent).values(values)
 
 
 # Plain SQL that SQLite and PostgreSQL both accept: the dialects' upsert constructs are not
 # cacheable, and compiling one on every delivery cost more than the rest of the webhook.
-# ledger.py reuses it as the first step of its one-statement fulfilment.
+# The webhook's fast path reuses it as the first step of one statement (claim_and_run).
 CLAIM_SQL = (
     "INSERT INTO stripe_events (stripe_event_id, type, object_id, outcome, attempts,"
     " stripe_created_at, received_at, processed_at)"
@@ -70,6 +71,32 @@ CLAIM_SQL = (
 CLAIM_TYPES = tuple(sa.bindparam(name, type_=UTCDateTime)
                     for name in ("stripe_created_at", "received_at", "processed_at"))
 _CLAIM = sa.text(CLAIM_SQL).bindparams(*CLAIM_TYPES)
+
+
+@functools.cache
+def _claiming(build: Callable[..., sa.Update]) -> sa.Select:
+    """WITH claim AS (CLAIM_SQL), done AS (build(only_if=claim)) SELECT claim, done's row."""
+    claim = _CLAIM.columns(sa.column("id", sa.BigInteger)).cte("claim")
+    done = build(only_if=claim).cte("done")
+    return sa.select(claim.c.id.label("claimed"), *done.c).select_from(
+        claim.outerjoin(done, sa.true())
+    )
+
+
+def claim_and_run(
+    event: dict[str, Any], build: Callable[..., sa.Update], params: dict[str, Any]
+) -> tuple[bool, sa.Row | None]:
+    """PostgreSQL: claim the event and run `build(only_if=claim)` in ONE statement.
+
+    `build` returns an UPDATE ... RETURNING that changes nothing unless the claim CTE has
+    a row. Returns (claimed, the UPDATE's returned row or None), in the caller's
+    transaction. Not claimed: the event was handled before.
+    """
+    row = db.session.execute(_claiming(build), {**claim_params(event), **params}).first()
+    if row is None:
+        return False, None
+    done = row[1:]
+    return True, (row if done[0] is not None else None)
 
 
 def claim_params(event: dict[str, Any]) -> dict[str, Any]:

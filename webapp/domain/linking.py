@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from webapp.domain import stripe_gateway
-from webapp.domain.checkout import TOPUP_PURPOSE
+from webapp.domain.stripe_objects import TOPUP_PURPOSE, id_of
 from webapp.extensions import db
 from webapp.models import Purchase
 
@@ -20,10 +20,6 @@ class Link:
 
 
 NOT_OURS = Link(None, False)
-
-
-def id_of(value: Any) -> str | None:
-    return value.get("id") if isinstance(value, Mapping) else value
 
 
 def purchase_for_payment(charge_id: str | None, payment_intent_id: str | None) -> Link:

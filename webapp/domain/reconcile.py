@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webapp.domain import ledger, stripe_gateway
-from webapp.domain.checkout import TOPUP_PURPOSE
 from webapp.domain.ledger import Fulfilment
+from webapp.domain.stripe_objects import TOPUP_PURPOSE, purpose_of
 from webapp.models import PurchaseStatus
 
 SUMMARY_KEYS = ("checked", "fulfilled", "already", "mismatched", "expired")
@@ -47,7 +47,7 @@ def reconcile(hours: int = 72, page_size: int = 100) -> Report:
     report = Report()
     since = int(time.time()) - hours * 3600
     for session in stripe_gateway.list_checkout_sessions(since, page_size):
-        if (session.get("metadata") or {}).get("purpose") != TOPUP_PURPOSE:
+        if purpose_of(session) != TOPUP_PURPOSE:
             continue
         row = _settle(session)
         report.rows.append(row)

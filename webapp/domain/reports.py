@@ -66,11 +66,6 @@ def purchases_page(user_id: int, before: int | None, size: int) -> Page:
     return keyset_page(query, Purchase.id, before, size)
 
 
-def purchase_for_session(user_id: int, session_id: str) -> Purchase | None:
-    return db.session.scalar(sa.select(Purchase).where(
-        Purchase.stripe_checkout_session_id == session_id, Purchase.user_id == user_id))
-
-
 # --- expiring credits and subscriptions
 
 
@@ -192,7 +187,7 @@ def dashboard() -> Dashboard:
         sa.select(Purchase.status, Purchase.currency, sa.func.count(),
                   sa.func.sum(Purchase.amount_cents), sa.func.sum(Purchase.amount_refunded_cents))
         .group_by(Purchase.status, Purchase.currency)).all()
-    by_status = {status: 0 for status in PurchaseStatus.ALL}
+    by_status = {status: 0 for status in tuple(PurchaseStatus)}
     revenue: dict[str, tuple[int, int]] = {}
     for status, currency, count, charged, refunded in grouped:
         by_status[status] = by_status.get(status, 0) + count

@@ -16,24 +16,16 @@ log = logging.getLogger(__name__)
 USER_MESSAGE = "Payments are unavailable right now; nothing was charged. Please try again."
 
 
-def _client() -> stripe.StripeClient:
-    """One StripeClient per app, built from its configuration (or the sandbox double)."""
-    app = current_app._get_current_object()
-    client = app.extensions.get("stripe_client")
-    if client is None:
-        config = app.config
-        http_client = config["STRIPE_HTTP_CLIENT"]
-        api_key = config["STRIPE_SECRET_KEY"]
-        if not api_key and config["SANDBOX_ENABLED"]:
-            from webapp.sandbox.stripe_double import sandbox_double
+def init_app(app, api_key: str | None, http_client: stripe.HTTPClient | None) -> None:
+    """Build the app's one StripeClient; the app factory chooses the key and HTTP client."""
+    base = {"api": app.config["STRIPE_API_BASE"]} if app.config["STRIPE_API_BASE"] else None
+    app.extensions["stripe_client"] = stripe.StripeClient(
+        api_key or "sk_missing", http_client=http_client, base_addresses=base, max_network_retries=2
+    )
 
-            api_key, http_client = "sk_test_sandbox", sandbox_double(app)
-        base = {"api": config["STRIPE_API_BASE"]} if config["STRIPE_API_BASE"] else None
-        client = stripe.StripeClient(
-            api_key, http_client=http_client, base_addresses=base, max_network_retries=2
-        )
-        app.extensions["stripe_client"] = client
-    return client
+
+def _client() -> stripe.StripeClient:
+    return current_app.extensions["stripe_client"]
 
 
 def _plain(obj) -> dict[str, Any]:

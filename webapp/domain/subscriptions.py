@@ -3,7 +3,7 @@
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,12 +11,23 @@ from flask import current_app
 
 from webapp.domain import ledger, plans, stripe_gateway
 from webapp.domain.checkout import ensure_customer
+from webapp.domain.sql import insert_ignoring_duplicates, locked
+from webapp.domain.stripe_objects import (
+    SUBSCRIPTION_PURPOSE,
+    id_of,
+    invoice_metadata,
+    invoice_paid_line,
+    invoice_subscription_id,
+    line_price_id,
+    subscription_period,
+    subscription_price_id,
+    timestamp,
+)
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
 from webapp.models import EventOutcome, Subscription, User
 from webapp.models.types import utcnow
 
-SUBSCRIPTION_PURPOSE = "credits_subscription"
 GRANTING_REASONS = ("subscription_create", "subscription_cycle")
 ENDED = ("canceled", "incomplete_expired")
 
@@ -62,7 +73,7 @@ def _plan_line(plan: plans.Plan) -> dict[str, Any]:
 def record_checkout_session(session: Obj) -> str:
     """A completed subscription Checkout Session: the subscription exists; outcome."""
     metadata = session.get("metadata") or {}
-    subscription_id = _id_of(session.get("subscription"))
+    subscription_id = id_of(session.get("subscription"))
     plan = plans.find_plan(metadata.get("plan"))
     user_id = _user_id(metadata, session.get("customer"))
     if not subscription_id or plan is None or user_id is None:
@@ -80,18 +91,18 @@ def apply_invoice_paid(invoice: Obj) -> str:
     if invoice.get("billing_reason") not in GRANTING_REASONS:
         return EventOutcome.IGNORED
     subscription_id = invoice_subscription_id(invoice)
-    line = _paid_line(invoice)
+    line = invoice_paid_line(invoice)
     if not subscription_id or line is None:
         return EventOutcome.UNMATCHED
     with atomic():
         record = _subscription_for(subscription_id, invoice_metadata(invoice),
-                                   invoice.get("customer"), _line_price_id(line), "active")
+                                   invoice.get("customer"), line_price_id(line), "active")
         if record is None:
             return EventOutcome.UNMATCHED
-        plan = plans.plan_for_price(_line_price_id(line)) or plans.find_plan(record.plan_code)
+        plan = plans.plan_for_price(line_price_id(line)) or plans.find_plan(record.plan_code)
         if plan is None:
             return EventOutcome.UNMATCHED
-        start, end = _ts(line["period"].get("start")), _ts(line["period"].get("end"))
+        start, end = timestamp(line["period"].get("start")), timestamp(line["period"].get("end"))
         if end and (record.current_period_end is None or end > record.current_period_end):
             record.current_period_start, record.current_period_end = start, end
             if record.status in ("incomplete", "past_due"):
@@ -112,7 +123,7 @@ def apply_invoice_failed(invoice: Obj, created: int) -> str:
                                    invoice.get("customer"), None, "past_due")
         if record is None:
             return EventOutcome.UNMATCHED
-        when = _ts(created)
+        when = timestamp(created)
         if _is_stale(record, when) or record.status in ENDED:
             return EventOutcome.IGNORED
         record.status, record.updated_at = "past_due", utcnow()
@@ -122,26 +133,26 @@ def apply_invoice_failed(invoice: Obj, created: int) -> str:
 
 def apply_subscription(subscription: Obj, created: int, *, deleted: bool = False) -> str:
     """customer.subscription.created/updated/deleted: follow plan, status, cancellation."""
-    price_id = _subscription_price_id(subscription)
+    price_id = subscription_price_id(subscription)
     status = "canceled" if deleted else subscription.get("status") or "active"
     with atomic():
         record = _subscription_for(subscription["id"], subscription.get("metadata") or {},
                                    subscription.get("customer"), price_id, status)
         if record is None:
             return EventOutcome.UNMATCHED
-        when = _ts(created)
+        when = timestamp(created)
         if _is_stale(record, when):
             return EventOutcome.IGNORED
         plan = plans.plan_for_price(price_id) or plans.find_plan(
             (subscription.get("metadata") or {}).get("plan"))
         if plan is not None:
             record.plan_code = plan.code
-        start, end = _subscription_period(subscription)
+        start, end = subscription_period(subscription)
         record.current_period_start = start or record.current_period_start
         record.current_period_end = end or record.current_period_end
         record.status = status
         record.cancel_at_period_end = bool(subscription.get("cancel_at_period_end"))
-        record.cancel_at = _ts(subscription.get("cancel_at")) or (
+        record.cancel_at = timestamp(subscription.get("cancel_at")) or (
             record.current_period_end if record.cancel_at_period_end else None)
         record.last_event_at, record.updated_at = when or record.last_event_at, utcnow()
     return EventOutcome.PROCESSED
@@ -165,15 +176,14 @@ def _subscription_for(stripe_id: str, metadata: Obj, customer: Any, price_id: st
 
 
 def _locked(stripe_id: str) -> Subscription | None:
-    return db.session.scalars(sa.select(Subscription).where(
-        Subscription.stripe_subscription_id == stripe_id).with_for_update().execution_options(populate_existing=True)
-        .execution_options(populate_existing=True)).first()
+    return db.session.scalars(locked(sa.select(Subscription).where(
+        Subscription.stripe_subscription_id == stripe_id))).first()
 
 
 def _ensure_subscription(stripe_id: str, user_id: int, plan_code: str,
                          status: str) -> Subscription:
     now = utcnow()
-    db.session.execute(ledger._insert_ignoring_duplicates(Subscription, {
+    db.session.execute(insert_ignoring_duplicates(Subscription, {
         "user_id": user_id, "stripe_subscription_id": stripe_id, "plan_code": plan_code,
         "status": status, "cancel_at_period_end": False, "created_at": now, "updated_at": now,
     }, Subscription.stripe_subscription_id))
@@ -185,70 +195,10 @@ def _user_id(metadata: Obj, customer: Any) -> int | None:
     raw = str(metadata.get("user_id") or "")
     if raw.isdigit() and db.session.get(User, int(raw)) is not None:
         return int(raw)
-    customer_id = _id_of(customer)
+    customer_id = id_of(customer)
     if not customer_id:
         return None
     return db.session.scalar(sa.select(User.id).where(User.stripe_customer_id == customer_id))
-
-
-# --- reading Stripe's objects (several API versions put things in different places)
-
-
-def invoice_subscription_id(invoice: Obj) -> str | None:
-    details = (invoice.get("parent") or {}).get("subscription_details") or {}
-    found = _id_of(details.get("subscription")) or _id_of(invoice.get("subscription"))
-    for line in _lines(invoice):
-        item = (line.get("parent") or {}).get("subscription_item_details") or {}
-        found = found or _id_of(item.get("subscription")) or _id_of(line.get("subscription"))
-    return found
-
-
-def invoice_metadata(invoice: Obj) -> Obj:
-    """The subscription's metadata as the invoice carries it (our purpose, plan, user)."""
-    candidates = [((invoice.get("parent") or {}).get("subscription_details") or {}).get("metadata"),
-                  (invoice.get("subscription_details") or {}).get("metadata")]
-    candidates += [line.get("metadata") for line in _lines(invoice)]
-    return next((meta for meta in candidates if meta and meta.get("plan")), {})
-
-
-def _lines(invoice: Obj) -> list[Obj]:
-    return list((invoice.get("lines") or {}).get("data") or [])
-
-
-def _paid_line(invoice: Obj) -> Obj | None:
-    """The line for the period just paid for: a subscription line ending latest."""
-    lines = [line for line in _lines(invoice) if (line.get("period") or {}).get("end")]
-    subscription_lines = [line for line in lines if _is_subscription_line(line)]
-    return max(subscription_lines or lines, key=lambda line: line["period"]["end"], default=None)
-
-
-def _is_subscription_line(line: Obj) -> bool:
-    parent = line.get("parent") or {}
-    return parent.get("type") == "subscription_item_details" or line.get("type") == "subscription"
-
-
-def _line_price_id(line: Obj) -> str | None:
-    details = (line.get("pricing") or {}).get("price_details") or {}
-    return _id_of(details.get("price")) or _id_of(line.get("price"))
-
-
-def _subscription_price_id(subscription: Obj) -> str | None:
-    items = (subscription.get("items") or {}).get("data") or []
-    return _id_of(items[0].get("price")) if items else None
-
-
-def _subscription_period(subscription: Obj) -> tuple[datetime | None, datetime | None]:
-    items = (subscription.get("items") or {}).get("data") or []
-    source = subscription if subscription.get("current_period_end") else (items[0] if items else {})
-    return _ts(source.get("current_period_start")), _ts(source.get("current_period_end"))
-
-
-def _id_of(value: Any) -> str | None:
-    return value.get("id") if isinstance(value, Mapping) else value
-
-
-def _ts(value: Any) -> datetime | None:
-    return datetime.fromtimestamp(value, UTC) if isinstance(value, int) else None
 
 
 # --- what the credits page shows

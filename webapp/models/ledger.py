@@ -1,6 +1,7 @@
 """The append-only ledger, purchases, disputes, grants and usage idempotency records."""
 
 from datetime import datetime
+from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -9,7 +10,7 @@ from webapp.extensions import db
 from webapp.models.types import BigIntId, UTCDateTime, utcnow
 
 
-class EntryKind:
+class EntryKind(StrEnum):
     PURCHASE = "purchase"
     USAGE = "usage"
     REFUND = "refund"
@@ -20,7 +21,7 @@ class EntryKind:
     EXPIRY = "expiry"
 
 
-class PurchaseStatus:
+class PurchaseStatus(StrEnum):
     PENDING = "pending"
     PROCESSING = "processing"
     PAID = "paid"
@@ -31,10 +32,6 @@ class PurchaseStatus:
     DISPUTED = "disputed"
     NEEDS_REVIEW = "needs_review"
 
-    ALL = (
-        PENDING, PROCESSING, PAID, FAILED, EXPIRED,
-        REFUNDED, PARTIALLY_REFUNDED, DISPUTED, NEEDS_REVIEW,
-    )
 
 
 class LedgerEntry(db.Model):

@@ -1,6 +1,7 @@
 """Every Stripe event received, with what came of it."""
 
 from datetime import datetime
+from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
@@ -9,7 +10,7 @@ from webapp.extensions import db
 from webapp.models.types import BigIntId, UTCDateTime, utcnow
 
 
-class EventOutcome:
+class EventOutcome(StrEnum):
     PROCESSED = "processed"
     IGNORED = "ignored"
     UNMATCHED = "unmatched"  # a credits event for a session this app never created

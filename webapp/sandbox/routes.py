@@ -10,7 +10,7 @@ from flask_login import current_user, login_required
 from webapp.domain import stripe_gateway
 from webapp.extensions import db
 from webapp.sandbox import bp
-from webapp.sandbox.stripe_double import sandbox_double
+from webapp.stripe_double import sandbox_double
 
 
 def _session_or_404(session_id: str) -> dict:

@@ -4,9 +4,9 @@ from collections.abc import Callable
 from typing import Any
 
 from webapp.domain import events, ledger, linking, subscriptions
-from webapp.domain.checkout import TOPUP_PURPOSE
 from webapp.domain.ledger import Fulfilment
-from webapp.extensions import db
+from webapp.domain.sql import is_postgresql
+from webapp.domain.stripe_objects import SUBSCRIPTION_PURPOSE, TOPUP_PURPOSE, id_of, purpose_of
 from webapp.models import EventOutcome
 
 Event = dict[str, Any]
@@ -14,7 +14,7 @@ Event = dict[str, Any]
 
 def _topup_session(event: Event) -> dict[str, Any] | None:
     session = event["data"]["object"]
-    if (session.get("metadata") or {}).get("purpose") != TOPUP_PURPOSE:
+    if purpose_of(session) != TOPUP_PURPOSE:
         return None
     return session
 
@@ -32,32 +32,25 @@ def _on_session(apply: Callable[[dict[str, Any]], ledger.FulfilmentResult]):
     return handler
 
 
-HANDLERS: dict[str, Callable[[Event], str]] = {
-    "checkout.session.completed": _on_session(ledger.fulfil_checkout_session),
-    "checkout.session.async_payment_succeeded": _on_session(ledger.fulfil_checkout_session),
-    "checkout.session.async_payment_failed": _on_session(ledger.mark_session_failed),
-    "checkout.session.expired": _on_session(ledger.mark_session_expired),
-}
-
-
 def fast_path(event: Event) -> str | None:
-    """PostgreSQL: claim and credit a paid top-up session in one statement (events.FastPath)."""
-    if event["type"] not in _FAST_TYPES or not _on_postgresql():
+    """PostgreSQL: claim the event and mark a paid top-up session's purchase paid in one
+    statement, from the very conditions fulfil_checkout_session uses (events.FastPath)."""
+    if event["type"] not in _FAST_TYPES or not is_postgresql():
         return None
     session = _topup_session(event)
-    if session is None or session.get("payment_status") not in ("paid", "no_payment_required"):
+    params = ledger.payable_params(session) if session is not None else None
+    if params is None or params["b_amount"] < 0:
         return None
-    claimed, credited = ledger.fulfil_paid_session_claiming(session, events.claim_params(event))
+    claimed, paid = events.claim_and_run(event, ledger.mark_paid_statement, params)
     if not claimed:
         return events.DUPLICATE
-    return EventOutcome.PROCESSED if credited else events.CLAIMED
+    if paid is None:
+        return events.CLAIMED
+    ledger.credit_marked_purchase(paid, session["id"])
+    return EventOutcome.PROCESSED
 
 
 _FAST_TYPES = ("checkout.session.completed", "checkout.session.async_payment_succeeded")
-
-
-def _on_postgresql() -> bool:
-    return db.engine.dialect.name == "postgresql"
 
 
 def handle_event(event: Event) -> str:
@@ -70,11 +63,12 @@ def handle_event(event: Event) -> str:
 # charge.dispute.funds_withdrawn / funds_reinstated, payment_intent.*) are left
 # unmapped: charge.refunded and the dispute events already carry the whole story.
 
+
 def _on_payment(charge_field: str, apply: Callable[[int, dict[str, Any]], int]):
     def handler(event: Event) -> str:
         obj = event["data"]["object"]
-        charge_id = obj["id"] if charge_field == "id" else linking.id_of(obj.get(charge_field))
-        link = linking.purchase_for_payment(charge_id, linking.id_of(obj.get("payment_intent")))
+        charge_id = obj["id"] if charge_field == "id" else id_of(obj.get(charge_field))
+        link = linking.purchase_for_payment(charge_id, id_of(obj.get("payment_intent")))
         if link.purchase_id is None:
             return EventOutcome.UNMATCHED if link.ours else EventOutcome.IGNORED
         if link.payment_intent_id and not obj.get("payment_intent"):
@@ -90,27 +84,37 @@ def _on_payment(charge_field: str, apply: Callable[[int, dict[str, Any]], int]):
 
 def _subscription_session_or(topup_handler: Callable[[Event], str]) -> Callable[[Event], str]:
     """Subscription Checkout Sessions go to the subscription code, the rest as before."""
+
     def handler(event: Event) -> str:
         session = event["data"]["object"]
-        if (session.get("metadata") or {}).get("purpose") == subscriptions.SUBSCRIPTION_PURPOSE:
+        if purpose_of(session) == SUBSCRIPTION_PURPOSE:
             return subscriptions.record_checkout_session(session)
         return topup_handler(event)
 
     return handler
 
 
-HANDLERS.update({
+HANDLERS: dict[str, Callable[[Event], str]] = {
+    "checkout.session.completed": _subscription_session_or(
+        _on_session(ledger.fulfil_checkout_session)
+    ),
+    "checkout.session.async_payment_succeeded": _on_session(ledger.fulfil_checkout_session),
+    "checkout.session.async_payment_failed": _on_session(ledger.mark_session_failed),
+    "checkout.session.expired": _on_session(ledger.mark_session_expired),
     "charge.refunded": _on_payment("id", ledger.apply_refund),
     "charge.dispute.created": _on_payment("charge", ledger.open_dispute),
     "charge.dispute.closed": _on_payment("charge", ledger.close_dispute),
-    "checkout.session.completed": _subscription_session_or(HANDLERS["checkout.session.completed"]),
     "invoice.paid": lambda event: subscriptions.apply_invoice_paid(event["data"]["object"]),
     "invoice.payment_failed": lambda event: subscriptions.apply_invoice_failed(
-        event["data"]["object"], event.get("created")),
+        event["data"]["object"], event.get("created")
+    ),
     "customer.subscription.created": lambda event: subscriptions.apply_subscription(
-        event["data"]["object"], event.get("created")),
+        event["data"]["object"], event.get("created")
+    ),
     "customer.subscription.updated": lambda event: subscriptions.apply_subscription(
-        event["data"]["object"], event.get("created")),
+        event["data"]["object"], event.get("created")
+    ),
     "customer.subscription.deleted": lambda event: subscriptions.apply_subscription(
-        event["data"]["object"], event.get("created"), deleted=True),
-})
+        event["data"]["object"], event.get("created"), deleted=True
+    ),
+}

@@ -1,0 +1,228 @@
+"""Refunds and disputes: credits taken back in proportion to the money, cumulatively, once."""
+
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+
+from webapp.domain.errors import PurchaseNotSettledError
+from webapp.domain.ledger.entries import post_entry
+from webapp.domain.ledger.purchases import set_status
+from webapp.domain.pricing import format_money
+from webapp.domain.sql import fresh, locked
+from webapp.domain.stripe_objects import id_of
+from webapp.domain.transaction import atomic
+from webapp.extensions import db
+from webapp.models import Dispute, EntryKind, Purchase, PurchaseStatus
+from webapp.models.types import utcnow
+
+# # Events that take credits back for a purchase whose completion has not arrived yet
+# (not credited, not under review) raise PurchaseNotSettledError: the webhook answers 500 and
+# Stripe delivers the event again later (for three days, and reconcile or the success
+# page credit the purchase meanwhile). We chose that over parking the event on the
+# purchase because the retried event then runs through the one code path every other
+# event uses, nothing has to remember to replay parked events, and the failed delivery
+# is visible on /admin/events until it succeeds.
+
+# Dispute statuses after which the dispute no longer holds the purchase's credits.
+RETURNED_DISPUTE_STATUSES = ("won", "warning_closed")
+
+
+def _locked_purchase(purchase_id: int) -> Purchase:
+    """The purchase, row-locked and re-read (earlier reads in the session may be stale)."""
+    return db.session.scalars(locked(sa.select(Purchase).where(Purchase.id == purchase_id))).one()
+
+
+def _credits_for(purchase: Purchase, amount_cents: int) -> int:
+    """floor(credits × amount ÷ amount_total); all the credits when the whole amount."""
+    if amount_cents >= purchase.amount_cents:
+        return purchase.credits
+    return purchase.credits * max(amount_cents, 0) // purchase.amount_cents
+
+
+def _credits_left(purchase: Purchase) -> int:
+    return purchase.credits - purchase.credits_refunded - purchase.credits_disputed
+
+
+def _settled_or_raise(
+    purchase: Purchase, charge_id: str | None, payment_intent_id: str | None
+) -> bool:
+    """Link the Stripe ids; True when the purchase was credited and credits can be taken.
+
+    A purchase under review (amount or currency mismatch) is never credited by events,
+    so it takes nothing; any other uncredited purchase (pending, processing, or even
+    failed or expired when events arrive out of order) raises PurchaseNotSettledError,
+    so the event is retried rather than lost.
+    """
+    if charge_id and not purchase.stripe_charge_id:
+        purchase.stripe_charge_id = charge_id
+    if payment_intent_id and not purchase.stripe_payment_intent_id:
+        purchase.stripe_payment_intent_id = payment_intent_id
+    if purchase.credited_at is not None:
+        return True
+    if purchase.status != PurchaseStatus.NEEDS_REVIEW:
+        raise PurchaseNotSettledError(
+            f"purchase {purchase.id} is not credited yet; Stripe will retry this event"
+        )
+    return False
+
+
+def _refresh_money_status(purchase: Purchase) -> None:
+    """paid / partially_refunded / refunded, or disputed while a dispute holds credits."""
+    db.session.flush()
+    holding = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Dispute)
+        .where(Dispute.purchase_id == purchase.id, Dispute.status.not_in(RETURNED_DISPUTE_STATUSES))
+    )
+    if holding:
+        status = PurchaseStatus.DISPUTED
+    elif purchase.amount_refunded_cents >= purchase.amount_cents:
+        status = PurchaseStatus.REFUNDED
+    elif purchase.amount_refunded_cents > 0:
+        status = PurchaseStatus.PARTIALLY_REFUNDED
+    else:
+        status = PurchaseStatus.PAID
+    set_status(purchase, status)
+
+
+def apply_refund(purchase_id: int, charge: Mapping[str, Any]) -> int:
+    """Take back credits for the charge's cumulative refunds; returns credits taken; commits.
+
+    `charge` is the Charge of a `charge.refunded` event (`amount_refunded` in minor
+    units, cumulative). Refunds in total take floor(credits × amount_refunded ÷
+    amount_total), all when fully refunded; this call takes only the difference from
+    what refunds already took, never more than is left of the purchase's credits, so
+    replayed and stale (smaller) events take nothing. The balance may go negative.
+    """
+    with atomic():
+        purchase = _locked_purchase(purchase_id)
+        refunded = int(charge.get("amount_refunded") or 0)
+        if charge.get("refunded"):
+            refunded = max(refunded, purchase.amount_cents)
+        credited = _settled_or_raise(
+            purchase, charge.get("id"), id_of(charge.get("payment_intent"))
+        )
+        if refunded > purchase.amount_refunded_cents:
+            purchase.amount_refunded_cents = refunded
+        if not credited:
+            return 0
+        take = _take_refunds_due(purchase, charge.get("id"))
+        _refresh_money_status(purchase)
+        return take
+
+
+def _take_refunds_due(purchase: Purchase, reference: str | None) -> int:
+    """Take what the cumulative refunds are owed and not taken yet, within what is left.
+
+    Credits an open dispute holds are not left to take; when that dispute is won and
+    gives them back, this runs again so the refunds still get their share.
+    """
+    due = _credits_for(purchase, purchase.amount_refunded_cents) - purchase.credits_refunded
+    take = max(0, min(due, _credits_left(purchase)))
+    if take:
+        purchase.credits_refunded += take
+        refunded = format_money(purchase.amount_refunded_cents, purchase.currency)
+        paid = format_money(purchase.amount_cents, purchase.currency)
+        post_entry(
+            purchase.user_id,
+            -take,
+            EntryKind.REFUND,
+            allow_negative=True,
+            purchase_id=purchase.id,
+            reference=reference,
+            description=f"Refund: {refunded} of your {paid} payment returned to you",
+        )
+    return take
+
+
+def _dispute_row(purchase: Purchase, dispute: Mapping[str, Any], credited: bool) -> Dispute:
+    """The purchase's row for this dispute, created (taking its credits) on first sight.
+
+    A dispute first seen already won takes nothing, so a `closed` event arriving
+    before `created` leaves the same balance as the other order.
+    """
+    row = db.session.scalars(
+        fresh(sa.select(Dispute).where(Dispute.stripe_dispute_id == dispute["id"]))
+    ).first()
+    if row is not None:
+        return row
+    amount = int(dispute.get("amount") or 0)
+    take = 0
+    if credited and dispute.get("status") not in RETURNED_DISPUTE_STATUSES:
+        take = max(0, min(_credits_for(purchase, amount), _credits_left(purchase)))
+    row = Dispute(
+        stripe_dispute_id=dispute["id"],
+        purchase_id=purchase.id,
+        amount_cents=amount,
+        credits_taken=take,
+        status=str(dispute.get("status") or "needs_response")[:40],
+    )
+    db.session.add(row)
+    if take:
+        purchase.credits_disputed += take
+        post_entry(
+            purchase.user_id,
+            -take,
+            EntryKind.DISPUTE,
+            allow_negative=True,
+            purchase_id=purchase.id,
+            reference=dispute["id"],
+            description="Payment disputed with your bank: its credits are held "
+            "until the dispute is settled",
+        )
+    return row
+
+
+def open_dispute(purchase_id: int, dispute: Mapping[str, Any]) -> int:
+    """Take back the disputed credits once per dispute; returns credits taken; commits.
+
+    `dispute` is the Dispute of `charge.dispute.created` (`amount` in minor units).
+    It takes floor(credits × amount ÷ amount_total), less what refunds already took
+    (never more than is left of the purchase's credits). A replay takes nothing.
+    """
+    with atomic():
+        purchase = _locked_purchase(purchase_id)
+        credited = _settled_or_raise(
+            purchase, id_of(dispute.get("charge")), id_of(dispute.get("payment_intent"))
+        )
+        before = purchase.credits_disputed
+        _dispute_row(purchase, dispute, credited)
+        if credited:
+            _refresh_money_status(purchase)
+        return purchase.credits_disputed - before
+
+
+def close_dispute(purchase_id: int, dispute: Mapping[str, Any]) -> int:
+    """Settle a closed dispute once; returns credits given back; commits.
+
+    Won (or an inquiry closed without a chargeback) gives back what the dispute took,
+    as a `dispute_reversal` entry; lost keeps it. A `closed` event arriving before its
+    `created` records the dispute first, so either order ends the same.
+    """
+    with atomic():
+        purchase = _locked_purchase(purchase_id)
+        credited = _settled_or_raise(
+            purchase, id_of(dispute.get("charge")), id_of(dispute.get("payment_intent"))
+        )
+        row = _dispute_row(purchase, dispute, credited)
+        if row.closed_at is not None:
+            return 0
+        row.status = str(dispute.get("status") or row.status)[:40]
+        row.closed_at = utcnow()
+        given = row.credits_taken if row.status in RETURNED_DISPUTE_STATUSES else 0
+        if given:
+            purchase.credits_disputed -= given
+            post_entry(
+                purchase.user_id,
+                given,
+                EntryKind.DISPUTE_WON,
+                allow_negative=True,
+                purchase_id=purchase.id,
+                reference=dispute["id"],
+                description="Dispute settled: the held credits are yours again",
+            )
+            _take_refunds_due(purchase, purchase.stripe_charge_id)
+        if credited:
+            _refresh_money_status(purchase)
+        return given

@@ -1,0 +1,243 @@
+"""Checkout fulfilment: a paid session credits its recorded purchase once; failed and expired."""
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+
+from webapp.domain.ledger.entries import post_entry
+from webapp.domain.sql import locked
+from webapp.domain.stripe_objects import id_of, metadata_ids
+from webapp.domain.transaction import atomic
+from webapp.extensions import db
+from webapp.models import CreditAccount, EntryKind, Purchase, PurchaseStatus
+from webapp.models.types import utcnow
+
+log = logging.getLogger(__name__)
+
+Session = Mapping[str, Any]
+PAID_PAYMENT_STATUSES = ("paid", "no_payment_required")
+
+
+class Fulfilment(StrEnum):
+    CREDITED = "credited"
+    ALREADY_CREDITED = "already_credited"
+    PROCESSING = "processing"
+    MISMATCH = "mismatch"
+    NOT_PAID = "not_paid"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class FulfilmentResult:
+    """What fulfilment did. `purchase` is loaded only on the slow (locked) path."""
+
+    outcome: Fulfilment
+    purchase: Purchase | None = None
+    purchase_id: int | None = None
+
+    def __post_init__(self):
+        if self.purchase is not None and self.purchase_id is None:
+            object.__setattr__(self, "purchase_id", self.purchase.id)
+
+
+def purchase_description(credits: int) -> str:
+    """The ledger text of a purchase credit."""
+    return f"Bought {credits:,} credits"
+
+
+def fulfil_checkout_session(session: Session) -> FulfilmentResult:
+    """Credit the purchase behind a Checkout Session at most once; commits.
+
+    `session` is the Checkout Session as Stripe reports it (webhook, success page or
+    reconcile). The credits are those recorded when the purchase was created. An
+    unpaid completed session (a delayed method) marks the purchase processing; a
+    different amount or currency credits nothing and flags the purchase for review.
+    """
+    with atomic():
+        params = payable_params(session)
+        paid = db.session.execute(_MARK_PAID, params).first() if params["b_amount"] >= 0 else None
+        if paid is not None:
+            credit_marked_purchase(paid, session["id"])
+            return FulfilmentResult(Fulfilment.CREDITED, purchase_id=paid.id)
+        return _fulfil_locked(session)
+
+
+def _fulfil_locked(session: Session) -> FulfilmentResult:
+    """Every case the one-statement path leaves: sorted out under the purchase's row lock."""
+    purchase = _locked_purchase_for_session(session)
+    if purchase is None:
+        return FulfilmentResult(Fulfilment.UNKNOWN)
+    if purchase.credited_at is not None:
+        return FulfilmentResult(Fulfilment.ALREADY_CREDITED, purchase)
+    if purchase.status == PurchaseStatus.NEEDS_REVIEW:
+        return FulfilmentResult(Fulfilment.MISMATCH, purchase)
+    reason = _mismatch(purchase, session)
+    if reason:
+        set_status(purchase, PurchaseStatus.NEEDS_REVIEW, review_reason=reason)
+        log.warning("purchase %s needs review: %s", purchase.id, reason)
+        return FulfilmentResult(Fulfilment.MISMATCH, purchase)
+    if session.get("payment_status") not in PAID_PAYMENT_STATUSES:
+        if session.get("status") == "complete" and purchase.status == PurchaseStatus.PENDING:
+            set_status(purchase, PurchaseStatus.PROCESSING)
+            return FulfilmentResult(Fulfilment.PROCESSING, purchase)
+        return FulfilmentResult(Fulfilment.NOT_PAID, purchase)
+    set_status(
+        purchase,
+        PurchaseStatus.PAID,
+        credited_at=utcnow(),
+        stripe_payment_intent_id=id_of(session.get("payment_intent")),
+    )
+    db.session.flush()
+    _post_purchase_credit(purchase.id, purchase.user_id, purchase.credits, session["id"])
+    return FulfilmentResult(Fulfilment.CREDITED, purchase)
+
+
+# --- "paid and payable": the one rule, as SQL conditions both paths use
+#
+# A conditional UPDATE takes the row lock and re-checks its conditions after any wait, so
+# it marks a purchase paid exactly when the locked checks in _fulfil_locked would credit
+# it; every other case matches no row and goes through those checks.
+
+_purchases = Purchase.__table__.c
+
+
+def payable_conditions() -> list[sa.ColumnElement[bool]]:
+    """The purchase behind :b_session_id is payable by a paid session of :b_amount/:b_currency."""
+    account = CreditAccount.__table__.c
+    return [
+        _purchases.stripe_checkout_session_id == sa.bindparam("b_session_id", type_=sa.String),
+        _purchases.credited_at.is_(None),
+        _purchases.status != PurchaseStatus.NEEDS_REVIEW.value,
+        _purchases.amount_cents == sa.bindparam("b_amount", type_=sa.BigInteger),
+        _purchases.currency == sa.bindparam("b_currency", type_=sa.String),
+        # No account row: the credit could not land, so the locked path raises (and retries).
+        sa.exists().where(account.user_id == _purchases.user_id),
+    ]
+
+
+def payable_params(session: Session) -> dict[str, Any]:
+    """The values payable_conditions and mark_paid_statement bind for this session.
+
+    A session that is not paid (or has no integer amount) binds an amount no purchase has,
+    so it matches nothing and goes to the locked checks.
+    """
+    amount = session.get("amount_total")
+    paid = session.get("payment_status") in PAID_PAYMENT_STATUSES and isinstance(amount, int)
+    return {
+        "b_session_id": session.get("id") or "",
+        "b_amount": amount if paid else -1,
+        "b_currency": (session.get("currency") or "").lower(),
+        "b_now": utcnow(),
+        "b_payment_intent": id_of(session.get("payment_intent")),
+    }
+
+
+def mark_paid_statement(*, only_if: sa.CTE | None = None) -> sa.Update:
+    """UPDATE a payable purchase to paid RETURNING (id, user_id, credits).
+
+    `only_if`: a CTE that must return a row for the update to happen (the webhook's
+    event claim), so claiming and marking paid can be one statement on PostgreSQL.
+    """
+    update = sa.update(Purchase.__table__).where(*payable_conditions())
+    if only_if is not None:
+        update = update.where(sa.exists(sa.select(only_if)))
+    return update.values(
+        status=PurchaseStatus.PAID.value,
+        credited_at=sa.bindparam("b_now", type_=_purchases.credited_at.type),
+        updated_at=sa.bindparam("b_now", type_=_purchases.updated_at.type),
+        stripe_payment_intent_id=sa.func.coalesce(
+            sa.bindparam("b_payment_intent", type_=sa.String), _purchases.stripe_payment_intent_id
+        ),
+    ).returning(_purchases.id, _purchases.user_id, _purchases.credits)
+
+
+_MARK_PAID = mark_paid_statement()
+
+
+def credit_marked_purchase(paid: sa.Row, session_id: str) -> None:
+    """Post the credit of a purchase mark_paid_statement has just marked paid (joins)."""
+    _post_purchase_credit(paid.id, paid.user_id, paid.credits, session_id)
+
+
+def _post_purchase_credit(purchase_id: int, user_id: int, credits: int, session_id: str) -> None:
+    post_entry(
+        user_id,
+        credits,
+        EntryKind.PURCHASE,
+        purchase_id=purchase_id,
+        reference=session_id,
+        description=purchase_description(credits),
+    )
+
+
+# --- finding the purchase, and the other outcomes
+
+
+def _locked_purchase_for_session(session: Session) -> Purchase | None:
+    """The purchase behind a Checkout Session, row-locked until the transaction ends.
+
+    Found by session id; a session whose id was never stored (the app stopped between
+    creating it and saving the id) is matched through its metadata instead.
+    """
+    by_session = sa.select(Purchase).where(Purchase.stripe_checkout_session_id == session["id"])
+    purchase = db.session.scalars(locked(by_session)).first()
+    if purchase is not None:
+        return purchase
+    ids = metadata_ids(session.get("metadata") or {}, "purchase_id", "user_id")
+    if ids is None:
+        return None
+    # No "session id IS NULL" in the WHERE: a concurrent handler may set it while we wait
+    # for the lock, and PostgreSQL would then skip the row instead of returning it.
+    by_metadata = sa.select(Purchase).where(Purchase.id == ids[0], Purchase.user_id == ids[1])
+    purchase = db.session.scalars(locked(by_metadata)).first()
+    if purchase is None or purchase.stripe_checkout_session_id not in (None, session["id"]):
+        return None
+    purchase.stripe_checkout_session_id = session["id"]
+    return purchase
+
+
+def _mismatch(purchase: Purchase, session: Session) -> str | None:
+    amount, currency = session.get("amount_total"), (session.get("currency") or "").lower()
+    if amount != purchase.amount_cents or currency != purchase.currency:
+        return (
+            f"Stripe reported {amount} {currency or '?'} but the purchase was "
+            f"recorded at {purchase.amount_cents} {purchase.currency}"
+        )
+    return None
+
+
+def set_status(purchase: Purchase, status: str, **fields: Any) -> None:
+    """Set the purchase's status (and any non-None fields); joins the caller's transaction."""
+    purchase.status = status
+    purchase.updated_at = utcnow()
+    for name, value in fields.items():
+        if value is not None:
+            setattr(purchase, name, value)
+
+
+def mark_session_failed(session: Session) -> FulfilmentResult:
+    """A delayed payment failed: the purchase is failed, nothing is credited; commits."""
+    return _mark_uncredited(
+        session, PurchaseStatus.FAILED, (PurchaseStatus.PENDING, PurchaseStatus.PROCESSING)
+    )
+
+
+def mark_session_expired(session: Session) -> FulfilmentResult:
+    """The Checkout Session expired unpaid: an open purchase is expired; commits."""
+    return _mark_uncredited(session, PurchaseStatus.EXPIRED, (PurchaseStatus.PENDING,))
+
+
+def _mark_uncredited(
+    session: Session, status: str, from_states: tuple[str, ...]
+) -> FulfilmentResult:
+    with atomic():
+        purchase = _locked_purchase_for_session(session)
+        if purchase is None:
+            return FulfilmentResult(Fulfilment.UNKNOWN)
+        if purchase.credited_at is None and purchase.status in from_states:
+            set_status(purchase, status)
+        return FulfilmentResult(Fulfilment.NOT_PAID, purchase)

@@ -1,0 +1,33 @@
+"""Small SQL helpers every domain module shares: the dialect, upserts, locked and fresh reads."""
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from webapp.extensions import db
+
+# The largest id or cursor a BIGINT column holds: larger input is "not found", not an error.
+MAX_BIGINT = 2**63 - 1
+
+
+def is_postgresql() -> bool:
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
+def insert_ignoring_duplicates(
+    model: Any, values: dict[str, Any], *unique_columns: Any
+) -> sa.Insert:
+    """INSERT ... ON CONFLICT (unique_columns) DO NOTHING, in this database's dialect."""
+    insert = postgresql.insert if is_postgresql() else sqlite.insert
+    return insert(model).values(values).on_conflict_do_nothing(index_elements=list(unique_columns))
+
+
+def locked(statement: sa.Select) -> sa.Select:
+    """The rows row-locked until the transaction ends, re-read over anything loaded before."""
+    return statement.with_for_update().execution_options(populate_existing=True)
+
+
+def fresh(statement: sa.Select) -> sa.Select:
+    """The rows re-read over anything the session loaded before (no lock)."""
+    return statement.execution_options(populate_existing=True)
