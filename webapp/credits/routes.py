@@ -63,7 +63,11 @@ def success():
 
 @bp.get("/cancel")
 def cancel():
-    return render_template("credits/cancel.html")
+    purchase_id = request.args.get("purchase", "")
+    purchase = checkout.cancel_checkout(
+        current_user.id, int(purchase_id) if purchase_id.isdigit() and len(purchase_id) < 19
+        else None)
+    return render_template("credits/cancel.html", purchase=purchase)
 
 
 @bp.get("/history")

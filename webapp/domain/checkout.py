@@ -2,6 +2,7 @@
 
 import logging
 from dataclasses import dataclass
+from urllib.parse import urljoin
 
 import sqlalchemy as sa
 from flask import current_app
@@ -38,7 +39,8 @@ def start_checkout(user: User, credits: int, base_url: str) -> Purchase:
         raise
     with atomic():
         purchase.stripe_checkout_session_id = session["id"]
-        purchase.checkout_url = session["url"]
+        # The sandbox answers with a path on this app: scripts get an absolute URL.
+        purchase.checkout_url = urljoin(f"{base_url}/", session["url"])
     return purchase
 
 
@@ -93,7 +95,7 @@ def _session_params(purchase: Purchase, customer_id: str, base_url: str) -> dict
         "metadata": metadata,
         "payment_intent_data": {"metadata": metadata},
         "success_url": f"{base_url}/credits/success?session_id={{CHECKOUT_SESSION_ID}}",
-        "cancel_url": f"{base_url}/credits/cancel",
+        "cancel_url": f"{base_url}/credits/cancel?purchase={purchase.id}",
     }
 
 
@@ -133,3 +135,31 @@ def confirm_return(user_id: int, session_id: str) -> Return | None:
     except PaymentProviderError:
         return Return(purchase, stripe_unreachable=True)
     return Return(ledger.fulfil_checkout_session(session).purchase or purchase)
+
+
+def cancel_checkout(user_id: int, purchase_id: int | None) -> Purchase | None:
+    """The user came back from Checkout through "cancel": end the session at Stripe so it
+    can no longer be paid, and mark the purchase expired (commits). Returns the purchase
+    as it then is (paid, if the customer paid in another tab first); None when it is not
+    one of this user's purchases."""
+    purchase = db.session.scalar(sa.select(Purchase).where(
+        Purchase.user_id == user_id, Purchase.id == purchase_id)) if purchase_id else None
+    if purchase is None or purchase.status != PurchaseStatus.PENDING:
+        return purchase
+    session_id = purchase.stripe_checkout_session_id
+    if not session_id:
+        return purchase
+    try:
+        session = stripe_gateway.expire_checkout_session(session_id)
+    except PaymentProviderError:
+        # Stripe refuses to expire a session that is no longer open: it may be paid.
+        try:
+            session = stripe_gateway.retrieve_checkout_session(session_id)
+        except PaymentProviderError:
+            return purchase
+    if session.get("status") == "expired":
+        ledger.mark_session_expired(session)
+    elif session.get("status") == "complete":
+        ledger.fulfil_checkout_session(session)
+    db.session.refresh(purchase)
+    return purchase

@@ -66,6 +66,13 @@ def retrieve_checkout_session(session_id: str) -> dict[str, Any]:
                         _client().v1.checkout.sessions.retrieve, session_id))
 
 
+def expire_checkout_session(session_id: str) -> dict[str, Any]:
+    """Close an open Checkout Session so it can no longer be paid; Stripe then sends
+    `checkout.session.expired`. A session that is not open any more is an error."""
+    return _plain(_call("checkout session expire", _client().v1.checkout.sessions.expire,
+                        session_id))
+
+
 def list_checkout_sessions(created_since: int, page_size: int = 100) -> Iterator[dict[str, Any]]:
     """Every Checkout Session created since the Unix time, following all pages."""
     page = _call("checkout session list", _client().v1.checkout.sessions.list,

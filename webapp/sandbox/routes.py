@@ -4,7 +4,7 @@ import json
 import secrets
 import time
 
-from flask import abort, current_app, redirect, render_template, url_for
+from flask import abort, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
 from webapp.domain import stripe_gateway
@@ -63,6 +63,7 @@ def act(session_id, action):
         deliver("checkout.session.async_payment_failed", double.objects[session_id])
     elif action == "expire":
         deliver("checkout.session.expired", double.expire_checkout_session(session_id))
+        flash("The checkout expired without payment: nothing was charged.", "info")
         return redirect(url_for("credits.index"))
     else:
         abort(404)

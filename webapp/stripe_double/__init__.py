@@ -192,6 +192,20 @@ class StripeDouble(stripe.HTTPClient):
             (params.get("payment_intent_data") or {}).get("metadata") or {})
         return 200, copy.deepcopy(session)
 
+    def _post_checkout_sessions_id_expire(self, params, session_id):
+        with self._lock:
+            session = self.objects.get(session_id)
+            if session is None or session.get("object") != "checkout.session":
+                return self._stored(session_id)
+            if session["status"] != "open":
+                return 400, _error("invalid_request_error",
+                                   f"Only Checkout Sessions with a status in [\"open\"] can be "
+                                   f"expired. This Checkout Session has a status of "
+                                   f"\"{session['status']}\".")
+            session["status"] = "expired"
+            self.emit("checkout.session.expired", session)
+            return 200, copy.deepcopy(session)
+
     def _checkout_url(self, session: dict[str, Any]) -> str:
         if self.checkout_base is not None:
             return f"{self.checkout_base}/sandbox/checkout/{session['id']}"
