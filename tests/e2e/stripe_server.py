@@ -21,7 +21,8 @@ from werkzeug.wrappers import Request, Response
 from webapp.stripe_double import StripeDouble, minimal_templates
 
 PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title></head>
+<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">
+<title>{title}</title></head>
 <body><main><h1>{title}</h1>{body}</main></body></html>"""
 
 
