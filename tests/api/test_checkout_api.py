@@ -27,7 +27,8 @@ def test_api_checkout_opens_a_session_with_the_apps_own_urls(client, user, key, 
     assert purchase.stripe_checkout_session_id == body["id"] and purchase.status == "pending"
     sent = stripe_double.requests_to("post", "/v1/checkout/sessions")[-1]["params"]
     assert sent["success_url"].startswith("https://credits.example.test/credits/success")
-    assert sent["cancel_url"] == "https://credits.example.test/credits/cancel"
+    assert sent["cancel_url"] == (
+        f"https://credits.example.test/credits/cancel?purchase={purchase.id}")
     assert sent["metadata"]["credits"] == "750"
     assert int(sent["line_items"][0]["price_data"]["unit_amount"]) == 750
 

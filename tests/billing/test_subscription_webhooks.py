@@ -114,6 +114,10 @@ def test_a_failed_renewal_marks_the_subscription_past_due_and_credits_stay_usabl
     assert ledger.debit_usage(user.id, 300, "still works") == 700
     page = logged_in.get("/credits").get_data(as_text=True)
     assert "past due" in page
+    # It says the payment failed, not when it renews, and offers the portal to fix the card.
+    past_due = page.split('id="plan-past-due"')[1].split("</div>")[0]
+    assert "last plan payment failed" in past_due and "Update your card" in past_due
+    assert 'action="/billing/portal"' in past_due and 'id="plan-renewal"' not in page
 
 
 def test_cancellation_at_period_end_shows_then_deletion_ends_and_keeps_granted_credits(

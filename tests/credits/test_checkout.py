@@ -32,7 +32,8 @@ def test_checkout_session_request_as_it_leaves_the_stripe_library(logged_in, str
         "product_data": {"name": "2,500 credits"}}}]
     assert params["success_url"] == (
         "https://credits.example.test/credits/success?session_id={CHECKOUT_SESSION_ID}")
-    assert params["cancel_url"] == "https://credits.example.test/credits/cancel"
+    assert params["cancel_url"] == (
+        f"https://credits.example.test/credits/cancel?purchase={purchase.id}")
     assert params["client_reference_id"] == str(user.id)
     assert params["metadata"] == {"purpose": "credits_topup", "user_id": str(user.id),
                                   "purchase_id": str(purchase.id), "credits": "2500"}

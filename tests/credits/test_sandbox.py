@@ -16,9 +16,12 @@ def config_overrides():
 
 
 def start(client, credits="1000"):
+    """The sandbox's checkout page (an absolute URL on this app), as a path for the client."""
     response = client.post("/credits/checkout", data={"credits": credits})
     assert response.status_code == 303
-    return response.headers["Location"]
+    location = response.headers["Location"]
+    assert location.startswith("http://localhost/sandbox/checkout/cs_test_"), location
+    return location.removeprefix("http://localhost")
 
 
 def test_sandbox_purchase_pays_through_a_signed_webhook(logged_in):
