@@ -15,6 +15,7 @@ CI_REQUIRE_E2E, so in CI a missing browser fails; elsewhere `make test` leaves t
 test out with a loud notice when Chromium is missing.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -68,21 +69,14 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def stripe_and_app(tmp_path_factory):
-    """The Stripe double on one port and the app on another, with a fresh SQLite database."""
-    _require_browser()
-    folder = tmp_path_factory.mktemp("e2e")
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    stripe_server = StripeServer(f"{base}/webhooks/stripe", WEBHOOK_SECRET).start()
+def _serve_app(folder: Path, port: int, settings: dict[str, str]):
+    """The app as `make run` serves it (development, migrated SQLite, demo users) with
+    `settings` on top; returns the running process once /healthz answers."""
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("STRIPE_", "DATABASE_", "TEST_DATABASE", "REDIS_", "APP_",
                                   "PUBLIC_BASE_URL"))}
     env.update({"APP_ENV": "development", "DATABASE_URL": f"sqlite:///{folder / 'e2e.db'}",
-                "SECRET_KEY": "e2e-secret", "PYTHONUNBUFFERED": "1",
-                "STRIPE_SECRET_KEY": "sk_test_e2e", "STRIPE_API_BASE": stripe_server.base,
-                "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET})
+                "SECRET_KEY": "e2e-secret", "PYTHONUNBUFFERED": "1", **settings})
     flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
     subprocess.run([*flask, "db", "upgrade"], cwd=ROOT, env=env, check=True,
                    capture_output=True, timeout=120)
@@ -95,24 +89,49 @@ def stripe_and_app(tmp_path_factory):
     deadline = time.monotonic() + 60
     while True:
         try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz",
+                                        timeout=2) as response:
                 if response.status == 200:
-                    break
+                    return server
         except OSError:
             if server.poll() is not None or time.monotonic() > deadline:
                 server.kill()
-                stripe_server.stop()
                 pytest.fail(f"the app did not start: {(folder / 'server.log').read_text()}")
             time.sleep(0.2)
-    yield base, stripe_server
-    server.terminate()
-    server.wait(timeout=10)
-    stripe_server.stop()
+
+
+@pytest.fixture(scope="module")
+def stripe_and_app(tmp_path_factory):
+    """The Stripe double on one port and the app on another, with a fresh SQLite database."""
+    _require_browser()
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    stripe_server = StripeServer(f"{base}/webhooks/stripe", WEBHOOK_SECRET).start()
+    try:
+        server = _serve_app(tmp_path_factory.mktemp("e2e"), port, {
+            "STRIPE_SECRET_KEY": "sk_test_e2e", "STRIPE_API_BASE": stripe_server.base,
+            "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET})
+        yield base, stripe_server
+        server.terminate()
+        server.wait(timeout=10)
+    finally:
+        stripe_server.stop()
 
 
 @pytest.fixture(scope="module")
 def live_server(stripe_and_app):
     return stripe_and_app[0]
+
+
+@pytest.fixture(scope="module")
+def sandbox_server(tmp_path_factory):
+    """The app with no Stripe key at all: `make run`'s local checkout sandbox."""
+    _require_browser()
+    port = _free_port()
+    server = _serve_app(tmp_path_factory.mktemp("e2e-sandbox"), port, {})
+    yield f"http://127.0.0.1:{port}"
+    server.terminate()
+    server.wait(timeout=10)
 
 
 class Browser:
@@ -199,8 +218,8 @@ class Browser:
         return int(re.sub(r"[^\d-]", "", self.text(selector)))
 
 
-@pytest.fixture
-def browser(live_server):
+@contextlib.contextmanager
+def browser_on(base: str):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -214,7 +233,7 @@ def browser(live_server):
             contexts.append(context)
             return context
 
-        wrapper = Browser(new_context().new_page(), live_server, new_context=new_context)
+        wrapper = Browser(new_context().new_page(), base, new_context=new_context)
         try:
             yield wrapper
         finally:
@@ -222,6 +241,18 @@ def browser(live_server):
                 context.close()
             chromium.close()
     assert wrapper.errors == [], "\n".join(wrapper.errors)
+
+
+@pytest.fixture
+def browser(live_server):
+    with browser_on(live_server) as wrapper:
+        yield wrapper
+
+
+@pytest.fixture
+def sandbox_browser(sandbox_server):
+    with browser_on(sandbox_server) as wrapper:
+        yield wrapper
 
 
 def sign_up(b: Browser, email: str) -> None:
@@ -464,3 +495,26 @@ def refund_part(admin: Browser, purchase_path: str, amount: str) -> None:
         time.sleep(0.3)
         admin.page.reload()
     admin.snap("admin-purchase-refunded")
+
+
+def test_the_local_sandbox_buys_and_subscribes_in_a_browser(sandbox_browser):
+    """`make run` with no keys: its own checkout and portal pages, checked like the rest."""
+    b = sandbox_browser
+    sign_up(b, "sandbox@example.com")
+    b.page.click("button[data-pack='500']")
+    b.page.wait_for_url(re.compile(r"/sandbox/checkout/cs_"))
+    b.snap("sandbox-checkout")
+    b.page.click("#sandbox-pay")
+    b.page.wait_for_url(re.compile(r"/credits/success\?session_id=cs_"))
+    assert "500 credits added" in b.text("#purchase-state")
+    b.goto("/credits")
+    b.page.click("button[data-plan='pro']")
+    b.page.wait_for_url(re.compile(r"/sandbox/checkout/cs_"))
+    b.snap("sandbox-subscription-checkout")
+    b.page.click("#sandbox-pay")
+    b.page.wait_for_url(re.compile(r"/credits/success\?session_id=cs_"))
+    b.goto("/credits")
+    assert b.number("#balance") == 5500
+    b.page.click("#manage-billing")
+    b.page.wait_for_url(re.compile(r"/sandbox/portal/"))
+    b.snap("sandbox-portal")
