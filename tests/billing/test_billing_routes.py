@@ -129,7 +129,7 @@ def test_admin_subscriptions_lists_plan_status_period_and_grants(client, admin, 
     deliver(client, event("invoice.paid", invoice(sub_id, user.id, invoice_id="in_admin_view")))
     login(client, admin.email)
     page = client.get("/admin/subscriptions").get_data(as_text=True)
-    assert sub_id in page and "basic" in page and "in_admin_view" in page
+    assert sub_id in page and "Basic" in page and "in_admin_view" in page
     assert "2030-01-01 – 2030-02-01" in page
 
 
