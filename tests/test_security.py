@@ -41,10 +41,16 @@ def session_cookie(secret_key: str, data: dict) -> str:
 def development_app(tmp_path, monkeypatch, database_url, schema_ready, app):
     """The app with development's settings and its own instance folder (no SECRET_KEY set)."""
     monkeypatch.setattr(config_module, "INSTANCE_DIR", tmp_path)
-    attrs = {"SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": "",
-             "STRIPE_WEBHOOK_SECRET": "", "STRIPE_SECRET_KEY": "sk_test_dev",
-             "SANDBOX_ENABLED": False, "STRIPE_HTTP_CLIENT": stripe_fakes.new_double(),
-             "RATELIMIT_ENABLED": False, "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000"}
+    attrs = {
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SECRET_KEY": "",
+        "STRIPE_WEBHOOK_SECRET": "",
+        "STRIPE_SECRET_KEY": "sk_test_dev",
+        "SANDBOX_ENABLED": False,
+        "STRIPE_HTTP_CLIENT": stripe_fakes.new_double(),
+        "RATELIMIT_ENABLED": False,
+        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
+    }
     return create_app(type("DevTestConfig", (DevelopmentConfig,), attrs))
 
 
@@ -67,42 +73,61 @@ def test_a_cookie_forged_with_the_old_public_dev_key_opens_nothing(development_a
         admin = users.create_user("boss@example.com", "correct-horse", is_admin=True)
         session_id = admin.get_id()
     client = development_app.test_client()
-    client.set_cookie("session", session_cookie(OLD_PUBLIC_DEV_KEY, {"_user_id": session_id,
-                                                                      "_fresh": True}))
+    client.set_cookie(
+        "session", session_cookie(OLD_PUBLIC_DEV_KEY, {"_user_id": session_id, "_fresh": True})
+    )
     response = client.get("/admin/users")
     assert response.status_code == 302 and "/auth/login" in response.headers["Location"]
     # The same cookie signed with the key the app made for itself does open it.
-    client.set_cookie("session", session_cookie(development_app.secret_key,
-                                                {"_user_id": session_id, "_fresh": True}))
+    client.set_cookie(
+        "session",
+        session_cookie(development_app.secret_key, {"_user_id": session_id, "_fresh": True}),
+    )
     assert client.get("/admin/users").status_code == 200
 
 
 def _start(env_overrides: dict[str, str]) -> subprocess.CompletedProcess:
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("STRIPE_", "PUBLIC_BASE_URL", "APP_ENV", "SECRET_KEY"))}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("STRIPE_", "PUBLIC_BASE_URL", "APP_ENV", "SECRET_KEY"))
+    }
     env.update({"DATABASE_URL": "sqlite:////tmp/credits-startup-check.db", **env_overrides})
-    return subprocess.run([sys.executable, "-c", "import wsgi"], cwd=BASE_DIR, env=env,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", "import wsgi"],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
-@pytest.mark.parametrize("env, named", [
-    ({"STRIPE_SECRET_KEY": "sk_live_51Abc"}, "STRIPE_SECRET_KEY"),
-    ({"PUBLIC_BASE_URL": "https://credits.example.com"}, "PUBLIC_BASE_URL"),
-    ({"PUBLIC_BASE_URL": "http://10.0.0.5:5000"}, "PUBLIC_BASE_URL"),
-    ({"APP_ENV": "testing", "PUBLIC_BASE_URL": "https://credits.example.com"},
-     "PUBLIC_BASE_URL"),
-])
+@pytest.mark.parametrize(
+    "env, named",
+    [
+        ({"STRIPE_SECRET_KEY": "sk_live_51Abc"}, "STRIPE_SECRET_KEY"),
+        ({"PUBLIC_BASE_URL": "https://credits.example.com"}, "PUBLIC_BASE_URL"),
+        ({"PUBLIC_BASE_URL": "http://10.0.0.5:5000"}, "PUBLIC_BASE_URL"),
+        (
+            {"APP_ENV": "testing", "PUBLIC_BASE_URL": "https://credits.example.com"},
+            "PUBLIC_BASE_URL",
+        ),
+    ],
+)
 def test_outside_production_live_settings_refuse_to_start(env, named):
     result = _start(env)
     assert result.returncode != 0 and named in result.stderr
     assert "APP_ENV=production" in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("base", ["", "http://127.0.0.1:5000", "http://localhost:8000",
-                                  "http://[::1]:5000"])
+@pytest.mark.parametrize(
+    "base", ["", "http://127.0.0.1:5000", "http://localhost:8000", "http://[::1]:5000"]
+)
 def test_development_starts_on_a_loopback_address(base):
-    result = _start({"APP_ENV": "development", "PUBLIC_BASE_URL": base,
-                     "STRIPE_SECRET_KEY": "sk_test_local"})
+    result = _start(
+        {"APP_ENV": "development", "PUBLIC_BASE_URL": base, "STRIPE_SECRET_KEY": "sk_test_local"}
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -153,18 +178,21 @@ def test_malformed_session_ids_are_anonymous(app, user, session_id):
 def test_production_trusts_only_the_public_host():
     app = production_app(PUBLIC_BASE_URL="https://credits.example.com")
     client = app.test_client()
-    assert client.get("/healthz", headers={"Host": "credits.example.com"}).status_code in (
-        200, 503)
+    assert client.get("/healthz", headers={"Host": "credits.example.com"}).status_code in (200, 503)
     assert client.get("/auth/login", headers={"Host": "credits.example.com"}).status_code == 200
     assert client.get("/auth/login", headers={"Host": "evil.example"}).status_code == 400
 
 
 def test_production_checkout_urls_use_the_public_base_url_whatever_the_host(database_url):
     double = stripe_fakes.new_double()
-    app = production_app(PUBLIC_BASE_URL="https://credits.example.com",
-                         SQLALCHEMY_DATABASE_URI=database_url, STRIPE_HTTP_CLIENT=double,
-                         EXTRA_TRUSTED_HOSTS=("internal.example",),
-                         PASSWORD_HASH_METHOD="pbkdf2:sha256:1000", WTF_CSRF_ENABLED=False)
+    app = production_app(
+        PUBLIC_BASE_URL="https://credits.example.com",
+        SQLALCHEMY_DATABASE_URI=database_url,
+        STRIPE_HTTP_CLIENT=double,
+        EXTRA_TRUSTED_HOSTS=("internal.example",),
+        PASSWORD_HASH_METHOD="pbkdf2:sha256:1000",
+        WTF_CSRF_ENABLED=False,
+    )
     with app.app_context():
         db.create_all()
         from tests.conftest import empty_all_tables
@@ -173,8 +201,11 @@ def test_production_checkout_urls_use_the_public_base_url_whatever_the_host(data
         users.create_user("buyer@example.com", "correct-horse")
         client = app.test_client()
         headers = {"Host": "internal.example"}
-        client.post("/auth/login", data={"email": "buyer@example.com",
-                                         "password": "correct-horse"}, headers=headers)
+        client.post(
+            "/auth/login",
+            data={"email": "buyer@example.com", "password": "correct-horse"},
+            headers=headers,
+        )
         response = client.post("/credits/checkout", data={"credits": "500"}, headers=headers)
         assert response.status_code == 303
         sent = double.requests_to("post", "/v1/checkout/sessions")[-1]["params"]
@@ -188,7 +219,8 @@ def test_production_checkout_urls_use_the_public_base_url_whatever_the_host(data
 
 @pytest.mark.parametrize("config_overrides", [{"PASSWORD_HASH_METHOD": "pbkdf2:sha256:100000"}])
 def test_a_wrong_password_takes_as_long_for_unknown_emails_as_for_known_ones(
-        client, config_overrides):
+    client, config_overrides
+):
     users.create_user("known@example.com", "correct-horse")
 
     def attempt_ms(email: str) -> float:
@@ -204,8 +236,10 @@ def test_a_wrong_password_takes_as_long_for_unknown_emails_as_for_known_ones(
         for round_ in range(20):
             for email in sorted(times, reverse=bool(round_ % 2)):
                 times[email].append(attempt_ms(email))
-        return (statistics.median(times["known@example.com"]),
-                statistics.median(times["nobody@example.com"]))
+        return (
+            statistics.median(times["known@example.com"]),
+            statistics.median(times["nobody@example.com"]),
+        )
 
     attempt_ms("known@example.com")  # warm up
     # A real gap (a hash for one side only) shows in every measurement; a busy machine's
@@ -224,16 +258,18 @@ def test_a_wrong_password_takes_as_long_for_unknown_emails_as_for_known_ones(
 # --- passwords
 
 
-@pytest.mark.parametrize("password, problem", [
-    ("short-pw", "at least 10"),
-    ("qwertyuiop", "too common"),
-    ("password123", "too common"),
-    ("new@example.com", "email"),
-    ("NEW@example.com", "email"),
-])
+@pytest.mark.parametrize(
+    "password, problem",
+    [
+        ("short-pw", "at least 10"),
+        ("qwertyuiop", "too common"),
+        ("password123", "too common"),
+        ("new@example.com", "email"),
+        ("NEW@example.com", "email"),
+    ],
+)
 def test_signup_refuses_weak_passwords_with_a_reason(client, password, problem):
-    response = client.post("/auth/signup", data={"email": "new@example.com",
-                                                 "password": password})
+    response = client.post("/auth/signup", data={"email": "new@example.com", "password": password})
     assert response.status_code == 400 and problem in response.get_data(as_text=True)
     assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 0
 
@@ -248,9 +284,19 @@ def test_signup_shows_the_password_rule_before_any_error(client):
 
 def test_purchases_csv_escapes_cells_a_spreadsheet_would_run(client, admin, app):
     evil = users.create_user("=cmd|'/Ccalc'!A0@example.com", "correct-horse")
-    db.session.add(Purchase(user_id=evil.id, credits=500, value_cents=500, fee_cents=0,
-                            amount_cents=500, currency="usd", status="needs_review",
-                            review_reason="+SUM(1,2)", stripe_checkout_session_id="@cs_x"))
+    db.session.add(
+        Purchase(
+            user_id=evil.id,
+            credits=500,
+            value_cents=500,
+            fee_cents=0,
+            amount_cents=500,
+            currency="usd",
+            status="needs_review",
+            review_reason="+SUM(1,2)",
+            stripe_checkout_session_id="@cs_x",
+        )
+    )
     db.session.commit()
     login(client, admin.email)
     text = client.get("/admin/purchases.csv").get_data(as_text=True)
@@ -274,24 +320,28 @@ def test_negative_numbers_stay_numbers_in_the_csv():
 
 def _rows() -> tuple[int, int, int]:
     count = sa.select(sa.func.count())
-    return (db.session.scalar(count.select_from(LedgerEntry)),
-            db.session.scalar(count.select_from(ApiKey)),
-            db.session.scalar(count.select_from(User)))
+    return (
+        db.session.scalar(count.select_from(LedgerEntry)),
+        db.session.scalar(count.select_from(ApiKey)),
+        db.session.scalar(count.select_from(User)),
+    )
 
 
-@pytest.mark.parametrize("method, path, data", [
-    ("get", "/admin/users?q=a%00b", None),
-    ("get", "/admin/purchases?q=a%00b", None),
-    ("post", "/account/api-keys", {"label": "a\x00b"}),
-    ("post", "/admin/users/{user_id}/adjust", {"credits": "5", "reason": "a\x00b"}),
-    ("post", "/auth/login", {"email": "a\x00b@example.com", "password": "x"}),
-    ("get", "/credits/history?before=99999999999999999999", None),
-    ("get", "/credits/history?before=-1", None),
-    ("get", "/admin/users?before=99999999999999999999", None),
-    ("get", "/admin/events?before=1e400", None),
-])
-def test_nul_bytes_and_out_of_range_cursors_are_a_400(client, admin, user, method, path,
-                                                      data):
+@pytest.mark.parametrize(
+    "method, path, data",
+    [
+        ("get", "/admin/users?q=a%00b", None),
+        ("get", "/admin/purchases?q=a%00b", None),
+        ("post", "/account/api-keys", {"label": "a\x00b"}),
+        ("post", "/admin/users/{user_id}/adjust", {"credits": "5", "reason": "a\x00b"}),
+        ("post", "/auth/login", {"email": "a\x00b@example.com", "password": "x"}),
+        ("get", "/credits/history?before=99999999999999999999", None),
+        ("get", "/credits/history?before=-1", None),
+        ("get", "/admin/users?before=99999999999999999999", None),
+        ("get", "/admin/events?before=1e400", None),
+    ],
+)
+def test_nul_bytes_and_out_of_range_cursors_are_a_400(client, admin, user, method, path, data):
     login(client, admin.email)
     before = _rows()
     response = getattr(client, method)(path.format(user_id=user.id), data=data)
@@ -301,9 +351,14 @@ def test_nul_bytes_and_out_of_range_cursors_are_a_400(client, admin, user, metho
     assert _rows() == before
 
 
-@pytest.mark.parametrize("path", ["/admin/users/99999999999999999999",
-                                  "/admin/purchases/9223372036854775808",
-                                  "/admin/users/2147483648"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/users/99999999999999999999",
+        "/admin/purchases/9223372036854775808",
+        "/admin/users/2147483648",
+    ],
+)
 def test_ids_beyond_any_row_are_a_404(client, admin, path):
     login(client, admin.email)
     assert client.get(path).status_code == 404
@@ -312,8 +367,11 @@ def test_ids_beyond_any_row_are_a_404(client, admin, path):
 def test_usage_description_with_nul_is_a_400_and_debits_nothing(client, user):
     ledger.adjust(user.id, 100, "seed")
     secret = api_keys.mint(user.id).secret
-    response = client.post("/api/v1/usage", json={"credits": 5, "description": "a\x00b"},
-                           headers={"Authorization": f"Bearer {secret}"})
+    response = client.post(
+        "/api/v1/usage",
+        json={"credits": 5, "description": "a\x00b"},
+        headers={"Authorization": f"Bearer {secret}"},
+    )
     assert response.status_code == 400 and response.get_json()["error"] == "invalid_description"
     assert ledger.current_balance(user.id) == 100
 
@@ -323,18 +381,21 @@ def test_usage_description_with_nul_is_a_400_and_debits_nothing(client, user):
 BIDI = "\u202etxt.exe\u202c"
 
 
-def test_bidi_and_control_characters_are_stripped_from_labels_and_descriptions(
-        client, user, admin):
+def test_bidi_and_control_characters_are_stripped_from_labels_and_descriptions(client, user, admin):
     login(client, user.email)
     client.post("/account/api-keys", data={"label": f"build{BIDI}\x07"})
     label = db.session.scalar(sa.select(ApiKey.label))
     assert label == "buildtxt.exe"
     secret = api_keys.mint(user.id).secret
     ledger.adjust(user.id, 100, "seed")
-    client.post("/api/v1/usage", json={"credits": 5, "description": f"job {BIDI}\u2066x"},
-                headers={"Authorization": f"Bearer {secret}"})
-    description = db.session.scalar(sa.select(LedgerEntry.description)
-                                    .order_by(LedgerEntry.id.desc()).limit(1))
+    client.post(
+        "/api/v1/usage",
+        json={"credits": 5, "description": f"job {BIDI}\u2066x"},
+        headers={"Authorization": f"Bearer {secret}"},
+    )
+    description = db.session.scalar(
+        sa.select(LedgerEntry.description).order_by(LedgerEntry.id.desc()).limit(1)
+    )
     assert description == "job txt.exex"
 
 
@@ -373,8 +434,11 @@ def test_a_429_page_says_when_to_try_again(client, config_overrides):
 
 
 def test_an_oversized_webhook_gets_a_json_413(client):
-    response = client.post("/webhooks/stripe", data=b"{" + b" " * (1024 * 1024 + 10) + b"}",
-                           content_type="application/json",
-                           headers={"Stripe-Signature": "t=1,v1=00"})
+    response = client.post(
+        "/webhooks/stripe",
+        data=b"{" + b" " * (1024 * 1024 + 10) + b"}",
+        content_type="application/json",
+        headers={"Stripe-Signature": "t=1,v1=00"},
+    )
     assert response.status_code == 413
     assert response.is_json and response.get_json()["error"] == "request_entity_too_large"

@@ -44,7 +44,7 @@ def sqlalchemy_url(url: str) -> str:
     """Point plain postgres URLs at psycopg 3, the driver this project installs."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -97,7 +97,7 @@ class DevelopmentConfig(Config):
 class TestConfig(Config):
     APP_ENV = "testing"
     TESTING = True
-    SECRET_KEY = "test-secret-key"
+    SECRET_KEY = secrets.token_hex(32)  # per process: no key from the source signs anything
     SQLALCHEMY_DATABASE_URI = "sqlite://"
     STRIPE_SECRET_KEY = "sk_test_123"
     STRIPE_WEBHOOK_SECRET = "whsec_test_secret"
@@ -125,12 +125,16 @@ class ProductionConfig(Config):
     SESSION_COOKIE_SECURE = True
     REMEMBER_COOKIE_SECURE = True
     PREFERRED_URL_SCHEME = "https"
-    REQUIRED = ("SECRET_KEY", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "DATABASE_URL",
-                "PUBLIC_BASE_URL")
+    REQUIRED = (
+        "SECRET_KEY",
+        "STRIPE_SECRET_KEY",
+        "STRIPE_WEBHOOK_SECRET",
+        "DATABASE_URL",
+        "PUBLIC_BASE_URL",
+    )
     # Requests for a Host other than PUBLIC_BASE_URL's get 400 (see prepare); extra names,
     # e.g. the address a load balancer's health check uses, come from TRUSTED_HOSTS.
-    EXTRA_TRUSTED_HOSTS = tuple(h.strip() for h in env_str("TRUSTED_HOSTS").split(",")
-                                if h.strip())
+    EXTRA_TRUSTED_HOSTS = tuple(h.strip() for h in env_str("TRUSTED_HOSTS").split(",") if h.strip())
 
 
 CONFIGS = {
@@ -152,9 +156,7 @@ def config_for_environment() -> type[Config]:
     if config_class is ProductionConfig:
         missing = [var for var in ProductionConfig.REQUIRED if not env_str(var)]
         if missing:
-            raise ConfigurationError(
-                "Production refuses to start: set " + ", ".join(missing)
-            )
+            raise ConfigurationError("Production refuses to start: set " + ", ".join(missing))
     else:
         refuse_live_settings(name, env_str("STRIPE_SECRET_KEY"), env_str("PUBLIC_BASE_URL"))
     return config_class
@@ -166,11 +168,13 @@ def refuse_live_settings(env_name: str, stripe_key: str, public_base_url: str) -
     if stripe_key.startswith(("sk_live_", "rk_live_")):
         raise ConfigurationError(
             f"APP_ENV={env_name} refuses to start with a live STRIPE_SECRET_KEY: "
-            "set APP_ENV=production")
+            "set APP_ENV=production"
+        )
     if public_base_url and not is_loopback_url(public_base_url):
         raise ConfigurationError(
             f"APP_ENV={env_name} refuses to start with a public PUBLIC_BASE_URL "
-            f"({public_base_url}): set APP_ENV=production, or use a loopback address")
+            f"({public_base_url}): set APP_ENV=production, or use a loopback address"
+        )
 
 
 def is_loopback_url(url: str) -> bool:
@@ -189,8 +193,10 @@ def prepare(config: dict, instance_dir: Path | None = None) -> None:
     Development: a random SECRET_KEY generated once into instance/, and a webhook secret
     derived from it (the sandbox signs its own deliveries with it)."""
     if config.get("APP_ENV") == "production" and config.get("PUBLIC_BASE_URL"):
-        config["TRUSTED_HOSTS"] = [urlsplit(config["PUBLIC_BASE_URL"]).hostname,
-                                   *config.get("EXTRA_TRUSTED_HOSTS", ())]
+        config["TRUSTED_HOSTS"] = [
+            urlsplit(config["PUBLIC_BASE_URL"]).hostname,
+            *config.get("EXTRA_TRUSTED_HOSTS", ()),
+        ]
     if config.get("APP_ENV") != "development":
         return
     instance_dir = instance_dir or INSTANCE_DIR

@@ -16,22 +16,24 @@ from webapp.domain.text import has_nul
 
 
 def content_security_policy(form_targets: str) -> str:
-    return "; ".join((
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "connect-src 'self'",
-        "object-src 'none'",
-        "frame-ancestors 'none'",
-        # Buy, subscribe and the portal are form POSTs answered with a redirect to Stripe,
-        # and browsers apply form-action to every hop of that redirect. Stripe's host is
-        # not known in advance (checkout.stripe.com, a custom Checkout or portal domain set
-        # up in Stripe, a test double's host), so any https origin may receive the redirect;
-        # forms themselves all post to this app (the templates' own actions).
-        f"form-action {form_targets}",
-        "base-uri 'self'",
-    ))
+    return "; ".join(
+        (
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            "connect-src 'self'",
+            "object-src 'none'",
+            "frame-ancestors 'none'",
+            # Buy, subscribe and the portal are form POSTs answered with a redirect to Stripe,
+            # and browsers apply form-action to every hop of that redirect. Stripe's host is
+            # not known in advance (checkout.stripe.com, a custom Checkout or portal domain set
+            # up in Stripe, a test double's host), so any https origin may receive the redirect;
+            # forms themselves all post to this app (the templates' own actions).
+            f"form-action {form_targets}",
+            "base-uri 'self'",
+        )
+    )
 
 
 CONTENT_SECURITY_POLICY = content_security_policy("'self' https:")
@@ -61,10 +63,11 @@ def form_targets(config) -> str:
 def register_security(app: Flask) -> None:
     production = app.config["APP_ENV"] == "production"
 
-    security = {**SECURITY_HEADERS,
-                "Content-Security-Policy": content_security_policy(form_targets(app.config))}
-    headers = list(security.items()) + ([("Strict-Transport-Security", HSTS)]
-                                        if production else [])
+    security = {
+        **SECURITY_HEADERS,
+        "Content-Security-Policy": content_security_policy(form_targets(app.config)),
+    }
+    headers = list(security.items()) + ([("Strict-Transport-Security", HSTS)] if production else [])
 
     @app.after_request
     def security_headers(response: Response) -> Response:
@@ -119,8 +122,13 @@ _SECRET_PATTERNS = (
     (re.compile(r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]+"), "[redacted]"),
     (re.compile(r"\bwhsec_[A-Za-z0-9_]+"), "[redacted]"),
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), r"\1 [redacted]"),
-    (re.compile(r"(?i)\b(password|passwd|secret|api[_-]?key|authorization)"
-                r"(['\"]?\s*[:=]\s*['\"]?)[^\s'\",&]+"), r"\1\2[redacted]"),
+    (
+        re.compile(
+            r"(?i)\b(password|passwd|secret|api[_-]?key|authorization)"
+            r"(['\"]?\s*[:=]\s*['\"]?)[^\s'\",&]+"
+        ),
+        r"\1\2[redacted]",
+    ),
 )
 _CARD_LIKE = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
 REDACTED = "[redacted]"

@@ -54,8 +54,9 @@ def test_a_revoked_key_gets_401(logged_in, user):
     assert "Revoked" in logged_in.get("/account").get_data(as_text=True)
     anonymous = logged_in.application.test_client()
     for method, path in (("get", "/api/v1/balance"), ("post", "/api/v1/usage")):
-        answer = getattr(anonymous, method)(path, json={"credits": 1},
-                                            headers={"Authorization": f"Bearer {secret}"})
+        answer = getattr(anonymous, method)(
+            path, json={"credits": 1}, headers={"Authorization": f"Bearer {secret}"}
+        )
         assert answer.status_code == 401
         assert answer.get_json()["error"] == "invalid_api_key"
 
@@ -95,7 +96,8 @@ def test_cli_refuses_an_unknown_email(runner, app):
 def test_account_page_shows_when_a_key_was_last_used(logged_in, user):
     _, secret = create_key(logged_in, "reporting")
     logged_in.application.test_client().get(
-        "/api/v1/balance", headers={"Authorization": f"Bearer {secret}"})
+        "/api/v1/balance", headers={"Authorization": f"Bearer {secret}"}
+    )
     page = logged_in.get("/account").get_data(as_text=True)
     row = page.split("reporting</td>")[1].split("</tr>")[0]
     assert "Never" not in row and " UTC" in row

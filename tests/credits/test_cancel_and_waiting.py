@@ -20,7 +20,8 @@ def test_cancel_expires_the_session_at_stripe_and_the_purchase(logged_in, stripe
     assert response.status_code == 200 and b"Payment cancelled" in response.data
     expire = stripe_double.requests_to("post", "/v1/checkout/sessions/")
     assert [r["path"] for r in expire] == [
-        f"/v1/checkout/sessions/{purchase.stripe_checkout_session_id}/expire"]
+        f"/v1/checkout/sessions/{purchase.stripe_checkout_session_id}/expire"
+    ]
     assert stripe_double.objects[purchase.stripe_checkout_session_id]["status"] == "expired"
     db.session.refresh(purchase)
     assert purchase.status == "expired" and purchase.credited_at is None
@@ -50,8 +51,12 @@ def test_cancel_of_someone_elses_or_no_purchase_asks_stripe_nothing(app, client,
     users.create_user("other@example.com", "correct-horse")
     client.post("/auth/login", data={"email": "other@example.com", "password": "correct-horse"})
     calls = len(stripe_double.requests)
-    for url in (f"/credits/cancel?purchase={purchase.id}", "/credits/cancel",
-                "/credits/cancel?purchase=abc", "/credits/cancel?purchase=99999999999999999999"):
+    for url in (
+        f"/credits/cancel?purchase={purchase.id}",
+        "/credits/cancel",
+        "/credits/cancel?purchase=abc",
+        "/credits/cancel?purchase=99999999999999999999",
+    ):
         response = client.get(url)
         assert response.status_code == 200 and b"Payment cancelled" in response.data
     assert len(stripe_double.requests) == calls
@@ -59,8 +64,7 @@ def test_cancel_of_someone_elses_or_no_purchase_asks_stripe_nothing(app, client,
     assert purchase.status == "pending"
 
 
-def test_waiting_pages_refresh_themselves_until_the_payment_is_settled(logged_in,
-                                                                       stripe_double):
+def test_waiting_pages_refresh_themselves_until_the_payment_is_settled(logged_in, stripe_double):
     purchase = start(logged_in)
     url = f"/credits/success?session_id={purchase.stripe_checkout_session_id}"
     waiting = logged_in.get(url).get_data(as_text=True)
@@ -76,8 +80,9 @@ def test_api_checkout_url_is_absolute_in_the_sandbox(app, client, user):
     sandbox = StripeDouble(minimal_templates, checkout_base="")
     stripe_gateway.init_app(app, "sk_test_sandbox", sandbox)
     secret = api_keys.mint(user.id).secret
-    response = client.post("/api/v1/checkout", json={"credits": 500},
-                           headers={"Authorization": f"Bearer {secret}"})
+    response = client.post(
+        "/api/v1/checkout", json={"credits": 500}, headers={"Authorization": f"Bearer {secret}"}
+    )
     assert response.status_code == 201
     url = response.get_json()["url"]
     assert url.startswith("https://credits.example.test/sandbox/checkout/cs_"), url

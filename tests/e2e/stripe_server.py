@@ -64,8 +64,11 @@ class StripeServer:
 
     def api(self, request: Request) -> Response:
         body, status, headers = self.double.request(
-            request.method.lower(), request.url, dict(request.headers),
-            request.get_data(as_text=True) if request.method == "POST" else None)
+            request.method.lower(),
+            request.url,
+            dict(request.headers),
+            request.get_data(as_text=True) if request.method == "POST" else None,
+        )
         events = self.double.take_pending_events()
         if events:  # sent by Stripe on its own, after answering the call that caused them
             threading.Thread(target=self._deliver_later, args=(events,), daemon=True).start()
@@ -77,16 +80,25 @@ class StripeServer:
             self.deliver(event_type, obj)
 
     def deliver(self, event_type: str, obj: dict) -> int:
-        event = {"id": f"evt_{secrets.token_hex(12)}", "object": "event",
-                 "api_version": "2025-09-30", "created": int(time.time()), "livemode": False,
-                 "pending_webhooks": 1, "request": {"id": None, "idempotency_key": None},
-                 "type": event_type, "data": {"object": obj}}
+        event = {
+            "id": f"evt_{secrets.token_hex(12)}",
+            "object": "event",
+            "api_version": "2025-09-30",
+            "created": int(time.time()),
+            "livemode": False,
+            "pending_webhooks": 1,
+            "request": {"id": None, "idempotency_key": None},
+            "type": event_type,
+            "data": {"object": obj},
+        }
         payload = json.dumps(event)
-        signature = stripe.WebhookSignature.generate_signature_header(payload,
-                                                                      self.webhook_secret)
+        signature = stripe.WebhookSignature.generate_signature_header(payload, self.webhook_secret)
         request = urllib.request.Request(
-            self.webhook_url, data=payload.encode(), method="POST",
-            headers={"Stripe-Signature": signature, "Content-Type": "application/json"})
+            self.webhook_url,
+            data=payload.encode(),
+            method="POST",
+            headers={"Stripe-Signature": signature, "Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=30) as response:
             self.delivered.append((event_type, response.status))
             return response.status
@@ -98,12 +110,15 @@ class StripeServer:
         if session is None:
             return Response("no such session", 404)
         amount = f"{session['amount_total'] / 100:.2f} {session['currency'].upper()}"
-        body = (f"<p>Pay {escape(amount)}</p>"
-                f"<form method='post' action='/sandbox/checkout/{session_id}/pay'>"
-                "<button id='sandbox-pay' type='submit'>Pay</button></form>"
-                f"<p><a id='stripe-cancel' href='{escape(session['cancel_url'])}'>Cancel</a></p>")
-        return Response(PAGE.format(title="Stripe double: Checkout", body=body),
-                        content_type="text/html")
+        body = (
+            f"<p>Pay {escape(amount)}</p>"
+            f"<form method='post' action='/sandbox/checkout/{session_id}/pay'>"
+            "<button id='sandbox-pay' type='submit'>Pay</button></form>"
+            f"<p><a id='stripe-cancel' href='{escape(session['cancel_url'])}'>Cancel</a></p>"
+        )
+        return Response(
+            PAGE.format(title="Stripe double: Checkout", body=body), content_type="text/html"
+        )
 
     def pay(self, session_id: str) -> Response:
         session = self.double.complete_checkout_session(session_id)
@@ -119,18 +134,23 @@ class StripeServer:
         portal = self.double.objects.get(portal_id)
         if portal is None:
             return Response("no such portal session", 404)
-        body = (f"<form method='post' action='/sandbox/portal/{portal_id}/fail-renewal'>"
-                "<button id='portal-fail-renewal' type='submit'>Fail the next renewal</button>"
-                f"</form><p><a id='portal-return' href='{escape(portal['return_url'])}'>"
-                "Return</a></p>")
-        return Response(PAGE.format(title="Stripe double: portal", body=body),
-                        content_type="text/html")
+        body = (
+            f"<form method='post' action='/sandbox/portal/{portal_id}/fail-renewal'>"
+            "<button id='portal-fail-renewal' type='submit'>Fail the next renewal</button>"
+            f"</form><p><a id='portal-return' href='{escape(portal['return_url'])}'>"
+            "Return</a></p>"
+        )
+        return Response(
+            PAGE.format(title="Stripe double: portal", body=body), content_type="text/html"
+        )
 
     def fail_renewal(self, portal_id: str) -> Response:
         portal = self.double.objects[portal_id]
-        for sub in [o for o in list(self.double.objects.values())
-                    if o.get("object") == "subscription"
-                    and o.get("customer") == portal["customer"]]:
+        for sub in [
+            o
+            for o in list(self.double.objects.values())
+            if o.get("object") == "subscription" and o.get("customer") == portal["customer"]
+        ]:
             subscription, invoice = self.double.renew_subscription(sub["id"], paid=False)
             self.deliver("invoice.payment_failed", invoice)
             self.deliver("customer.subscription.updated", subscription)

@@ -35,10 +35,19 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "e2e"
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-default-apps", "--disable-extensions", "--disable-sync",
-                 "--metrics-recording-only", "--no-first-run", "--mute-audio"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--disable-sync",
+    "--metrics-recording-only",
+    "--no-first-run",
+    "--mute-audio",
+]
 DESKTOP = {"width": 1280, "height": 800}
 AXE_CHECKED: set[str] = set()
 EXPECTED_404 = "/no-such-page"  # the pages checked with axe in this run
@@ -72,25 +81,42 @@ def _free_port() -> int:
 def _serve_app(folder: Path, port: int, settings: dict[str, str]):
     """The app as `make run` serves it (development, migrated SQLite, demo users) with
     `settings` on top; returns the running process once /healthz answers."""
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("STRIPE_", "DATABASE_", "TEST_DATABASE", "REDIS_", "APP_",
-                                  "PUBLIC_BASE_URL"))}
-    env.update({"APP_ENV": "development", "DATABASE_URL": f"sqlite:///{folder / 'e2e.db'}",
-                "SECRET_KEY": "e2e-secret", "PYTHONUNBUFFERED": "1", **settings})
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(
+            ("STRIPE_", "DATABASE_", "TEST_DATABASE", "REDIS_", "APP_", "PUBLIC_BASE_URL")
+        )
+    }
+    env.update(
+        {
+            "APP_ENV": "development",
+            "DATABASE_URL": f"sqlite:///{folder / 'e2e.db'}",
+            "SECRET_KEY": "e2e-secret",
+            "PYTHONUNBUFFERED": "1",
+            **settings,
+        }
+    )
     flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
-    subprocess.run([*flask, "db", "upgrade"], cwd=ROOT, env=env, check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [*flask, "db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True, timeout=120
+    )
     # The demo user and admin, as `make run` makes them (ADMIN_EMAIL / ADMIN_PASSWORD).
-    subprocess.run([*flask, "users", "demo"], cwd=ROOT, env=env, check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [*flask, "users", "demo"], cwd=ROOT, env=env, check=True, capture_output=True, timeout=120
+    )
     log = (folder / "server.log").open("w")
-    server = subprocess.Popen([*flask, "run", "--host", "127.0.0.1", "--port", str(port)],
-                              cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [*flask, "run", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 60
     while True:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz",
-                                        timeout=2) as response:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
                 if response.status == 200:
                     return server
         except OSError:
@@ -108,9 +134,15 @@ def stripe_and_app(tmp_path_factory):
     base = f"http://127.0.0.1:{port}"
     stripe_server = StripeServer(f"{base}/webhooks/stripe", WEBHOOK_SECRET).start()
     try:
-        server = _serve_app(tmp_path_factory.mktemp("e2e"), port, {
-            "STRIPE_SECRET_KEY": "sk_test_e2e", "STRIPE_API_BASE": stripe_server.base,
-            "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET})
+        server = _serve_app(
+            tmp_path_factory.mktemp("e2e"),
+            port,
+            {
+                "STRIPE_SECRET_KEY": "sk_test_e2e",
+                "STRIPE_API_BASE": stripe_server.base,
+                "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            },
+        )
         yield base, stripe_server
         server.terminate()
         server.wait(timeout=10)
@@ -141,8 +173,9 @@ class Browser:
     errors and screenshots join this one's.
     """
 
-    def __init__(self, page, base: str, errors: list[str] | None = None, shots=None,
-                 new_context=None):
+    def __init__(
+        self, page, base: str, errors: list[str] | None = None, shots=None, new_context=None
+    ):
         self.page, self.base = page, base
         self.errors: list[str] = [] if errors is None else errors
         self._shots = shots if shots is not None else [0]
@@ -170,8 +203,9 @@ class Browser:
 
     def fresh(self) -> "Browser":
         """Another person in a fresh browser context (no cookies)."""
-        return Browser(self._new_context().new_page(), self.base, self.errors, self._shots,
-                       self._new_context)
+        return Browser(
+            self._new_context().new_page(), self.base, self.errors, self._shots, self._new_context
+        )
 
     def goto(self, path: str):
         response = self.page.goto(self.base + path)
@@ -185,12 +219,14 @@ class Browser:
         self._shots[0] += 1
         for label, size in (("desktop", DESKTOP), ("phone", PHONE)):
             self.page.set_viewport_size(size)
-            self.page.screenshot(path=str(ARTIFACTS / f"{self.shots:02d}-{name}-{label}.png"),
-                                 full_page=True)
+            self.page.screenshot(
+                path=str(ARTIFACTS / f"{self.shots:02d}-{name}-{label}.png"), full_page=True
+            )
             if not ours:
                 continue
             overflow = self.page.evaluate(
-                "document.documentElement.scrollWidth - document.documentElement.clientWidth")
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
             if overflow > 0:
                 self.errors.append(f"{name} overflows {overflow}px sideways at {label} width")
             for problem in self.axe():
@@ -208,7 +244,8 @@ class Browser:
                  .violations.filter(v => v.impact === "serious" || v.impact === "critical")
                  .map(v => v.id + " (" + v.impact + "): "
                       + v.nodes.slice(0, 3).map(n => n.target.join(" ")).join(", "))""",
-            AXE_TAGS)
+            AXE_TAGS,
+        )
         return list(violations)
 
     def text(self, selector: str) -> str:
@@ -223,8 +260,9 @@ def browser_on(base: str):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                              args=CHROMIUM_ARGS)
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
         contexts = []
 
         def new_context():
@@ -348,11 +386,28 @@ def test_sign_up_buy_a_pack_and_see_it_everywhere(browser, stripe_and_app):
     assert missing is not None and missing.status == 404
     b.snap("not-found")
 
-    assert {"home", "login", "signup", "credits-empty", "cancel", "success", "history",
-            "history-payments", "account", "account-new-key", "subscribed", "plan-past-due",
-            "admin-users", "admin-user", "admin-purchases", "admin-purchase",
-            "admin-events", "admin-subscriptions", "admin-dashboard",
-            "not-found"} <= AXE_CHECKED
+    assert {
+        "home",
+        "login",
+        "signup",
+        "credits-empty",
+        "cancel",
+        "success",
+        "history",
+        "history-payments",
+        "account",
+        "account-new-key",
+        "subscribed",
+        "plan-past-due",
+        "admin-users",
+        "admin-user",
+        "admin-purchases",
+        "admin-purchase",
+        "admin-events",
+        "admin-subscriptions",
+        "admin-dashboard",
+        "not-found",
+    } <= AXE_CHECKED
 
 
 def cancel_at_stripe(b: Browser, stripe_server: StripeServer) -> None:
@@ -362,8 +417,9 @@ def cancel_at_stripe(b: Browser, stripe_server: StripeServer) -> None:
     b.page.wait_for_url(re.compile(r"/credits/cancel\?purchase=\d+"))
     assert "Payment cancelled" in b.text("main")
     b.snap("cancel")
-    sessions = [o for o in stripe_server.double.objects.values()
-                if o.get("object") == "checkout.session"]
+    sessions = [
+        o for o in stripe_server.double.objects.values() if o.get("object") == "checkout.session"
+    ]
     assert [s["status"] for s in sessions] == ["expired"]
     b.goto("/credits/history?tab=payments")
     assert "checkout expired" in b.page.locator("#payments tbody tr").first.inner_text().lower()
@@ -461,9 +517,15 @@ def spend_through_api(base: str, key: str, credits: int, description: str) -> di
     """POST /api/v1/usage as a script would: no browser, no cookies."""
     body = json.dumps({"credits": credits, "description": description}).encode()
     request = urllib.request.Request(
-        f"{base}/api/v1/usage", data=body, method="POST",
-        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json",
-                 "Idempotency-Key": "journey-usage-1"})
+        f"{base}/api/v1/usage",
+        data=body,
+        method="POST",
+        headers={
+            "Authorization": f"Bearer {key}",
+            "Content-Type": "application/json",
+            "Idempotency-Key": "journey-usage-1",
+        },
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 200
         return json.loads(response.read())

@@ -5,8 +5,12 @@ from webapp.domain import reports
 from webapp.hardening import cursor_arg
 from webapp.models import EventOutcome
 
-OUTCOMES = (EventOutcome.PROCESSED, EventOutcome.IGNORED, EventOutcome.UNMATCHED,
-            EventOutcome.FAILED)
+OUTCOMES = (
+    EventOutcome.PROCESSED,
+    EventOutcome.IGNORED,
+    EventOutcome.UNMATCHED,
+    EventOutcome.FAILED,
+)
 
 
 @bp.get("/events")
@@ -15,5 +19,6 @@ def event_list():
     outcome = outcome if outcome in OUTCOMES else ""
     before = cursor_arg()
     page = reports.events_page(outcome, before, current_app.config["HISTORY_PAGE_SIZE"])
-    return render_template("admin/events.html", page=page, outcome=outcome, before=before,
-                           outcomes=OUTCOMES)
+    return render_template(
+        "admin/events.html", page=page, outcome=outcome, before=before, outcomes=OUTCOMES
+    )

@@ -9,13 +9,25 @@ CREDITS_LIMIT = 10**12
 
 
 class AdjustForm(FlaskForm):
-    credits = IntegerField("Credits (+ to add, − to remove)", validators=[
-        InputRequired(), NumberRange(min=-CREDITS_LIMIT, max=CREDITS_LIMIT,
-                                     message="Enter at most 1,000,000,000,000 credits either way.")])
-    reason = StringField("Reason (shown to the customer in their history)",
-                         filters=[clean_text], validators=[DataRequired(), Length(max=500)])
+    credits = IntegerField(
+        "Credits (+ to add, − to remove)",
+        validators=[
+            InputRequired(),
+            NumberRange(
+                min=-CREDITS_LIMIT,
+                max=CREDITS_LIMIT,
+                message="Enter at most 1,000,000,000,000 credits either way.",
+            ),
+        ],
+    )
+    reason = StringField(
+        "Reason (shown to the customer in their history)",
+        filters=[clean_text],
+        validators=[DataRequired(), Length(max=500)],
+    )
 
 
 class RefundForm(FlaskForm):
-    amount = StringField("Amount (empty = everything not yet refunded)",
-                         validators=[Length(max=20)])
+    amount = StringField(
+        "Amount (empty = everything not yet refunded)", validators=[Length(max=20)]
+    )

@@ -23,9 +23,22 @@ from webapp.extensions import db
 from webapp.hardening import cursor_arg
 from webapp.models import Purchase, PurchaseStatus
 
-CSV_COLUMNS = ("id", "created_at", "email", "status", "credits", "amount", "fee", "currency",
-               "amount_refunded", "credits_refunded", "credits_disputed",
-               "stripe_checkout_session_id", "stripe_payment_intent_id", "review_reason")
+CSV_COLUMNS = (
+    "id",
+    "created_at",
+    "email",
+    "status",
+    "credits",
+    "amount",
+    "fee",
+    "currency",
+    "amount_refunded",
+    "credits_refunded",
+    "credits_disputed",
+    "stripe_checkout_session_id",
+    "stripe_payment_intent_id",
+    "review_reason",
+)
 
 
 def _date_arg(name: str) -> date | None:
@@ -38,14 +51,20 @@ def _date_arg(name: str) -> date | None:
 def purchase_filter() -> reports.PurchaseFilter:
     status = request.args.get("status", "")
     return reports.PurchaseFilter(
-        status=status if status in tuple(PurchaseStatus) else "", q=request.args.get("q", ""),
-        start=_date_arg("from"), end=_date_arg("to"))
+        status=status if status in tuple(PurchaseStatus) else "",
+        q=request.args.get("q", ""),
+        start=_date_arg("from"),
+        end=_date_arg("to"),
+    )
 
 
 def filter_args(filters: reports.PurchaseFilter) -> dict[str, str]:
-    args = {"status": filters.status, "q": filters.q.strip(),
-            "from": filters.start.isoformat() if filters.start else "",
-            "to": filters.end.isoformat() if filters.end else ""}
+    args = {
+        "status": filters.status,
+        "q": filters.q.strip(),
+        "from": filters.start.isoformat() if filters.start else "",
+        "to": filters.end.isoformat() if filters.end else "",
+    }
     return {name: value for name, value in args.items() if value}
 
 
@@ -54,8 +73,14 @@ def purchase_list():
     filters = purchase_filter()
     before = cursor_arg()
     page = reports.purchases_admin_page(filters, before, current_app.config["HISTORY_PAGE_SIZE"])
-    return render_template("admin/purchases.html", page=page, filters=filters, before=before,
-                           args=filter_args(filters), statuses=tuple(PurchaseStatus))
+    return render_template(
+        "admin/purchases.html",
+        page=page,
+        filters=filters,
+        before=before,
+        args=filter_args(filters),
+        statuses=tuple(PurchaseStatus),
+    )
 
 
 @bp.get("/purchases.csv")
@@ -67,8 +92,13 @@ def purchases_csv():
         for batch in reports.purchases_in_batches(filters):
             yield "".join(_csv_line(_csv_row(purchase)) for purchase in batch)
 
-    return Response(stream_with_context(rows()), mimetype="text/csv", headers={
-        "Content-Disposition": f"attachment; filename=purchases-{date.today().isoformat()}.csv"})
+    return Response(
+        stream_with_context(rows()),
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": f"attachment; filename=purchases-{date.today().isoformat()}.csv"
+        },
+    )
 
 
 def _csv_line(values) -> str:
@@ -84,18 +114,32 @@ _PLAIN_NUMBER = re.compile(r"-?\d+(\.\d+)?")
 def spreadsheet_safe(value):
     """OWASP's rule against CSV formula injection: text a spreadsheet would run as a
     formula (starting with = + - @, tab or CR) gets a leading apostrophe; numbers stay."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START) \
-            and not _PLAIN_NUMBER.fullmatch(value):
+    if (
+        isinstance(value, str)
+        and value.startswith(_FORMULA_START)
+        and not _PLAIN_NUMBER.fullmatch(value)
+    ):
         return "'" + value
     return value
 
 
 def _csv_row(p: Purchase) -> tuple:
-    return (p.id, p.created_at.isoformat(), p.user.email, p.status, p.credits,
-            _major(p.amount_cents, p.currency), _major(p.fee_cents, p.currency), p.currency,
-            _major(p.amount_refunded_cents, p.currency), p.credits_refunded, p.credits_disputed,
-            p.stripe_checkout_session_id or "", p.stripe_payment_intent_id or "",
-            p.review_reason or "")
+    return (
+        p.id,
+        p.created_at.isoformat(),
+        p.user.email,
+        p.status,
+        p.credits,
+        _major(p.amount_cents, p.currency),
+        _major(p.fee_cents, p.currency),
+        p.currency,
+        _major(p.amount_refunded_cents, p.currency),
+        p.credits_refunded,
+        p.credits_disputed,
+        p.stripe_checkout_session_id or "",
+        p.stripe_payment_intent_id or "",
+        p.review_reason or "",
+    )
 
 
 def _major(cents: int, currency: str) -> str:
@@ -107,7 +151,9 @@ def _major(cents: int, currency: str) -> str:
 
 def render_purchase(purchase: Purchase, form: RefundForm, status: int = 200):
     return render_template(
-        "admin/purchase_detail.html", purchase=purchase, form=form,
+        "admin/purchase_detail.html",
+        purchase=purchase,
+        form=form,
         refundable=admin_ops.refundable_cents(purchase),
         actions=reports.admin_actions_for(admin_ops.AdminTarget.PURCHASE, purchase.id),
     ), status
@@ -132,6 +178,9 @@ def purchase_refund(purchase_id: int):
     except PaymentProviderError as exc:
         flash(f"Stripe did not accept the refund: {exc}", "error")
         return render_purchase(purchase, form, 502)
-    flash(f"Refund {refund.get('id')} requested from Stripe; the credits are taken back "
-          "when Stripe confirms it (charge.refunded).", "success")
+    flash(
+        f"Refund {refund.get('id')} requested from Stripe; the credits are taken back "
+        "when Stripe confirms it (charge.refunded).",
+        "success",
+    )
     return redirect(url_for("admin.purchase_detail", purchase_id=purchase.id), code=303)

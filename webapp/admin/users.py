@@ -23,8 +23,12 @@ def render_user(user: User, form: AdjustForm, status: int = 200):
     size = current_app.config["HISTORY_PAGE_SIZE"]
     account = reports.account_for(user.id)
     return render_template(
-        "admin/user_detail.html", user=user, form=form, before=before,
-        account=account, expiring=reports.expiring_grants(account),
+        "admin/user_detail.html",
+        user=user,
+        form=form,
+        before=before,
+        account=account,
+        expiring=reports.expiring_grants(account),
         ledger=reports.ledger_page(user.id, before, size),
         purchases=reports.purchases_page(user.id, None, 10).items,
         actions=reports.admin_actions_for(admin_ops.AdminTarget.USER, user.id),
@@ -43,8 +47,9 @@ def user_adjust(user_id: int):
     if not form.validate_on_submit():
         return render_user(user, form, 400)
     try:
-        balance = admin_ops.adjust_credits(current_user.id, user.id, form.credits.data,
-                                           form.reason.data)
+        balance = admin_ops.adjust_credits(
+            current_user.id, user.id, form.credits.data, form.reason.data
+        )
     except (InvalidAmountError, InsufficientCreditsError) as exc:
         form.credits.errors.append(str(exc))
         return render_user(user, form, 400)

@@ -39,8 +39,9 @@ def checkout_create():
     if credits is None:
         return api_error(400, "invalid_credits", message="credits must be an integer.")
     try:
-        purchase = checkout.start_checkout(g.api_user, credits,
-                                           checkout.public_base_url(request.url_root))
+        purchase = checkout.start_checkout(
+            g.api_user, credits, checkout.public_base_url(request.url_root)
+        )
     except InvalidPurchaseError as exc:
         return api_error(400, "invalid_credits", message=str(exc))
     except PaymentProviderError as exc:
@@ -59,19 +60,29 @@ def usage_create():
     key = request.headers.get("Idempotency-Key")
     if credits is None:
         return api_error(400, "invalid_credits", message="credits must be an integer >= 1.")
-    if (not isinstance(description, str) or len(description) > MAX_DESCRIPTION_LENGTH
-            or has_nul(description)):
-        return api_error(400, "invalid_description",
-                         message=f"description must be text of at most {MAX_DESCRIPTION_LENGTH} "
-                                 "characters, without NUL characters.")
+    if (
+        not isinstance(description, str)
+        or len(description) > MAX_DESCRIPTION_LENGTH
+        or has_nul(description)
+    ):
+        return api_error(
+            400,
+            "invalid_description",
+            message=f"description must be text of at most {MAX_DESCRIPTION_LENGTH} "
+            "characters, without NUL characters.",
+        )
     description = strip_controls(description)
     if key is not None and not 0 < len(key) <= usage.MAX_KEY_LENGTH:
-        return api_error(400, "invalid_idempotency_key",
-                         message=f"Idempotency-Key must be 1 to {usage.MAX_KEY_LENGTH} characters.")
+        return api_error(
+            400,
+            "invalid_idempotency_key",
+            message=f"Idempotency-Key must be 1 to {usage.MAX_KEY_LENGTH} characters.",
+        )
     reference = g.api_key.prefix if g.api_key is not None else None
     try:
-        answer = usage.spend(g.api_user.id, credits, description, idempotency_key=key,
-                             reference=reference)
+        answer = usage.spend(
+            g.api_user.id, credits, description, idempotency_key=key, reference=reference
+        )
     except IdempotencyKeyReusedError as exc:
         return api_error(409, "idempotency_key_reused", message=str(exc))
     response = jsonify(answer.body)

@@ -11,11 +11,16 @@ def strip(value):
 
 
 class SignupForm(FlaskForm):
-    email = EmailField("Email", filters=[clean_text, strip],
-                       validators=[DataRequired(), Email(check_deliverability=False),
-                                   Length(max=254)])
-    password = PasswordField("Password", description=PASSWORD_RULE,
-                             validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)])
+    email = EmailField(
+        "Email",
+        filters=[clean_text, strip],
+        validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)],
+    )
+    password = PasswordField(
+        "Password",
+        description=PASSWORD_RULE,
+        validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)],
+    )
     submit = SubmitField("Create account")
 
     def validate_password(self, field):
@@ -25,9 +30,11 @@ class SignupForm(FlaskForm):
 
 
 class LoginForm(FlaskForm):
-    email = EmailField("Email", filters=[clean_text, strip],
-                       validators=[DataRequired(), Length(max=254)])
-    password = PasswordField("Password", validators=[DataRequired(),
-                                                     Length(max=MAX_PASSWORD_LENGTH)])
+    email = EmailField(
+        "Email", filters=[clean_text, strip], validators=[DataRequired(), Length(max=254)]
+    )
+    password = PasswordField(
+        "Password", validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)]
+    )
     next = HiddenField(filters=[clean_text])
     submit = SubmitField("Log in")

@@ -16,7 +16,12 @@ def safe_next(target: str | None) -> str:
     if not target:
         return url_for("credits.index")
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith(("//", "/\\")):
+    if (
+        parts.scheme
+        or parts.netloc
+        or not target.startswith("/")
+        or target.startswith(("//", "/\\"))
+    ):
         return url_for("credits.index")
     return target
 

@@ -17,8 +17,11 @@ def require_login():
 def render_index(form: BuyForm, status: int = 200):
     account = reports.account_for(current_user.id)
     return render_template(
-        "credits/index.html", form=form, account=account,
-        expiring=reports.expiring_grants(account), plan=subscriptions.plan_view(current_user.id),
+        "credits/index.html",
+        form=form,
+        account=account,
+        expiring=reports.expiring_grants(account),
+        plan=subscriptions.plan_view(current_user.id),
         recent=reports.ledger_page(current_user.id, None, 5).items,
         packs=[pricing.quote(credits) for credits in current_app.config["CREDIT_PACKS"]],
         chart=chart.build(reports.credits_by_day(current_user.id)),
@@ -37,8 +40,9 @@ def buy():
         return render_index(form, 400)
     try:
         credits = pricing.parse_credits(form.credits.data)
-        purchase = checkout.start_checkout(current_user, credits,
-                                           checkout.public_base_url(request.url_root))
+        purchase = checkout.start_checkout(
+            current_user, credits, checkout.public_base_url(request.url_root)
+        )
     except InvalidPurchaseError as exc:
         form.credits.errors.append(str(exc))
         return render_index(form, 400)
@@ -55,18 +59,25 @@ def success():
     if returned is None:
         return subscription_success(session_id)
     if returned.stripe_unreachable:
-        flash("We could not check this payment with Stripe just now; "
-              "your credits will arrive as soon as Stripe confirms it.", "info")
-    return render_template("credits/success.html", purchase=returned.purchase,
-                           account=reports.account_for(current_user.id))
+        flash(
+            "We could not check this payment with Stripe just now; "
+            "your credits will arrive as soon as Stripe confirms it.",
+            "info",
+        )
+    return render_template(
+        "credits/success.html",
+        purchase=returned.purchase,
+        account=reports.account_for(current_user.id),
+    )
 
 
 @bp.get("/cancel")
 def cancel():
     purchase_id = request.args.get("purchase", "")
     purchase = checkout.cancel_checkout(
-        current_user.id, int(purchase_id) if purchase_id.isdigit() and len(purchase_id) < 19
-        else None)
+        current_user.id,
+        int(purchase_id) if purchase_id.isdigit() and len(purchase_id) < 19 else None,
+    )
     return render_template("credits/cancel.html", purchase=purchase)
 
 
@@ -90,6 +101,9 @@ def subscription_success(session_id: str):
         session = {"id": session_id, "status": "unknown"}
     if session is None:
         abort(404)
-    return render_template("credits/subscribed.html", session=session,
-                           plan=subscriptions.plan_view(current_user.id),
-                           account=reports.account_for(current_user.id))
+    return render_template(
+        "credits/subscribed.html",
+        session=session,
+        plan=subscriptions.plan_view(current_user.id),
+        account=reports.account_for(current_user.id),
+    )

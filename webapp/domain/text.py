@@ -6,8 +6,7 @@ import re
 # text (bidi embeddings, overrides and isolates, LRM/RLM/ALM, zero-width space, BOM):
 # shown to an admin they could make one key's label read like another's.
 _CONTROLS = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
-    "\u061c\u200b\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
 )
 
 

@@ -14,8 +14,10 @@ from webapp.models import User, normalize_email
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 200
-PASSWORD_RULE = (f"At least {MIN_PASSWORD_LENGTH} characters; not your email address "
-                 "and not a commonly used password.")
+PASSWORD_RULE = (
+    f"At least {MIN_PASSWORD_LENGTH} characters; not your email address "
+    "and not a commonly used password."
+)
 
 
 class EmailTakenError(DomainError):
@@ -92,8 +94,11 @@ def end_sessions(user: User) -> None:
     keep only the session that made the change.
     """
     with atomic():
-        db.session.execute(sa.update(User).where(User.id == user.id)
-                           .values(session_version=User.session_version + 1))
+        db.session.execute(
+            sa.update(User)
+            .where(User.id == user.id)
+            .values(session_version=User.session_version + 1)
+        )
     db.session.refresh(user)
 
 
