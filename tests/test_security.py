@@ -339,6 +339,10 @@ def _rows() -> tuple[int, int, int]:
         ("get", "/credits/history?before=-1", None),
         ("get", "/admin/users?before=99999999999999999999", None),
         ("get", "/admin/events?before=1e400", None),
+        ("get", "/admin/users?before=2147483648", None),  # users.id is an INTEGER
+        ("get", "/admin/purchases?before=2147483648", None),
+        ("get", "/admin/subscriptions?before=2147483648", None),
+        ("get", "/credits/history?tab=payments&before=2147483648", None),
     ],
 )
 def test_nul_bytes_and_out_of_range_cursors_are_a_400(client, admin, user, method, path, data):
@@ -357,11 +361,19 @@ def test_nul_bytes_and_out_of_range_cursors_are_a_400(client, admin, user, metho
         "/admin/users/99999999999999999999",
         "/admin/purchases/9223372036854775808",
         "/admin/users/2147483648",
+        "/admin/purchases/2147483648",
     ],
 )
 def test_ids_beyond_any_row_are_a_404(client, admin, path):
     login(client, admin.email)
     assert client.get(path).status_code == 404
+
+
+def test_a_ledger_cursor_may_be_a_big_id(logged_in, client, admin):
+    """Ledger entries and events have BIGINT ids: a cursor past 2^31 is a real position."""
+    assert logged_in.get("/credits/history?before=2147483648").status_code == 200
+    login(client, admin.email)
+    assert client.get("/admin/events?before=2147483648").status_code == 200
 
 
 def test_usage_description_with_nul_is_a_400_and_debits_nothing(client, user):

@@ -78,25 +78,30 @@ def register_security(app: Flask) -> None:
 
 # --- input every view can trust: ids in range, no NUL characters
 
-# The widest id or cursor any table holds (BIGINT); larger numbers name nothing.
-MAX_ID = 2**63 - 1
+# The largest id an INTEGER / a BIGINT column holds; larger numbers name nothing, and
+# PostgreSQL refuses to compare them with the column ("integer out of range").
+MAX_ID = 2**31 - 1
+MAX_BIG_ID = 2**63 - 1
 
 
 class IdConverter(IntegerConverter):
-    """`<int:...>` in URLs: a number beyond any id is a 404, not a database error."""
+    """`<int:...>` in URLs: a number beyond any id is a 404, not a database error.
+
+    Every id in a URL names a row of an INTEGER-keyed table (users, purchases, keys)."""
 
     def __init__(self, map, *args, **kwargs):
         kwargs.setdefault("max", MAX_ID)
         super().__init__(map, *args, **kwargs)
 
 
-def cursor_arg(name: str = "before") -> int | None:
-    """A keyset cursor from the query string: None when absent, 400 when not an id."""
+def cursor_arg(name: str = "before", largest: int = MAX_ID) -> int | None:
+    """A keyset cursor from the query string: None when absent, 400 when it is not an id
+    of the paged table (`largest`: MAX_BIG_ID for BIGINT-keyed ones)."""
     raw = request.args.get(name)
     if raw is None or raw == "":
         return None
-    if not (raw.isascii() and raw.isdigit() and 0 < int(raw) <= MAX_ID):
-        abort(400, description=f"`{name}` must be a whole number from 1 to {MAX_ID}.")
+    if not (raw.isascii() and raw.isdigit() and 0 < int(raw) <= largest):
+        abort(400, description=f"`{name}` must be a whole number from 1 to {largest}.")
     return int(raw)
 
 

@@ -2,7 +2,7 @@ from flask import current_app, render_template, request
 
 from webapp.admin import bp
 from webapp.domain import reports
-from webapp.hardening import cursor_arg
+from webapp.hardening import MAX_BIG_ID, cursor_arg
 from webapp.models import EventOutcome
 
 OUTCOMES = (
@@ -17,7 +17,7 @@ OUTCOMES = (
 def event_list():
     outcome = request.args.get("outcome", "")
     outcome = outcome if outcome in OUTCOMES else ""
-    before = cursor_arg()
+    before = cursor_arg(largest=MAX_BIG_ID)
     page = reports.events_page(outcome, before, current_app.config["HISTORY_PAGE_SIZE"])
     return render_template(
         "admin/events.html", page=page, outcome=outcome, before=before, outcomes=OUTCOMES

@@ -6,7 +6,7 @@ from webapp.admin.forms import AdjustForm
 from webapp.domain import admin_ops, reports
 from webapp.domain.errors import InsufficientCreditsError, InvalidAmountError
 from webapp.extensions import db
-from webapp.hardening import cursor_arg
+from webapp.hardening import MAX_BIG_ID, cursor_arg
 from webapp.models import User
 
 
@@ -19,7 +19,7 @@ def user_list():
 
 
 def render_user(user: User, form: AdjustForm, status: int = 200):
-    before = cursor_arg()
+    before = cursor_arg(largest=MAX_BIG_ID)  # pages the user's ledger
     size = current_app.config["HISTORY_PAGE_SIZE"]
     account = reports.account_for(user.id)
     return render_template(

@@ -5,7 +5,7 @@ from webapp.credits import bp, chart
 from webapp.credits.forms import BuyForm
 from webapp.domain import checkout, pricing, reports, subscriptions
 from webapp.domain.errors import InvalidPurchaseError, PaymentProviderError
-from webapp.hardening import cursor_arg
+from webapp.hardening import MAX_BIG_ID, MAX_ID, cursor_arg
 
 
 @bp.before_request
@@ -83,8 +83,8 @@ def cancel():
 
 @bp.get("/history")
 def history():
-    before = cursor_arg()
     tab = "payments" if request.args.get("tab") == "payments" else "activity"
+    before = cursor_arg(largest=MAX_ID if tab == "payments" else MAX_BIG_ID)
     size = current_app.config["HISTORY_PAGE_SIZE"]
     if tab == "payments":
         page = reports.purchases_page(current_user.id, before, size)
