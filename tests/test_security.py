@@ -454,3 +454,27 @@ def test_an_oversized_webhook_gets_a_json_413(client):
     )
     assert response.status_code == 413
     assert response.is_json and response.get_json()["error"] == "request_entity_too_large"
+
+
+# --- the way to Stripe
+
+
+def _form_action(response) -> str:
+    policy = response.headers["Content-Security-Policy"]
+    return next(p for p in policy.split("; ") if p.startswith("form-action "))
+
+
+def test_form_action_lets_a_redirect_reach_any_https_stripe_host(client):
+    assert _form_action(client.get("/auth/login")) == "form-action 'self' https:"
+
+
+@pytest.mark.parametrize("config_overrides", [{"STRIPE_API_BASE": "http://127.0.0.1:12111"}])
+def test_outside_production_a_local_stripe_double_on_http_is_allowed_too(client, config_overrides):
+    assert _form_action(client.get("/auth/login")) == (
+        "form-action 'self' https: http://127.0.0.1:12111"
+    )
+
+
+def test_production_never_allows_plain_http_form_targets():
+    app = production_app(STRIPE_API_BASE="http://127.0.0.1:12111")
+    assert _form_action(app.test_client().get("/healthz")) == "form-action 'self' https:"
