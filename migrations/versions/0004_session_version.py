@@ -1,14 +1,14 @@
 """users.session_version: logging out or changing the password ends every session
 
 Revision ID: 0004_session_version
-Revises: 0001
+Revises: 0007_catalog_receipts_tax
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_session_version"
-down_revision = "0001"
+down_revision = "0007_catalog_receipts_tax"
 branch_labels = None
 depends_on = None
 
