@@ -35,8 +35,14 @@ run: migrate
 # The browser test needs Debian's Chromium; without it, say so loudly and run the rest.
 CHROMIUM_PATH ?= /usr/bin/chromium
 
+# axe-core (accessibility rules) for the browser test, from npm, pinned by the lock file.
+AXE := tests/e2e/node_modules/axe-core/axe.min.js
+$(AXE): tests/e2e/package.json tests/e2e/package-lock.json
+	npm ci --prefix tests/e2e --no-audit --no-fund --loglevel=error
+	touch $@
+
 test: install
-	@if [ -x "$(CHROMIUM_PATH)" ]; then $(BIN)/pytest; \
+	@if [ -x "$(CHROMIUM_PATH)" ]; then $(MAKE) --no-print-directory $(AXE) && $(BIN)/pytest; \
 	elif [ -n "$$CI_REQUIRE_E2E" ]; then echo "$(CHROMIUM_PATH) is missing" >&2; exit 1; else \
 	  echo "*** $(CHROMIUM_PATH) is missing: the browser test is NOT run (apt-get install chromium) ***"; \
 	  $(BIN)/pytest -m "not e2e"; fi
@@ -50,7 +56,7 @@ bench: install
 bench-webhook: install
 	$(BIN)/python -m tests.bench.bench_webhook
 
-e2e: install
+e2e: install $(AXE)
 	$(BIN)/pytest -m e2e
 
 loadtest: install
@@ -60,4 +66,4 @@ lint: install
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache
+	rm -rf $(VENV) instance .pytest_cache tests/e2e/node_modules

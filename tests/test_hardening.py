@@ -336,6 +336,7 @@ REQUIRED_ENV = {
     "MAIL_SERVER": "smtp.example.test",
     "MAIL_DEFAULT_SENDER": "Credits <b@example.test>",
     "REDIS_URL": "redis://127.0.0.1:6379/15",
+    "PUBLIC_BASE_URL": "https://credits.example.com",
 }
 
 

@@ -1,14 +1,19 @@
 """The credits store: buy prepaid credits through Stripe Checkout, spend them through an API."""
 
+import math
+import time
+
 import sqlalchemy as sa
 from flask import Flask, jsonify, render_template, request
 from flask.sessions import SecureCookieSessionInterface
-from werkzeug.exceptions import HTTPException
+from markupsafe import Markup
+from werkzeug.exceptions import HTTPException, SecurityError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from webapp.config import BASE_DIR, Config, config_for_environment
+from webapp.config import BASE_DIR, Config, config_for_environment, prepare
+from webapp.domain.text import strip_controls
 from webapp.extensions import csrf, db, limiter, login_manager, mail, migrate
-from webapp.hardening import register_logging, register_security
+from webapp.hardening import register_input_rules, register_logging, register_security
 
 
 def create_app(config_class: type[Config] | None = None) -> Flask:
@@ -17,9 +22,11 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
         __name__, static_folder=str(BASE_DIR / "static"), instance_path=str(BASE_DIR / "instance")
     )
     app.config.from_object(config_class)
+    prepare(app.config)
     register_extensions(app)
     register_stripe(app)
     register_background(app)
+    register_input_rules(app)
     register_blueprints(app)
     register_error_handlers(app)
     register_template_helpers(app)
@@ -56,7 +63,8 @@ def register_extensions(app: Flask) -> None:
 
     from webapp.domain.users import user_for_session
 
-    # The session id is "<user id>.<session version>": ending sessions bumps the version.
+    # The session holds "<user id>.<session version>": every request checks the version,
+    # so logging out or changing the password ends copied cookies too.
     login_manager.user_loader(user_for_session)
 
 
@@ -134,11 +142,16 @@ def register_blueprints(app: Flask) -> None:
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
-        if request.path.startswith("/api/"):
+        if isinstance(error, SecurityError):  # an untrusted Host: no URL can be built
+            return "Bad Request: unknown host.", 400, {"Content-Type": "text/plain"}
+        retry_after = _retry_after_seconds() if error.code == 429 else None
+        headers = {"Retry-After": str(retry_after)} if retry_after else {}
+        if request.path.startswith(("/api/", "/webhooks/")):
             name = (error.name or "error").lower().replace(" ", "_")
-            return jsonify(error=name, message=error.description), error.code
+            extra = {"retry_after": retry_after} if retry_after else {}
+            return jsonify(error=name, message=error.description, **extra), error.code, headers
         template = f"errors/{error.code}.html" if error.code in (403, 404) else "errors/error.html"
-        return render_template(template, error=error), error.code
+        return render_template(template, error=error, retry_after=retry_after), error.code, headers
 
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception):
@@ -149,12 +162,24 @@ def register_error_handlers(app: Flask) -> None:
         return render_template("errors/error.html", error=None), 500
 
 
+def _retry_after_seconds() -> int:
+    """Seconds until the rate limit that refused this request lets it through again."""
+    limit = limiter.current_limit
+    if limit is None:
+        return 60
+    return max(1, math.ceil(limit.reset_at - time.time()))
+
+
 def register_template_helpers(app: Flask) -> None:
     from webapp.domain.pricing import format_money
 
     app.jinja_env.filters["money"] = format_money
     app.jinja_env.filters["credits"] = lambda n: f"{n:,}"
     app.jinja_env.filters["signed"] = lambda n: f"{n:+,}"
+    app.jinja_env.filters["duration"] = duration_words
+    # Whatever a template prints loses control and bidi-override characters, so stored
+    # text (a key label, a usage description) cannot disguise itself on any page.
+    app.jinja_env.finalize = _printable
     app.jinja_env.globals["sandbox_enabled"] = app.config["SANDBOX_ENABLED"]
     app.jinja_env.globals["status_words"] = lambda status: STATUS_WORDS.get(status, status)
     app.jinja_env.globals["kind_words"] = lambda kind: KIND_WORDS.get(kind, kind)
@@ -172,6 +197,23 @@ def register_template_helpers(app: Flask) -> None:
             return links
 
         return {"nav_links": nav_links}
+
+
+def _printable(value):
+    if isinstance(value, Markup):
+        return Markup(strip_controls(value))
+    return strip_controls(value) if isinstance(value, str) else value
+
+
+def duration_words(seconds: int) -> str:
+    """45 -> "45 seconds", 60 -> "1 minute", 150 -> "3 minutes" (rounded up)."""
+    if seconds < 60:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes = math.ceil(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    hours = math.ceil(minutes / 60)
+    return f"{hours} hour{'s' if hours != 1 else ''}"
 
 
 NAV_LINKS = (("account.index", "Account"), ("admin.dashboard", "Admin"))

@@ -1,7 +1,11 @@
 """Configuration classes; every value comes from the environment (and `.env`)."""
 
+import hashlib
+import ipaddress
 import os
+import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
 
@@ -10,8 +14,9 @@ INSTANCE_DIR = BASE_DIR / "instance"
 
 load_dotenv(BASE_DIR / ".env")
 
-DEV_SECRET_KEY = "dev-only-secret-key-not-for-production"
-DEV_WEBHOOK_SECRET = "whsec_dev_only_sandbox_secret"
+# Development signs sessions (and sandbox webhooks) with a random key made on first run
+# and kept in instance/, so no key from this public source ever opens a session.
+DEV_SECRET_FILE = "secret_key"
 
 
 def env_str(name: str, default: str = "") -> str:
@@ -56,14 +61,14 @@ def sqlalchemy_url(url: str) -> str:
 
 class Config:
     APP_ENV = "development"
-    SECRET_KEY = env_str("SECRET_KEY") or DEV_SECRET_KEY
+    SECRET_KEY = env_str("SECRET_KEY")  # development: instance/secret_key (see prepare)
     SQLALCHEMY_DATABASE_URI = sqlalchemy_url(
         env_str("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'credits.db'}"
     )
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
 
     STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
-    STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET") or DEV_WEBHOOK_SECRET
+    STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")  # development: derived
     STRIPE_API_BASE = env_str("STRIPE_API_BASE")
     STRIPE_WEBHOOK_TOLERANCE = 300
     # Tests inject an HTTP client here; None means the stripe library's own.
@@ -133,7 +138,7 @@ class DevelopmentConfig(Config):
 class TestConfig(Config):
     APP_ENV = "testing"
     TESTING = True
-    SECRET_KEY = "test-secret-key"
+    SECRET_KEY = secrets.token_hex(32)  # per process: no key from the source signs anything
     SQLALCHEMY_DATABASE_URI = "sqlite://"
     STRIPE_SECRET_KEY = "sk_test_123"
     STRIPE_WEBHOOK_SECRET = "whsec_test_secret"
@@ -176,9 +181,13 @@ class ProductionConfig(Config):
         "MAIL_SERVER",
         "MAIL_DEFAULT_SENDER",
         "REDIS_URL",
+        "PUBLIC_BASE_URL",
     )
     # With REDIS_URL required above, the queue is Redis (QUEUE_BACKEND follows it).
     MAIL_BACKEND = "smtp"
+    # Requests for a Host other than PUBLIC_BASE_URL's get 400 (see prepare); extra names,
+    # e.g. the address a load balancer's health check uses, come from TRUSTED_HOSTS.
+    EXTRA_TRUSTED_HOSTS = tuple(h.strip() for h in env_str("TRUSTED_HOSTS").split(",") if h.strip())
 
 
 CONFIGS = {
@@ -201,4 +210,72 @@ def config_for_environment() -> type[Config]:
         missing = [var for var in ProductionConfig.REQUIRED if not env_str(var)]
         if missing:
             raise ConfigurationError("Production refuses to start: set " + ", ".join(missing))
+    else:
+        refuse_live_settings(name, env_str("STRIPE_SECRET_KEY"), env_str("PUBLIC_BASE_URL"))
     return config_class
+
+
+def refuse_live_settings(env_name: str, stripe_key: str, public_base_url: str) -> None:
+    """Outside production, a live Stripe key or a public address means a deployment that
+    forgot APP_ENV=production (and would run on development's settings): refuse."""
+    if stripe_key.startswith(("sk_live_", "rk_live_")):
+        raise ConfigurationError(
+            f"APP_ENV={env_name} refuses to start with a live STRIPE_SECRET_KEY: "
+            "set APP_ENV=production"
+        )
+    if public_base_url and not is_loopback_url(public_base_url):
+        raise ConfigurationError(
+            f"APP_ENV={env_name} refuses to start with a public PUBLIC_BASE_URL "
+            f"({public_base_url}): set APP_ENV=production, or use a loopback address"
+        )
+
+
+def is_loopback_url(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def prepare(config: dict, instance_dir: Path | None = None) -> None:
+    """Settings that follow from others. Production: Flask's TRUSTED_HOSTS from
+    PUBLIC_BASE_URL, so a forged Host header never reaches a URL the app builds.
+    Development: a random SECRET_KEY generated once into instance/, and a webhook secret
+    derived from it (the sandbox signs its own deliveries with it)."""
+    if config.get("APP_ENV") == "production" and config.get("PUBLIC_BASE_URL"):
+        config["TRUSTED_HOSTS"] = [
+            urlsplit(config["PUBLIC_BASE_URL"]).hostname,
+            *config.get("EXTRA_TRUSTED_HOSTS", ()),
+        ]
+    if config.get("APP_ENV") != "development":
+        return
+    instance_dir = instance_dir or INSTANCE_DIR
+    if not config.get("SECRET_KEY"):
+        config["SECRET_KEY"] = instance_secret(instance_dir / DEV_SECRET_FILE)
+    if not config.get("STRIPE_WEBHOOK_SECRET"):
+        digest = hashlib.sha256(f"webhook:{config['SECRET_KEY']}".encode()).hexdigest()
+        config["STRIPE_WEBHOOK_SECRET"] = f"whsec_{digest[:40]}"
+
+
+def instance_secret(path: Path) -> str:
+    """The secret in `path`, made (random, readable by the owner only) when missing."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret + "\n")
+    try:
+        os.link(draft, path)  # complete file or nothing; fails when another process won
+    except FileExistsError:
+        secret = path.read_text().strip()
+    finally:
+        draft.unlink()
+    return secret

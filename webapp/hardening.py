@@ -7,22 +7,36 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, abort, g, request
+from werkzeug.routing import IntegerConverter
 
-CONTENT_SECURITY_POLICY = "; ".join((
-    "default-src 'self'",
-    "script-src 'self'",
-    "style-src 'self'",
-    "img-src 'self' data:",
-    "connect-src 'self'",
-    "object-src 'none'",
-    "frame-ancestors 'none'",
-    # Checkout and the customer portal are reached by a form POST answered with a redirect;
-    # browsers apply form-action to that redirect too.
-    "form-action 'self' https://checkout.stripe.com https://billing.stripe.com",
-    "base-uri 'self'",
-))
+from webapp.domain.text import has_nul
+
+
+def content_security_policy(form_targets: str) -> str:
+    return "; ".join(
+        (
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            "connect-src 'self'",
+            "object-src 'none'",
+            "frame-ancestors 'none'",
+            # Buy, subscribe and the portal are form POSTs answered with a redirect to Stripe,
+            # and browsers apply form-action to every hop of that redirect. Stripe's host is
+            # not known in advance (checkout.stripe.com, a custom Checkout or portal domain set
+            # up in Stripe, a test double's host), so any https origin may receive the redirect;
+            # forms themselves all post to this app (the templates' own actions).
+            f"form-action {form_targets}",
+            "base-uri 'self'",
+        )
+    )
+
+
+CONTENT_SECURITY_POLICY = content_security_policy("'self' https:")
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
@@ -35,17 +49,73 @@ SECURITY_HEADERS = {
 HSTS = "max-age=63072000; includeSubDomains"
 
 
+def form_targets(config) -> str:
+    """'self', any https origin, and outside production also the origin of STRIPE_API_BASE
+    (a local double or stripe-mock on plain http)."""
+    targets = ["'self'", "https:"]
+    base = config.get("STRIPE_API_BASE") or ""
+    if config["APP_ENV"] != "production" and base.startswith("http://"):
+        parts = urlsplit(base)
+        targets.append(f"http://{parts.netloc}")
+    return " ".join(targets)
+
+
 def register_security(app: Flask) -> None:
     production = app.config["APP_ENV"] == "production"
 
-    headers = list(SECURITY_HEADERS.items()) + ([("Strict-Transport-Security", HSTS)]
-                                                if production else [])
+    security = {
+        **SECURITY_HEADERS,
+        "Content-Security-Policy": content_security_policy(form_targets(app.config)),
+    }
+    headers = list(security.items()) + ([("Strict-Transport-Security", HSTS)] if production else [])
 
     @app.after_request
     def security_headers(response: Response) -> Response:
         for name, value in headers:  # a view may set its own, stricter value
             response.headers.setdefault(name, value)
         return response
+
+
+# --- input every view can trust: ids in range, no NUL characters
+
+# The largest id an INTEGER / a BIGINT column holds; larger numbers name nothing, and
+# PostgreSQL refuses to compare them with the column ("integer out of range").
+MAX_ID = 2**31 - 1
+MAX_BIG_ID = 2**63 - 1
+
+
+class IdConverter(IntegerConverter):
+    """`<int:...>` in URLs: a number beyond any id is a 404, not a database error.
+
+    Every id in a URL names a row of an INTEGER-keyed table (users, purchases, keys)."""
+
+    def __init__(self, map, *args, **kwargs):
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(map, *args, **kwargs)
+
+
+def cursor_arg(name: str = "before", largest: int = MAX_ID) -> int | None:
+    """A keyset cursor from the query string: None when absent, 400 when it is not an id
+    of the paged table (`largest`: MAX_BIG_ID for BIGINT-keyed ones)."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return None
+    if not (raw.isascii() and raw.isdigit() and 0 < int(raw) <= largest):
+        abort(400, description=f"`{name}` must be a whole number from 1 to {largest}.")
+    return int(raw)
+
+
+def register_input_rules(app: Flask) -> None:
+    """Before any blueprint: the bounded id converter, and NUL characters refused."""
+    app.url_map.converters["int"] = IdConverter
+
+    @app.before_request
+    def refuse_nul_characters() -> None:
+        fields = request.args.items(multi=True)
+        if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            fields = [*fields, *request.form.items(multi=True)]
+        if any(has_nul(key) or has_nul(value) for key, value in fields):
+            abort(400, description="Text may not contain NUL characters (%00).")
 
 
 # --- structured logs
@@ -57,8 +127,13 @@ _SECRET_PATTERNS = (
     (re.compile(r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]+"), "[redacted]"),
     (re.compile(r"\bwhsec_[A-Za-z0-9_]+"), "[redacted]"),
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), r"\1 [redacted]"),
-    (re.compile(r"(?i)\b(password|passwd|secret|api[_-]?key|authorization)"
-                r"(['\"]?\s*[:=]\s*['\"]?)[^\s'\",&]+"), r"\1\2[redacted]"),
+    (
+        re.compile(
+            r"(?i)\b(password|passwd|secret|api[_-]?key|authorization)"
+            r"(['\"]?\s*[:=]\s*['\"]?)[^\s'\",&]+"
+        ),
+        r"\1\2[redacted]",
+    ),
 )
 _CARD_LIKE = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
 REDACTED = "[redacted]"

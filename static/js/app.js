@@ -16,9 +16,12 @@
   const min = parseInt(form.dataset.min, 10);
   const max = parseInt(form.dataset.max, 10);
 
+  // The server's format (pricing.format_money): "1,234.50 USD", so both read alike.
   function money(minor) {
-    return new Intl.NumberFormat(undefined, { style: "currency", currency: currency.toUpperCase() })
-      .format(minor / perMajor);
+    const sign = minor < 0 ? "-" : "";
+    const whole = Math.floor(Math.abs(minor) / perMajor).toLocaleString("en-US");
+    const cents = perMajor === 1 ? "" : "." + String(Math.abs(minor) % perMajor).padStart(2, "0");
+    return sign + whole + cents + " " + currency.toUpperCase();
   }
 
   function update() {
@@ -38,3 +41,10 @@
   input.addEventListener("input", update);
   update();
 })();
+
+// Forms that cannot be undone (revoke a key, refund a payment) ask first.
+document.addEventListener("submit", function (event) {
+  "use strict";
+  const message = event.target.dataset && event.target.dataset.confirm;
+  if (message && !window.confirm(message)) event.preventDefault();
+});

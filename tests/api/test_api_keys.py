@@ -10,7 +10,10 @@ NEW_KEY = re.compile(r'<code id="new-api-key">(csk_[^<]+)</code>')
 
 
 def create_key(client, label="build server"):
-    response = client.post("/account/api-keys", data={"label": label})
+    """POST the form, then follow its redirect to the page that shows the key once."""
+    posted = client.post("/account/api-keys", data={"label": label})
+    assert posted.status_code == 303 and posted.headers["Location"] == "/account"
+    response = client.get("/account")
     match = NEW_KEY.search(response.get_data(as_text=True))
     return response, match.group(1) if match else None
 
@@ -23,7 +26,7 @@ def test_account_page_requires_login(client):
 
 def test_creating_a_key_shows_it_once_and_stores_only_its_hash(logged_in, user):
     response, secret = create_key(logged_in)
-    assert response.status_code == 201
+    assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
     assert secret.startswith("csk_") and len(secret) > 40
     stored = db.session.scalar(sa.select(ApiKey).where(ApiKey.user_id == user.id))
     assert stored.label == "build server"
@@ -51,8 +54,9 @@ def test_a_revoked_key_gets_401(logged_in, user):
     assert "Revoked" in logged_in.get("/account").get_data(as_text=True)
     anonymous = logged_in.application.test_client()
     for method, path in (("get", "/api/v1/balance"), ("post", "/api/v1/usage")):
-        answer = getattr(anonymous, method)(path, json={"credits": 1},
-                                            headers={"Authorization": f"Bearer {secret}"})
+        answer = getattr(anonymous, method)(
+            path, json={"credits": 1}, headers={"Authorization": f"Bearer {secret}"}
+        )
         assert answer.status_code == 401
         assert answer.get_json()["error"] == "invalid_api_key"
 
@@ -92,7 +96,8 @@ def test_cli_refuses_an_unknown_email(runner, app):
 def test_account_page_shows_when_a_key_was_last_used(logged_in, user):
     _, secret = create_key(logged_in, "reporting")
     logged_in.application.test_client().get(
-        "/api/v1/balance", headers={"Authorization": f"Bearer {secret}"})
+        "/api/v1/balance", headers={"Authorization": f"Bearer {secret}"}
+    )
     page = logged_in.get("/account").get_data(as_text=True)
     row = page.split("reporting</td>")[1].split("</tr>")[0]
     assert "Never" not in row and " UTC" in row

@@ -12,13 +12,19 @@ def key(user):
 
 
 def post_checkout(client, key, body, **headers):
-    return client.post("/api/v1/checkout", json=body,
-                       headers={"Authorization": f"Bearer {key}", **headers})
+    return client.post(
+        "/api/v1/checkout", json=body, headers={"Authorization": f"Bearer {key}", **headers}
+    )
 
 
 def test_api_checkout_opens_a_session_with_the_apps_own_urls(client, user, key, stripe_double):
-    response = post_checkout(client, key, {"credits": 750},
-                             Origin="https://evil.example", Referer="https://evil.example/x")
+    response = post_checkout(
+        client,
+        key,
+        {"credits": 750},
+        Origin="https://evil.example",
+        Referer="https://evil.example/x",
+    )
     assert response.status_code == 201
     body = response.get_json()
     assert body["id"].startswith("cs_") and body["url"].startswith("https://")
@@ -27,14 +33,23 @@ def test_api_checkout_opens_a_session_with_the_apps_own_urls(client, user, key, 
     assert purchase.stripe_checkout_session_id == body["id"] and purchase.status == "pending"
     sent = stripe_double.requests_to("post", "/v1/checkout/sessions")[-1]["params"]
     assert sent["success_url"].startswith("https://credits.example.test/credits/success")
-    assert sent["cancel_url"] == "https://credits.example.test/credits/cancel"
+    assert sent["cancel_url"] == (
+        f"https://credits.example.test/credits/cancel?purchase={purchase.id}"
+    )
     assert sent["metadata"]["credits"] == "750"
     assert int(sent["line_items"][0]["price_data"]["unit_amount"]) == 750
 
 
 def test_api_checkout_rejects_bad_credits_without_calling_stripe(client, key, stripe_double):
-    for body in ({"credits": 10}, {"credits": 2_000_000}, {"credits": "500"},
-                 {"credits": 500.0}, {"credits": True}, {}, ["x"]):
+    for body in (
+        {"credits": 10},
+        {"credits": 2_000_000},
+        {"credits": "500"},
+        {"credits": 500.0},
+        {"credits": True},
+        {},
+        ["x"],
+    ):
         response = post_checkout(client, key, body)
         assert response.status_code == 400, body
         assert response.get_json()["error"] == "invalid_credits"
@@ -66,5 +81,9 @@ def test_balance_needs_auth(client):
 
 
 def test_balance_answers_a_logged_in_session(logged_in):
-    assert logged_in.get("/api/v1/balance").get_json() == {"balance": 0, "purchased": 0,
-                                                           "used": 0, "expiring": []}
+    assert logged_in.get("/api/v1/balance").get_json() == {
+        "balance": 0,
+        "purchased": 0,
+        "used": 0,
+        "expiring": [],
+    }

@@ -6,8 +6,12 @@ import sqlalchemy as sa
 from webapp.extensions import db
 from webapp.models import Purchase, StripeEvent
 
-SANDBOX = {"SANDBOX_ENABLED": True, "STRIPE_SECRET_KEY": "", "STRIPE_HTTP_CLIENT": None,
-           "PUBLIC_BASE_URL": ""}
+SANDBOX = {
+    "SANDBOX_ENABLED": True,
+    "STRIPE_SECRET_KEY": "",
+    "STRIPE_HTTP_CLIENT": None,
+    "PUBLIC_BASE_URL": "",
+}
 
 
 @pytest.fixture
@@ -16,9 +20,12 @@ def config_overrides():
 
 
 def start(client, credits="1000"):
+    """The sandbox's checkout page (an absolute URL on this app), as a path for the client."""
     response = client.post("/credits/checkout", data={"credits": credits})
     assert response.status_code == 303
-    return response.headers["Location"]
+    location = response.headers["Location"]
+    assert location.startswith("http://localhost/sandbox/checkout/cs_test_"), location
+    return location.removeprefix("http://localhost")
 
 
 def test_sandbox_purchase_pays_through_a_signed_webhook(logged_in):
@@ -78,8 +85,7 @@ def app_factory_config_without_sandbox(database_url):
     return create_app(make_config(database_url, SANDBOX_ENABLED=False))
 
 
-def test_sandbox_admin_refund_arrives_as_a_signed_charge_refunded_event(client, logged_in,
-                                                                           admin):
+def test_sandbox_admin_refund_arrives_as_a_signed_charge_refunded_event(client, logged_in, admin):
     from flask import g
 
     from tests.conftest import login
@@ -96,7 +102,10 @@ def test_sandbox_admin_refund_arrives_as_a_signed_charge_refunded_event(client, 
     db.session.expire_all()
     purchase = db.session.get(Purchase, purchase_id)
     assert (purchase.status, purchase.amount_refunded_cents, purchase.credits_refunded) == (
-        "partially_refunded", 250, 250)
+        "partially_refunded",
+        250,
+        250,
+    )
     refund = db.session.scalars(sa.select(LedgerEntry).where(LedgerEntry.kind == "refund")).one()
     assert (refund.credits, refund.balance_after, refund.purchase_id) == (-250, 750, purchase_id)
     event = db.session.scalar(sa.select(StripeEvent).where(StripeEvent.type == "charge.refunded"))
@@ -108,5 +117,11 @@ def test_sandbox_admin_refund_arrives_as_a_signed_charge_refunded_event(client, 
     client.post(f"/admin/purchases/{purchase_id}/refund", data={"amount": "1.00"})
     db.session.expire_all()
     assert db.session.get(Purchase, purchase_id).credits_refunded == 350
-    assert db.session.scalar(sa.select(sa.func.count()).select_from(StripeEvent).where(
-        StripeEvent.type == "charge.refunded")) == 2
+    assert (
+        db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(StripeEvent)
+            .where(StripeEvent.type == "charge.refunded")
+        )
+        == 2
+    )

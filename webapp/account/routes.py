@@ -1,4 +1,4 @@
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user
 
 from webapp.account import bp
@@ -15,15 +15,22 @@ def require_login():
     pass
 
 
-def render_index(form: ApiKeyForm, new_key: api_keys.MintedKey | None = None, status: int = 200):
-    return render_template(
+NEW_KEY = "new_api_key"
+
+
+def render_index(form: ApiKeyForm, new_key: dict | None = None, status: int = 200):
+    html = render_template(
         "account/index.html", form=form, new_key=new_key, keys=api_keys.keys_for(current_user.id)
-    ), status
+    )
+    # The page may hold a key shown once: no cache, no back-button copy, keeps it.
+    return html, status, {"Cache-Control": "no-store"}
 
 
 @bp.get("")
 def index():
-    return render_index(ApiKeyForm())
+    # Shown on the first page after the POST that made it, then forgotten: a reload
+    # neither shows it again nor mints another key.
+    return render_index(ApiKeyForm(), session.pop(NEW_KEY, None))
 
 
 @bp.post("/api-keys")
@@ -31,10 +38,9 @@ def key_create():
     form = ApiKeyForm()
     if not form.validate_on_submit():
         return render_index(form, status=400)
-    # Rendered, not redirected: this response is the only time the key is ever shown.
-    return render_index(
-        ApiKeyForm(formdata=None), api_keys.mint(current_user.id, form.label.data or ""), 201
-    )
+    minted = api_keys.mint(current_user.id, form.label.data or "")
+    session[NEW_KEY] = {"secret": minted.secret, "label": minted.api_key.label}
+    return redirect(url_for("account.index"), code=303)
 
 
 @bp.post("/api-keys/<int:key_id>/revoke")
@@ -51,6 +57,7 @@ def key_revoke(key_id: int):
 @limiter.limit(AUTH_LIMIT, methods=["POST"])  # it checks the current password, like login
 def password():
     form = ChangePasswordForm()
+    form.email = current_user.email
     if form.validate_on_submit():
         try:
             users.change_password(current_user, form.current_password.data, form.password.data)

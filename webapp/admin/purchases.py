@@ -1,5 +1,6 @@
 import csv
 import io
+import re
 from datetime import date
 
 from flask import (
@@ -19,12 +20,29 @@ from webapp.admin.forms import RefundForm
 from webapp.domain import admin_ops, pricing, receipts, reports
 from webapp.domain.errors import InvalidAmountError, PaymentProviderError
 from webapp.extensions import db
+from webapp.hardening import cursor_arg
 from webapp.models import Purchase, PurchaseStatus
 
-CSV_COLUMNS = ("id", "created_at", "email", "status", "credits", "amount", "fee", "tax", "currency",
-               "amount_refunded", "credits_refunded", "credits_disputed",
-               "stripe_checkout_session_id", "stripe_payment_intent_id", "review_reason",
-               "stripe_price_id", "receipt_url", "invoice_url")
+CSV_COLUMNS = (
+    "id",
+    "created_at",
+    "email",
+    "status",
+    "credits",
+    "amount",
+    "fee",
+    "tax",
+    "currency",
+    "amount_refunded",
+    "credits_refunded",
+    "credits_disputed",
+    "stripe_checkout_session_id",
+    "stripe_payment_intent_id",
+    "review_reason",
+    "stripe_price_id",
+    "receipt_url",
+    "invoice_url",
+)
 
 
 def _date_arg(name: str) -> date | None:
@@ -37,24 +55,36 @@ def _date_arg(name: str) -> date | None:
 def purchase_filter() -> reports.PurchaseFilter:
     status = request.args.get("status", "")
     return reports.PurchaseFilter(
-        status=status if status in tuple(PurchaseStatus) else "", q=request.args.get("q", ""),
-        start=_date_arg("from"), end=_date_arg("to"))
+        status=status if status in tuple(PurchaseStatus) else "",
+        q=request.args.get("q", ""),
+        start=_date_arg("from"),
+        end=_date_arg("to"),
+    )
 
 
 def filter_args(filters: reports.PurchaseFilter) -> dict[str, str]:
-    args = {"status": filters.status, "q": filters.q.strip(),
-            "from": filters.start.isoformat() if filters.start else "",
-            "to": filters.end.isoformat() if filters.end else ""}
+    args = {
+        "status": filters.status,
+        "q": filters.q.strip(),
+        "from": filters.start.isoformat() if filters.start else "",
+        "to": filters.end.isoformat() if filters.end else "",
+    }
     return {name: value for name, value in args.items() if value}
 
 
 @bp.get("/purchases")
 def purchase_list():
     filters = purchase_filter()
-    before = request.args.get("before", type=int)
+    before = cursor_arg()
     page = reports.purchases_admin_page(filters, before, current_app.config["HISTORY_PAGE_SIZE"])
-    return render_template("admin/purchases.html", page=page, filters=filters, before=before,
-                           args=filter_args(filters), statuses=tuple(PurchaseStatus))
+    return render_template(
+        "admin/purchases.html",
+        page=page,
+        filters=filters,
+        before=before,
+        args=filter_args(filters),
+        statuses=tuple(PurchaseStatus),
+    )
 
 
 @bp.get("/purchases.csv")
@@ -66,24 +96,57 @@ def purchases_csv():
         for batch in reports.purchases_in_batches(filters):
             yield "".join(_csv_line(_csv_row(purchase)) for purchase in batch)
 
-    return Response(stream_with_context(rows()), mimetype="text/csv", headers={
-        "Content-Disposition": f"attachment; filename=purchases-{date.today().isoformat()}.csv"})
+    return Response(
+        stream_with_context(rows()),
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": f"attachment; filename=purchases-{date.today().isoformat()}.csv"
+        },
+    )
 
 
 def _csv_line(values) -> str:
     out = io.StringIO()
-    csv.writer(out).writerow(values)
+    csv.writer(out).writerow([spreadsheet_safe(value) for value in values])
     return out.getvalue()
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"-?\d+(\.\d+)?")
+
+
+def spreadsheet_safe(value):
+    """OWASP's rule against CSV formula injection: text a spreadsheet would run as a
+    formula (starting with = + - @, tab or CR) gets a leading apostrophe; numbers stay."""
+    if (
+        isinstance(value, str)
+        and value.startswith(_FORMULA_START)
+        and not _PLAIN_NUMBER.fullmatch(value)
+    ):
+        return "'" + value
+    return value
+
+
 def _csv_row(p: Purchase) -> tuple:
-    return (p.id, p.created_at.isoformat(), p.user.email, p.status, p.credits,
-            _major(p.amount_cents, p.currency), _major(p.fee_cents, p.currency),
-            _major(p.tax_cents, p.currency), p.currency,
-            _major(p.amount_refunded_cents, p.currency), p.credits_refunded, p.credits_disputed,
-            p.stripe_checkout_session_id or "", p.stripe_payment_intent_id or "",
-            p.review_reason or "", p.stripe_price_id or "",
-            *((p.receipt_url or "", p.invoice_url or "") if p.credited_at else ("", "")))
+    return (
+        p.id,
+        p.created_at.isoformat(),
+        p.user.email,
+        p.status,
+        p.credits,
+        _major(p.amount_cents, p.currency),
+        _major(p.fee_cents, p.currency),
+        _major(p.tax_cents, p.currency),
+        p.currency,
+        _major(p.amount_refunded_cents, p.currency),
+        p.credits_refunded,
+        p.credits_disputed,
+        p.stripe_checkout_session_id or "",
+        p.stripe_payment_intent_id or "",
+        p.review_reason or "",
+        p.stripe_price_id or "",
+        *((p.receipt_url or "", p.invoice_url or "") if p.credited_at else ("", "")),
+    )
 
 
 def _major(cents: int, currency: str) -> str:
@@ -95,7 +158,9 @@ def _major(cents: int, currency: str) -> str:
 
 def render_purchase(purchase: Purchase, form: RefundForm, status: int = 200):
     return render_template(
-        "admin/purchase_detail.html", purchase=purchase, form=form,
+        "admin/purchase_detail.html",
+        purchase=purchase,
+        form=form,
         refundable=admin_ops.refundable_cents(purchase),
         actions=reports.admin_actions_for(admin_ops.AdminTarget.PURCHASE, purchase.id),
     ), status
@@ -123,6 +188,9 @@ def purchase_refund(purchase_id: int):
     except PaymentProviderError as exc:
         flash(f"Stripe did not accept the refund: {exc}", "error")
         return render_purchase(purchase, form, 502)
-    flash(f"Refund {refund.get('id')} requested from Stripe; the credits are taken back "
-          "when Stripe confirms it (charge.refunded).", "success")
+    flash(
+        f"Refund {refund.get('id')} requested from Stripe; the credits are taken back "
+        "when Stripe confirms it (charge.refunded).",
+        "success",
+    )
     return redirect(url_for("admin.purchase_detail", purchase_id=purchase.id), code=303)

@@ -6,24 +6,29 @@ from webapp.admin.forms import AdjustForm
 from webapp.domain import admin_ops, reports
 from webapp.domain.errors import InsufficientCreditsError, InvalidAmountError
 from webapp.extensions import db
+from webapp.hardening import MAX_BIG_ID, cursor_arg
 from webapp.models import User
 
 
 @bp.get("/users")
 def user_list():
     q = request.args.get("q", "")
-    before = request.args.get("before", type=int)
+    before = cursor_arg()
     page = reports.users_page(q, before, current_app.config["HISTORY_PAGE_SIZE"])
     return render_template("admin/users.html", page=page, q=q, before=before)
 
 
 def render_user(user: User, form: AdjustForm, status: int = 200):
-    before = request.args.get("before", type=int)
+    before = cursor_arg(largest=MAX_BIG_ID)  # pages the user's ledger
     size = current_app.config["HISTORY_PAGE_SIZE"]
     account = reports.account_for(user.id)
     return render_template(
-        "admin/user_detail.html", user=user, form=form, before=before,
-        account=account, expiring=reports.expiring_grants(account),
+        "admin/user_detail.html",
+        user=user,
+        form=form,
+        before=before,
+        account=account,
+        expiring=reports.expiring_grants(account),
         ledger=reports.ledger_page(user.id, before, size),
         purchases=reports.purchases_page(user.id, None, 10).items,
         actions=reports.admin_actions_for(admin_ops.AdminTarget.USER, user.id),
@@ -42,8 +47,9 @@ def user_adjust(user_id: int):
     if not form.validate_on_submit():
         return render_user(user, form, 400)
     try:
-        balance = admin_ops.adjust_credits(current_user.id, user.id, form.credits.data,
-                                           form.reason.data)
+        balance = admin_ops.adjust_credits(
+            current_user.id, user.id, form.credits.data, form.reason.data
+        )
     except (InvalidAmountError, InsufficientCreditsError) as exc:
         form.credits.errors.append(str(exc))
         return render_user(user, form, 400)

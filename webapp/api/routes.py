@@ -9,6 +9,7 @@ from webapp.domain.errors import (
     PaymentProviderError,
     UnknownPackError,
 )
+from webapp.domain.text import has_nul, strip_controls
 
 MAX_DESCRIPTION_LENGTH = 500
 
@@ -72,16 +73,29 @@ def usage_create():
     key = request.headers.get("Idempotency-Key")
     if credits is None:
         return api_error(400, "invalid_credits", message="credits must be an integer >= 1.")
-    if not isinstance(description, str) or len(description) > MAX_DESCRIPTION_LENGTH:
-        return api_error(400, "invalid_description",
-                         message=f"description must be text of at most {MAX_DESCRIPTION_LENGTH} characters.")
+    if (
+        not isinstance(description, str)
+        or len(description) > MAX_DESCRIPTION_LENGTH
+        or has_nul(description)
+    ):
+        return api_error(
+            400,
+            "invalid_description",
+            message=f"description must be text of at most {MAX_DESCRIPTION_LENGTH} "
+            "characters, without NUL characters.",
+        )
+    description = strip_controls(description)
     if key is not None and not 0 < len(key) <= usage.MAX_KEY_LENGTH:
-        return api_error(400, "invalid_idempotency_key",
-                         message=f"Idempotency-Key must be 1 to {usage.MAX_KEY_LENGTH} characters.")
+        return api_error(
+            400,
+            "invalid_idempotency_key",
+            message=f"Idempotency-Key must be 1 to {usage.MAX_KEY_LENGTH} characters.",
+        )
     reference = g.api_key.prefix if g.api_key is not None else None
     try:
-        answer = usage.spend(g.api_user.id, credits, description, idempotency_key=key,
-                             reference=reference)
+        answer = usage.spend(
+            g.api_user.id, credits, description, idempotency_key=key, reference=reference
+        )
     except IdempotencyKeyReusedError as exc:
         return api_error(409, "idempotency_key_reused", message=str(exc))
     response = jsonify(answer.body)

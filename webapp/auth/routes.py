@@ -53,8 +53,8 @@ def signup():
 def login():
     form = LoginForm(next=request.args.get("next", ""))
     if form.validate_on_submit():
-        user = users.find_by_email(form.email.data)
-        if user is not None and user.check_password(form.password.data):
+        user = users.authenticate(form.email.data, form.password.data)
+        if user is not None:
             login_user(user)
             return redirect(safe_next(form.next.data))
         form.password.errors.append("Wrong email or password.")
@@ -65,6 +65,7 @@ def login():
 @bp.post("/logout")
 @login_required
 def logout():
+    users.end_sessions(current_user)  # a copied cookie dies with this one
     logout_user()
     flash("You are logged out.", "info")
     return redirect(url_for("auth.login"))
@@ -97,7 +98,7 @@ def forgot():
 def reset(token: str):
     form = NewPasswordForm()
     try:
-        users.user_for_reset_token(token)
+        form.email = users.user_for_reset_token(token).email
         if form.validate_on_submit():
             user = users.reset_password(token, form.password.data)
             login_user(user)

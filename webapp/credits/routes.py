@@ -5,6 +5,7 @@ from webapp.credits import bp, chart
 from webapp.credits.forms import BuyForm
 from webapp.domain import catalog, checkout, pricing, receipts, reports, subscriptions
 from webapp.domain.errors import InvalidPurchaseError, PaymentProviderError
+from webapp.hardening import MAX_BIG_ID, MAX_ID, cursor_arg
 
 
 @bp.before_request
@@ -16,8 +17,11 @@ def require_login():
 def render_index(form: BuyForm, status: int = 200):
     account = reports.account_for(current_user.id)
     return render_template(
-        "credits/index.html", form=form, account=account,
-        expiring=reports.expiring_grants(account), plan=subscriptions.plan_view(current_user.id),
+        "credits/index.html",
+        form=form,
+        account=account,
+        expiring=reports.expiring_grants(account),
+        plan=subscriptions.plan_view(current_user.id),
         recent=reports.ledger_page(current_user.id, None, 5).items,
         packs=catalog.offered_quotes(),
         chart=chart.build(reports.credits_by_day(current_user.id)),
@@ -57,21 +61,32 @@ def success():
     if returned is None:
         return subscription_success(session_id)
     if returned.stripe_unreachable:
-        flash("We could not check this payment with Stripe just now; "
-              "your credits will arrive as soon as Stripe confirms it.", "info")
-    return render_template("credits/success.html", purchase=returned.purchase,
-                           account=reports.account_for(current_user.id))
+        flash(
+            "We could not check this payment with Stripe just now; "
+            "your credits will arrive as soon as Stripe confirms it.",
+            "info",
+        )
+    return render_template(
+        "credits/success.html",
+        purchase=returned.purchase,
+        account=reports.account_for(current_user.id),
+    )
 
 
 @bp.get("/cancel")
 def cancel():
-    return render_template("credits/cancel.html")
+    purchase_id = request.args.get("purchase", "")
+    purchase = checkout.cancel_checkout(
+        current_user.id,
+        int(purchase_id) if purchase_id.isdigit() and len(purchase_id) < 19 else None,
+    )
+    return render_template("credits/cancel.html", purchase=purchase)
 
 
 @bp.get("/history")
 def history():
-    before = request.args.get("before", type=int)
     tab = "payments" if request.args.get("tab") == "payments" else "activity"
+    before = cursor_arg(largest=MAX_ID if tab == "payments" else MAX_BIG_ID)
     size = current_app.config["HISTORY_PAGE_SIZE"]
     if tab == "payments":
         page = reports.purchases_page(current_user.id, before, size)
@@ -90,6 +105,9 @@ def subscription_success(session_id: str):
         session = {"id": session_id, "status": "unknown"}
     if session is None:
         abort(404)
-    return render_template("credits/subscribed.html", session=session,
-                           plan=subscriptions.plan_view(current_user.id),
-                           account=reports.account_for(current_user.id))
+    return render_template(
+        "credits/subscribed.html",
+        session=session,
+        plan=subscriptions.plan_view(current_user.id),
+        account=reports.account_for(current_user.id),
+    )

@@ -2,6 +2,7 @@
 
 import logging
 from dataclasses import dataclass
+from urllib.parse import urljoin
 
 import sqlalchemy as sa
 from flask import current_app
@@ -15,7 +16,6 @@ from webapp.models import Purchase, PurchaseStatus, User
 from webapp.models.types import utcnow
 
 log = logging.getLogger(__name__)
-
 
 
 def start_checkout(user: User, credits: int, base_url: str) -> Purchase:
@@ -49,16 +49,21 @@ def _open_checkout(user: User, quote: pricing.Quote, base_url: str) -> Purchase:
         raise
     with atomic():
         purchase.stripe_checkout_session_id = session["id"]
-        purchase.checkout_url = session["url"]
+        # The sandbox answers with a path on this app: scripts get an absolute URL.
+        purchase.checkout_url = urljoin(f"{base_url}/", session["url"])
     return purchase
 
 
 def _record_purchase(user_id: int, quote: pricing.Quote) -> Purchase:
     with atomic():
         purchase = Purchase(
-            user_id=user_id, credits=quote.credits, value_cents=quote.value_cents,
-            fee_cents=quote.fee_cents, amount_cents=quote.amount_cents,
-            currency=quote.currency, status=PurchaseStatus.PENDING,
+            user_id=user_id,
+            credits=quote.credits,
+            value_cents=quote.value_cents,
+            fee_cents=quote.fee_cents,
+            amount_cents=quote.amount_cents,
+            currency=quote.currency,
+            status=PurchaseStatus.PENDING,
             stripe_price_id=quote.price_id,
         )
         db.session.add(purchase)
@@ -70,8 +75,11 @@ def _abandon(purchase_id: int) -> None:
         db.session.execute(
             sa.update(Purchase)
             .where(Purchase.id == purchase_id, Purchase.status == PurchaseStatus.PENDING)
-            .values(status=PurchaseStatus.FAILED, updated_at=utcnow(),
-                    review_reason="Checkout could not be started (Stripe error).")
+            .values(
+                status=PurchaseStatus.FAILED,
+                updated_at=utcnow(),
+                review_reason="Checkout could not be started (Stripe error).",
+            )
         )
 
 
@@ -98,8 +106,12 @@ def _session_params(purchase: Purchase, customer_id: str, base_url: str) -> dict
         line_items = [_line(currency, purchase.value_cents, f"{purchase.credits:,} credits")]
     if purchase.fee_cents:
         line_items.append(_line(currency, purchase.fee_cents, "Processing fee"))
-    metadata = {"purpose": TOPUP_PURPOSE, "user_id": str(purchase.user_id),
-                "purchase_id": str(purchase.id), "credits": str(purchase.credits)}
+    metadata = {
+        "purpose": TOPUP_PURPOSE,
+        "user_id": str(purchase.user_id),
+        "purchase_id": str(purchase.id),
+        "credits": str(purchase.credits),
+    }
     params = {
         "mode": "payment",
         "customer": customer_id,
@@ -108,7 +120,7 @@ def _session_params(purchase: Purchase, customer_id: str, base_url: str) -> dict
         "metadata": metadata,
         "payment_intent_data": {"metadata": metadata},
         "success_url": f"{base_url}/credits/success?session_id={{CHECKOUT_SESSION_ID}}",
-        "cancel_url": f"{base_url}/credits/cancel",
+        "cancel_url": f"{base_url}/credits/cancel?purchase={purchase.id}",
     }
     if current_app.config["CHECKOUT_INVOICES"]:
         # The invoice carries our metadata so invoice.paid finds its purchase in any order.
@@ -120,9 +132,11 @@ def tax_params() -> dict:
     """STRIPE_AUTOMATIC_TAX: Stripe Tax on a Checkout Session (payment or subscription)."""
     if not current_app.config["STRIPE_AUTOMATIC_TAX"]:
         return {}
-    return {"automatic_tax": {"enabled": True},
-            "customer_update": {"address": "auto", "name": "auto"},
-            "tax_id_collection": {"enabled": True}}
+    return {
+        "automatic_tax": {"enabled": True},
+        "customer_update": {"address": "auto", "name": "auto"},
+        "tax_id_collection": {"enabled": True},
+    }
 
 
 def price_data_tax() -> dict:
@@ -132,9 +146,15 @@ def price_data_tax() -> dict:
 
 
 def _line(currency: str, unit_amount: int, name: str) -> dict:
-    return {"quantity": 1, "price_data": {
-        "currency": currency, "unit_amount": unit_amount, "product_data": {"name": name},
-        **price_data_tax()}}
+    return {
+        "quantity": 1,
+        "price_data": {
+            "currency": currency,
+            "unit_amount": unit_amount,
+            "product_data": {"name": name},
+            **price_data_tax(),
+        },
+    }
 
 
 def public_base_url(request_root: str) -> str:
@@ -168,3 +188,36 @@ def confirm_return(user_id: int, session_id: str) -> Return | None:
     except PaymentProviderError:
         return Return(purchase, stripe_unreachable=True)
     return Return(ledger.fulfil_checkout_session(session).purchase or purchase)
+
+
+def cancel_checkout(user_id: int, purchase_id: int | None) -> Purchase | None:
+    """The user came back from Checkout through "cancel": end the session at Stripe so it
+    can no longer be paid, and mark the purchase expired (commits). Returns the purchase
+    as it then is (paid, if the customer paid in another tab first); None when it is not
+    one of this user's purchases."""
+    purchase = (
+        db.session.scalar(
+            sa.select(Purchase).where(Purchase.user_id == user_id, Purchase.id == purchase_id)
+        )
+        if purchase_id
+        else None
+    )
+    if purchase is None or purchase.status != PurchaseStatus.PENDING:
+        return purchase
+    session_id = purchase.stripe_checkout_session_id
+    if not session_id:
+        return purchase
+    try:
+        session = stripe_gateway.expire_checkout_session(session_id)
+    except PaymentProviderError:
+        # Stripe refuses to expire a session that is no longer open: it may be paid.
+        try:
+            session = stripe_gateway.retrieve_checkout_session(session_id)
+        except PaymentProviderError:
+            return purchase
+    if session.get("status") == "expired":
+        ledger.mark_session_expired(session)
+    elif session.get("status") == "complete":
+        ledger.fulfil_checkout_session(session)
+    db.session.refresh(purchase)
+    return purchase

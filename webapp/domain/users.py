@@ -1,12 +1,14 @@
-"""Users: creating them with their credit accounts, passwords, sessions, links mailed to them."""
+"""Users: creating them with their credit accounts, passwords, logging in, sessions, links mailed."""
 
 import hashlib
 import time
 from dataclasses import dataclass
+from functools import cache
 
 import sqlalchemy as sa
 from flask import current_app
 from itsdangerous import BadData, URLSafeTimedSerializer
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from webapp.domain import ledger, notices
 from webapp.domain.errors import DomainError
@@ -15,7 +17,12 @@ from webapp.extensions import db
 from webapp.models import User, normalize_email
 from webapp.models.types import utcnow
 
-MIN_PASSWORD_LENGTH = 8
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 200
+PASSWORD_RULE = (
+    f"At least {MIN_PASSWORD_LENGTH} characters; not your email address "
+    "and not a commonly used password."
+)
 RESET_LINK_SECONDS = 3600
 VERIFY_LINK_SECONDS = 7 * 24 * 3600
 _RESET_SALT = "password-reset"
@@ -38,6 +45,51 @@ def find_by_email(email: str) -> User | None:
     return db.session.scalar(sa.select(User).where(User.email == normalize_email(email)))
 
 
+def authenticate(email: str, password: str) -> User | None:
+    """The user with this email and password, else None.
+
+    An unknown email still checks the password against a hash of the same kind, so the
+    answer takes as long either way and does not tell which addresses have accounts.
+    """
+    user = find_by_email(email)
+    if user is None:
+        check_password_hash(_dummy_hash(_hash_method()), password)
+        return None
+    return user if user.check_password(password) else None
+
+
+def _hash_method() -> str:
+    return current_app.config.get("PASSWORD_HASH_METHOD", "scrypt")
+
+
+@cache
+def _dummy_hash(method: str) -> str:
+    return generate_password_hash("no account has this password", method=method)
+
+
+@cache
+def _common_passwords() -> frozenset[str]:
+    # zxcvbn ships the 30,000 most common passwords from public breach lists.
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    return frozenset(FREQUENCY_LISTS["passwords"])
+
+
+def password_problem(password: str, email: str = "") -> str | None:
+    """Why this password may not be used (a sentence for the form), or None."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"Use at least {MIN_PASSWORD_LENGTH} characters."
+    if len(password) > MAX_PASSWORD_LENGTH:
+        return f"Use at most {MAX_PASSWORD_LENGTH} characters."
+    lowered = password.strip().lower()
+    email = normalize_email(email or "")
+    if email and lowered in {email, email.split("@")[0]}:
+        return "Your password must not be your email address."
+    if lowered in _common_passwords():
+        return "That password is too common: it is among the first guesses attackers try."
+    return None
+
+
 def create_user(
     email: str, password: str, *, is_admin: bool = False, verified: bool = False
 ) -> User:
@@ -47,14 +99,12 @@ def create_user(
     the same transaction.
     """
     email = normalize_email(email)
+    user = User(email=email, is_admin=is_admin, email_verified_at=utcnow() if verified else None)
+    user.set_password(password)  # first, so a taken address answers no faster
     if find_by_email(email) is not None:
         raise EmailTakenError("An account with that email already exists.")
     try:
         with atomic():
-            user = User(
-                email=email, is_admin=is_admin, email_verified_at=utcnow() if verified else None
-            )
-            user.set_password(password)
             db.session.add(user)
             db.session.flush()
             ledger.open_account(user.id)
@@ -79,17 +129,18 @@ def make_admin(email: str, password: str | None) -> tuple[User, bool]:
     return user, False
 
 
-# --- sessions: each carries "<user id>.<session version>" (User.get_id); the names and
-# format match the session-version work of issue 11, so the two merge as one.
+# --- sessions: each carries "<user id>.<session version>" (User.get_id)
 
 
 def user_for_session(session_id: str) -> User | None:
     """The user a session belongs to, or None when that session has been ended."""
-    user_id, _, version = session_id.partition(".")
-    if not (user_id.isdigit() and (version or "0").isdigit()) or len(user_id) > 18:
+    user_id, dot, version = session_id.partition(".")
+    if not dot:
+        version = "0"  # a session signed before versions existed: valid until sessions end
+    if not (user_id.isdigit() and version.isdigit()) or len(user_id) > 18 or len(version) > 9:
         return None
     user = db.session.get(User, int(user_id))
-    if user is None or user.session_version != int(version or 0):
+    if user is None or user.session_version != int(version):
         return None
     return user
 
@@ -97,7 +148,8 @@ def user_for_session(session_id: str) -> User | None:
 def end_sessions(user: User) -> None:
     """End every session of this user, on every device; commits (or joins the caller's).
 
-    A password change calls it, then `login_user(user)` keeps the session that made it.
+    Logout calls it; so does a password change, which then calls `login_user(user)` to
+    keep only the session that made the change.
     """
     with atomic():
         db.session.execute(

@@ -4,7 +4,7 @@ import json
 import secrets
 import time
 
-from flask import abort, current_app, redirect, render_template, url_for
+from flask import abort, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
 from webapp.domain import stripe_gateway
@@ -24,17 +24,26 @@ def _session_or_404(session_id: str) -> dict:
 
 def deliver(event_type: str, obj: dict) -> int:
     """Sign an event as Stripe does and post it to our own webhook endpoint."""
-    event = {"id": f"evt_{secrets.token_hex(12)}", "object": "event", "api_version": "2025-09-30",
-             "created": int(time.time()), "livemode": False, "pending_webhooks": 1,
-             "request": {"id": None, "idempotency_key": None}, "type": event_type,
-             "data": {"object": obj}}
+    event = {
+        "id": f"evt_{secrets.token_hex(12)}",
+        "object": "event",
+        "api_version": "2025-09-30",
+        "created": int(time.time()),
+        "livemode": False,
+        "pending_webhooks": 1,
+        "request": {"id": None, "idempotency_key": None},
+        "type": event_type,
+        "data": {"object": obj},
+    }
     payload = json.dumps(event)
     signature = stripe_gateway.sign_payload(payload, current_app.config["STRIPE_WEBHOOK_SECRET"])
     db.session.close()  # release this request's database transaction before the delivery
     with current_app.test_client() as client:
-        response = client.post(url_for("webhooks.stripe_webhook"), data=payload,
-                               headers={"Stripe-Signature": signature,
-                                        "Content-Type": "application/json"})
+        response = client.post(
+            url_for("webhooks.stripe_webhook"),
+            data=payload,
+            headers={"Stripe-Signature": signature, "Content-Type": "application/json"},
+        )
     return response.status_code
 
 
@@ -54,15 +63,19 @@ def act(session_id, action):
     elif action == "pay":
         deliver("checkout.session.completed", double.complete_checkout_session(session_id))
     elif action == "pay-later":
-        deliver("checkout.session.completed",
-                double.complete_checkout_session(session_id, paid=False))
+        deliver(
+            "checkout.session.completed", double.complete_checkout_session(session_id, paid=False)
+        )
     elif action == "settle":
-        deliver("checkout.session.async_payment_succeeded",
-                double.complete_checkout_session(session_id, paid=True))
+        deliver(
+            "checkout.session.async_payment_succeeded",
+            double.complete_checkout_session(session_id, paid=True),
+        )
     elif action == "fail":
         deliver("checkout.session.async_payment_failed", double.objects[session_id])
     elif action == "expire":
         deliver("checkout.session.expired", double.expire_checkout_session(session_id))
+        flash("The checkout expired without payment: nothing was charged.", "info")
         return redirect(url_for("credits.index"))
     else:
         abort(404)
@@ -82,9 +95,12 @@ def _deliver_subscription_start(double, session_id: str) -> None:
 
 
 def _own_subscriptions(double) -> list[dict]:
-    return [obj for obj in list(double.objects.values())
-            if obj.get("object") == "subscription"
-            and obj.get("metadata", {}).get("user_id") == str(current_user.id)]
+    return [
+        obj
+        for obj in list(double.objects.values())
+        if obj.get("object") == "subscription"
+        and obj.get("metadata", {}).get("user_id") == str(current_user.id)
+    ]
 
 
 @bp.get("/sandbox/portal/<portal_id>")
@@ -94,8 +110,9 @@ def portal(portal_id):
     session = double.objects.get(portal_id)
     if session is None or session.get("customer") != current_user.stripe_customer_id:
         abort(404)
-    return render_template("sandbox/portal.html", portal=session,
-                           subscriptions=_own_subscriptions(double))
+    return render_template(
+        "sandbox/portal.html", portal=session, subscriptions=_own_subscriptions(double)
+    )
 
 
 @bp.post("/sandbox/subscriptions/<sub_id>/<action>")
@@ -110,8 +127,12 @@ def subscription_act(sub_id, action):
         deliver("customer.subscription.updated", subscription)
     elif action in ("cancel", "cancel-now"):
         subscription = double.cancel_subscription(sub_id, at_period_end=action == "cancel")
-        deliver("customer.subscription.deleted" if action == "cancel-now"
-                else "customer.subscription.updated", subscription)
+        deliver(
+            "customer.subscription.deleted"
+            if action == "cancel-now"
+            else "customer.subscription.updated",
+            subscription,
+        )
     else:
         abort(404)
     return redirect(url_for("credits.index"))

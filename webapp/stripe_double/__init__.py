@@ -79,9 +79,16 @@ class StripeDouble(stripe.HTTPClient):
         if any(parts.path.startswith(prefix) for prefix in self.unreachable):
             raise stripe.APIConnectionError("Stripe double: unreachable", should_retry=False)
         with self._lock:
-            self.requests.append({"method": method, "url": url, "path": parts.path,
-                                  "params": params,
-                                  "idempotency_key": key, "headers": dict(headers or {})})
+            self.requests.append(
+                {
+                    "method": method,
+                    "url": url,
+                    "path": parts.path,
+                    "params": params,
+                    "idempotency_key": key,
+                    "headers": dict(headers or {}),
+                }
+            )
             if key and key in self._idempotent:
                 body, status = self._idempotent[key]
                 return body, status, {"Idempotent-Replayed": "true"}
@@ -98,12 +105,23 @@ class StripeDouble(stripe.HTTPClient):
 
     def fail_next(self, path_prefix: str, status: int = 500, error_type: str = "api_error"):
         """The next request under `path_prefix` gets this error instead of an answer."""
-        self.failures.append((path_prefix, status, {"error": {
-            "type": error_type, "message": "Injected failure from the Stripe double."}}))
+        self.failures.append(
+            (
+                path_prefix,
+                status,
+                {
+                    "error": {
+                        "type": error_type,
+                        "message": "Injected failure from the Stripe double.",
+                    }
+                },
+            )
+        )
 
     def requests_to(self, method: str, path_prefix: str) -> list[dict[str, Any]]:
-        return [r for r in self.requests
-                if r["method"] == method and r["path"].startswith(path_prefix)]
+        return [
+            r for r in self.requests if r["method"] == method and r["path"].startswith(path_prefix)
+        ]
 
     def new_object(self, object_type: str, prefix: str, **fields) -> dict[str, Any]:
         obj = copy.deepcopy(self.templates(object_type))
@@ -122,14 +140,27 @@ class StripeDouble(stripe.HTTPClient):
             session["status"] = "complete"
             session["payment_status"] = "paid" if paid else "unpaid"
             if session.get("mode") == "payment" and not session.get("payment_intent"):
-                intent = self.new_object("payment_intent", "pi", amount=session["amount_total"],
-                                         currency=session["currency"], status="succeeded",
-                                         metadata=dict(self.intent_metadata.get(session_id, {})))
-                charge = self.new_object("charge", "ch", amount=session["amount_total"],
-                                         currency=session["currency"], amount_refunded=0,
-                                         refunded=False, payment_intent=intent["id"])
+                intent = self.new_object(
+                    "payment_intent",
+                    "pi",
+                    amount=session["amount_total"],
+                    currency=session["currency"],
+                    status="succeeded",
+                    metadata=dict(self.intent_metadata.get(session_id, {})),
+                )
+                charge = self.new_object(
+                    "charge",
+                    "ch",
+                    amount=session["amount_total"],
+                    currency=session["currency"],
+                    amount_refunded=0,
+                    refunded=False,
+                    payment_intent=intent["id"],
+                )
                 if "receipt_url" in charge:  # Stripe's example charge has one: make it this one's
-                    charge["receipt_url"] = f"https://pay.stripe.com/receipts/payment/{charge['id']}"
+                    charge["receipt_url"] = (
+                        f"https://pay.stripe.com/receipts/payment/{charge['id']}"
+                    )
                 intent["latest_charge"] = charge["id"]
                 session["payment_intent"] = intent["id"]
                 if paid and (session.get("invoice_creation") or {}).get("enabled"):
@@ -141,14 +172,29 @@ class StripeDouble(stripe.HTTPClient):
     def _checkout_invoice(self, session: dict[str, Any], intent: dict, charge: dict) -> None:
         """The paid invoice Stripe issues for a session with invoice_creation enabled."""
         invoice = self.new_object(
-            "invoice", "in", customer=session.get("customer"), billing_reason="manual",
-            status="paid", amount_due=session["amount_total"], amount_paid=session["amount_total"],
-            currency=session["currency"], subscription=None, parent=None,
-            metadata=dict((session["invoice_creation"].get("invoice_data") or {})
-                          .get("metadata") or {}),
+            "invoice",
+            "in",
+            customer=session.get("customer"),
+            billing_reason="manual",
+            status="paid",
+            amount_due=session["amount_total"],
+            amount_paid=session["amount_total"],
+            currency=session["currency"],
+            subscription=None,
+            parent=None,
+            metadata=dict(
+                (session["invoice_creation"].get("invoice_data") or {}).get("metadata") or {}
+            ),
             lines={"object": "list", "has_more": False, "data": []},
-            payments={"object": "list", "data": [{"object": "invoice_payment", "payment": {
-                "type": "payment_intent", "payment_intent": intent["id"]}}]},
+            payments={
+                "object": "list",
+                "data": [
+                    {
+                        "object": "invoice_payment",
+                        "payment": {"type": "payment_intent", "payment_intent": intent["id"]},
+                    }
+                ],
+            },
         )
         invoice["hosted_invoice_url"] = f"https://invoice.stripe.com/i/{invoice['id']}"
         invoice["invoice_pdf"] = f"https://pay.stripe.com/invoice/{invoice['id']}/pdf"
@@ -170,10 +216,8 @@ class StripeDouble(stripe.HTTPClient):
                 del self.failures[index]
                 return status, error
         segments = path.strip("/").split("/")[1:]  # drop "v1"
-        route = "/".join(segment if not _looks_like_id(segment) else "{id}"
-                         for segment in segments)
-        handler = getattr(self, f"_{method}_{route.replace('/', '_').replace('{id}', 'id')}",
-                          None)
+        route = "/".join(segment if not _looks_like_id(segment) else "{id}" for segment in segments)
+        handler = getattr(self, f"_{method}_{route.replace('/', '_').replace('{id}', 'id')}", None)
         if handler is None:
             return 404, _error("invalid_request_error", f"Unknown route {method} {path}")
         try:
@@ -187,8 +231,9 @@ class StripeDouble(stripe.HTTPClient):
         """The object as stored, with the fields named in `expand[]` replaced by their objects."""
         obj = self.objects.get(object_id)
         if obj is None:
-            return 404, _error("invalid_request_error", f"No such object: '{object_id}'",
-                               code="resource_missing")
+            return 404, _error(
+                "invalid_request_error", f"No such object: '{object_id}'", code="resource_missing"
+            )
         obj = copy.deepcopy(obj)
         expand = (params or {}).get("expand") or []
         for field in expand if isinstance(expand, list) else [expand]:
@@ -198,8 +243,9 @@ class StripeDouble(stripe.HTTPClient):
         return 200, obj
 
     def _post_customers(self, params):
-        return 200, self.new_object("customer", "cus", email=params.get("email"),
-                                    metadata=params.get("metadata", {}))
+        return 200, self.new_object(
+            "customer", "cus", email=params.get("email"), metadata=params.get("metadata", {})
+        )
 
     # Stripe Tax as the double computes it: this percentage of the subtotal, rounded down,
     # on sessions with automatic_tax[enabled]=true (0: no tax).
@@ -216,34 +262,64 @@ class StripeDouble(stripe.HTTPClient):
         prices = [self._line_price(item) for item in items]
         if any(price is None for price in prices):
             return 400, _error("invalid_request_error", "No such price", code="resource_missing")
-        subtotal = sum(int(price["unit_amount"]) * int(item.get("quantity", 1))
-                       for item, price in zip(items, prices, strict=True))
+        subtotal = sum(
+            int(price["unit_amount"]) * int(item.get("quantity", 1))
+            for item, price in zip(items, prices, strict=True)
+        )
         mode = params.get("mode", "payment")
         taxed = (params.get("automatic_tax") or {}).get("enabled") == "true"
         tax = subtotal * self.tax_percent // 100 if taxed else 0
         invoice_creation = params.get("invoice_creation") or {}
         session = self.new_object(
-            "checkout.session", "cs_test",
-            mode=mode, status="open", payment_status="unpaid",
-            amount_total=subtotal + tax, amount_subtotal=subtotal,
+            "checkout.session",
+            "cs_test",
+            mode=mode,
+            status="open",
+            payment_status="unpaid",
+            amount_total=subtotal + tax,
+            amount_subtotal=subtotal,
             total_details={"amount_discount": 0, "amount_shipping": 0, "amount_tax": tax},
             automatic_tax={"enabled": taxed, "liability": None, "status": None},
-            invoice_creation={"enabled": invoice_creation.get("enabled") == "true",
-                              "invoice_data": invoice_creation.get("invoice_data") or {}},
+            invoice_creation={
+                "enabled": invoice_creation.get("enabled") == "true",
+                "invoice_data": invoice_creation.get("invoice_data") or {},
+            },
             invoice=None,
             currency=params.get("currency") or (prices[0]["currency"] if prices else "usd"),
-            customer=params.get("customer"), client_reference_id=params.get("client_reference_id"),
-            metadata=params.get("metadata", {}), success_url=params.get("success_url"),
-            cancel_url=params.get("cancel_url"), payment_intent=None, subscription=None,
+            customer=params.get("customer"),
+            client_reference_id=params.get("client_reference_id"),
+            metadata=params.get("metadata", {}),
+            success_url=params.get("success_url"),
+            cancel_url=params.get("cancel_url"),
+            payment_intent=None,
+            subscription=None,
             expires_at=int(time.time()) + 24 * 3600,
         )
         if mode == "subscription":
-            self.subscription_data[session["id"]] = {"line_items": items,
-                                                     **params.get("subscription_data", {})}
+            self.subscription_data[session["id"]] = {
+                "line_items": items,
+                **params.get("subscription_data", {}),
+            }
         session["url"] = self._checkout_url(session)
         self.intent_metadata[session["id"]] = dict(
-            (params.get("payment_intent_data") or {}).get("metadata") or {})
+            (params.get("payment_intent_data") or {}).get("metadata") or {}
+        )
         return 200, copy.deepcopy(session)
+
+    def _post_checkout_sessions_id_expire(self, params, session_id):
+        with self._lock:
+            session = self.objects.get(session_id)
+            if session is None or session.get("object") != "checkout.session":
+                return self._stored(session_id)
+            if session["status"] != "open":
+                return 400, _error(
+                    "invalid_request_error",
+                    'Only Checkout Sessions with a status in ["open"] can be expired. '
+                    f'This Checkout Session has a status of "{session["status"]}".',
+                )
+            session["status"] = "expired"
+            self.emit("checkout.session.expired", session)
+            return 200, copy.deepcopy(session)
 
     def _checkout_url(self, session: dict[str, Any]) -> str:
         if self.checkout_base is not None:
@@ -256,16 +332,25 @@ class StripeDouble(stripe.HTTPClient):
     def _get_checkout_sessions(self, params):
         since = int(params.get("created", {}).get("gte", 0))
         limit = int(params.get("limit", 10))
-        sessions = sorted((o for o in self.objects.values()
-                           if o["object"] == "checkout.session" and o["created"] >= since),
-                          key=lambda o: (-o["created"], o["id"]))
+        sessions = sorted(
+            (
+                o
+                for o in self.objects.values()
+                if o["object"] == "checkout.session" and o["created"] >= since
+            ),
+            key=lambda o: (-o["created"], o["id"]),
+        )
         after = params.get("starting_after")
         if after:
             ids = [s["id"] for s in sessions]
-            sessions = sessions[ids.index(after) + 1:] if after in ids else []
+            sessions = sessions[ids.index(after) + 1 :] if after in ids else []
         page = sessions[:limit]
-        return 200, {"object": "list", "url": "/v1/checkout/sessions",
-                     "has_more": len(sessions) > limit, "data": copy.deepcopy(page)}
+        return 200, {
+            "object": "list",
+            "url": "/v1/checkout/sessions",
+            "has_more": len(sessions) > limit,
+            "data": copy.deepcopy(page),
+        }
 
     def _get_charges_id(self, params, charge_id):
         return self._stored(charge_id, params)
@@ -285,26 +370,39 @@ class StripeDouble(stripe.HTTPClient):
     def _post_refunds(self, params):
         intent = self.objects.get(params.get("payment_intent", ""))
         if intent is None:
-            return 404, _error("invalid_request_error", "No such payment_intent",
-                               code="resource_missing")
+            return 404, _error(
+                "invalid_request_error", "No such payment_intent", code="resource_missing"
+            )
         charge = self.objects[intent["latest_charge"]]
         left = charge["amount"] - charge["amount_refunded"]
         amount = int(params.get("amount", left))
         if amount <= 0 or amount > left:
-            return 400, _error("invalid_request_error",
-                               "Refund amount is greater than unrefunded amount on charge",
-                               code="amount_too_large")
+            return 400, _error(
+                "invalid_request_error",
+                "Refund amount is greater than unrefunded amount on charge",
+                code="amount_too_large",
+            )
         charge["amount_refunded"] += amount
         charge["refunded"] = charge["amount_refunded"] == charge["amount"]
-        refund = self.new_object("refund", "re", amount=amount, charge=charge["id"],
-                                 payment_intent=intent["id"], currency=charge["currency"],
-                                 status="succeeded")
+        refund = self.new_object(
+            "refund",
+            "re",
+            amount=amount,
+            charge=charge["id"],
+            payment_intent=intent["id"],
+            currency=charge["currency"],
+            status="succeeded",
+        )
         self.emit("charge.refunded", charge)
         return 200, copy.deepcopy(refund)
 
     def _post_billing_portal_sessions(self, params):
-        portal = self.new_object("billing_portal.session", "bps", customer=params.get("customer"),
-                                 return_url=params.get("return_url"))
+        portal = self.new_object(
+            "billing_portal.session",
+            "bps",
+            customer=params.get("customer"),
+            return_url=params.get("return_url"),
+        )
         if self.checkout_base is not None:
             portal["url"] = f"{self.checkout_base}/sandbox/portal/{portal['id']}"
         else:
@@ -318,17 +416,38 @@ class StripeDouble(stripe.HTTPClient):
     def _subscribe(self, session: dict[str, Any]) -> None:
         data = self.subscription_data.get(session["id"], {})
         item = (data.get("line_items") or [{}])[0]
-        price_id = item.get("price") or self.new_object(
-            "price", "price", unit_amount=int(item["price_data"]["unit_amount"]),
-            currency=item["price_data"]["currency"], recurring={"interval": "month"})["id"]
+        price_id = (
+            item.get("price")
+            or self.new_object(
+                "price",
+                "price",
+                unit_amount=int(item["price_data"]["unit_amount"]),
+                currency=item["price_data"]["currency"],
+                recurring={"interval": "month"},
+            )["id"]
+        )
         start = int(time.time())
         sub = self.new_object(
-            "subscription", "sub", customer=session.get("customer"), status="active",
-            metadata=data.get("metadata", {}), cancel_at_period_end=False, cancel_at=None,
-            items={"object": "list", "data": [{
-                "object": "subscription_item", "price": {"id": price_id, "object": "price"},
-                "current_period_start": start, "current_period_end": start + self.PERIOD}]},
-            latest_invoice=None)
+            "subscription",
+            "sub",
+            customer=session.get("customer"),
+            status="active",
+            metadata=data.get("metadata", {}),
+            cancel_at_period_end=False,
+            cancel_at=None,
+            items={
+                "object": "list",
+                "data": [
+                    {
+                        "object": "subscription_item",
+                        "price": {"id": price_id, "object": "price"},
+                        "current_period_start": start,
+                        "current_period_end": start + self.PERIOD,
+                    }
+                ],
+            },
+            latest_invoice=None,
+        )
         session["subscription"] = sub["id"]
         self._invoice(sub, "subscription_create", paid=True)
 
@@ -337,19 +456,47 @@ class StripeDouble(stripe.HTTPClient):
         price = self.objects.get(item["price"]["id"], {})
         amount = price.get("unit_amount", 0)
         invoice = self.new_object(
-            "invoice", "in", customer=sub.get("customer"), billing_reason=reason,
-            status="paid" if paid else "open", amount_due=amount,
-            amount_paid=amount if paid else 0, currency=price.get("currency", "usd"),
-            period_start=item["current_period_start"], period_end=item["current_period_start"],
-            parent={"type": "subscription_details", "subscription_details": {
-                "subscription": sub["id"], "metadata": sub.get("metadata", {})}},
-            lines={"object": "list", "has_more": False, "data": [{
-                "object": "line_item", "amount": amount, "metadata": sub.get("metadata", {}),
-                "period": {"start": item["current_period_start"],
-                           "end": item["current_period_end"]},
-                "pricing": {"type": "price_details", "price_details": {"price": item["price"]["id"]}},
-                "parent": {"type": "subscription_item_details", "subscription_item_details": {
-                    "subscription": sub["id"]}}}]})
+            "invoice",
+            "in",
+            customer=sub.get("customer"),
+            billing_reason=reason,
+            status="paid" if paid else "open",
+            amount_due=amount,
+            amount_paid=amount if paid else 0,
+            currency=price.get("currency", "usd"),
+            period_start=item["current_period_start"],
+            period_end=item["current_period_start"],
+            parent={
+                "type": "subscription_details",
+                "subscription_details": {
+                    "subscription": sub["id"],
+                    "metadata": sub.get("metadata", {}),
+                },
+            },
+            lines={
+                "object": "list",
+                "has_more": False,
+                "data": [
+                    {
+                        "object": "line_item",
+                        "amount": amount,
+                        "metadata": sub.get("metadata", {}),
+                        "period": {
+                            "start": item["current_period_start"],
+                            "end": item["current_period_end"],
+                        },
+                        "pricing": {
+                            "type": "price_details",
+                            "price_details": {"price": item["price"]["id"]},
+                        },
+                        "parent": {
+                            "type": "subscription_item_details",
+                            "subscription_item_details": {"subscription": sub["id"]},
+                        },
+                    }
+                ],
+            },
+        )
         sub["latest_invoice"] = invoice["id"]
         return invoice
 
@@ -389,18 +536,33 @@ class StripeDouble(stripe.HTTPClient):
     def take_pending_events(self) -> list[tuple[str, dict[str, Any]]]:
         """The recorded events, oldest first, removed from the double."""
         with self._lock:
-            events, self.pending_events = self.pending_events or [], (
-                [] if self.pending_events is not None else None)
+            events, self.pending_events = (
+                self.pending_events or [],
+                ([] if self.pending_events is not None else None),
+            )
             return events
 
 
 def _looks_like_id(segment: str) -> bool:
     return "_" in segment and segment.split("_", 1)[0] in {
-        "cs", "cus", "ch", "pi", "re", "in", "sub", "bps", "dp", "price", "prod", "evt"}
+        "cs",
+        "cus",
+        "ch",
+        "pi",
+        "re",
+        "in",
+        "sub",
+        "bps",
+        "dp",
+        "price",
+        "prod",
+        "evt",
+    }
 
 
-def _error(error_type: str, message: str, code: str | None = None,
-           param: str | None = None) -> dict[str, Any]:
+def _error(
+    error_type: str, message: str, code: str | None = None, param: str | None = None
+) -> dict[str, Any]:
     error = {"type": error_type, "message": message}
     if code:
         error["code"] = code
