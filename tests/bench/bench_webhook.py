@@ -18,7 +18,8 @@ import sys
 
 from tests.bench import common, seed
 
-DB_NAME = "credits_bench_webhook"
+# Its own database, named after BENCH_DATABASE_URL's so parallel checkouts never collide.
+DB_NAME = common.bench_database_name("webhook")
 TARGET_RATIO = 0.7
 
 

@@ -31,6 +31,12 @@ WEBHOOK_SECRET = "whsec_bench_only_secret"
 
 # --- databases
 
+def bench_database_name(suffix: str) -> str:
+    """`<BENCH_DATABASE_URL's database>_<suffix>` (credits_bench_<suffix> without it)."""
+    url = os.environ.get("BENCH_DATABASE_URL", "postgresql://localhost/credits_bench")
+    return f"{url.rsplit('/', 1)[1].split('?')[0]}_{suffix}"
+
+
 def database_url(name: str) -> str:
     base = ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
     return f"{base}/{name}"

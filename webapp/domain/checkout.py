@@ -5,13 +5,12 @@ import logging
 import sqlalchemy as sa
 from flask import current_app
 
-from webapp.domain import pricing, stripe_gateway
+from webapp.domain import ledger, pricing, stripe_gateway
 from webapp.domain.errors import PaymentProviderError
 from webapp.domain.stripe_objects import TOPUP_PURPOSE
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
 from webapp.models import Purchase, PurchaseStatus, User
-from webapp.models.types import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +32,7 @@ def start_checkout(user: User, credits: int, base_url: str) -> Purchase:
             idempotency_key=f"checkout-purchase-{purchase.id}",
         )
     except PaymentProviderError:
-        _abandon(purchase.id)
+        ledger.abandon_checkout(purchase.id)
         raise
     with atomic():
         purchase.stripe_checkout_session_id = session["id"]
@@ -50,16 +49,6 @@ def _record_purchase(user_id: int, quote: pricing.Quote) -> Purchase:
         )
         db.session.add(purchase)
     return purchase
-
-
-def _abandon(purchase_id: int) -> None:
-    with atomic():
-        db.session.execute(
-            sa.update(Purchase)
-            .where(Purchase.id == purchase_id, Purchase.status == PurchaseStatus.PENDING)
-            .values(status=PurchaseStatus.FAILED, updated_at=utcnow(),
-                    review_reason="Checkout could not be started (Stripe error).")
-        )
 
 
 def ensure_customer(user: User) -> str:

@@ -6,7 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from webapp.domain import clock
+from webapp.domain import clock, ledger
 from webapp.extensions import db
 from webapp.models import (
     AdminAction,
@@ -177,36 +177,27 @@ class Dashboard:
     recent_failures: list[StripeEvent]
 
 
-_REVENUE_STATUSES = (PurchaseStatus.PAID, PurchaseStatus.REFUNDED,
-                     PurchaseStatus.PARTIALLY_REFUNDED, PurchaseStatus.DISPUTED)
-
-
 def dashboard() -> Dashboard:
-    """Totals for /admin/: running totals from credit_accounts, grouped purchase counts."""
-    account = CreditAccount.__table__.c
-    sold, granted, used, outstanding = db.session.execute(sa.select(
-        *(sa.func.coalesce(sa.func.sum(c), 0) for c in
-          (account.purchased, account.granted, account.used, account.balance)))).one()
-    # One pass over purchases gives both the counts by status and revenue by currency.
-    grouped = db.session.execute(
-        sa.select(Purchase.status, Purchase.currency, sa.func.count(),
-                  sa.func.sum(Purchase.amount_cents), sa.func.sum(Purchase.amount_refunded_cents))
-        .group_by(Purchase.status, Purchase.currency)).all()
-    by_status = {status: 0 for status in tuple(PurchaseStatus)}
-    revenue: dict[str, tuple[int, int]] = {}
-    for status, currency, count, charged, refunded in grouped:
-        by_status[status] = by_status.get(status, 0) + count
-        if status in _REVENUE_STATUSES:
-            before = revenue.get(currency, (0, 0))
-            revenue[currency] = (before[0] + int(charged or 0), before[1] + int(refunded or 0))
+    """Totals for /admin/ as the ledger keeps them (daily_totals), and recent failures."""
+    figures = ledger.totals.all_time()
+
+    def credits(kind: str) -> int:
+        return figures.get((ledger.totals.credits_metric(kind), ""), 0)
+
+    outstanding = sum(credits(kind) for kind in EntryKind)
+    by_status = {status: figures.get((ledger.totals.status_metric(status), ""), 0)
+                 for status in PurchaseStatus}
+    currencies = sorted({currency for (metric, currency) in figures if metric == "charged"})
+    revenue = [(currency, figures[("charged", currency)], figures.get(("refunded", currency), 0))
+               for currency in currencies if figures[("charged", currency)]]
     since = utcnow() - timedelta(hours=24)
     failed = sa.select(StripeEvent).where(StripeEvent.outcome == EventOutcome.FAILED,
                                           StripeEvent.received_at >= since)
     failed_count = db.session.scalar(sa.select(sa.func.count()).select_from(failed.subquery()))
     # Failed events are few: the (outcome, id) index finds them, newest first by id.
     recent = list(db.session.scalars(failed.order_by(StripeEvent.id.desc()).limit(10)))
-    return Dashboard(int(sold), int(granted), int(used), int(outstanding),
-                     [(c, *revenue[c]) for c in sorted(revenue)], by_status,
+    return Dashboard(credits(EntryKind.PURCHASE), credits(EntryKind.GRANT),
+                     -credits(EntryKind.USAGE), outstanding, revenue, by_status,
                      failed_count or 0, recent)
 
 

@@ -4,6 +4,7 @@ entries      posting a balance change with its row, adjustments, balances
 purchases    Checkout fulfilment, failed and expired sessions
 chargebacks  refunds and disputes
 grants       plan grants, expiry, draw-down, usage debits
+totals       per-day totals for /admin/, written in the transaction of each change
 """
 
 from webapp.domain.ledger.chargebacks import (
@@ -28,6 +29,7 @@ from webapp.domain.ledger.grants import (
 from webapp.domain.ledger.purchases import (
     Fulfilment,
     FulfilmentResult,
+    abandon_checkout,
     credit_marked_purchase,
     fulfil_checkout_session,
     mark_paid_statement,
@@ -42,6 +44,7 @@ __all__ = [
     "RETURNED_DISPUTE_STATUSES",
     "Fulfilment",
     "FulfilmentResult",
+    "abandon_checkout",
     "adjust",
     "apply_refund",
     "close_dispute",

@@ -6,6 +6,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from webapp.domain.errors import InsufficientCreditsError, InvalidAmountError
+from webapp.domain.ledger import totals
 from webapp.domain.sql import is_postgresql, locked
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
@@ -65,6 +66,7 @@ def post_entry(
         return None
     if balance is None:
         raise InsufficientCreditsError(current_balance(user_id))
+    totals.add(totals.credits_metric(kind), credits)
     return balance
 
 

@@ -1,0 +1,211 @@
+"""Totals for /admin/, kept by the ledger in the same transaction as every change they count.
+
+A change adds its difference to a set pending on the database session (`add`); just
+before that transaction commits, the set is written as ONE upsert into `daily_totals`
+(one row per UTC day, figure, currency and shard), and a rollback drops it. /admin/
+then sums a few thousand small rows instead of grouping every purchase. Writing at
+commit keeps the row locks of these shared rows for the shortest time, and a random
+shard per transaction spreads concurrent writers of the same day over several rows.
+
+The figures (reports.dashboard reads whatever metrics exist):
+
+  credits.<entry kind>  credits posted, signed: every post_entry adds its own
+  purchases.<status>    how many purchases are in each status
+  charged, refunded     money (per currency) of purchases in a revenue status
+
+Adding a figure is one line: in `purchase_figures` when it follows from a purchase's
+status and amounts (the rebuild then counts it too), or one `add(...)` call in the
+ledger function that makes the change (e.g. `add("disputes_lost", cents, currency)`).
+Purchases changed through the ORM are counted by the before_flush hook below; the
+ledger's Core UPDATEs of purchases call `purchase_moved` themselves.
+"""
+
+import random
+from collections import defaultdict
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from webapp.domain.sql import utc_day
+from webapp.extensions import db
+from webapp.models import DailyTotal, EntryKind, LedgerEntry, Purchase, PurchaseStatus
+from webapp.models.types import utcnow
+
+SHARDS = 4
+_PENDING = "ledger.totals"
+
+# Purchases whose money counts as revenue: exactly the credited ones (a purchase leaves
+# needs_review, pending, processing, failed and expired only by being credited).
+REVENUE_STATUSES = frozenset({
+    PurchaseStatus.PAID, PurchaseStatus.REFUNDED, PurchaseStatus.PARTIALLY_REFUNDED,
+    PurchaseStatus.DISPUTED,
+})
+
+Figures = dict[tuple[str, str], int]  # (metric, currency) -> amount
+
+
+def credits_metric(kind: str) -> str:
+    return f"credits.{kind}"
+
+
+def status_metric(status: str) -> str:
+    return f"purchases.{status}"
+
+
+def purchase_figures(status: str, currency: str, amount_cents: int, refunded_cents: int,
+                     count: int = 1) -> Figures:
+    """What `count` purchases in `status` add to the totals (amounts summed over them)."""
+    figures = {(status_metric(status), ""): count}
+    if status in REVENUE_STATUSES:
+        figures[("charged", currency)] = amount_cents
+        figures[("refunded", currency)] = refunded_cents
+    return figures
+
+
+def add(metric: str, amount: int, currency: str = "") -> None:
+    """Add `amount` to today's `metric` when the current transaction commits."""
+    _add(db.session.info, metric, amount, currency)
+
+
+def _add(info: dict, metric: str, amount: int, currency: str) -> None:
+    if amount:
+        pending = info.setdefault(_PENDING, defaultdict(int))
+        pending[(utcnow().date(), metric, currency)] += amount
+
+
+def purchase_moved(before: tuple | None, after: tuple | None, info: dict | None = None) -> None:
+    """Count a purchase going from state `before` to `after` (None: not there).
+
+    A state is (status, currency, amount_cents, amount_refunded_cents).
+    """
+    info = db.session.info if info is None else info
+    for state, sign in ((before, -1), (after, 1)):
+        if state is not None:
+            for (metric, currency), amount in purchase_figures(*state).items():
+                _add(info, metric, sign * amount, currency)
+
+
+# --- purchases changed through the ORM (set_status, refunds, new purchases)
+
+_TRACKED = ("status", "currency", "amount_cents", "amount_refunded_cents")
+_DEFAULTS = {"status": PurchaseStatus.PENDING.value, "amount_refunded_cents": 0}
+
+
+def _state(purchase: Purchase, *, old: bool) -> tuple:
+    inspected = sa.inspect(purchase)
+    values = []
+    for name in _TRACKED:
+        history = inspected.attrs[name].history
+        value = history.deleted[0] if old and history.deleted else getattr(purchase, name)
+        values.append(_DEFAULTS.get(name) if value is None else value)
+    return tuple(values)
+
+
+@event.listens_for(Session, "before_flush")
+def _count_purchase_changes(session: Session, _context: Any, _instances: Any) -> None:
+    for purchase in session.new:
+        if isinstance(purchase, Purchase):
+            purchase_moved(None, _state(purchase, old=False), session.info)
+    for purchase in session.dirty:
+        if isinstance(purchase, Purchase) and session.is_modified(purchase):
+            before, after = _state(purchase, old=True), _state(purchase, old=False)
+            if before != after:
+                purchase_moved(before, after, session.info)
+    for purchase in session.deleted:
+        if isinstance(purchase, Purchase):
+            purchase_moved(_state(purchase, old=True), None, session.info)
+
+
+# --- writing at commit, dropping at rollback
+
+_UPSERT_SQL = (
+    "INSERT INTO daily_totals (day, metric, currency, shard, amount) {rows}"
+    " ON CONFLICT (day, metric, currency, shard)"
+    " DO UPDATE SET amount = daily_totals.amount + excluded.amount"
+)
+# PostgreSQL: every row in one statement (arrays in, one round trip).
+_UPSERT_PG = sa.text(_UPSERT_SQL.format(rows=(
+    "SELECT * FROM unnest(CAST(:days AS date[]), CAST(:metrics AS varchar[]),"
+    " CAST(:currencies AS varchar[]), CAST(:shards AS smallint[]), CAST(:amounts AS bigint[]))"
+)))
+_UPSERT_ONE = sa.text(_UPSERT_SQL.format(
+    rows="VALUES (:day, :metric, :currency, :shard, :amount)"
+)).bindparams(sa.bindparam("day", type_=sa.Date))
+
+
+def write_pending(session: Session) -> None:
+    """Upsert the pending totals in the session's transaction, in key order (no deadlocks)."""
+    pending = session.info.pop(_PENDING, None)
+    if not pending:
+        return
+    shard = random.randrange(SHARDS)
+    rows = sorted((key, amount) for key, amount in pending.items() if amount)
+    if not rows:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_UPSERT_PG, {
+            "days": [day for (day, _, _), _ in rows],
+            "metrics": [metric for (_, metric, _), _ in rows],
+            "currencies": [currency for (_, _, currency), _ in rows],
+            "shards": [shard] * len(rows), "amounts": [amount for _, amount in rows]})
+    else:
+        session.execute(_UPSERT_ONE, [
+            {"day": day, "metric": metric, "currency": currency, "shard": shard,
+             "amount": amount} for (day, metric, currency), amount in rows])
+
+
+@event.listens_for(Session, "before_commit")
+def _write_at_commit(session: Session) -> None:
+    if session.info.get(_PENDING) or session.new or session.dirty or session.deleted:
+        session.flush()  # the flush may count purchase changes too
+        write_pending(session)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_at_rollback(session: Session, previous_transaction: Any) -> None:
+    if previous_transaction.parent is None:
+        session.info.pop(_PENDING, None)
+
+
+# --- reading and rebuilding
+
+
+def all_time() -> Figures:
+    """Every figure summed over all days and shards."""
+    rows = db.session.execute(
+        sa.select(DailyTotal.metric, DailyTotal.currency, sa.func.sum(DailyTotal.amount))
+        .group_by(DailyTotal.metric, DailyTotal.currency))
+    return {(metric, currency): int(amount) for metric, currency, amount in rows}
+
+
+def rebuild() -> None:
+    """Recompute daily_totals from the ledger rows and purchases (joins the caller's
+    transaction). For repairs and for data loaded behind the ledger's back (benchmarks)."""
+    db.session.execute(sa.delete(DailyTotal))
+    totals: dict[tuple[date, str, str], int] = defaultdict(int)
+    entry_day = utc_day(LedgerEntry.created_at)
+    for day, kind, credits in db.session.execute(
+            sa.select(entry_day, LedgerEntry.kind, sa.func.sum(LedgerEntry.credits))
+            .group_by(entry_day, LedgerEntry.kind)):
+        totals[(_as_date(day), credits_metric(EntryKind(kind)), "")] += int(credits)
+    purchase_day = utc_day(Purchase.created_at)
+    groups = db.session.execute(
+        sa.select(purchase_day, Purchase.status, Purchase.currency, sa.func.count(),
+                  sa.func.sum(Purchase.amount_cents), sa.func.sum(Purchase.amount_refunded_cents))
+        .group_by(purchase_day, Purchase.status, Purchase.currency))
+    for day, status, currency, count, charged, refunded in groups:
+        for (metric, money), amount in purchase_figures(
+                status, currency, int(charged), int(refunded), count).items():
+            totals[(_as_date(day), metric, money)] += amount
+    rows = [{"day": day, "metric": metric, "currency": currency, "shard": 0, "amount": amount}
+            for (day, metric, currency), amount in sorted(totals.items()) if amount]
+    if rows:
+        db.session.execute(sa.insert(DailyTotal), rows)
+
+
+def _as_date(value) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
