@@ -1,0 +1,132 @@
+"""The totals the ledger keeps (daily_totals) always equal what every row adds up to."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from tests.payments import Payment
+from tests.stripe_fakes import deliver
+from webapp.domain import checkout, ledger, reports
+from webapp.domain.errors import InsufficientCreditsError
+from webapp.domain.transaction import atomic
+from webapp.extensions import db
+from webapp.models import CreditAccount, DailyTotal, Purchase, PurchaseStatus
+
+REVENUE = ("paid", "refunded", "partially_refunded", "disputed")
+
+
+def recomputed() -> dict:
+    """The dashboard's figures worked out from every row, as /admin/ used to."""
+    account = CreditAccount.__table__.c
+    sold, granted, used, outstanding = db.session.execute(sa.select(
+        *(sa.func.coalesce(sa.func.sum(c), 0) for c in
+          (account.purchased, account.granted, account.used, account.balance)))).one()
+    by_status = {status: 0 for status in PurchaseStatus}
+    revenue: dict[str, list[int]] = {}
+    for status, currency, count, charged, refunded in db.session.execute(
+            sa.select(Purchase.status, Purchase.currency, sa.func.count(),
+                      sa.func.sum(Purchase.amount_cents),
+                      sa.func.sum(Purchase.amount_refunded_cents))
+            .group_by(Purchase.status, Purchase.currency)):
+        by_status[status] += count
+        if status in REVENUE:
+            money = revenue.setdefault(currency, [0, 0])
+            money[0] += int(charged)
+            money[1] += int(refunded)
+    return {"sold": int(sold), "granted": int(granted), "used": int(used),
+            "outstanding": int(outstanding), "by_status": by_status,
+            "revenue": [(c, *revenue[c]) for c in sorted(revenue)]}
+
+
+def kept() -> dict:
+    db.session.expire_all()
+    totals = reports.dashboard()
+    return {"sold": totals.credits_sold, "granted": totals.credits_granted,
+            "used": totals.credits_used, "outstanding": totals.outstanding,
+            "by_status": totals.by_status, "revenue": totals.revenue}
+
+
+def delivered(client, event) -> int:
+    return deliver(client, event).status_code
+
+
+def test_every_kind_of_change_keeps_the_totals_exact(client, user, admin, stripe_double):
+    paid = Payment(stripe_double, user, 1000)
+    assert delivered(client, paid.completed()) == 200
+    assert delivered(client, paid.completed()) == 200  # a replay counts nothing more
+
+    refunded = Payment(stripe_double, user, 2000)
+    assert delivered(client, refunded.completed()) == 200
+    assert delivered(client, refunded.refunded(500)) == 200
+    assert delivered(client, refunded.refunded(2000)) == 200
+
+    won, lost = Payment(stripe_double, user, 1500), Payment(stripe_double, user, 700)
+    for payment, outcome in ((won, "won"), (lost, "lost")):
+        assert delivered(client, payment.completed()) == 200
+        assert delivered(client, payment.dispute("charge.dispute.created", dispute_id=f"dp_{outcome}")) == 200
+    assert delivered(client, won.dispute("charge.dispute.closed", status="won", dispute_id="dp_won")) == 200
+    assert delivered(client, lost.dispute("charge.dispute.closed", status="lost", dispute_id="dp_lost")) == 200
+
+    delayed = Payment(stripe_double, user, 900, paid=False)
+    assert delivered(client, delayed.completed("unpaid")) == 200  # processing
+    assert delivered(client, delayed.async_failed()) == 200
+    late = Payment(stripe_double, user, 800)
+    assert delivered(client, late.expired()) == 200
+    assert delivered(client, late.completed()) == 200  # paid after it expired: credited
+    wrong = Payment(stripe_double, user, 600)
+    assert delivered(client, wrong.completed(amount_total=1)) == 200  # needs review
+    early = Payment(stripe_double, user, 400)
+    assert delivered(client, early.refunded(400)) == 500  # before completion: rolled back
+
+    abandoned = checkout.start_checkout(user, 300, "https://credits.example.test")
+    ledger.abandon_checkout(abandoned.id)
+    checkout.start_checkout(user, 200, "https://credits.example.test")  # stays pending
+    ledger.debit_usage(user.id, 250, "work")
+    with pytest.raises(InsufficientCreditsError):
+        ledger.debit_usage(user.id, 10**9, "too much")
+    ledger.adjust(user.id, -40, "goodwill reversed", actor_id=admin.id)
+    ledger.grant_plan_credits(admin.id, 5000, invoice_id="in_1", plan_code="pro",
+                              subscription_id=None, expires_at=None)
+    with atomic():  # a currency change through the ORM moves the revenue between currencies
+        db.session.get(Purchase, paid.purchase_id).currency = "eur"
+
+    expected = recomputed()
+    assert expected["by_status"]["needs_review"] == 1 and expected["by_status"]["failed"] == 2
+    assert expected["revenue"] == [("eur", 1000, 0), ("usd", 5000, 2000)]
+    assert kept() == expected
+    with atomic():
+        ledger.totals.rebuild()
+    assert kept() == expected
+
+
+def test_changes_that_roll_back_leave_the_totals_alone(user, stripe_double):
+    Payment(stripe_double, user, 1000)
+    before = kept()
+    with pytest.raises(RuntimeError), atomic():
+        ledger.adjust(user.id, 500, "about to fail")
+        db.session.get(Purchase, 1).status = PurchaseStatus.EXPIRED
+        raise RuntimeError("the caller fails after the ledger wrote")
+    assert kept() == before == recomputed()
+
+
+def test_totals_are_per_utc_day_and_spread_over_a_few_shards(user):
+    for _ in range(12):
+        ledger.adjust(user.id, 10, "top-up")
+    rows = db.session.scalars(sa.select(DailyTotal)).all()
+    assert {row.day for row in rows} == {datetime.now(UTC).date()}
+    assert sum(row.amount for row in rows) == 120
+    assert all(0 <= row.shard < ledger.totals.SHARDS for row in rows)
+
+
+def test_rebuild_puts_each_row_on_its_own_day(user):
+    ledger.adjust(user.id, 70, "old")
+    with atomic():
+        db.session.execute(sa.update(DailyTotal).values(amount=0))  # damaged totals
+        entry_day = datetime.now(UTC) - timedelta(days=3)
+        db.session.execute(sa.text("UPDATE ledger_entries SET created_at = :at"),
+                           {"at": entry_day if db.engine.dialect.name == "postgresql"
+                            else entry_day.replace(tzinfo=None)})
+        ledger.totals.rebuild()
+    row = db.session.scalars(sa.select(DailyTotal)).one()
+    assert (row.day, row.metric, row.amount) == (entry_day.date(), "credits.adjustment", 70)
