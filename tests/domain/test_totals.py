@@ -19,32 +19,51 @@ REVENUE = ("paid", "refunded", "partially_refunded", "disputed")
 def recomputed() -> dict:
     """The dashboard's figures worked out from every row, as /admin/ used to."""
     account = CreditAccount.__table__.c
-    sold, granted, used, outstanding = db.session.execute(sa.select(
-        *(sa.func.coalesce(sa.func.sum(c), 0) for c in
-          (account.purchased, account.granted, account.used, account.balance)))).one()
+    sold, granted, used, outstanding = db.session.execute(
+        sa.select(
+            *(
+                sa.func.coalesce(sa.func.sum(c), 0)
+                for c in (account.purchased, account.granted, account.used, account.balance)
+            )
+        )
+    ).one()
     by_status = {status: 0 for status in PurchaseStatus}
     revenue: dict[str, list[int]] = {}
     for status, currency, count, charged, refunded in db.session.execute(
-            sa.select(Purchase.status, Purchase.currency, sa.func.count(),
-                      sa.func.sum(Purchase.amount_cents),
-                      sa.func.sum(Purchase.amount_refunded_cents))
-            .group_by(Purchase.status, Purchase.currency)):
+        sa.select(
+            Purchase.status,
+            Purchase.currency,
+            sa.func.count(),
+            sa.func.sum(Purchase.amount_cents),
+            sa.func.sum(Purchase.amount_refunded_cents),
+        ).group_by(Purchase.status, Purchase.currency)
+    ):
         by_status[status] += count
         if status in REVENUE:
             money = revenue.setdefault(currency, [0, 0])
             money[0] += int(charged)
             money[1] += int(refunded)
-    return {"sold": int(sold), "granted": int(granted), "used": int(used),
-            "outstanding": int(outstanding), "by_status": by_status,
-            "revenue": [(c, *revenue[c]) for c in sorted(revenue)]}
+    return {
+        "sold": int(sold),
+        "granted": int(granted),
+        "used": int(used),
+        "outstanding": int(outstanding),
+        "by_status": by_status,
+        "revenue": [(c, *revenue[c]) for c in sorted(revenue)],
+    }
 
 
 def kept() -> dict:
     db.session.expire_all()
     totals = reports.dashboard()
-    return {"sold": totals.credits_sold, "granted": totals.credits_granted,
-            "used": totals.credits_used, "outstanding": totals.outstanding,
-            "by_status": totals.by_status, "revenue": totals.revenue}
+    return {
+        "sold": totals.credits_sold,
+        "granted": totals.credits_granted,
+        "used": totals.credits_used,
+        "outstanding": totals.outstanding,
+        "by_status": totals.by_status,
+        "revenue": totals.revenue,
+    }
 
 
 def delivered(client, event) -> int:
@@ -64,9 +83,20 @@ def test_every_kind_of_change_keeps_the_totals_exact(client, user, admin, stripe
     won, lost = Payment(stripe_double, user, 1500), Payment(stripe_double, user, 700)
     for payment, outcome in ((won, "won"), (lost, "lost")):
         assert delivered(client, payment.completed()) == 200
-        assert delivered(client, payment.dispute("charge.dispute.created", dispute_id=f"dp_{outcome}")) == 200
-    assert delivered(client, won.dispute("charge.dispute.closed", status="won", dispute_id="dp_won")) == 200
-    assert delivered(client, lost.dispute("charge.dispute.closed", status="lost", dispute_id="dp_lost")) == 200
+        assert (
+            delivered(client, payment.dispute("charge.dispute.created", dispute_id=f"dp_{outcome}"))
+            == 200
+        )
+    assert (
+        delivered(client, won.dispute("charge.dispute.closed", status="won", dispute_id="dp_won"))
+        == 200
+    )
+    assert (
+        delivered(
+            client, lost.dispute("charge.dispute.closed", status="lost", dispute_id="dp_lost")
+        )
+        == 200
+    )
 
     delayed = Payment(stripe_double, user, 900, paid=False)
     assert delivered(client, delayed.completed("unpaid")) == 200  # processing
@@ -86,8 +116,9 @@ def test_every_kind_of_change_keeps_the_totals_exact(client, user, admin, stripe
     with pytest.raises(InsufficientCreditsError):
         ledger.debit_usage(user.id, 10**9, "too much")
     ledger.adjust(user.id, -40, "goodwill reversed", actor_id=admin.id)
-    ledger.grant_plan_credits(admin.id, 5000, invoice_id="in_1", plan_code="pro",
-                              subscription_id=None, expires_at=None)
+    ledger.grant_plan_credits(
+        admin.id, 5000, invoice_id="in_1", plan_code="pro", subscription_id=None, expires_at=None
+    )
     with atomic():  # a currency change through the ORM moves the revenue between currencies
         db.session.get(Purchase, paid.purchase_id).currency = "eur"
 
@@ -124,9 +155,14 @@ def test_rebuild_puts_each_row_on_its_own_day(user):
     with atomic():
         db.session.execute(sa.update(DailyTotal).values(amount=0))  # damaged totals
         entry_day = datetime.now(UTC) - timedelta(days=3)
-        db.session.execute(sa.text("UPDATE ledger_entries SET created_at = :at"),
-                           {"at": entry_day if db.engine.dialect.name == "postgresql"
-                            else entry_day.replace(tzinfo=None)})
+        db.session.execute(
+            sa.text("UPDATE ledger_entries SET created_at = :at"),
+            {
+                "at": entry_day
+                if db.engine.dialect.name == "postgresql"
+                else entry_day.replace(tzinfo=None)
+            },
+        )
         ledger.totals.rebuild()
     row = db.session.scalars(sa.select(DailyTotal)).one()
     assert (row.day, row.metric, row.amount) == (entry_day.date(), "credits.adjustment", 70)

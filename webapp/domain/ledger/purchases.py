@@ -156,8 +156,12 @@ def _paid_update(only_if: sa.CTE | None, *, locked_before: bool) -> sa.Update:
     update = sa.update(Purchase.__table__)
     returned = [_purchases.id, _purchases.user_id, _purchases.credits]
     if locked_before:
-        before = (sa.select(_purchases.id, _purchases.status).where(*conditions)
-                  .with_for_update().subquery("before"))
+        before = (
+            sa.select(_purchases.id, _purchases.status)
+            .where(*conditions)
+            .with_for_update()
+            .subquery("before")
+        )
         update = update.where(_purchases.id == before.c.id)
         returned.append(before.c.status.label("old_status"))
     else:
@@ -178,7 +182,8 @@ _MARK_PAID = mark_paid_statement()
 # IMMEDIATE), so the status read just before the UPDATE is the one it moves from.
 _MARK_PAID_SQLITE = _paid_update(None, locked_before=False)
 _STATUS_OF_SESSION = sa.select(_purchases.status).where(
-    _purchases.stripe_checkout_session_id == sa.bindparam("b_session_id", type_=sa.String))
+    _purchases.stripe_checkout_session_id == sa.bindparam("b_session_id", type_=sa.String)
+)
 
 
 @dataclass(frozen=True)
@@ -270,10 +275,14 @@ def abandon_checkout(purchase_id: int) -> None:
     failed with the reason; commits."""
     with atomic():
         purchase = db.session.scalars(
-            locked(sa.select(Purchase).where(Purchase.id == purchase_id))).first()
+            locked(sa.select(Purchase).where(Purchase.id == purchase_id))
+        ).first()
         if purchase is not None and purchase.status == PurchaseStatus.PENDING:
-            set_status(purchase, PurchaseStatus.FAILED,
-                       review_reason="Checkout could not be started (Stripe error).")
+            set_status(
+                purchase,
+                PurchaseStatus.FAILED,
+                review_reason="Checkout could not be started (Stripe error).",
+            )
 
 
 def mark_session_failed(session: Session) -> FulfilmentResult:

@@ -39,10 +39,14 @@ _PENDING = "ledger.totals"
 
 # Purchases whose money counts as revenue: exactly the credited ones (a purchase leaves
 # needs_review, pending, processing, failed and expired only by being credited).
-REVENUE_STATUSES = frozenset({
-    PurchaseStatus.PAID, PurchaseStatus.REFUNDED, PurchaseStatus.PARTIALLY_REFUNDED,
-    PurchaseStatus.DISPUTED,
-})
+REVENUE_STATUSES = frozenset(
+    {
+        PurchaseStatus.PAID,
+        PurchaseStatus.REFUNDED,
+        PurchaseStatus.PARTIALLY_REFUNDED,
+        PurchaseStatus.DISPUTED,
+    }
+)
 
 Figures = dict[tuple[str, str], int]  # (metric, currency) -> amount
 
@@ -55,8 +59,9 @@ def status_metric(status: str) -> str:
     return f"purchases.{status}"
 
 
-def purchase_figures(status: str, currency: str, amount_cents: int, refunded_cents: int,
-                     count: int = 1) -> Figures:
+def purchase_figures(
+    status: str, currency: str, amount_cents: int, refunded_cents: int, count: int = 1
+) -> Figures:
     """What `count` purchases in `status` add to the totals (amounts summed over them)."""
     figures = {(status_metric(status), ""): count}
     if status in REVENUE_STATUSES:
@@ -127,13 +132,17 @@ _UPSERT_SQL = (
     " DO UPDATE SET amount = daily_totals.amount + excluded.amount"
 )
 # PostgreSQL: every row in one statement (arrays in, one round trip).
-_UPSERT_PG = sa.text(_UPSERT_SQL.format(rows=(
-    "SELECT * FROM unnest(CAST(:days AS date[]), CAST(:metrics AS varchar[]),"
-    " CAST(:currencies AS varchar[]), CAST(:shards AS smallint[]), CAST(:amounts AS bigint[]))"
-)))
-_UPSERT_ONE = sa.text(_UPSERT_SQL.format(
-    rows="VALUES (:day, :metric, :currency, :shard, :amount)"
-)).bindparams(sa.bindparam("day", type_=sa.Date))
+_UPSERT_PG = sa.text(
+    _UPSERT_SQL.format(
+        rows=(
+            "SELECT * FROM unnest(CAST(:days AS date[]), CAST(:metrics AS varchar[]),"
+            " CAST(:currencies AS varchar[]), CAST(:shards AS smallint[]), CAST(:amounts AS bigint[]))"
+        )
+    )
+)
+_UPSERT_ONE = sa.text(
+    _UPSERT_SQL.format(rows="VALUES (:day, :metric, :currency, :shard, :amount)")
+).bindparams(sa.bindparam("day", type_=sa.Date))
 
 
 def write_pending(session: Session) -> None:
@@ -146,15 +155,30 @@ def write_pending(session: Session) -> None:
     if not rows:
         return
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(_UPSERT_PG, {
-            "days": [day for (day, _, _), _ in rows],
-            "metrics": [metric for (_, metric, _), _ in rows],
-            "currencies": [currency for (_, _, currency), _ in rows],
-            "shards": [shard] * len(rows), "amounts": [amount for _, amount in rows]})
+        session.execute(
+            _UPSERT_PG,
+            {
+                "days": [day for (day, _, _), _ in rows],
+                "metrics": [metric for (_, metric, _), _ in rows],
+                "currencies": [currency for (_, _, currency), _ in rows],
+                "shards": [shard] * len(rows),
+                "amounts": [amount for _, amount in rows],
+            },
+        )
     else:
-        session.execute(_UPSERT_ONE, [
-            {"day": day, "metric": metric, "currency": currency, "shard": shard,
-             "amount": amount} for (day, metric, currency), amount in rows])
+        session.execute(
+            _UPSERT_ONE,
+            [
+                {
+                    "day": day,
+                    "metric": metric,
+                    "currency": currency,
+                    "shard": shard,
+                    "amount": amount,
+                }
+                for (day, metric, currency), amount in rows
+            ],
+        )
 
 
 @event.listens_for(Session, "before_commit")
@@ -176,8 +200,10 @@ def _drop_at_rollback(session: Session, previous_transaction: Any) -> None:
 def all_time() -> Figures:
     """Every figure summed over all days and shards."""
     rows = db.session.execute(
-        sa.select(DailyTotal.metric, DailyTotal.currency, sa.func.sum(DailyTotal.amount))
-        .group_by(DailyTotal.metric, DailyTotal.currency))
+        sa.select(DailyTotal.metric, DailyTotal.currency, sa.func.sum(DailyTotal.amount)).group_by(
+            DailyTotal.metric, DailyTotal.currency
+        )
+    )
     return {(metric, currency): int(amount) for metric, currency, amount in rows}
 
 
@@ -188,24 +214,35 @@ def rebuild() -> None:
     totals: dict[tuple[date, str, str], int] = defaultdict(int)
     entry_day = utc_day(LedgerEntry.created_at)
     for day, kind, credits in db.session.execute(
-            sa.select(entry_day, LedgerEntry.kind, sa.func.sum(LedgerEntry.credits))
-            .group_by(entry_day, LedgerEntry.kind)):
+        sa.select(entry_day, LedgerEntry.kind, sa.func.sum(LedgerEntry.credits)).group_by(
+            entry_day, LedgerEntry.kind
+        )
+    ):
         totals[(_as_date(day), credits_metric(EntryKind(kind)), "")] += int(credits)
     purchase_day = utc_day(Purchase.created_at)
     groups = db.session.execute(
-        sa.select(purchase_day, Purchase.status, Purchase.currency, sa.func.count(),
-                  sa.func.sum(Purchase.amount_cents), sa.func.sum(Purchase.amount_refunded_cents))
-        .group_by(purchase_day, Purchase.status, Purchase.currency))
+        sa.select(
+            purchase_day,
+            Purchase.status,
+            Purchase.currency,
+            sa.func.count(),
+            sa.func.sum(Purchase.amount_cents),
+            sa.func.sum(Purchase.amount_refunded_cents),
+        ).group_by(purchase_day, Purchase.status, Purchase.currency)
+    )
     for day, status, currency, count, charged, refunded in groups:
         for (metric, money), amount in purchase_figures(
-                status, currency, int(charged), int(refunded), count).items():
+            status, currency, int(charged), int(refunded), count
+        ).items():
             totals[(_as_date(day), metric, money)] += amount
-    rows = [{"day": day, "metric": metric, "currency": currency, "shard": 0, "amount": amount}
-            for (day, metric, currency), amount in sorted(totals.items()) if amount]
+    rows = [
+        {"day": day, "metric": metric, "currency": currency, "shard": 0, "amount": amount}
+        for (day, metric, currency), amount in sorted(totals.items())
+        if amount
+    ]
     if rows:
         db.session.execute(sa.insert(DailyTotal), rows)
 
 
 def _as_date(value) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
-
