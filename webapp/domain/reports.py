@@ -35,7 +35,7 @@ def account_for(user_id: int) -> CreditAccount:
     if account is None:
         return CreditAccount(user_id=user_id, balance=0, purchased=0, granted=0, used=0,
                              expiring=0)
-    return without_due_grants(account)
+    return ledger.with_due_grants_expired(account)
 
 
 def balance_json(account: CreditAccount) -> dict[str, Any]:
@@ -87,21 +87,6 @@ def expiring_grants(account: CreditAccount) -> list[CreditGrant]:
         return []
     return list(db.session.scalars(_open_grants(account.user_id)
                                    .where(CreditGrant.expires_at > clock.now())))
-
-
-def without_due_grants(account: CreditAccount) -> CreditAccount:
-    """The account as it stands once due grants expire: expired credits never count,
-    even before the expiry command has written them off. A copy, never flushed."""
-    now = clock.now()
-    if account.next_expiry_at is None or account.next_expiry_at > now:
-        return account
-    due = sum(grant.remaining for grant in db.session.scalars(
-        _open_grants(account.user_id).where(CreditGrant.expires_at <= now)))
-    gone = max(0, min(due, account.balance))
-    return CreditAccount(user_id=account.user_id, balance=account.balance - gone,
-                         purchased=account.purchased, granted=account.granted,
-                         used=account.used, expiring=account.expiring - due,
-                         next_expiry_at=account.next_expiry_at)
 
 
 def _iso_z(moment: datetime) -> str:

@@ -25,6 +25,7 @@ from webapp.domain.ledger.grants import (
     expire_account_grants,
     expire_due_grants,
     grant_plan_credits,
+    with_due_grants_expired,
 )
 from webapp.domain.ledger.purchases import (
     Fulfilment,
@@ -65,4 +66,5 @@ __all__ = [
     "post_entry",
     "purchase_description",
     "set_status",
+    "with_due_grants_expired",
 ]
