@@ -1,4 +1,4 @@
-"""daily totals the ledger keeps for /admin/, filled from the existing rows
+"""daily totals for /admin/ and each user's credit days for /credits, filled from the rows
 
 Revision ID: 0002_daily_totals
 Revises: 0001
@@ -6,7 +6,8 @@ Revises: 0001
 The fill mirrors webapp.domain.ledger.totals.rebuild as it stood at this revision
 (frozen here, so later changes to the app cannot change what this migration did):
 credits posted per day and entry kind, purchases per creation day and status, and
-charged / refunded money per day and currency for purchases in a revenue status.
+charged / refunded money per day and currency for purchases in a revenue status;
+and each user's credits bought (purchases, grants) and spent (usage) per day.
 """
 from alembic import op
 import sqlalchemy as sa
@@ -27,7 +28,15 @@ def upgrade():
     sa.Column('currency', sa.String(length=3), nullable=False),
     sa.Column('shard', sa.SmallInteger(), nullable=False),
     sa.Column('amount', sa.BigInteger(), nullable=False),
-    sa.PrimaryKeyConstraint('day', 'metric', 'currency', 'shard')
+    sa.PrimaryKeyConstraint('day', 'metric', 'currency', 'shard', name=op.f('pk_daily_totals'))
+    )
+    op.create_table('credit_days',
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('bought', sa.BigInteger(), nullable=False),
+    sa.Column('spent', sa.BigInteger(), nullable=False),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_credit_days_user_id_users')),
+    sa.PrimaryKeyConstraint('user_id', 'day', name=op.f('pk_credit_days'))
     )
     if op.get_bind().dialect.name == "postgresql":
         day = "CAST(timezone('UTC', created_at) AS date)"
@@ -54,5 +63,16 @@ def upgrade():
         )
 
 
+    op.execute(
+        f"INSERT INTO credit_days (user_id, day, bought, spent)"
+        f" SELECT user_id, {day},"
+        " sum(CASE WHEN kind IN ('purchase', 'grant') THEN abs(credits) ELSE 0 END),"
+        " sum(CASE WHEN kind = 'usage' THEN abs(credits) ELSE 0 END)"
+        f" FROM ledger_entries WHERE kind IN ('purchase', 'grant', 'usage')"
+        f" GROUP BY user_id, {day}"
+    )
+
+
 def downgrade():
+    op.drop_table('credit_days')
     op.drop_table('daily_totals')

@@ -11,7 +11,7 @@ from webapp.domain import checkout, ledger, reports
 from webapp.domain.errors import InsufficientCreditsError
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
-from webapp.models import CreditAccount, DailyTotal, Purchase, PurchaseStatus
+from webapp.models import CreditAccount, CreditDay, DailyTotal, Purchase, PurchaseStatus
 
 REVENUE = ("paid", "refunded", "partially_refunded", "disputed")
 
@@ -64,6 +64,16 @@ def kept() -> dict:
         "by_status": totals.by_status,
         "revenue": totals.revenue,
     }
+
+
+def credit_days() -> dict[int, tuple[int, int]]:
+    """Each user's (bought, spent) summed over their days in credit_days."""
+    rows = db.session.execute(
+        sa.select(
+            CreditDay.user_id, sa.func.sum(CreditDay.bought), sa.func.sum(CreditDay.spent)
+        ).group_by(CreditDay.user_id)
+    )
+    return {user_id: (int(bought), int(spent)) for user_id, bought, spent in rows}
 
 
 def delivered(client, event) -> int:
@@ -126,9 +136,15 @@ def test_every_kind_of_change_keeps_the_totals_exact(client, user, admin, stripe
     assert expected["by_status"]["needs_review"] == 1 and expected["by_status"]["failed"] == 2
     assert expected["revenue"] == [("eur", 1000, 0), ("usd", 5000, 2000)]
     assert kept() == expected
+    days_kept = credit_days()
+    assert days_kept[user.id] == (1000 + 2000 + 1500 + 700 + 800, 250) and days_kept[admin.id] == (
+        5000,
+        0,
+    )
     with atomic():
         ledger.totals.rebuild()
     assert kept() == expected
+    assert credit_days() == days_kept
 
 
 def test_changes_that_roll_back_leave_the_totals_alone(user, stripe_double):

@@ -11,6 +11,7 @@ from webapp.extensions import db
 from webapp.models import (
     AdminAction,
     CreditAccount,
+    CreditDay,
     CreditGrant,
     EntryKind,
     EventOutcome,
@@ -108,37 +109,18 @@ class DayTotals:
     spent: int  # usage
 
 
-def _day_of(column):
-    """The UTC calendar day of a timestamp column (a timestamp on PostgreSQL, text on SQLite)."""
-    if db.engine.dialect.name == "postgresql":
-        return sa.func.date_trunc("day", sa.func.timezone("UTC", column))
-    return sa.func.strftime("%Y-%m-%d", column)  # SQLite stores naive UTC
-
-
-def _as_date(value) -> date:
-    return value.date() if isinstance(value, datetime) else date.fromisoformat(value)
-
-
 def credits_by_day(user_id: int, days: int = 30, today: date | None = None) -> list[DayTotals]:
     """Credits bought and spent per UTC day, oldest first, `days` days ending today.
 
-    One grouped query over the user's rows in the window (index on user_id, created_at).
+    Reads the user's days the ledger keeps (credit_days): at most `days` rows.
     """
     today = today or utcnow().date()
     first = today - timedelta(days=days - 1)
-    since = datetime.combine(first, time.min, tzinfo=UTC)
-    day = _day_of(LedgerEntry.created_at).label("day")
-    bought = sa.func.sum(sa.case(
-        (LedgerEntry.kind.in_((EntryKind.PURCHASE, EntryKind.GRANT)), LedgerEntry.credits),
-        else_=0))
-    spent = sa.func.sum(sa.case((LedgerEntry.kind == EntryKind.USAGE, -LedgerEntry.credits),
-                                else_=0))
     rows = db.session.execute(
-        sa.select(day, bought, spent)
-        .where(LedgerEntry.user_id == user_id, LedgerEntry.created_at >= since)
-        .group_by(day)
+        sa.select(CreditDay.day, CreditDay.bought, CreditDay.spent)
+        .where(CreditDay.user_id == user_id, CreditDay.day >= first)
     ).all()
-    found = {_as_date(row[0]): (int(row[1] or 0), int(row[2] or 0)) for row in rows}
+    found = {row.day: (row.bought, row.spent) for row in rows}
     result = []
     for offset in range(days):
         current = first + timedelta(days=offset)

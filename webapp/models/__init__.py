@@ -2,6 +2,7 @@
 
 from webapp.models.billing import AdminAction, Subscription
 from webapp.models.ledger import (
+    CreditDay,
     CreditGrant,
     DailyTotal,
     Dispute,
@@ -15,7 +16,7 @@ from webapp.models.stripe_event import EventOutcome, StripeEvent
 from webapp.models.user import ApiKey, CreditAccount, User, normalize_email
 
 __all__ = [
-    "AdminAction", "ApiKey", "CreditAccount", "CreditGrant", "DailyTotal", "Dispute", "EntryKind",
+    "AdminAction", "ApiKey", "CreditAccount", "CreditDay", "CreditGrant", "DailyTotal", "Dispute", "EntryKind",
     "EventOutcome", "LedgerEntry", "Purchase", "PurchaseStatus", "StripeEvent",
     "Subscription", "UsageRequest", "User", "normalize_email",
 ]

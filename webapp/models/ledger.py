@@ -165,6 +165,21 @@ class DailyTotal(db.Model):
     amount: Mapped[int] = mapped_column(sa.BigInteger)
 
 
+class CreditDay(db.Model):
+    """Credits one user bought (purchases and plan grants) and spent (usage) on one UTC day.
+
+    Kept by ledger.post_entry in the statement that posts the entry; the 30-day chart on
+    /credits reads 30 of these rows instead of adding up the ledger.
+    """
+
+    __tablename__ = "credit_days"
+
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
+    bought: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    spent: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+
+
 class UsageRequest(db.Model):
     """The first answer to a usage call with an Idempotency-Key, replayed on retries."""
 

@@ -31,7 +31,14 @@ from sqlalchemy.orm import Session
 
 from webapp.domain.sql import utc_day
 from webapp.extensions import db
-from webapp.models import DailyTotal, EntryKind, LedgerEntry, Purchase, PurchaseStatus
+from webapp.models import (
+    CreditDay,
+    DailyTotal,
+    EntryKind,
+    LedgerEntry,
+    Purchase,
+    PurchaseStatus,
+)
 from webapp.models.types import utcnow
 
 SHARDS = 4
@@ -208,8 +215,9 @@ def all_time() -> Figures:
 
 
 def rebuild() -> None:
-    """Recompute daily_totals from the ledger rows and purchases (joins the caller's
-    transaction). For repairs and for data loaded behind the ledger's back (benchmarks)."""
+    """Recompute daily_totals and credit_days from the ledger rows and purchases (joins
+    the caller's transaction). For repairs, and for rows written behind the ledger's back
+    (benchmark seeds)."""
     db.session.execute(sa.delete(DailyTotal))
     totals: dict[tuple[date, str, str], int] = defaultdict(int)
     entry_day = utc_day(LedgerEntry.created_at)
@@ -235,6 +243,7 @@ def rebuild() -> None:
             status, currency, int(charged), int(refunded), count
         ).items():
             totals[(_as_date(day), metric, money)] += amount
+    _rebuild_credit_days()
     rows = [
         {"day": day, "metric": metric, "currency": currency, "shard": 0, "amount": amount}
         for (day, metric, currency), amount in sorted(totals.items())
@@ -242,6 +251,28 @@ def rebuild() -> None:
     ]
     if rows:
         db.session.execute(sa.insert(DailyTotal), rows)
+
+
+def _rebuild_credit_days() -> None:
+    """Every user's bought and spent credits per day, from the ledger rows."""
+    from webapp.domain.ledger.entries import _DAY_COLUMN_FOR_KIND
+
+    db.session.execute(sa.delete(CreditDay))
+    day = utc_day(LedgerEntry.created_at)
+
+    def summed(column: str):
+        kinds = [kind for kind, name in _DAY_COLUMN_FOR_KIND.items() if name == column]
+        magnitude = sa.func.abs(LedgerEntry.credits)
+        return sa.func.sum(sa.case((LedgerEntry.kind.in_(kinds), magnitude), else_=0))
+
+    days = (
+        sa.select(LedgerEntry.user_id, day, summed("bought"), summed("spent"))
+        .where(LedgerEntry.kind.in_(list(_DAY_COLUMN_FOR_KIND)))
+        .group_by(LedgerEntry.user_id, day)
+    )
+    db.session.execute(
+        sa.insert(CreditDay).from_select(["user_id", "day", "bought", "spent"], days)
+    )
 
 
 def _as_date(value) -> date:
