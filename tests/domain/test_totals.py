@@ -182,3 +182,23 @@ def test_rebuild_puts_each_row_on_its_own_day(user):
         ledger.totals.rebuild()
     row = db.session.scalars(sa.select(DailyTotal)).one()
     assert (row.day, row.metric, row.amount) == (entry_day.date(), "credits.adjustment", 70)
+
+
+def test_compacting_folds_past_days_into_one_shard_and_keeps_every_sum(app, runner):
+    today = datetime.now(UTC).date()
+    yesterday = today - timedelta(days=1)
+    with atomic():  # a busy day's rows spread over shards, and today's
+        for day, shard, amount in (
+            (yesterday, 1, 20),
+            (yesterday, 2, 30),
+            (yesterday, 7, -5),
+            (today, 5, 7),
+        ):
+            db.session.add(
+                DailyTotal(day=day, metric="credits.usage", currency="", shard=shard, amount=amount)
+            )
+    result = runner.invoke(args=["credits", "compact-totals"])
+    assert result.exit_code == 0 and "folded 3 rows" in result.output
+    assert ledger.totals.all_time() == {("credits.usage", ""): 52}
+    rows = db.session.scalars(sa.select(DailyTotal).order_by(DailyTotal.day)).all()
+    assert [(row.day, row.shard, row.amount) for row in rows] == [(yesterday, 0, 45), (today, 5, 7)]

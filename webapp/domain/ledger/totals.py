@@ -4,8 +4,8 @@ A change adds its difference to a set pending on the database session (`add`); j
 before that transaction commits, the set is written as ONE upsert into `daily_totals`
 (one row per UTC day, figure, currency and shard), and a rollback drops it. /admin/
 then sums a few thousand small rows instead of grouping every purchase. Writing at
-commit keeps the row locks of these shared rows for the shortest time, and a random
-shard per transaction spreads concurrent writers of the same day over several rows.
+commit keeps the row locks of these shared rows for the shortest time, and a shard per
+database connection spreads concurrent writers of the same day over several rows.
 
 The figures (reports.dashboard reads whatever metrics exist):
 
@@ -30,6 +30,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from webapp.domain.sql import utc_day
+from webapp.domain.transaction import atomic
 from webapp.extensions import db
 from webapp.models import (
     CreditDay,
@@ -41,7 +42,7 @@ from webapp.models import (
 )
 from webapp.models.types import utcnow
 
-SHARDS = 4
+SHARDS = 16
 _PENDING = "ledger.totals"
 
 # Purchases whose money counts as revenue: exactly the credited ones (a purchase leaves
@@ -152,12 +153,21 @@ _UPSERT_ONE = sa.text(
 ).bindparams(sa.bindparam("day", type_=sa.Date))
 
 
+def _shard(session: Session) -> int:
+    """PostgreSQL: the connection's server process id modulo SHARDS. Concurrent
+    transactions run on different connections, whose (consecutive) pids mostly fall in
+    different shards, so they rarely wait on each other's rows. SQLite: any shard."""
+    if session.get_bind().dialect.name != "postgresql":
+        return random.randrange(SHARDS)
+    return session.connection().connection.dbapi_connection.info.backend_pid % SHARDS
+
+
 def write_pending(session: Session) -> None:
     """Upsert the pending totals in the session's transaction, in key order (no deadlocks)."""
     pending = session.info.pop(_PENDING, None)
     if not pending:
         return
-    shard = random.randrange(SHARDS)
+    shard = _shard(session)
     rows = sorted((key, amount) for key, amount in pending.items() if amount)
     if not rows:
         return
@@ -212,6 +222,31 @@ def all_time() -> Figures:
         )
     )
     return {(metric, currency): int(amount) for metric, currency, amount in rows}
+
+
+def compact(today: date | None = None) -> int:
+    """Fold the shards of every day before `today` into shard 0; returns rows folded; commits.
+
+    Sums never change, so running it at any time (cron, `flask credits compact-totals`) is
+    safe; it only keeps the rows /admin/ sums at about one per day and figure.
+    """
+    today = today or utcnow().date()
+    with atomic():
+        folded = db.session.execute(
+            sa.delete(DailyTotal)
+            .where(DailyTotal.day < today, DailyTotal.shard != 0)
+            .returning(DailyTotal.day, DailyTotal.metric, DailyTotal.currency, DailyTotal.amount)
+        ).all()
+        sums: dict[tuple[str, str, str], int] = defaultdict(int)
+        for day, metric, currency, amount in folded:
+            sums[(day, metric, currency)] += amount
+        rows = [
+            {"day": d, "metric": m, "currency": c, "shard": 0, "amount": a}
+            for (d, m, c), a in sorted(sums.items())
+        ]
+        if rows:
+            db.session.execute(_UPSERT_ONE, rows)
+    return len(folded)
 
 
 def rebuild() -> None:
