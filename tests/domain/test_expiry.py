@@ -131,11 +131,10 @@ def test_usage_on_an_account_without_expiring_grants_is_one_update_and_one_inser
         ledger.debit_usage(user_id, 10, "job")
     finally:
         sa.event.remove(db.engine, "before_cursor_execute", record)
-    # PostgreSQL runs them as one statement (WITH moved AS (UPDATE ...), day_moved AS
-    # (INSERT INTO credit_days ...) INSERT ...); SQLite needs the user's day as a third.
-    # The last INSERT is the day's totals (daily_totals), written as the transaction commits.
-    posting = (["WITH"] if db.engine.dialect.name == "postgresql"
-               else ["UPDATE", "INSERT", "INSERT"])
-    expected = [*posting, "INSERT"]
+    # PostgreSQL runs it all as one statement: WITH moved AS (UPDATE ...), day_moved AS
+    # (INSERT INTO credit_days ...), totals_moved AS (INSERT INTO daily_totals ...) INSERT
+    # INTO ledger_entries ...; SQLite needs the user's day and the day's totals apart.
+    expected = (["WITH"] if db.engine.dialect.name == "postgresql"
+                else ["UPDATE", "INSERT", "INSERT", "INSERT"])
     assert [s for s in statements if s in ("SELECT", "UPDATE", "INSERT", "DELETE", "WITH")] == \
         expected

@@ -122,7 +122,15 @@ def test_every_kind_of_change_keeps_the_totals_exact(client, user, admin, stripe
     abandoned = checkout.start_checkout(user, 300, "https://credits.example.test")
     ledger.abandon_checkout(abandoned.id)
     checkout.start_checkout(user, 200, "https://credits.example.test")  # stays pending
-    ledger.debit_usage(user.id, 250, "work")
+    ledger.grant_plan_credits(
+        user.id,
+        100,
+        invoice_id="in_0",
+        plan_code="basic",
+        subscription_id=None,
+        expires_at=datetime.now(UTC) + timedelta(days=30),
+    )
+    ledger.debit_usage(user.id, 250, "work")  # expiring credits: the grant-aware path
     with pytest.raises(InsufficientCreditsError):
         ledger.debit_usage(user.id, 10**9, "too much")
     ledger.adjust(user.id, -40, "goodwill reversed", actor_id=admin.id)
@@ -137,7 +145,9 @@ def test_every_kind_of_change_keeps_the_totals_exact(client, user, admin, stripe
     assert expected["revenue"] == [("eur", 1000, 0), ("usd", 5000, 2000)]
     assert kept() == expected
     days_kept = credit_days()
-    assert days_kept[user.id] == (1000 + 2000 + 1500 + 700 + 800, 250) and days_kept[admin.id] == (
+    assert days_kept[user.id] == (1000 + 2000 + 1500 + 700 + 800 + 100, 250) and days_kept[
+        admin.id
+    ] == (
         5000,
         0,
     )
@@ -163,7 +173,7 @@ def test_totals_are_per_utc_day_and_spread_over_a_few_shards(user):
     rows = db.session.scalars(sa.select(DailyTotal)).all()
     assert {row.day for row in rows} == {datetime.now(UTC).date()}
     assert sum(row.amount for row in rows) == 120
-    assert all(0 <= row.shard < ledger.totals.SHARDS for row in rows)
+    assert all(0 <= row.shard < 2 * ledger.totals.SHARDS for row in rows)
 
 
 def test_rebuild_puts_each_row_on_its_own_day(user):

@@ -62,11 +62,23 @@ def post_entry(
         "b_kind": kind,
         **{f"b_{name}": v for name, v in refs.items()},
     }
+    metric = totals.credits_metric(kind)
     if is_postgresql():
+        totals_params = totals.posting_params(metric, credits)
         statement = _update_and_insert(
-            total, allow_negative, unless_expiring, tuple(sorted(refs)), day_column
+            total,
+            allow_negative,
+            unless_expiring,
+            tuple(sorted(refs)),
+            day_column,
+            totals_params is not None,
         )
-        balance = db.session.execute(statement, params).scalar_one_or_none()
+        balance = db.session.execute(
+            statement, {**params, **(totals_params or {})}
+        ).scalar_one_or_none()
+        if totals_params is not None:
+            totals.posted(balance is not None)
+            metric = None  # written by the statement
     else:
         update = _balance_update(total, allow_negative, unless_expiring)
         balance = db.session.execute(update, params).scalar_one_or_none()
@@ -81,7 +93,8 @@ def post_entry(
         return None
     if balance is None:
         raise InsufficientCreditsError(current_balance(user_id))
-    totals.add(totals.credits_metric(kind), credits)
+    if metric:
+        totals.add(metric, credits)
     return balance
 
 
@@ -136,17 +149,21 @@ def _update_and_insert(
     unless_expiring: bool,
     ref_names: tuple[str, ...],
     day_column: str | None = None,
+    with_totals: bool = False,
 ) -> sa.Insert:
     """PostgreSQL: the balance UPDATE and the ledger INSERT in one statement (one round
     trip): WITH moved AS (UPDATE ... RETURNING balance) INSERT ... SELECT FROM moved.
     When the UPDATE matches nothing (a short balance), nothing is inserted either. With a
     `day_column`, the user's day in credit_days moves in the same statement (after the
-    account row's lock, so writers of one user's day never wait in another order)."""
+    account row's lock, so writers of one user's day never wait in another order).
+    `with_totals`: the transaction's pending totals too (totals.posting_params)."""
     moved = _balance_update(total, allow_negative, unless_expiring).cte("moved")
     ctes = [moved]
     if day_column:
         upsert = _day_upsert(day_column, "SELECT CAST(:b_user_id AS BIGINT), :b_day, {} FROM moved")
         ctes.append(upsert.columns().cte("day_moved"))
+    if with_totals:
+        ctes.append(sa.text(totals.POSTING_UPSERT_SQL).columns().cte("totals_moved"))
     ledger = LedgerEntry.__table__.c
     names = ("user_id", "kind", "credits", "balance_after", "created_at", *ref_names)
 

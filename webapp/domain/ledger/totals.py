@@ -4,8 +4,10 @@ A change adds its difference to a set pending on the database session (`add`); j
 before that transaction commits, the set is written as ONE upsert into `daily_totals`
 (one row per UTC day, figure, currency and shard), and a rollback drops it. /admin/
 then sums a few thousand small rows instead of grouping every purchase. Writing at
-commit keeps the row locks of these shared rows for the shortest time, and a shard per
-database connection spreads concurrent writers of the same day over several rows.
+commit keeps the row locks of these shared rows for the shortest time (on PostgreSQL
+the first post_entry of a transaction writes them in its own statement instead: no extra
+round trip), and a shard per database connection spreads concurrent writers of the same
+day over several rows.
 
 The figures (reports.dashboard reads whatever metrics exist):
 
@@ -42,7 +44,7 @@ from webapp.models import (
 )
 from webapp.models.types import utcnow
 
-SHARDS = 16
+SHARDS = 16  # per kind of write: 0..15 with the posting, 16..31 at commit
 _PENDING = "ledger.totals"
 
 # Purchases whose money counts as revenue: exactly the credited ones (a purchase leaves
@@ -132,7 +134,13 @@ def _count_purchase_changes(session: Session, _context: Any, _instances: Any) ->
             purchase_moved(_state(purchase, old=True), None, session.info)
 
 
-# --- writing at commit, dropping at rollback
+# --- writing: with the posting statement (PostgreSQL) or at commit; dropped at rollback
+#
+# Lock order, so that writers of these shared rows never deadlock: a transaction writes
+# totals at most twice, first (optionally) inside its first post_entry statement, in the
+# "posting" shards 0..SHARDS-1, then at commit in the "commit" shards SHARDS..2*SHARDS-1;
+# each statement locks its rows in key order. Every transaction thus takes these locks in
+# one global order. Nothing but the commit follows the commit-time write.
 
 _UPSERT_SQL = (
     "INSERT INTO daily_totals (day, metric, currency, shard, amount) {rows}"
@@ -140,60 +148,85 @@ _UPSERT_SQL = (
     " DO UPDATE SET amount = daily_totals.amount + excluded.amount"
 )
 # PostgreSQL: every row in one statement (arrays in, one round trip).
-_UPSERT_PG = sa.text(
-    _UPSERT_SQL.format(
-        rows=(
-            "SELECT * FROM unnest(CAST(:days AS date[]), CAST(:metrics AS varchar[]),"
-            " CAST(:currencies AS varchar[]), CAST(:shards AS smallint[]), CAST(:amounts AS bigint[]))"
-        )
-    )
+_UNNEST = (
+    "SELECT * FROM unnest(CAST(:t_days AS date[]), CAST(:t_metrics AS varchar[]),"
+    " CAST(:t_currencies AS varchar[]), CAST(:t_shards AS smallint[]),"
+    " CAST(:t_amounts AS bigint[]))"
 )
+_UPSERT_PG = sa.text(_UPSERT_SQL.format(rows=_UNNEST))
+# Inside post_entry's statement: written only when the posting moved the balance.
+POSTING_UPSERT_SQL = _UPSERT_SQL.format(rows=_UNNEST + " WHERE EXISTS (SELECT 1 FROM moved)")
 _UPSERT_ONE = sa.text(
     _UPSERT_SQL.format(rows="VALUES (:day, :metric, :currency, :shard, :amount)")
 ).bindparams(sa.bindparam("day", type_=sa.Date))
+_FOLDED = "ledger.totals.folded"
 
 
-def _shard(session: Session) -> int:
-    """PostgreSQL: the connection's server process id modulo SHARDS. Concurrent
-    transactions run on different connections, whose (consecutive) pids mostly fall in
-    different shards, so they rarely wait on each other's rows. SQLite: any shard."""
+def _shard(session: Session, *, at_commit: bool) -> int:
+    """PostgreSQL: the connection's server process id modulo SHARDS (plus SHARDS at commit).
+    Concurrent transactions run on different connections, whose (consecutive) pids mostly
+    fall in different shards, so they rarely wait on each other's rows. SQLite: any."""
     if session.get_bind().dialect.name != "postgresql":
-        return random.randrange(SHARDS)
-    return session.connection().connection.dbapi_connection.info.backend_pid % SHARDS
+        shard = random.randrange(SHARDS)
+    else:
+        shard = session.connection().connection.dbapi_connection.info.backend_pid % SHARDS
+    return shard + SHARDS if at_commit else shard
+
+
+def _arrays(rows: list, shard: int) -> dict[str, list]:
+    return {
+        "t_days": [day for (day, _, _), _ in rows],
+        "t_metrics": [metric for (_, metric, _), _ in rows],
+        "t_currencies": [currency for (_, _, currency), _ in rows],
+        "t_shards": [shard] * len(rows),
+        "t_amounts": [amount for _, amount in rows],
+    }
+
+
+def posting_params(metric: str, amount: int) -> dict[str, list] | None:
+    """PostgreSQL post_entry: the pending totals plus `amount` on `metric`, as parameters of
+    POSTING_UPSERT_SQL; None when this transaction has written totals this way already.
+    Call `posted(moved)` once the statement has run."""
+    session = db.session()
+    if session.info.get(_FOLDED):
+        return None
+    session.flush()  # purchase changes still in the session count now
+    pending = session.info.pop(_PENDING, None) or defaultdict(int)
+    session.info[_FOLDED] = dict(pending)  # put back if the posting moves nothing
+    _add(session.info, metric, amount, "")
+    merged = session.info.pop(_PENDING)
+    for key, value in pending.items():
+        merged[key] += value
+    rows = sorted((key, value) for key, value in merged.items() if value)
+    return _arrays(rows, _shard(session, at_commit=False))
+
+
+def posted(moved: bool) -> None:
+    """After the posting statement: when it moved nothing, its totals are pending again."""
+    info = db.session.info
+    if not moved:
+        for (day, metric, currency), value in info.pop(_FOLDED).items():
+            pending = info.setdefault(_PENDING, defaultdict(int))
+            pending[(day, metric, currency)] += value
+    else:
+        info[_FOLDED] = True
 
 
 def write_pending(session: Session) -> None:
-    """Upsert the pending totals in the session's transaction, in key order (no deadlocks)."""
+    """Upsert the pending totals in the session's transaction, in key order."""
     pending = session.info.pop(_PENDING, None)
-    if not pending:
-        return
-    shard = _shard(session)
-    rows = sorted((key, amount) for key, amount in pending.items() if amount)
+    rows = sorted((key, amount) for key, amount in (pending or {}).items() if amount)
     if not rows:
         return
+    shard = _shard(session, at_commit=True)
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            _UPSERT_PG,
-            {
-                "days": [day for (day, _, _), _ in rows],
-                "metrics": [metric for (_, metric, _), _ in rows],
-                "currencies": [currency for (_, _, currency), _ in rows],
-                "shards": [shard] * len(rows),
-                "amounts": [amount for _, amount in rows],
-            },
-        )
+        session.execute(_UPSERT_PG, _arrays(rows, shard))
     else:
         session.execute(
             _UPSERT_ONE,
             [
-                {
-                    "day": day,
-                    "metric": metric,
-                    "currency": currency,
-                    "shard": shard,
-                    "amount": amount,
-                }
-                for (day, metric, currency), amount in rows
+                {"day": d, "metric": m, "currency": c, "shard": shard, "amount": amount}
+                for (d, m, c), amount in rows
             ],
         )
 
@@ -205,10 +238,16 @@ def _write_at_commit(session: Session) -> None:
         write_pending(session)
 
 
+@event.listens_for(Session, "after_commit")
+def _end_at_commit(session: Session) -> None:
+    session.info.pop(_FOLDED, None)
+
+
 @event.listens_for(Session, "after_soft_rollback")
 def _drop_at_rollback(session: Session, previous_transaction: Any) -> None:
     if previous_transaction.parent is None:
         session.info.pop(_PENDING, None)
+        session.info.pop(_FOLDED, None)
 
 
 # --- reading and rebuilding
