@@ -26,7 +26,7 @@ def upgrade():
     sa.Column('day', sa.Date(), nullable=False),
     sa.Column('metric', sa.String(length=40), nullable=False),
     sa.Column('currency', sa.String(length=3), nullable=False),
-    sa.Column('shard', sa.SmallInteger(), nullable=False),
+    sa.Column('shard', sa.Integer(), nullable=False),
     sa.Column('amount', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('day', 'metric', 'currency', 'shard', name=op.f('pk_daily_totals'))
     )

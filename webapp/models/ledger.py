@@ -152,8 +152,9 @@ class DailyTotal(db.Model):
 
     Written only by webapp.domain.ledger.totals, in the transaction of the change it
     counts. `metric` names the figure ("credits.usage", "purchases.paid", "charged", ...);
-    `currency` is "" for figures that are not money. Shards spread concurrent writers of
-    the same day over several rows.
+    `currency` is "" for figures that are not money. `shard` is the writing connection's
+    server process id (PostgreSQL), so concurrent writers never share a row; past days
+    are folded into shard 0.
     """
 
     __tablename__ = "daily_totals"
@@ -161,7 +162,7 @@ class DailyTotal(db.Model):
     day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
     metric: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
     currency: Mapped[str] = mapped_column(sa.String(3), primary_key=True)
-    shard: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True)
+    shard: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
     amount: Mapped[int] = mapped_column(sa.BigInteger)
 
 

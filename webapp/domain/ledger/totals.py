@@ -6,8 +6,8 @@ before that transaction commits, the set is written as ONE upsert into `daily_to
 then sums a few thousand small rows instead of grouping every purchase. Writing at
 commit keeps the row locks of these shared rows for the shortest time (on PostgreSQL
 the first post_entry of a transaction writes them in its own statement instead: no extra
-round trip), and a shard per database connection spreads concurrent writers of the same
-day over several rows.
+round trip), and each database connection writes rows of its own shard, so concurrent
+writers never wait on each other there.
 
 The figures (reports.dashboard reads whatever metrics exist):
 
@@ -44,7 +44,7 @@ from webapp.models import (
 )
 from webapp.models.types import utcnow
 
-SHARDS = 16  # per kind of write: 0..15 with the posting, 16..31 at commit
+SHARDS = 16  # SQLite; on PostgreSQL each connection has its own shard
 _PENDING = "ledger.totals"
 
 # Purchases whose money counts as revenue: exactly the credited ones (a purchase leaves
@@ -136,11 +136,10 @@ def _count_purchase_changes(session: Session, _context: Any, _instances: Any) ->
 
 # --- writing: with the posting statement (PostgreSQL) or at commit; dropped at rollback
 #
-# Lock order, so that writers of these shared rows never deadlock: a transaction writes
-# totals at most twice, first (optionally) inside its first post_entry statement, in the
-# "posting" shards 0..SHARDS-1, then at commit in the "commit" shards SHARDS..2*SHARDS-1;
-# each statement locks its rows in key order. Every transaction thus takes these locks in
-# one global order. Nothing but the commit follows the commit-time write.
+# On PostgreSQL the shard is the connection's server process id: a connection runs one
+# transaction at a time, so concurrent transactions never wait on each other's totals rows
+# (and cannot deadlock on them). Past days fold into shard 0 (`compact`, run by /admin/
+# and by `flask credits compact-totals`), so the rows /admin/ sums stay few.
 
 _UPSERT_SQL = (
     "INSERT INTO daily_totals (day, metric, currency, shard, amount) {rows}"
@@ -162,15 +161,11 @@ _UPSERT_ONE = sa.text(
 _FOLDED = "ledger.totals.folded"
 
 
-def _shard(session: Session, *, at_commit: bool) -> int:
-    """PostgreSQL: the connection's server process id modulo SHARDS (plus SHARDS at commit).
-    Concurrent transactions run on different connections, whose (consecutive) pids mostly
-    fall in different shards, so they rarely wait on each other's rows. SQLite: any."""
+def _shard(session: Session) -> int:
+    """PostgreSQL: the connection's server process id. SQLite (one writer): any of SHARDS."""
     if session.get_bind().dialect.name != "postgresql":
-        shard = random.randrange(SHARDS)
-    else:
-        shard = session.connection().connection.dbapi_connection.info.backend_pid % SHARDS
-    return shard + SHARDS if at_commit else shard
+        return random.randrange(SHARDS)
+    return session.connection().connection.dbapi_connection.info.backend_pid
 
 
 def _arrays(rows: list, shard: int) -> dict[str, list]:
@@ -198,7 +193,7 @@ def posting_params(metric: str, amount: int) -> dict[str, list] | None:
     for key, value in pending.items():
         merged[key] += value
     rows = sorted((key, value) for key, value in merged.items() if value)
-    return _arrays(rows, _shard(session, at_commit=False))
+    return _arrays(rows, _shard(session))
 
 
 def posted(moved: bool) -> None:
@@ -218,7 +213,7 @@ def write_pending(session: Session) -> None:
     rows = sorted((key, amount) for key, amount in (pending or {}).items() if amount)
     if not rows:
         return
-    shard = _shard(session, at_commit=True)
+    shard = _shard(session)
     if session.get_bind().dialect.name == "postgresql":
         session.execute(_UPSERT_PG, _arrays(rows, shard))
     else:
