@@ -1,10 +1,12 @@
 """The totals the ledger keeps (daily_totals) always equal what every row adds up to."""
 
+import multiprocessing
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
+from tests.conftest import POSTGRES_URL, make_config, requires_postgres
 from tests.payments import Payment
 from tests.stripe_fakes import deliver
 from webapp.domain import checkout, ledger, reports
@@ -216,3 +218,45 @@ def test_compacting_folds_past_days_into_one_shard_and_keeps_every_sum(app, runn
     assert ledger.totals.all_time() == {("credits.usage", ""): 52}
     rows = db.session.scalars(sa.select(DailyTotal).order_by(DailyTotal.day)).all()
     assert [(row.day, row.shard, row.amount) for row in rows] == [(yesterday, 0, 45), (today, 5, 7)]
+
+
+def _post_many(url: str, user_ids: list[int], rounds: int, results) -> None:
+    from webapp import create_app
+    from webapp.domain import ledger as ledger_in_process
+
+    app = create_app(make_config(url))
+    with app.app_context():
+        for index in range(rounds):
+            user_id = user_ids[index % len(user_ids)]
+            ledger_in_process.debit_usage(user_id, 1, "race")
+            if index % 10 == 0:
+                ledger_in_process.adjust(user_id, 3, "race top-up")
+        db.engine.dispose()
+    results.put(rounds)
+
+
+@requires_postgres
+def test_concurrent_writers_keep_the_totals_exact(app, user, admin):
+    for account in (user, admin):
+        ledger.adjust(account.id, 1000, "funds")
+    user_ids = [user.id, admin.id]
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    workers = [
+        context.Process(target=_post_many, args=(POSTGRES_URL, user_ids, 60, results))
+        for _ in range(3)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+        assert worker.exitcode == 0
+    assert sum(results.get(timeout=5) for _ in workers) == 180
+    expected = recomputed()
+    assert expected["used"] == 180 and expected["outstanding"] == 2000 - 180 + 3 * 18
+    assert kept() == expected
+    days_kept = credit_days()
+    assert sum(spent for _, spent in days_kept.values()) == 180
+    with atomic():
+        ledger.totals.rebuild()
+    assert kept() == expected and credit_days() == days_kept
