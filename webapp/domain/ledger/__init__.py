@@ -7,6 +7,7 @@ grants       plan grants, expiry, draw-down, usage debits
 totals       per-day totals for /admin/, written in the transaction of each change
 """
 
+from webapp.domain.ledger import totals
 from webapp.domain.ledger.chargebacks import (
     RETURNED_DISPUTE_STATUSES,
     apply_refund,
@@ -66,5 +67,6 @@ __all__ = [
     "post_entry",
     "purchase_description",
     "set_status",
+    "totals",
     "with_due_grants_expired",
 ]
