@@ -30,6 +30,9 @@ def upgrade():
     sa.Column('amount', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('day', 'metric', 'currency', 'shard', name=op.f('pk_daily_totals'))
     )
+    with op.batch_alter_table('daily_totals', schema=None) as batch_op:
+        batch_op.create_index('ix_daily_totals_unfolded', ['day'], unique=False, sqlite_where=sa.text('shard <> 0'), postgresql_where=sa.text('shard <> 0'))
+
     op.create_table('credit_days',
     sa.Column('user_id', sa.Integer(), nullable=False),
     sa.Column('day', sa.Date(), nullable=False),
@@ -75,4 +78,7 @@ def upgrade():
 
 def downgrade():
     op.drop_table('credit_days')
+    with op.batch_alter_table('daily_totals', schema=None) as batch_op:
+        batch_op.drop_index('ix_daily_totals_unfolded', sqlite_where=sa.text('shard <> 0'), postgresql_where=sa.text('shard <> 0'))
+
     op.drop_table('daily_totals')

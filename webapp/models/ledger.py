@@ -158,6 +158,11 @@ class DailyTotal(db.Model):
     """
 
     __tablename__ = "daily_totals"
+    __table_args__ = (
+        # Rows not folded yet (today's, and past days' before `compact`): a few per day.
+        sa.Index("ix_daily_totals_unfolded", "day",
+                 sqlite_where=sa.text("shard <> 0"), postgresql_where=sa.text("shard <> 0")),
+    )
 
     day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
     metric: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
