@@ -141,7 +141,6 @@ class Dashboard:
 
 def dashboard() -> Dashboard:
     """Totals for /admin/ as the ledger keeps them (daily_totals), and recent failures."""
-    ledger.totals.compact()  # the first visit of a day folds the days before into one row
     figures = ledger.totals.all_time()
 
     def credits(kind: str) -> int:

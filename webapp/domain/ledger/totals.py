@@ -138,8 +138,8 @@ def _count_purchase_changes(session: Session, _context: Any, _instances: Any) ->
 #
 # On PostgreSQL the shard is the connection's server process id: a connection runs one
 # transaction at a time, so concurrent transactions never wait on each other's totals rows
-# (and cannot deadlock on them). Past days fold into shard 0 (`compact`, run by /admin/
-# and by `flask credits compact-totals`), so the rows /admin/ sums stay few.
+# (and cannot deadlock on them). Past days fold into shard 0 (`compact`, run daily by
+# cron: `flask credits compact-totals`), so the rows /admin/ sums stay few.
 
 _UPSERT_SQL = (
     "INSERT INTO daily_totals (day, metric, currency, shard, amount) {rows}"
