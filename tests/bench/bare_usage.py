@@ -17,10 +17,14 @@ app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
 engine = sa.create_engine(os.environ["DATABASE_URL"], pool_pre_ping=True)
 
 KEY = sa.text("SELECT user_id FROM api_keys WHERE key_hash = :hash AND revoked_at IS NULL")
-DEBIT = sa.text("UPDATE credit_accounts SET balance = balance - :credits, used = used + :credits"
-                " WHERE user_id = :user_id AND balance >= :credits RETURNING balance")
-ENTRY = sa.text("INSERT INTO ledger_entries (user_id, kind, credits, balance_after, description,"
-                " created_at) VALUES (:user_id, 'usage', -:credits, :balance, :description, :now)")
+DEBIT = sa.text(
+    "UPDATE credit_accounts SET balance = balance - :credits, used = used + :credits"
+    " WHERE user_id = :user_id AND balance >= :credits RETURNING balance"
+)
+ENTRY = sa.text(
+    "INSERT INTO ledger_entries (user_id, kind, credits, balance_after, description,"
+    " created_at) VALUES (:user_id, 'usage', -:credits, :balance, :description, :now)"
+)
 
 
 @app.get("/healthz")
@@ -32,8 +36,12 @@ def healthz():
 def usage():
     secret = request.headers.get("Authorization", "").partition(" ")[2]
     body = request.get_json(silent=True) or {}
-    values = {"credits": int(body.get("credits", 1)), "description": body.get("description", ""),
-              "hash": hashlib.sha256(secret.encode()).hexdigest(), "now": datetime.now(UTC)}
+    values = {
+        "credits": int(body.get("credits", 1)),
+        "description": body.get("description", ""),
+        "hash": hashlib.sha256(secret.encode()).hexdigest(),
+        "now": datetime.now(UTC),
+    }
     with engine.begin() as conn:
         values["user_id"] = conn.execute(KEY, values).scalar()
         if values["user_id"] is None:

@@ -39,21 +39,60 @@ def seed_accounts(url: str, accounts: int) -> list[str]:
         db.create_all()
         now = utcnow()
         ids = range(1, accounts + 1)
-        db.session.execute(sa.insert(User), [
-            {"id": i, "email": f"usage-{i}@bench.test", "password_hash": "!", "created_at": now}
-            for i in ids])
-        db.session.execute(sa.insert(CreditAccount), [
-            {"user_id": i, "balance": START_BALANCE, "purchased": 0, "granted": 0, "used": 0,
-             "expiring": 0, "updated_at": now} for i in ids])
-        db.session.execute(sa.insert(LedgerEntry), [
-            {"user_id": i, "kind": "adjustment", "credits": START_BALANCE,
-             "balance_after": START_BALANCE, "description": "bench funds", "created_at": now}
-            for i in ids])
-        db.session.execute(sa.insert(ApiKey), [
-            {"user_id": i, "label": "bench", "prefix": key[:12], "key_hash": api_keys.hash_key(key),
-             "created_at": now} for i, key in zip(ids, keys, strict=True)])
-        db.session.execute(sa.text(
-            "SELECT setval(pg_get_serial_sequence('users', 'id'), (SELECT max(id) FROM users))"))
+        db.session.execute(
+            sa.insert(User),
+            [
+                {"id": i, "email": f"usage-{i}@bench.test", "password_hash": "!", "created_at": now}
+                for i in ids
+            ],
+        )
+        db.session.execute(
+            sa.insert(CreditAccount),
+            [
+                {
+                    "user_id": i,
+                    "balance": START_BALANCE,
+                    "purchased": 0,
+                    "granted": 0,
+                    "used": 0,
+                    "expiring": 0,
+                    "updated_at": now,
+                }
+                for i in ids
+            ],
+        )
+        db.session.execute(
+            sa.insert(LedgerEntry),
+            [
+                {
+                    "user_id": i,
+                    "kind": "adjustment",
+                    "credits": START_BALANCE,
+                    "balance_after": START_BALANCE,
+                    "description": "bench funds",
+                    "created_at": now,
+                }
+                for i in ids
+            ],
+        )
+        db.session.execute(
+            sa.insert(ApiKey),
+            [
+                {
+                    "user_id": i,
+                    "label": "bench",
+                    "prefix": key[:12],
+                    "key_hash": api_keys.hash_key(key),
+                    "created_at": now,
+                }
+                for i, key in zip(ids, keys, strict=True)
+            ],
+        )
+        db.session.execute(
+            sa.text(
+                "SELECT setval(pg_get_serial_sequence('users', 'id'), (SELECT max(id) FROM users))"
+            )
+        )
         ledger.totals.rebuild()
         db.session.commit()
         db.engine.dispose()
@@ -62,9 +101,20 @@ def seed_accounts(url: str, accounts: int) -> list[str]:
 
 def requests_for(keys: list[str], count: int) -> list[tuple[int, tuple[str, str, dict]]]:
     body = json.dumps({"credits": 1, "description": "bench"})
-    return [(i, ("/api/v1/usage", body, {"Content-Type": "application/json",
-                                         "Authorization": f"Bearer {keys[i % len(keys)]}"}))
-            for i in range(count)]
+    return [
+        (
+            i,
+            (
+                "/api/v1/usage",
+                body,
+                {
+                    "Content-Type": "application/json",
+                    "Authorization": f"Bearer {keys[i % len(keys)]}",
+                },
+            ),
+        )
+        for i in range(count)
+    ]
 
 
 def check_ledger(url: str) -> None:
@@ -72,18 +122,21 @@ def check_ledger(url: str) -> None:
     with app.app_context():
         from webapp.extensions import db
 
-        wrong = db.session.execute(sa.text(
-            "SELECT count(*) FROM credit_accounts a WHERE a.balance <> "
-            "(SELECT coalesce(sum(credits), 0) FROM ledger_entries e WHERE e.user_id = a.user_id)"
-        )).scalar()
+        wrong = db.session.execute(
+            sa.text(
+                "SELECT count(*) FROM credit_accounts a WHERE a.balance <> "
+                "(SELECT coalesce(sum(credits), 0) FROM ledger_entries e WHERE e.user_id = a.user_id)"
+            )
+        ).scalar()
         db.engine.dispose()
     if wrong:
         sys.exit(f"{wrong} accounts have a balance that is not the sum of their ledger rows")
 
 
 def rate(server: common.Server, jobs, args) -> float:
-    statuses, seconds = common.send_all(server.port, jobs, processes=args.processes,
-                                        threads=args.clients // args.processes)
+    statuses, seconds = common.send_all(
+        server.port, jobs, processes=args.processes, threads=args.clients // args.processes
+    )
     failed = sum(1 for status in statuses.values() if status != 200)
     if failed:
         sys.exit(f"{failed} usage requests were not answered 200; see {server.log_path}")
@@ -96,8 +149,9 @@ def verdict(ratio: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--requests", type=int,
-                        default=int(os.environ.get("BENCH_USAGE_REQUESTS", 2000)))
+    parser.add_argument(
+        "--requests", type=int, default=int(os.environ.get("BENCH_USAGE_REQUESTS", 2000))
+    )
     parser.add_argument("--accounts", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", 0)))
     parser.add_argument("--clients", type=int, default=32)
@@ -109,12 +163,15 @@ def main() -> None:
     servers: dict[str, common.Server] = {}
     try:
         keys = seed_accounts(url, args.accounts)
-        scenarios = {"spread": requests_for(keys, args.requests),
-                     "hot": requests_for(keys[:1], args.requests)}
+        scenarios = {
+            "spread": requests_for(keys, args.requests),
+            "hot": requests_for(keys[:1], args.requests),
+        }
         env = common.app_environment(url)
         for label, spec in (("bare", "tests.bench.bare_usage:app"), ("app", "wsgi:app")):
-            servers[label] = common.start_gunicorn(spec, env, f"usage-{label}",
-                                                   workers=args.workers)
+            servers[label] = common.start_gunicorn(
+                spec, env, f"usage-{label}", workers=args.workers
+            )
             rate(servers[label], requests_for(keys, 200), args)  # import, connect, warm up
         figures = {(scenario, label): [] for scenario in scenarios for label in servers}
         for _ in range(args.rounds):
@@ -128,17 +185,25 @@ def main() -> None:
         common.drop_database(DB_NAME)
 
     workers = args.workers or f"default ({2 * (os.cpu_count() or 1) + 1})"
-    print(f"usage bench: POST /api/v1/usage x {args.requests} per round, {args.clients} "
-          f"keep-alive clients, gunicorn workers={workers}, median of {args.rounds} rounds "
-          "(bare and app alternate)")
-    for scenario, words in (("spread", f"spread over {args.accounts:,} accounts"),
-                            ("hot", "one hot account")):
+    print(
+        f"usage bench: POST /api/v1/usage x {args.requests} per round, {args.clients} "
+        f"keep-alive clients, gunicorn workers={workers}, median of {args.rounds} rounds "
+        "(bare and app alternate)"
+    )
+    for scenario, words in (
+        ("spread", f"spread over {args.accounts:,} accounts"),
+        ("hot", "one hot account"),
+    ):
         bare = statistics.median(figures[(scenario, "bare")])
         app = statistics.median(figures[(scenario, "app")])
-        rounds = ", ".join(f"{a:.0f}/{b:.0f}" for a, b in zip(
-            figures[(scenario, "app")], figures[(scenario, "bare")], strict=True))
-        print(f"  {words:34} app {app:7.1f} debits/s, bare {bare:7.1f} debits/s "
-              f"(app/bare rounds: {rounds})")
+        rounds = ", ".join(
+            f"{a:.0f}/{b:.0f}"
+            for a, b in zip(figures[(scenario, "app")], figures[(scenario, "bare")], strict=True)
+        )
+        print(
+            f"  {words:34} app {app:7.1f} debits/s, bare {bare:7.1f} debits/s "
+            f"(app/bare rounds: {rounds})"
+        )
         print(f"  {'':34} ratio app/bare {app / bare:.2f} {verdict(app / bare)}")
 
 
