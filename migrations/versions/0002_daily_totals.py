@@ -1,7 +1,7 @@
 """daily totals for /admin/ and each user's credit days for /credits, filled from the rows
 
 Revision ID: 0002_daily_totals
-Revises: 0001
+Revises: 0007_catalog_receipts_tax
 
 The fill mirrors webapp.domain.ledger.totals.rebuild as it stood at this revision
 (frozen here, so later changes to the app cannot change what this migration did):
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 
 revision = '0002_daily_totals'
-down_revision = '0001'
+down_revision = '0007_catalog_receipts_tax'
 branch_labels = None
 depends_on = None
 
