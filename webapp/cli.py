@@ -149,6 +149,12 @@ def expire():
     click.echo(f"checked {len(results)} accounts, expired {total:,} credits")
 
 
+@credits_cli.command("compact-totals")
+def compact_totals():
+    """Fold past days' shards of the /admin/ totals into one row each (cron; any time)."""
+    click.echo(f"folded {ledger.totals.compact():,} rows")
+
+
 # --- API keys
 
 

@@ -88,6 +88,13 @@ def reconcile_hourly() -> None:
     log.info("reconcile: %s", report.summary())
 
 
+@huey.periodic_task(crontab(minute="41", hour="3"))
+def compact_totals_daily() -> None:
+    from webapp.domain import ledger
+
+    log.info("totals: folded %s rows", _in_app(ledger.totals.compact))
+
+
 def run_consumer(threads: int) -> None:
     """Run the queue consumer in the foreground until stopped.
 

@@ -18,8 +18,9 @@ import sys
 
 from tests.bench import common, seed
 
-DB_NAME = "credits_bench_webhook"
-TARGET_RATIO = 0.7
+# Its own database, named after BENCH_DATABASE_URL's so parallel checkouts never collide.
+DB_NAME = common.bench_database_name("webhook")
+TARGET_RATIO = 0.8
 
 
 def run_once(label: str, app_spec: str, url: str, payloads, warmup, args) -> float:
@@ -86,8 +87,8 @@ def main() -> None:
     pairs = [a / b for a, b in zip(figures["app"], figures["bare"], strict=True)]
     print(f"  ratio per round: {', '.join(f'{r:.2f}' for r in pairs)}")
     ratio = app / bare
-    print(f"  ratio app/bare: {ratio:.2f} (target >= {TARGET_RATIO})"
-          + ("" if ratio >= TARGET_RATIO else "  BELOW TARGET"))
+    print(f"  ratio app/bare: {ratio:.2f} (target >= {TARGET_RATIO}) "
+          + ("PASS" if ratio >= TARGET_RATIO else "FAIL"))
 
 
 if __name__ == "__main__":

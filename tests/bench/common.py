@@ -31,6 +31,12 @@ WEBHOOK_SECRET = "whsec_bench_only_secret"
 
 # --- databases
 
+def bench_database_name(suffix: str) -> str:
+    """`<BENCH_DATABASE_URL's database>_<suffix>` (credits_bench_<suffix> without it)."""
+    url = os.environ.get("BENCH_DATABASE_URL", "postgresql://localhost/credits_bench")
+    return f"{url.rsplit('/', 1)[1].split('?')[0]}_{suffix}"
+
+
 def database_url(name: str) -> str:
     base = ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
     return f"{base}/{name}"
@@ -146,11 +152,14 @@ def _client_thread(port: int, jobs: queue.Queue, results: list, timeout: float,
         except queue.Empty:
             break
         status = 0
+        if isinstance(payload, tuple):  # (path, body, headers): any other POST
+            path, body, headers = payload
+        else:  # a webhook delivery, signed as it is sent
+            path, body, headers = "/webhooks/stripe", payload, signed_headers(payload)
         try:
             if conn is None:
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-            conn.request("POST", "/webhooks/stripe", body=payload.encode(),
-                         headers=signed_headers(payload))
+            conn.request("POST", path, body=body.encode(), headers=headers)
             response = conn.getresponse()
             response.read()
             status = response.status
@@ -189,6 +198,7 @@ def send_all(port: int, payloads: Iterable[tuple[int, str]], *, processes: int =
              progress=None) -> tuple[dict[int, int], float]:
     """POST every (index, payload) signed to /webhooks/stripe from processes × threads
     keep-alive clients; returns ({index: status (0 = connection error)}, seconds).
+    A payload that is a (path, body, headers) tuple is POSTed as it is instead.
 
     Each delivery is signed when it is sent, as Stripe signs every attempt; `progress`
     (a multiprocessing Value) counts answered deliveries as they come.

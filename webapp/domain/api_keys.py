@@ -61,10 +61,7 @@ def authenticate(secret: str) -> tuple[User, ApiKey] | None:
     """The user and key behind a presented secret, or None if unknown or revoked."""
     if not secret.startswith(KEY_PREFIX) or len(secret) > 200:
         return None
-    row = db.session.execute(
-        sa.select(User, ApiKey).join(ApiKey, ApiKey.user_id == User.id)
-        .where(ApiKey.key_hash == hash_key(secret), ApiKey.revoked_at.is_(None))
-    ).first()
+    row = db.session.execute(_BY_HASH, {"key_hash": hash_key(secret)}).first()
     if row is None:
         return None
     user, api_key = row
@@ -72,10 +69,26 @@ def authenticate(secret: str) -> tuple[User, ApiKey] | None:
     return user, api_key
 
 
+# Built once: its cache key is memoised, so every API call skips building and hashing it.
+_BY_HASH = (sa.select(User, ApiKey).join(ApiKey, ApiKey.user_id == User.id)
+            .where(ApiKey.key_hash == sa.bindparam("key_hash"), ApiKey.revoked_at.is_(None)))
+
+
 def _touch(api_key: ApiKey) -> None:
+    """Record the use (at most once per LAST_USED_RESOLUTION); commits on its own.
+
+    The user and key just loaded stay loaded across that commit: expiring them would cost
+    the request another round trip to read back what this UPDATE did not change.
+    """
     now = utcnow()
     if api_key.last_used_at is not None and now - api_key.last_used_at < LAST_USED_RESOLUTION:
         return
-    with atomic():
-        db.session.execute(sa.update(ApiKey).where(ApiKey.id == api_key.id).values(
-            last_used_at=now))
+    session = db.session()
+    expire_on_commit, session.expire_on_commit = session.expire_on_commit, False
+    try:
+        with atomic():
+            db.session.execute(sa.update(ApiKey).where(ApiKey.id == api_key.id).values(
+                last_used_at=now))
+    finally:
+        session.expire_on_commit = expire_on_commit
+    sa.orm.attributes.set_committed_value(api_key, "last_used_at", now)

@@ -13,7 +13,6 @@ from webapp.domain.stripe_objects import TOPUP_PURPOSE
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
 from webapp.models import Purchase, PurchaseStatus, User
-from webapp.models.types import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +44,7 @@ def _open_checkout(user: User, quote: pricing.Quote, base_url: str) -> Purchase:
             idempotency_key=f"checkout-purchase-{purchase.id}",
         )
     except PaymentProviderError:
-        _abandon(purchase.id)
+        ledger.abandon_checkout(purchase.id)
         raise
     with atomic():
         purchase.stripe_checkout_session_id = session["id"]
@@ -68,19 +67,6 @@ def _record_purchase(user_id: int, quote: pricing.Quote) -> Purchase:
         )
         db.session.add(purchase)
     return purchase
-
-
-def _abandon(purchase_id: int) -> None:
-    with atomic():
-        db.session.execute(
-            sa.update(Purchase)
-            .where(Purchase.id == purchase_id, Purchase.status == PurchaseStatus.PENDING)
-            .values(
-                status=PurchaseStatus.FAILED,
-                updated_at=utcnow(),
-                review_reason="Checkout could not be started (Stripe error).",
-            )
-        )
 
 
 def ensure_customer(user: User) -> str:

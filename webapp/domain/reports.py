@@ -6,11 +6,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from webapp.domain import clock
+from webapp.domain import clock, ledger
 from webapp.extensions import db
 from webapp.models import (
     AdminAction,
     CreditAccount,
+    CreditDay,
     CreditGrant,
     EntryKind,
     EventOutcome,
@@ -35,7 +36,7 @@ def account_for(user_id: int) -> CreditAccount:
     if account is None:
         return CreditAccount(user_id=user_id, balance=0, purchased=0, granted=0, used=0,
                              expiring=0)
-    return without_due_grants(account)
+    return ledger.with_due_grants_expired(account)
 
 
 def balance_json(account: CreditAccount) -> dict[str, Any]:
@@ -84,21 +85,6 @@ def expiring_grants(account: CreditAccount) -> list[CreditGrant]:
                                    .where(CreditGrant.expires_at > clock.now())))
 
 
-def without_due_grants(account: CreditAccount) -> CreditAccount:
-    """The account as it stands once due grants expire: expired credits never count,
-    even before the expiry command has written them off. A copy, never flushed."""
-    now = clock.now()
-    if account.next_expiry_at is None or account.next_expiry_at > now:
-        return account
-    due = sum(grant.remaining for grant in db.session.scalars(
-        _open_grants(account.user_id).where(CreditGrant.expires_at <= now)))
-    gone = max(0, min(due, account.balance))
-    return CreditAccount(user_id=account.user_id, balance=account.balance - gone,
-                         purchased=account.purchased, granted=account.granted,
-                         used=account.used, expiring=account.expiring - due,
-                         next_expiry_at=account.next_expiry_at)
-
-
 def _iso_z(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -118,37 +104,18 @@ class DayTotals:
     spent: int  # usage
 
 
-def _day_of(column):
-    """The UTC calendar day of a timestamp column (a timestamp on PostgreSQL, text on SQLite)."""
-    if db.engine.dialect.name == "postgresql":
-        return sa.func.date_trunc("day", sa.func.timezone("UTC", column))
-    return sa.func.strftime("%Y-%m-%d", column)  # SQLite stores naive UTC
-
-
-def _as_date(value) -> date:
-    return value.date() if isinstance(value, datetime) else date.fromisoformat(value)
-
-
 def credits_by_day(user_id: int, days: int = 30, today: date | None = None) -> list[DayTotals]:
     """Credits bought and spent per UTC day, oldest first, `days` days ending today.
 
-    One grouped query over the user's rows in the window (index on user_id, created_at).
+    Reads the user's days the ledger keeps (credit_days): at most `days` rows.
     """
     today = today or utcnow().date()
     first = today - timedelta(days=days - 1)
-    since = datetime.combine(first, time.min, tzinfo=UTC)
-    day = _day_of(LedgerEntry.created_at).label("day")
-    bought = sa.func.sum(sa.case(
-        (LedgerEntry.kind.in_((EntryKind.PURCHASE, EntryKind.GRANT)), LedgerEntry.credits),
-        else_=0))
-    spent = sa.func.sum(sa.case((LedgerEntry.kind == EntryKind.USAGE, -LedgerEntry.credits),
-                                else_=0))
     rows = db.session.execute(
-        sa.select(day, bought, spent)
-        .where(LedgerEntry.user_id == user_id, LedgerEntry.created_at >= since)
-        .group_by(day)
+        sa.select(CreditDay.day, CreditDay.bought, CreditDay.spent)
+        .where(CreditDay.user_id == user_id, CreditDay.day >= first)
     ).all()
-    found = {_as_date(row[0]): (int(row[1] or 0), int(row[2] or 0)) for row in rows}
+    found = {row.day: (row.bought, row.spent) for row in rows}
     result = []
     for offset in range(days):
         current = first + timedelta(days=offset)
@@ -172,36 +139,27 @@ class Dashboard:
     recent_failures: list[StripeEvent]
 
 
-_REVENUE_STATUSES = (PurchaseStatus.PAID, PurchaseStatus.REFUNDED,
-                     PurchaseStatus.PARTIALLY_REFUNDED, PurchaseStatus.DISPUTED)
-
-
 def dashboard() -> Dashboard:
-    """Totals for /admin/: running totals from credit_accounts, grouped purchase counts."""
-    account = CreditAccount.__table__.c
-    sold, granted, used, outstanding = db.session.execute(sa.select(
-        *(sa.func.coalesce(sa.func.sum(c), 0) for c in
-          (account.purchased, account.granted, account.used, account.balance)))).one()
-    # One pass over purchases gives both the counts by status and revenue by currency.
-    grouped = db.session.execute(
-        sa.select(Purchase.status, Purchase.currency, sa.func.count(),
-                  sa.func.sum(Purchase.amount_cents), sa.func.sum(Purchase.amount_refunded_cents))
-        .group_by(Purchase.status, Purchase.currency)).all()
-    by_status = {status: 0 for status in tuple(PurchaseStatus)}
-    revenue: dict[str, tuple[int, int]] = {}
-    for status, currency, count, charged, refunded in grouped:
-        by_status[status] = by_status.get(status, 0) + count
-        if status in _REVENUE_STATUSES:
-            before = revenue.get(currency, (0, 0))
-            revenue[currency] = (before[0] + int(charged or 0), before[1] + int(refunded or 0))
+    """Totals for /admin/ as the ledger keeps them (daily_totals), and recent failures."""
+    figures = ledger.totals.all_time()
+
+    def credits(kind: str) -> int:
+        return figures.get((ledger.totals.credits_metric(kind), ""), 0)
+
+    outstanding = sum(credits(kind) for kind in EntryKind)
+    by_status = {status: figures.get((ledger.totals.status_metric(status), ""), 0)
+                 for status in PurchaseStatus}
+    currencies = sorted({currency for (metric, currency) in figures if metric == "charged"})
+    revenue = [(currency, figures[("charged", currency)], figures.get(("refunded", currency), 0))
+               for currency in currencies if figures[("charged", currency)]]
     since = utcnow() - timedelta(hours=24)
     failed = sa.select(StripeEvent).where(StripeEvent.outcome == EventOutcome.FAILED,
                                           StripeEvent.received_at >= since)
     failed_count = db.session.scalar(sa.select(sa.func.count()).select_from(failed.subquery()))
     # Failed events are few: the (outcome, id) index finds them, newest first by id.
     recent = list(db.session.scalars(failed.order_by(StripeEvent.id.desc()).limit(10)))
-    return Dashboard(int(sold), int(granted), int(used), int(outstanding),
-                     [(c, *revenue[c]) for c in sorted(revenue)], by_status,
+    return Dashboard(credits(EntryKind.PURCHASE), credits(EntryKind.GRANT),
+                     -credits(EntryKind.USAGE), outstanding, revenue, by_status,
                      failed_count or 0, recent)
 
 

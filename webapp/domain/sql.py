@@ -15,6 +15,14 @@ def is_postgresql() -> bool:
     return db.session.get_bind().dialect.name == "postgresql"
 
 
+def utc_day(column: Any) -> sa.ColumnElement:
+    """The UTC calendar day of a timestamp column: a DATE on PostgreSQL, ISO text on SQLite
+    (which stores naive UTC)."""
+    if is_postgresql():
+        return sa.cast(sa.func.timezone("UTC", column), sa.Date)
+    return sa.func.date(column)
+
+
 def insert_ignoring_duplicates(
     model: Any, values: dict[str, Any], *unique_columns: Any
 ) -> sa.Insert:

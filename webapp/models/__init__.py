@@ -4,7 +4,9 @@ from webapp.models.billing import AdminAction, Subscription
 from webapp.models.catalog import CatalogPrice
 from webapp.models.job import Job, JobStatus
 from webapp.models.ledger import (
+    CreditDay,
     CreditGrant,
+    DailyTotal,
     Dispute,
     EntryKind,
     LedgerEntry,
@@ -20,7 +22,9 @@ __all__ = [
     "ApiKey",
     "CatalogPrice",
     "CreditAccount",
+    "CreditDay",
     "CreditGrant",
+    "DailyTotal",
     "Dispute",
     "EntryKind",
     "EventOutcome",

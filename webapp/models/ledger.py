@@ -1,6 +1,6 @@
 """The append-only ledger, purchases, disputes, grants and usage idempotency records."""
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
@@ -93,16 +93,19 @@ class Purchase(db.Model):
     # What the credits are worth, the fee line, and what the customer is charged.
     value_cents: Mapped[int] = mapped_column(sa.BigInteger)
     fee_cents: Mapped[int] = mapped_column(sa.BigInteger, default=0)
-    amount_cents: Mapped[int] = mapped_column(sa.BigInteger)
-    currency: Mapped[str] = mapped_column(sa.String(3))
-    status: Mapped[str] = mapped_column(sa.String(20), default=PurchaseStatus.PENDING)
+    # active_history: the totals (domain/ledger/totals.py) see the value a change replaces.
+    amount_cents: Mapped[int] = mapped_column(sa.BigInteger, active_history=True)
+    currency: Mapped[str] = mapped_column(sa.String(3), active_history=True)
+    status: Mapped[str] = mapped_column(sa.String(20), default=PurchaseStatus.PENDING,
+                                        active_history=True)
     stripe_checkout_session_id: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
     stripe_payment_intent_id: Mapped[str | None] = mapped_column(sa.String(255), index=True)
     stripe_charge_id: Mapped[str | None] = mapped_column(sa.String(255))
     checkout_url: Mapped[str | None] = mapped_column(sa.Text)
     credited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Cumulative figures: refunds and disputes only ever add the difference.
-    amount_refunded_cents: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    amount_refunded_cents: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0",
+                                                       active_history=True)
     credits_refunded: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     credits_disputed: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     review_reason: Mapped[str | None] = mapped_column(sa.String(500))
@@ -157,6 +160,45 @@ class CreditGrant(db.Model):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DailyTotal(db.Model):
+    """How much one figure moved on one UTC day (in one of a few shards); /admin/ sums them.
+
+    Written only by webapp.domain.ledger.totals, in the transaction of the change it
+    counts. `metric` names the figure ("credits.usage", "purchases.paid", "charged", ...);
+    `currency` is "" for figures that are not money. `shard` is the writing connection's
+    server process id (PostgreSQL), so concurrent writers never share a row; past days
+    are folded into shard 0.
+    """
+
+    __tablename__ = "daily_totals"
+    __table_args__ = (
+        # Rows not folded yet (today's, and past days' before `compact`): a few per day.
+        sa.Index("ix_daily_totals_unfolded", "day",
+                 sqlite_where=sa.text("shard <> 0"), postgresql_where=sa.text("shard <> 0")),
+    )
+
+    day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
+    metric: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    currency: Mapped[str] = mapped_column(sa.String(3), primary_key=True)
+    shard: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+class CreditDay(db.Model):
+    """Credits one user bought (purchases and plan grants) and spent (usage) on one UTC day.
+
+    Kept by ledger.post_entry in the statement that posts the entry; the 30-day chart on
+    /credits reads 30 of these rows instead of adding up the ledger.
+    """
+
+    __tablename__ = "credit_days"
+
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
+    bought: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    spent: Mapped[int] = mapped_column(sa.BigInteger, default=0)
 
 
 class UsageRequest(db.Model):

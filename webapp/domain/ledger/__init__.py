@@ -4,8 +4,10 @@ entries      posting a balance change with its row, adjustments, balances
 purchases    Checkout fulfilment, failed and expired sessions
 chargebacks  refunds and disputes
 grants       plan grants, expiry, draw-down, usage debits
+totals       per-day totals for /admin/, written in the transaction of each change
 """
 
+from webapp.domain.ledger import totals
 from webapp.domain.ledger.chargebacks import (
     RETURNED_DISPUTE_STATUSES,
     apply_refund,
@@ -24,10 +26,12 @@ from webapp.domain.ledger.grants import (
     expire_account_grants,
     expire_due_grants,
     grant_plan_credits,
+    with_due_grants_expired,
 )
 from webapp.domain.ledger.purchases import (
     Fulfilment,
     FulfilmentResult,
+    abandon_checkout,
     credit_marked_purchase,
     fulfil_checkout_session,
     mark_paid_statement,
@@ -42,6 +46,7 @@ __all__ = [
     "RETURNED_DISPUTE_STATUSES",
     "Fulfilment",
     "FulfilmentResult",
+    "abandon_checkout",
     "adjust",
     "apply_refund",
     "close_dispute",
@@ -62,4 +67,6 @@ __all__ = [
     "post_entry",
     "purchase_description",
     "set_status",
+    "totals",
+    "with_due_grants_expired",
 ]

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 
 from webapp.domain import notices
 from webapp.domain.errors import InsufficientCreditsError, InvalidAmountError
+from webapp.domain.ledger import totals
 from webapp.domain.sql import is_postgresql, locked
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
@@ -18,6 +19,12 @@ _TOTAL_FOR_KIND = {
     EntryKind.PURCHASE: "purchased",
     EntryKind.GRANT: "granted",
     EntryKind.USAGE: "used",
+}
+# Which column of the user's day (credit_days, the /credits chart) a kind of entry moves.
+_DAY_COLUMN_FOR_KIND = {
+    EntryKind.PURCHASE: "bought",
+    EntryKind.GRANT: "bought",
+    EntryKind.USAGE: "spent",
 }
 
 
@@ -45,27 +52,50 @@ def post_entry(
     returns None instead of raising: the caller then takes the grant-aware path.
     """
     total = _TOTAL_FOR_KIND.get(kind)
+    day_column = _DAY_COLUMN_FOR_KIND.get(kind)
+    now = utcnow()
     params = {
         "b_user_id": user_id,
         "b_credits": credits,
         "b_magnitude": abs(credits),
-        "b_now": utcnow(),
+        "b_now": now,
+        "b_day": now.date(),
         "b_kind": kind,
         **{f"b_{name}": v for name, v in refs.items()},
     }
+    metric = totals.credits_metric(kind)
     if is_postgresql():
-        statement = _update_and_insert(total, allow_negative, unless_expiring, tuple(sorted(refs)))
-        balance = db.session.execute(statement, params).scalar_one_or_none()
+        totals_params = totals.posting_params(metric, credits)
+        statement = _update_and_insert(
+            total,
+            allow_negative,
+            unless_expiring,
+            tuple(sorted(refs)),
+            day_column,
+            totals_params is not None,
+        )
+        balance = db.session.execute(
+            statement, {**params, **(totals_params or {})}
+        ).scalar_one_or_none()
+        if totals_params is not None:
+            totals.posted(balance is not None)
+            metric = None  # written by the statement
     else:
         update = _balance_update(total, allow_negative, unless_expiring)
         balance = db.session.execute(update, params).scalar_one_or_none()
         if balance is not None:
             row = {"user_id": user_id, "kind": kind, "credits": credits, "balance_after": balance}
-            db.session.execute(_LEDGER_INSERT, {**row, "created_at": params["b_now"], **refs})
+            db.session.execute(_LEDGER_INSERT, {**row, "created_at": now, **refs})
+            if day_column:
+                db.session.execute(
+                    _day_upsert(day_column, "VALUES (:b_user_id, :b_day, {})"), params
+                )
     if balance is None and unless_expiring:
         return None
     if balance is None:
         raise InsufficientCreditsError(current_balance(user_id))
+    if metric:
+        totals.add(metric, credits)
     if credits < 0:
         notices.balance_fell(user_id, balance, -credits)
     return balance
@@ -98,13 +128,45 @@ def _balance_update(total: str | None, allow_negative: bool, unless_expiring: bo
 
 
 @functools.cache
+def _day_upsert(column: str, rows: str) -> sa.TextClause:
+    """Add :b_magnitude to the user's `column` (bought or spent) of :b_day in credit_days.
+
+    Plain SQL (SQLite and PostgreSQL both take it): the dialects' upsert constructs are
+    not cacheable. `rows` yields (user_id, day, amount), e.g. "VALUES (...{})" or
+    "SELECT ... {} FROM moved".
+    """
+    other = "spent" if column == "bought" else "bought"
+    amount = "CAST(:b_magnitude AS BIGINT)"
+    return sa.text(
+        f"INSERT INTO credit_days (user_id, day, {column}, {other}) "
+        + rows.format(f"{amount}, 0")
+        + f" ON CONFLICT (user_id, day) DO UPDATE SET {column} = credit_days.{column}"
+        f" + excluded.{column}"
+    ).bindparams(sa.bindparam("b_day", type_=sa.Date))
+
+
+@functools.cache
 def _update_and_insert(
-    total: str | None, allow_negative: bool, unless_expiring: bool, ref_names: tuple[str, ...]
+    total: str | None,
+    allow_negative: bool,
+    unless_expiring: bool,
+    ref_names: tuple[str, ...],
+    day_column: str | None = None,
+    with_totals: bool = False,
 ) -> sa.Insert:
     """PostgreSQL: the balance UPDATE and the ledger INSERT in one statement (one round
     trip): WITH moved AS (UPDATE ... RETURNING balance) INSERT ... SELECT FROM moved.
-    When the UPDATE matches nothing (a short balance), nothing is inserted either."""
+    When the UPDATE matches nothing (a short balance), nothing is inserted either. With a
+    `day_column`, the user's day in credit_days moves in the same statement (after the
+    account row's lock, so writers of one user's day never wait in another order).
+    `with_totals`: the transaction's pending totals too (totals.posting_params)."""
     moved = _balance_update(total, allow_negative, unless_expiring).cte("moved")
+    ctes = [moved]
+    if day_column:
+        upsert = _day_upsert(day_column, "SELECT CAST(:b_user_id AS BIGINT), :b_day, {} FROM moved")
+        ctes.append(upsert.columns().cte("day_moved"))
+    if with_totals:
+        ctes.append(sa.text(totals.POSTING_UPSERT_SQL).columns().cte("totals_moved"))
     ledger = LedgerEntry.__table__.c
     names = ("user_id", "kind", "credits", "balance_after", "created_at", *ref_names)
 
@@ -118,7 +180,7 @@ def _update_and_insert(
     return (
         sa.insert(LedgerEntry.__table__)
         .from_select(names, row)
-        .add_cte(moved)
+        .add_cte(*ctes)
         .returning(ledger.balance_after)
     )
 

@@ -127,6 +127,28 @@ def _expire_due(user_id: int, now: datetime) -> int:
     return expired
 
 
+def with_due_grants_expired(account: CreditAccount) -> CreditAccount:
+    """The account as it stands once its due grants expire: expired credits never count,
+    even before the expiry command has written them off. A copy, never flushed; reads only."""
+    now = clock.now()
+    if account.next_expiry_at is None or account.next_expiry_at > now:
+        return account
+    due_grants = _open_expiring_grants(account.user_id).where(
+        CreditGrant.remaining > 0, CreditGrant.expires_at <= now
+    )
+    due = sum(grant.remaining for grant in db.session.scalars(due_grants))
+    gone = max(0, min(due, account.balance))
+    return CreditAccount(
+        user_id=account.user_id,
+        balance=account.balance - gone,
+        purchased=account.purchased,
+        granted=account.granted,
+        used=account.used,
+        expiring=account.expiring - due,
+        next_expiry_at=account.next_expiry_at,
+    )
+
+
 def _draw_down(user_id: int, credits: int) -> None:
     """Take `credits` just spent from the expiring grants, soonest expiry first."""
     left = credits

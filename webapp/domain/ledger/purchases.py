@@ -9,8 +9,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from webapp.domain import notices
+from webapp.domain.ledger import totals
 from webapp.domain.ledger.entries import post_entry
-from webapp.domain.sql import locked
+from webapp.domain.sql import is_postgresql, locked
 from webapp.domain.stripe_objects import id_of, metadata_ids
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
@@ -60,7 +61,7 @@ def fulfil_checkout_session(session: Session) -> FulfilmentResult:
     """
     with atomic():
         params = payable_params(session)
-        paid = db.session.execute(_MARK_PAID, params).first() if params["b_amount"] >= 0 else None
+        paid = _mark_paid(params) if params["b_amount"] >= 0 else None
         if paid is not None:
             credit_marked_purchase(paid, session["id"])
             return FulfilmentResult(Fulfilment.CREDITED, purchase_id=paid.id)
@@ -170,14 +171,35 @@ def amount_before_tax(session: Session) -> int | None:
 
 
 def mark_paid_statement(*, only_if: sa.CTE | None = None) -> sa.Update:
-    """UPDATE a payable purchase to paid RETURNING (id, user_id, credits).
+    """PostgreSQL: UPDATE a payable purchase to paid RETURNING (id, user_id, credits) and
+    what the totals need: old_status, currency, amount_cents, amount_refunded_cents.
 
-    `only_if`: a CTE that must return a row for the update to happen (the webhook's
-    event claim), so claiming and marking paid can be one statement on PostgreSQL.
+    The purchase is picked by a locked sub-select, which PostgreSQL re-checks after any
+    wait, so `old_status` is the status this UPDATE really moved it from. `only_if`: a CTE
+    that must return a row for the update to happen (the webhook's event claim), so
+    claiming and marking paid can be one statement.
     """
-    update = sa.update(Purchase.__table__).where(*payable_conditions())
+    return _paid_update(only_if, locked_before=True)
+
+
+def _paid_update(only_if: sa.CTE | None, *, locked_before: bool) -> sa.Update:
+    conditions = payable_conditions()
     if only_if is not None:
-        update = update.where(sa.exists(sa.select(only_if)))
+        conditions.append(sa.exists(sa.select(only_if)))
+    update = sa.update(Purchase.__table__)
+    returned = [_purchases.id, _purchases.user_id, _purchases.credits]
+    if locked_before:
+        before = (
+            sa.select(_purchases.id, _purchases.status)
+            .where(*conditions)
+            .with_for_update()
+            .subquery("before")
+        )
+        update = update.where(_purchases.id == before.c.id)
+        returned.append(before.c.status.label("old_status"))
+    else:
+        update = update.where(*conditions)
+    returned += [_purchases.currency, _purchases.amount_cents, _purchases.amount_refunded_cents]
     return update.values(
         status=PurchaseStatus.PAID.value,
         credited_at=sa.bindparam("b_now", type_=_purchases.credited_at.type),
@@ -189,14 +211,43 @@ def mark_paid_statement(*, only_if: sa.CTE | None = None) -> sa.Update:
         stripe_invoice_id=sa.func.coalesce(
             sa.bindparam("b_invoice", type_=sa.String), _purchases.stripe_invoice_id
         ),
-    ).returning(_purchases.id, _purchases.user_id, _purchases.credits)
+    ).returning(*returned)
 
 
 _MARK_PAID = mark_paid_statement()
+# SQLite cannot return a column of the UPDATE's FROM; its writers are serialised (BEGIN
+# IMMEDIATE), so the status read just before the UPDATE is the one it moves from.
+_MARK_PAID_SQLITE = _paid_update(None, locked_before=False)
+_STATUS_OF_SESSION = sa.select(_purchases.status).where(
+    _purchases.stripe_checkout_session_id == sa.bindparam("b_session_id", type_=sa.String)
+)
+
+
+@dataclass(frozen=True)
+class MarkedPaid:
+    id: int
+    user_id: int
+    credits: int
+    old_status: str
+    currency: str
+    amount_cents: int
+    amount_refunded_cents: int
+
+
+def _mark_paid(params: dict[str, Any]) -> Any:
+    """Mark the payable purchase paid; its returned row, or None when none was payable."""
+    if is_postgresql():
+        return db.session.execute(_MARK_PAID, params).first()
+    old_status = db.session.execute(_STATUS_OF_SESSION, params).scalar()
+    row = db.session.execute(_MARK_PAID_SQLITE, params).first()
+    return None if row is None else MarkedPaid(row[0], row[1], row[2], old_status, *row[3:])
 
 
 def credit_marked_purchase(paid: sa.Row, session_id: str) -> None:
-    """Post the credit of a purchase mark_paid_statement has just marked paid (joins)."""
+    """Post the credit of a purchase mark_paid_statement has just marked paid, and count
+    its move to paid in the totals (joins the caller's transaction)."""
+    money = (paid.currency, paid.amount_cents, paid.amount_refunded_cents)
+    totals.purchase_moved((paid.old_status, *money), (PurchaseStatus.PAID.value, *money))
     _post_purchase_credit(paid.id, paid.user_id, paid.credits, session_id)
 
 
@@ -264,6 +315,21 @@ def set_status(purchase: Purchase, status: str, **fields: Any) -> None:
     for name, value in fields.items():
         if value is not None:
             setattr(purchase, name, value)
+
+
+def abandon_checkout(purchase_id: int) -> None:
+    """Stripe refused to open the purchase's Checkout Session: a pending purchase is
+    failed with the reason; commits."""
+    with atomic():
+        purchase = db.session.scalars(
+            locked(sa.select(Purchase).where(Purchase.id == purchase_id))
+        ).first()
+        if purchase is not None and purchase.status == PurchaseStatus.PENDING:
+            set_status(
+                purchase,
+                PurchaseStatus.FAILED,
+                review_reason="Checkout could not be started (Stripe error).",
+            )
 
 
 def mark_session_failed(session: Session) -> FulfilmentResult:

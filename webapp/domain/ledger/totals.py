@@ -1,0 +1,348 @@
+"""Totals for /admin/, kept by the ledger in the same transaction as every change they count.
+
+A change adds its difference to a set pending on the database session (`add`); just
+before that transaction commits, the set is written as ONE upsert into `daily_totals`
+(one row per UTC day, figure, currency and shard), and a rollback drops it. /admin/
+then sums a few thousand small rows instead of grouping every purchase. Writing at
+commit keeps the row locks of these shared rows for the shortest time (on PostgreSQL
+the first post_entry of a transaction writes them in its own statement instead: no extra
+round trip), and each database connection writes rows of its own shard, so concurrent
+writers never wait on each other there.
+
+The figures (reports.dashboard reads whatever metrics exist):
+
+  credits.<entry kind>  credits posted, signed: every post_entry adds its own
+  purchases.<status>    how many purchases are in each status
+  charged, refunded     money (per currency) of purchases in a revenue status
+
+Adding a figure is one line: in `purchase_figures` when it follows from a purchase's
+status and amounts (the rebuild then counts it too), or one `add(...)` call in the
+ledger function that makes the change (e.g. `add("disputes_lost", cents, currency)`).
+Purchases changed through the ORM are counted by the before_flush hook below; the
+ledger's Core UPDATEs of purchases call `purchase_moved` themselves.
+"""
+
+import random
+from collections import defaultdict
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from webapp.domain.sql import utc_day
+from webapp.domain.transaction import atomic
+from webapp.extensions import db
+from webapp.models import (
+    CreditDay,
+    DailyTotal,
+    EntryKind,
+    LedgerEntry,
+    Purchase,
+    PurchaseStatus,
+)
+from webapp.models.types import utcnow
+
+SHARDS = 16  # SQLite; on PostgreSQL each connection has its own shard
+_PENDING = "ledger.totals"
+
+# Purchases whose money counts as revenue: exactly the credited ones (a purchase leaves
+# needs_review, pending, processing, failed and expired only by being credited).
+REVENUE_STATUSES = frozenset(
+    {
+        PurchaseStatus.PAID,
+        PurchaseStatus.REFUNDED,
+        PurchaseStatus.PARTIALLY_REFUNDED,
+        PurchaseStatus.DISPUTED,
+    }
+)
+
+Figures = dict[tuple[str, str], int]  # (metric, currency) -> amount
+
+
+def credits_metric(kind: str) -> str:
+    return f"credits.{kind}"
+
+
+def status_metric(status: str) -> str:
+    return f"purchases.{status}"
+
+
+def purchase_figures(
+    status: str, currency: str, amount_cents: int, refunded_cents: int, count: int = 1
+) -> Figures:
+    """What `count` purchases in `status` add to the totals (amounts summed over them)."""
+    figures = {(status_metric(status), ""): count}
+    if status in REVENUE_STATUSES:
+        figures[("charged", currency)] = amount_cents
+        figures[("refunded", currency)] = refunded_cents
+    return figures
+
+
+def add(metric: str, amount: int, currency: str = "") -> None:
+    """Add `amount` to today's `metric` when the current transaction commits."""
+    _add(db.session.info, metric, amount, currency)
+
+
+def _add(info: dict, metric: str, amount: int, currency: str) -> None:
+    if amount:
+        pending = info.setdefault(_PENDING, defaultdict(int))
+        pending[(utcnow().date(), metric, currency)] += amount
+
+
+def purchase_moved(before: tuple | None, after: tuple | None, info: dict | None = None) -> None:
+    """Count a purchase going from state `before` to `after` (None: not there).
+
+    A state is (status, currency, amount_cents, amount_refunded_cents).
+    """
+    info = db.session.info if info is None else info
+    for state, sign in ((before, -1), (after, 1)):
+        if state is not None:
+            for (metric, currency), amount in purchase_figures(*state).items():
+                _add(info, metric, sign * amount, currency)
+
+
+# --- purchases changed through the ORM (set_status, refunds, new purchases)
+
+_TRACKED = ("status", "currency", "amount_cents", "amount_refunded_cents")
+_DEFAULTS = {"status": PurchaseStatus.PENDING.value, "amount_refunded_cents": 0}
+
+
+def _state(purchase: Purchase, *, old: bool) -> tuple:
+    inspected = sa.inspect(purchase)
+    values = []
+    for name in _TRACKED:
+        history = inspected.attrs[name].history
+        value = history.deleted[0] if old and history.deleted else getattr(purchase, name)
+        values.append(_DEFAULTS.get(name) if value is None else value)
+    return tuple(values)
+
+
+@event.listens_for(Session, "before_flush")
+def _count_purchase_changes(session: Session, _context: Any, _instances: Any) -> None:
+    for purchase in session.new:
+        if isinstance(purchase, Purchase):
+            purchase_moved(None, _state(purchase, old=False), session.info)
+    for purchase in session.dirty:
+        if isinstance(purchase, Purchase) and session.is_modified(purchase):
+            before, after = _state(purchase, old=True), _state(purchase, old=False)
+            if before != after:
+                purchase_moved(before, after, session.info)
+    for purchase in session.deleted:
+        if isinstance(purchase, Purchase):
+            purchase_moved(_state(purchase, old=True), None, session.info)
+
+
+# --- writing: with the posting statement (PostgreSQL) or at commit; dropped at rollback
+#
+# On PostgreSQL the shard is the connection's server process id: a connection runs one
+# transaction at a time, so concurrent transactions never wait on each other's totals rows
+# (and cannot deadlock on them). Past days fold into shard 0 (`compact`, run daily by
+# cron: `flask credits compact-totals`), so the rows /admin/ sums stay few.
+
+_UPSERT_SQL = (
+    "INSERT INTO daily_totals (day, metric, currency, shard, amount) {rows}"
+    " ON CONFLICT (day, metric, currency, shard)"
+    " DO UPDATE SET amount = daily_totals.amount + excluded.amount"
+)
+# PostgreSQL: every row in one statement (arrays in, one round trip).
+_UNNEST = (
+    "SELECT * FROM unnest(CAST(:t_days AS date[]), CAST(:t_metrics AS varchar[]),"
+    " CAST(:t_currencies AS varchar[]), CAST(:t_shards AS smallint[]),"
+    " CAST(:t_amounts AS bigint[]))"
+)
+_UPSERT_PG = sa.text(_UPSERT_SQL.format(rows=_UNNEST))
+# Inside post_entry's statement: written only when the posting moved the balance.
+POSTING_UPSERT_SQL = _UPSERT_SQL.format(rows=_UNNEST + " WHERE EXISTS (SELECT 1 FROM moved)")
+_UPSERT_ONE = sa.text(
+    _UPSERT_SQL.format(rows="VALUES (:day, :metric, :currency, :shard, :amount)")
+).bindparams(sa.bindparam("day", type_=sa.Date))
+_FOLDED = "ledger.totals.folded"
+
+
+def _shard(session: Session) -> int:
+    """PostgreSQL: the connection's server process id. SQLite (one writer): any of SHARDS."""
+    if session.get_bind().dialect.name != "postgresql":
+        return random.randrange(SHARDS)
+    return session.connection().connection.dbapi_connection.info.backend_pid
+
+
+def _arrays(rows: list, shard: int) -> dict[str, list]:
+    return {
+        "t_days": [day for (day, _, _), _ in rows],
+        "t_metrics": [metric for (_, metric, _), _ in rows],
+        "t_currencies": [currency for (_, _, currency), _ in rows],
+        "t_shards": [shard] * len(rows),
+        "t_amounts": [amount for _, amount in rows],
+    }
+
+
+def posting_params(metric: str, amount: int) -> dict[str, list] | None:
+    """PostgreSQL post_entry: the pending totals plus `amount` on `metric`, as parameters of
+    POSTING_UPSERT_SQL; None when this transaction has written totals this way already.
+    Call `posted(moved)` once the statement has run."""
+    session = db.session()
+    if session.info.get(_FOLDED):
+        return None
+    session.flush()  # purchase changes still in the session count now
+    pending = session.info.pop(_PENDING, None) or defaultdict(int)
+    session.info[_FOLDED] = dict(pending)  # put back if the posting moves nothing
+    _add(session.info, metric, amount, "")
+    merged = session.info.pop(_PENDING)
+    for key, value in pending.items():
+        merged[key] += value
+    rows = sorted((key, value) for key, value in merged.items() if value)
+    return _arrays(rows, _shard(session))
+
+
+def posted(moved: bool) -> None:
+    """After the posting statement: when it moved nothing, its totals are pending again."""
+    info = db.session.info
+    if not moved:
+        for (day, metric, currency), value in info.pop(_FOLDED).items():
+            pending = info.setdefault(_PENDING, defaultdict(int))
+            pending[(day, metric, currency)] += value
+    else:
+        info[_FOLDED] = True
+
+
+def write_pending(session: Session) -> None:
+    """Upsert the pending totals in the session's transaction, in key order."""
+    pending = session.info.pop(_PENDING, None)
+    rows = sorted((key, amount) for key, amount in (pending or {}).items() if amount)
+    if not rows:
+        return
+    shard = _shard(session)
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_UPSERT_PG, _arrays(rows, shard))
+    else:
+        session.execute(
+            _UPSERT_ONE,
+            [
+                {"day": d, "metric": m, "currency": c, "shard": shard, "amount": amount}
+                for (d, m, c), amount in rows
+            ],
+        )
+
+
+@event.listens_for(Session, "before_commit")
+def _write_at_commit(session: Session) -> None:
+    if session.info.get(_PENDING) or session.new or session.dirty or session.deleted:
+        session.flush()  # the flush may count purchase changes too
+        write_pending(session)
+
+
+@event.listens_for(Session, "after_commit")
+def _end_at_commit(session: Session) -> None:
+    session.info.pop(_FOLDED, None)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_at_rollback(session: Session, previous_transaction: Any) -> None:
+    if previous_transaction.parent is None:
+        session.info.pop(_PENDING, None)
+        session.info.pop(_FOLDED, None)
+
+
+# --- reading and rebuilding
+
+
+def all_time() -> Figures:
+    """Every figure summed over all days and shards."""
+    rows = db.session.execute(
+        sa.select(DailyTotal.metric, DailyTotal.currency, sa.func.sum(DailyTotal.amount)).group_by(
+            DailyTotal.metric, DailyTotal.currency
+        )
+    )
+    return {(metric, currency): int(amount) for metric, currency, amount in rows}
+
+
+def compact(today: date | None = None) -> int:
+    """Fold the shards of every day before `today` into shard 0; returns rows folded; commits.
+
+    Sums never change, so running it at any time (cron, `flask credits compact-totals`) is
+    safe; it only keeps the rows /admin/ sums at about one per day and figure.
+    """
+    today = today or utcnow().date()
+    with atomic():
+        folded = db.session.execute(
+            sa.delete(DailyTotal)
+            .where(DailyTotal.day < today, DailyTotal.shard != 0)
+            .returning(DailyTotal.day, DailyTotal.metric, DailyTotal.currency, DailyTotal.amount)
+        ).all()
+        sums: dict[tuple[str, str, str], int] = defaultdict(int)
+        for day, metric, currency, amount in folded:
+            sums[(day, metric, currency)] += amount
+        rows = [
+            {"day": d, "metric": m, "currency": c, "shard": 0, "amount": a}
+            for (d, m, c), a in sorted(sums.items())
+        ]
+        if rows:
+            db.session.execute(_UPSERT_ONE, rows)
+    return len(folded)
+
+
+def rebuild() -> None:
+    """Recompute daily_totals and credit_days from the ledger rows and purchases (joins
+    the caller's transaction). For repairs, and for rows written behind the ledger's back
+    (benchmark seeds)."""
+    db.session.execute(sa.delete(DailyTotal))
+    totals: dict[tuple[date, str, str], int] = defaultdict(int)
+    entry_day = utc_day(LedgerEntry.created_at)
+    for day, kind, credits in db.session.execute(
+        sa.select(entry_day, LedgerEntry.kind, sa.func.sum(LedgerEntry.credits)).group_by(
+            entry_day, LedgerEntry.kind
+        )
+    ):
+        totals[(_as_date(day), credits_metric(EntryKind(kind)), "")] += int(credits)
+    purchase_day = utc_day(Purchase.created_at)
+    groups = db.session.execute(
+        sa.select(
+            purchase_day,
+            Purchase.status,
+            Purchase.currency,
+            sa.func.count(),
+            sa.func.sum(Purchase.amount_cents),
+            sa.func.sum(Purchase.amount_refunded_cents),
+        ).group_by(purchase_day, Purchase.status, Purchase.currency)
+    )
+    for day, status, currency, count, charged, refunded in groups:
+        for (metric, money), amount in purchase_figures(
+            status, currency, int(charged), int(refunded), count
+        ).items():
+            totals[(_as_date(day), metric, money)] += amount
+    _rebuild_credit_days()
+    rows = [
+        {"day": day, "metric": metric, "currency": currency, "shard": 0, "amount": amount}
+        for (day, metric, currency), amount in sorted(totals.items())
+        if amount
+    ]
+    if rows:
+        db.session.execute(sa.insert(DailyTotal), rows)
+
+
+def _rebuild_credit_days() -> None:
+    """Every user's bought and spent credits per day, from the ledger rows."""
+    from webapp.domain.ledger.entries import _DAY_COLUMN_FOR_KIND
+
+    db.session.execute(sa.delete(CreditDay))
+    day = utc_day(LedgerEntry.created_at)
+
+    def summed(column: str):
+        kinds = [kind for kind, name in _DAY_COLUMN_FOR_KIND.items() if name == column]
+        magnitude = sa.func.abs(LedgerEntry.credits)
+        return sa.func.sum(sa.case((LedgerEntry.kind.in_(kinds), magnitude), else_=0))
+
+    days = (
+        sa.select(LedgerEntry.user_id, day, summed("bought"), summed("spent"))
+        .where(LedgerEntry.kind.in_(list(_DAY_COLUMN_FOR_KIND)))
+        .group_by(LedgerEntry.user_id, day)
+    )
+    db.session.execute(
+        sa.insert(CreditDay).from_select(["user_id", "day", "bought", "spent"], days)
+    )
+
+
+def _as_date(value) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
