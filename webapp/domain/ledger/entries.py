@@ -6,6 +6,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from webapp.domain.errors import InsufficientCreditsError, InvalidAmountError
+from webapp.domain.ledger.remainders import draw_down
 from webapp.domain.sql import is_postgresql, locked
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
@@ -42,6 +43,8 @@ def post_entry(
     grant_id, actor_id, reference, description). With `unless_expiring`, an account
     holding expiring grants (or failing the balance check) changes nothing and the call
     returns None instead of raising: the caller then takes the grant-aware path.
+    Every other debit draws the expiring grants down (remainders.draw_down), starting
+    with `grant_id`'s when the row names one.
     """
     total = _TOTAL_FOR_KIND.get(kind)
     params = {
@@ -65,6 +68,8 @@ def post_entry(
         return None
     if balance is None:
         raise InsufficientCreditsError(current_balance(user_id))
+    if credits < 0 and not unless_expiring:
+        draw_down(user_id, -credits, first_grant_id=refs.get("grant_id"))
     return balance
 
 

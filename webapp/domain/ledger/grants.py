@@ -1,16 +1,21 @@
 """Plan grants, their expiry and draw-down, and usage debits that spend expiring credits first."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import sqlalchemy as sa
 
 from webapp.domain import clock
 from webapp.domain.errors import InvalidAmountError
 from webapp.domain.ledger.entries import current_balance, lock_account, post_entry
+from webapp.domain.ledger.remainders import (
+    open_expiring_grants,
+    refresh_expiry_summary,
+    remaining_for_new_grant,
+)
 from webapp.domain.sql import insert_ignoring_duplicates, locked
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
-from webapp.models import CreditAccount, CreditGrant, EntryKind
+from webapp.models import CreditGrant, EntryKind
 from webapp.models.types import utcnow
 
 
@@ -47,7 +52,7 @@ def grant_plan_credits(
         ).scalar_one_or_none()
         if grant_id is None:
             return None
-        post_entry(
+        balance = post_entry(
             user_id,
             credits,
             EntryKind.GRANT,
@@ -56,7 +61,12 @@ def grant_plan_credits(
             description=f"{plan_code} plan: {credits:,} credits",
         )
         if expires_at is not None:
-            _refresh_expiry_summary(user_id)
+            db.session.execute(
+                sa.update(CreditGrant)
+                .where(CreditGrant.id == grant_id)
+                .values(remaining=remaining_for_new_grant(credits, balance))
+            )
+            refresh_expiry_summary(user_id)
         return grant_id
 
 
@@ -87,33 +97,20 @@ def expire_due_grants() -> list[tuple[int, int]]:
     return [(user_id, expire_account_grants(user_id)) for user_id in user_ids]
 
 
-def _open_expiring_grants(user_id: int):
-    """Grants that still expire some day and are not expired yet, soonest first."""
-    return (
-        sa.select(CreditGrant)
-        .where(
-            CreditGrant.user_id == user_id,
-            CreditGrant.expired_at.is_(None),
-            CreditGrant.expires_at.is_not(None),
-        )
-        .order_by(CreditGrant.expires_at, CreditGrant.id)
-    )
-
-
 def _expire_due(user_id: int, now: datetime) -> int:
     """Expire due grants of an account the caller has locked; returns credits expired."""
     due = db.session.scalars(
-        locked(_open_expiring_grants(user_id).where(CreditGrant.expires_at <= now))
+        locked(open_expiring_grants(user_id).where(CreditGrant.expires_at <= now))
     ).all()
     if not due:
         return 0
     balance = current_balance(user_id)
     expired = 0
     for grant in due:
-        # A refund or dispute may have taken credits already; expiry never goes below zero.
+        # Debits keep remainders within the balance; the floor guards older rows only.
         amount = max(0, min(grant.remaining, balance))
-        grant.remaining, grant.expired_at = 0, now
         if amount:
+            # The debit draws this grant's own remainder down first (remainders.draw_down).
             balance = post_entry(
                 user_id,
                 -amount,
@@ -123,43 +120,9 @@ def _expire_due(user_id: int, now: datetime) -> int:
                 description=f"{grant.plan_code} plan credits expired",
             )
             expired += amount
-    _refresh_expiry_summary(user_id)
+        grant.remaining, grant.expired_at = 0, now
+    refresh_expiry_summary(user_id)
     return expired
-
-
-def _draw_down(user_id: int, credits: int) -> None:
-    """Take `credits` just spent from the expiring grants, soonest expiry first."""
-    left = credits
-    grants = db.session.scalars(
-        locked(_open_expiring_grants(user_id).where(CreditGrant.remaining > 0))
-    )
-    for grant in grants:
-        take = min(left, grant.remaining)
-        grant.remaining -= take
-        left -= take
-        if left == 0:
-            break
-    _refresh_expiry_summary(user_id)
-
-
-def _refresh_expiry_summary(user_id: int) -> None:
-    """Recompute the account's `expiring` and `next_expiry_at` from its open grants."""
-    open_grants = _open_expiring_grants(user_id).where(CreditGrant.remaining > 0).subquery()
-    expiring, next_at = db.session.execute(
-        sa.select(
-            sa.func.coalesce(sa.func.sum(open_grants.c.remaining), 0),
-            sa.func.min(open_grants.c.expires_at),
-        )
-    ).one()
-    if isinstance(next_at, str):  # SQLite returns min() of a datetime column as text
-        next_at = datetime.fromisoformat(next_at).replace(tzinfo=UTC)
-    elif next_at is not None and next_at.tzinfo is None:
-        next_at = next_at.replace(tzinfo=UTC)
-    db.session.execute(
-        sa.update(CreditAccount)
-        .where(CreditAccount.user_id == user_id)
-        .values(expiring=expiring, next_expiry_at=next_at)
-    )
 
 
 def debit_usage(
@@ -186,6 +149,5 @@ def debit_usage(
     with atomic():
         lock_account(user_id)
         _expire_due(user_id, clock.now())  # time moved on since the commit above
-        balance = post_entry(user_id, -credits, EntryKind.USAGE, allow_negative=False, **refs)
-        _draw_down(user_id, credits)
-        return balance
+        # post_entry draws the expiring grants down, soonest expiry first.
+        return post_entry(user_id, -credits, EntryKind.USAGE, allow_negative=False, **refs)
