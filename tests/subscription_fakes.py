@@ -34,14 +34,25 @@ def subscription_session(sub_id: str, user_id: int, plan: str = "basic", **overr
     return fixture("checkout.session", **{**fields, **overrides})
 
 
+# What each default plan costs (TestConfig.PLANS), so invoices pay the right amount.
+PLAN_PRICES = {"basic": 900, "pro": 3900}
+
+
 def invoice(sub_id: str, user_id: int | None, *, start: datetime = JAN_1, end: datetime = FEB_1,
             reason: str = "subscription_create", plan: str = "basic", price: str = "price_adhoc",
             invoice_id: str | None = None, **overrides):
-    """A paid subscription invoice; its own period_* look back, its line's period ahead."""
+    """A paid subscription invoice; its own period_* look back, its line's period ahead.
+
+    It pays the plan's price and lists the payment (a fresh PaymentIntent id)."""
     meta = metadata(user_id, plan) if user_id is not None else None
+    amount = PLAN_PRICES.get(plan, 900)
     obj = fixture("invoice", id=invoice_id or new_id("in"), billing_reason=reason,
-                  status="paid", amount_paid=900, amount_remaining=0, customer=CUSTOMER,
-                  period_start=ts(start), period_end=ts(start), subscription=None)
+                  status="paid", amount_paid=amount, amount_due=amount, amount_remaining=0,
+                  customer=CUSTOMER, currency="usd",
+                  period_start=ts(start), period_end=ts(start), subscription=None,
+                  payments={"object": "list", "has_more": False, "data": [{
+                      "object": "invoice_payment", "status": "paid", "amount_paid": amount,
+                      "payment": {"type": "payment_intent", "payment_intent": new_id("pi")}}]})
     obj["parent"] = {"type": "subscription_details", "quote_details": None,
                      "subscription_details": {"metadata": meta, "subscription": sub_id}}
     line = obj["lines"]["data"][0]

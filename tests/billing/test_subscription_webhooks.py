@@ -173,7 +173,8 @@ class TestPlansWithConfiguredPriceIds:
              subscription(sub_id, user.id, plan="basic", price="price_pro"))
         assert the_subscription().plan_code == "pro"
         send(client, "invoice.paid", invoice(sub_id, user.id, plan="basic", price="price_pro",
-                                             reason="subscription_cycle", start=FEB_1, end=MAR_1))
+                                             reason="subscription_cycle", start=FEB_1, end=MAR_1,
+                                             amount_paid=3900))
         assert [(g.plan_code, g.credits, g.expires_at) for g in grants()] == [
             ("basic", 1000, FEB_1), ("pro", 5000, None)]
 

@@ -85,6 +85,12 @@ def retrieve_payment_intent(payment_intent_id: str) -> dict[str, Any]:
                         payment_intent_id))
 
 
+def retrieve_invoice(invoice_id: str) -> dict[str, Any]:
+    """The invoice with its payments listed (newer API versions list them only expanded)."""
+    return _plain(_call("invoice retrieve", _client().v1.invoices.retrieve, invoice_id,
+                        params={"expand": ["payments"]}))
+
+
 def create_refund(payment_intent_id: str, amount_cents: int | None, idempotency_key: str) -> dict:
     params: dict[str, Any] = {"payment_intent": payment_intent_id}
     if amount_cents is not None:

@@ -2,15 +2,19 @@
 
 entries      posting a balance change with its row, adjustments, balances
 purchases    Checkout fulfilment, failed and expired sessions
-chargebacks  refunds and disputes
-grants       plan grants, expiry, draw-down, usage debits
+chargebacks  refunds and disputes (of purchases and of plan grants' invoices)
+grants       plan grants, expiry, usage debits
+remainders   which credits a debit takes: expiring ones first (every debit, one rule)
 """
 
 from webapp.domain.ledger.chargebacks import (
     RETURNED_DISPUTE_STATUSES,
     apply_refund,
     close_dispute,
+    close_grant_dispute,
     open_dispute,
+    open_grant_dispute,
+    refund_grant,
 )
 from webapp.domain.ledger.entries import (
     adjust,
@@ -20,10 +24,12 @@ from webapp.domain.ledger.entries import (
     post_entry,
 )
 from webapp.domain.ledger.grants import (
+    InvoicePayment,
     debit_usage,
     expire_account_grants,
     expire_due_grants,
     grant_plan_credits,
+    hold_invoice_for_review,
 )
 from webapp.domain.ledger.purchases import (
     Fulfilment,
@@ -42,9 +48,11 @@ __all__ = [
     "RETURNED_DISPUTE_STATUSES",
     "Fulfilment",
     "FulfilmentResult",
+    "InvoicePayment",
     "adjust",
     "apply_refund",
     "close_dispute",
+    "close_grant_dispute",
     "credit_marked_purchase",
     "current_balance",
     "debit_usage",
@@ -52,14 +60,17 @@ __all__ = [
     "expire_due_grants",
     "fulfil_checkout_session",
     "grant_plan_credits",
+    "hold_invoice_for_review",
     "lock_account",
     "mark_paid_statement",
     "mark_session_expired",
     "mark_session_failed",
     "open_account",
     "open_dispute",
+    "open_grant_dispute",
     "payable_params",
     "post_entry",
     "purchase_description",
+    "refund_grant",
     "set_status",
 ]

@@ -1,5 +1,6 @@
 """Plan grants, their expiry and draw-down, and usage debits that spend expiring credits first."""
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -8,15 +9,25 @@ from webapp.domain import clock
 from webapp.domain.errors import InvalidAmountError
 from webapp.domain.ledger.entries import current_balance, lock_account, post_entry
 from webapp.domain.ledger.remainders import (
+    give_back,
     open_expiring_grants,
     refresh_expiry_summary,
-    remaining_for_new_grant,
 )
 from webapp.domain.sql import insert_ignoring_duplicates, locked
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
 from webapp.models import CreditGrant, EntryKind
 from webapp.models.types import utcnow
+
+
+@dataclass(frozen=True)
+class InvoicePayment:
+    """What paid a subscription invoice: refunds and disputes of it find the grant."""
+
+    amount_cents: int
+    currency: str
+    charge_id: str | None = None
+    payment_intent_id: str | None = None
 
 
 def grant_plan_credits(
@@ -27,29 +38,25 @@ def grant_plan_credits(
     plan_code: str,
     subscription_id: int | None,
     expires_at: datetime | None,
+    payment: InvoicePayment | None = None,
 ) -> int | None:
     """Grant a paid subscription invoice's `credits` once per invoice id; commits (or joins).
 
-    `expires_at` is None for plans that roll over. Returns the new grant's id, or None
-    when this invoice was granted before (then nothing changes).
+    `expires_at` is None for plans that roll over. `payment` links the grant to the
+    invoice's charge so refunds and disputes take the credits back. Returns the new
+    grant's id, or None when this invoice was granted (or held for review) before: then
+    nothing changes.
     """
     with atomic():
-        grant_id = db.session.execute(
-            insert_ignoring_duplicates(
-                CreditGrant,
-                {
-                    "user_id": user_id,
-                    "subscription_id": subscription_id,
-                    "stripe_invoice_id": invoice_id,
-                    "plan_code": plan_code,
-                    "credits": credits,
-                    "remaining": credits,
-                    "expires_at": expires_at,
-                    "created_at": utcnow(),
-                },
-                CreditGrant.stripe_invoice_id,
-            ).returning(CreditGrant.id)
-        ).scalar_one_or_none()
+        grant_id = _insert_grant(
+            user_id,
+            invoice_id,
+            plan_code,
+            subscription_id,
+            payment,
+            credits=credits,
+            expires_at=expires_at,
+        )
         if grant_id is None:
             return None
         balance = post_entry(
@@ -61,13 +68,53 @@ def grant_plan_credits(
             description=f"{plan_code} plan: {credits:,} credits",
         )
         if expires_at is not None:
-            db.session.execute(
-                sa.update(CreditGrant)
-                .where(CreditGrant.id == grant_id)
-                .values(remaining=remaining_for_new_grant(credits, balance))
-            )
-            refresh_expiry_summary(user_id)
+            give_back(db.session.get(CreditGrant, grant_id), credits, balance)
         return grant_id
+
+
+def hold_invoice_for_review(
+    user_id: int,
+    *,
+    invoice_id: str,
+    plan_code: str | None,
+    subscription_id: int | None,
+    reason: str,
+    payment: InvoicePayment | None = None,
+) -> int | None:
+    """Record a paid invoice that grants nothing until an admin looks (shown on the admin
+    pages); once per invoice id, like a grant. Returns the row's id, None when seen before."""
+    with atomic():
+        return _insert_grant(
+            user_id,
+            invoice_id,
+            plan_code,
+            subscription_id,
+            payment,
+            credits=0,
+            expires_at=None,
+            review_reason=reason[:500],
+        )
+
+
+def _insert_grant(user_id, invoice_id, plan_code, subscription_id, payment, **values):
+    payment = payment or InvoicePayment(0, "")
+    row = {
+        "user_id": user_id,
+        "subscription_id": subscription_id,
+        "stripe_invoice_id": invoice_id,
+        "plan_code": plan_code,
+        "remaining": 0,
+        "stripe_charge_id": payment.charge_id,
+        "stripe_payment_intent_id": payment.payment_intent_id,
+        "amount_cents": payment.amount_cents,
+        "currency": payment.currency or None,
+        "created_at": utcnow(),
+        **values,
+    }
+    if row["expires_at"] is None:
+        row["remaining"] = row["credits"]
+    insert = insert_ignoring_duplicates(CreditGrant, row, CreditGrant.stripe_invoice_id)
+    return db.session.execute(insert.returning(CreditGrant.id)).scalar_one_or_none()
 
 
 def expire_account_grants(user_id: int) -> int:

@@ -53,9 +53,19 @@ def draw_down(user_id: int, credits: int, *, first_grant_id: int | None = None) 
     return credits - left
 
 
-def remaining_for_new_grant(credits: int, balance_after: int) -> int:
-    """What a new expiring grant keeps: a balance owed (after a refund) is paid off first."""
-    return max(0, min(credits, balance_after))
+def give_back(grant: CreditGrant, credits: int, balance_after: int) -> None:
+    """Credits just added for an expiring grant (the grant itself, or a won dispute of its
+    invoice) expire with it, as far as the balance allows: a balance owed after a refund
+    is paid off first, so expiring credits never exceed the balance. Joins."""
+    if grant.expires_at is None or grant.expired_at is not None:
+        return
+    db.session.flush()
+    expiring = db.session.scalar(
+        sa.select(CreditAccount.expiring).where(CreditAccount.user_id == grant.user_id)
+    )
+    room = max(0, balance_after - (expiring or 0))
+    grant.remaining += max(0, min(credits, room, grant.credits - grant.remaining))
+    refresh_expiry_summary(grant.user_id)
 
 
 def refresh_expiry_summary(user_id: int) -> None:
