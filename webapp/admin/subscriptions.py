@@ -17,4 +17,5 @@ def subscription_list():
     grants = db.session.scalars(sa.select(CreditGrant).where(CreditGrant.subscription_id.in_(ids))
                                 .order_by(CreditGrant.id.desc())).all() if ids else []
     return render_template("admin/subscriptions.html", page=page, before=before,
-                           grants=grants, status_words=subscriptions.status_words)
+                           grants=grants, status_words=subscriptions.status_words,
+                           held=reports.invoices_held_for_review())

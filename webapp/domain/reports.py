@@ -113,6 +113,13 @@ def subscriptions_page(before: int | None, size: int) -> Page:
     return keyset_page(query, Subscription.id, before, size)
 
 
+def invoices_held_for_review(limit: int = 100) -> list[CreditGrant]:
+    """Paid subscription invoices that granted nothing, newest first (partial index)."""
+    return list(db.session.scalars(
+        sa.select(CreditGrant).where(CreditGrant.review_reason.is_not(None))
+        .order_by(CreditGrant.id.desc()).limit(limit)))
+
+
 # --- usage chart
 
 
