@@ -3,7 +3,9 @@
 import sqlalchemy as sa
 
 from webapp.domain import ledger, pricing, stripe_gateway
+from webapp.domain.checkout import new_idempotency_key
 from webapp.domain.errors import InvalidAmountError
+from webapp.domain.sql import locked
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
 from webapp.models import AdminAction, Purchase
@@ -43,9 +45,10 @@ def request_refund(admin_id: int, purchase: Purchase, amount_text: str) -> dict:
     """Ask Stripe to refund `amount_text` (major units; empty = all that is left); commits.
 
     Changes no balance: the credits come back through the charge.refunded event.
-    The idempotency key names the purchase, how many refunds were asked for before
-    and the amount, so a double-submitted form refunds once, while a deliberate
-    second refund gets its own key. Raises InvalidAmountError or PaymentProviderError.
+    The idempotency key is random and stored on the purchase until Stripe accepts the
+    refund: a retry after a failure, or a double-submitted form racing the first, sends
+    the same key and refunds once; a deliberate second refund gets its own key.
+    Raises InvalidAmountError or PaymentProviderError.
     """
     left = refundable_cents(purchase)
     if left <= 0:
@@ -54,17 +57,29 @@ def request_refund(admin_id: int, purchase: Purchase, amount_text: str) -> dict:
     if amount > left:
         raise InvalidAmountError(
             f"At most {pricing.format_money(left, purchase.currency)} can be refunded.")
-    earlier = db.session.scalar(sa.select(sa.func.count()).select_from(AdminAction).where(
-        AdminAction.target_type == AdminTarget.PURCHASE, AdminAction.target_id == purchase.id,
-        AdminAction.action == "refund_requested"))
-    refund = stripe_gateway.create_refund(
-        purchase.stripe_payment_intent_id, amount,
-        idempotency_key=f"refund-purchase-{purchase.id}-{earlier}-{amount}")
+    key = _refund_key(purchase.id, amount)
+    refund = stripe_gateway.create_refund(purchase.stripe_payment_intent_id, amount,
+                                          idempotency_key=key)
     with atomic():
+        db.session.execute(sa.update(Purchase).where(
+            Purchase.id == purchase.id, Purchase.refund_idempotency_key == key
+        ).values(refund_idempotency_key=None, refund_request=None))
         _record(admin_id, "refund_requested", AdminTarget.PURCHASE, purchase.id,
                 f"Refund of {pricing.format_money(amount, purchase.currency)} requested "
                 f"({refund.get('id')}, {refund.get('status')})")
     return refund
+
+
+def _refund_key(purchase_id: int, amount: int) -> str:
+    """The stored key of the refund of `amount` asked for and not yet accepted, or a new
+    one stored now (committed before Stripe is called)."""
+    with atomic():
+        purchase = db.session.scalars(
+            locked(sa.select(Purchase).where(Purchase.id == purchase_id))).one()
+        if purchase.refund_request != str(amount) or not purchase.refund_idempotency_key:
+            purchase.refund_idempotency_key = new_idempotency_key("refund")
+            purchase.refund_request = str(amount)
+        return purchase.refund_idempotency_key
 
 
 def _parse_amount(text: str, currency: str) -> int:

@@ -44,11 +44,11 @@ def _call(description: str, func, *args, **kwargs):
         raise PaymentProviderError(USER_MESSAGE) from exc
 
 
-def create_customer(email: str, user_id: int) -> str:
+def create_customer(email: str, user_id: int, idempotency_key: str) -> str:
     customer = _call(
         "customer create", _client().v1.customers.create,
         params={"email": email, "metadata": {"user_id": str(user_id)}},
-        options={"idempotency_key": f"customer-user-{user_id}"},
+        options={"idempotency_key": idempotency_key},
     )
     return customer.id
 
