@@ -3,7 +3,7 @@ from flask_login import current_user, login_required
 
 from webapp.billing import bp
 from webapp.domain import checkout, reports, stripe_gateway, subscriptions
-from webapp.domain.errors import PaymentProviderError, UnknownPlanError
+from webapp.domain.errors import PaymentProviderError, SubscriptionExistsError, UnknownPlanError
 
 
 @bp.before_request
@@ -20,6 +20,8 @@ def subscribe():
                                                base_url)
     except UnknownPlanError as exc:
         abort(400, description=f"{exc} Choose one of the plans on the credits page.")
+    except SubscriptionExistsError as exc:
+        abort(409, description=str(exc))
     except PaymentProviderError as exc:
         flash(str(exc), "error")
         return redirect(url_for("credits.index"))

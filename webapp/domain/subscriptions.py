@@ -12,7 +12,7 @@ from flask import current_app
 
 from webapp.domain import ledger, plans, stripe_gateway
 from webapp.domain.checkout import ensure_customer
-from webapp.domain.errors import UnmatchedInvoiceError
+from webapp.domain.errors import SubscriptionExistsError, UnmatchedInvoiceError
 from webapp.domain.pricing import format_money
 from webapp.domain.sql import insert_ignoring_duplicates, locked
 from webapp.domain.stripe_objects import (
@@ -48,9 +48,16 @@ Obj = Mapping[str, Any]
 def start_subscription(user: User, plan_code: str, base_url: str) -> str:
     """Open a Checkout Session in subscription mode for the plan; returns its URL.
 
-    UnknownPlanError before anything is sent; PaymentProviderError when Stripe fails.
+    UnknownPlanError before anything is sent; SubscriptionExistsError while the user has
+    a live subscription (a stale or second tab: change plans in the billing portal);
+    PaymentProviderError when Stripe fails.
     """
     plan = plans.get_plan(plan_code)
+    live = live_subscription(user.id)
+    if live is not None:
+        raise SubscriptionExistsError(
+            f"You already have the {live.plan_code} plan ({status_words(live)}): change or "
+            "cancel it in the billing portal instead of subscribing again.")
     customer_id = ensure_customer(user)
     metadata = {"purpose": SUBSCRIPTION_PURPOSE, "plan": plan.code, "user_id": str(user.id)}
     params = {
@@ -63,6 +70,14 @@ def start_subscription(user: User, plan_code: str, base_url: str) -> str:
     session = stripe_gateway.create_checkout_session(
         params, idempotency_key=f"subscribe-{user.id}-{plan.code}-{secrets.token_hex(8)}")
     return session["url"]
+
+
+def live_subscription(user_id: int) -> Subscription | None:
+    """The user's subscription that has not ended, if any."""
+    return db.session.scalars(
+        sa.select(Subscription).where(Subscription.user_id == user_id,
+                                      Subscription.status.not_in(ENDED))
+        .order_by(Subscription.id.desc())).first()
 
 
 def _plan_line(plan: plans.Plan) -> dict[str, Any]:
