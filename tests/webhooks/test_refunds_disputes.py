@@ -193,7 +193,9 @@ def test_refund_for_a_purchase_under_review_takes_nothing_and_is_kept(client, ap
     deliver(client, payment.completed(amount_total=1))
     assert deliver(client, payment.refunded(1000)).status_code == 200
     purchase = payment.purchase()
-    assert purchase.status == "needs_review" and purchase.amount_refunded_cents == 1000
+    # Fully refunded, nothing credited: the review is settled (the reason stays on record).
+    assert purchase.status == "refunded" and purchase.amount_refunded_cents == 1000
+    assert purchase.credited_at is None and purchase.review_reason
     assert balance_of(user.id) == 0 == ledger_sum(user.id)
 
 

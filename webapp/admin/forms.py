@@ -11,3 +11,7 @@ class AdjustForm(FlaskForm):
 class RefundForm(FlaskForm):
     amount = StringField("Amount (empty = everything not yet refunded)",
                          validators=[Length(max=20)])
+
+
+class ReviewCreditForm(FlaskForm):
+    reason = StringField("Why it is credited", validators=[DataRequired(), Length(max=500)])

@@ -4,11 +4,12 @@ import sqlalchemy as sa
 
 from webapp.domain import ledger, pricing, stripe_gateway
 from webapp.domain.checkout import new_idempotency_key
-from webapp.domain.errors import InvalidAmountError
+from webapp.domain.errors import InvalidAmountError, NotUnderReviewError
 from webapp.domain.sql import locked
+from webapp.domain.stripe_objects import id_of
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
-from webapp.models import AdminAction, Purchase
+from webapp.models import AdminAction, Purchase, PurchaseStatus
 
 
 class AdminTarget:
@@ -70,7 +71,7 @@ def request_refund(admin_id: int, purchase: Purchase, amount_text: str) -> dict:
     return refund
 
 
-def _refund_key(purchase_id: int, amount: int) -> str:
+def _refund_key(purchase_id: int, amount: int | str) -> str:
     """The stored key of the refund of `amount` asked for and not yet accepted, or a new
     one stored now (committed before Stripe is called)."""
     with atomic():
@@ -88,3 +89,64 @@ def _parse_amount(text: str, currency: str) -> int:
     except ValueError as exc:
         raise InvalidAmountError(
             "Enter the amount to refund like 12.50, or leave it empty for all of it.") from exc
+
+
+# --- the two ways out of review (a Checkout Session that did not match its purchase)
+
+
+def credit_reviewed(admin_id: int, purchase: Purchase, reason: str) -> Purchase:
+    """Credit a purchase under review once Stripe confirms the money arrived; commits.
+
+    Stripe is asked for the Checkout Session: it must be paid. The credits are those
+    recorded at creation; the purchase takes the amount Stripe charged. The ledger row
+    (actor_id = the admin) and the AdminAction commit together. NotUnderReviewError,
+    InvalidAmountError (no reason, or Stripe says it is unpaid) or PaymentProviderError.
+    """
+    if not reason.strip():
+        raise InvalidAmountError("Say why the purchase is credited.")
+    _require_review(purchase)
+    session = stripe_gateway.retrieve_checkout_session(purchase.stripe_checkout_session_id)
+    amount = session.get("amount_total")
+    if session.get("payment_status") != "paid" or not isinstance(amount, int):
+        raise InvalidAmountError("Stripe does not report this Checkout Session as paid.")
+    currency = str(session.get("currency") or purchase.currency).lower()
+    with atomic():
+        credited = ledger.credit_reviewed_purchase(
+            purchase.id, actor_id=admin_id, amount_cents=amount, currency=currency,
+            payment_intent_id=id_of(session.get("payment_intent")))
+        _record(admin_id, "review_credited", AdminTarget.PURCHASE, purchase.id,
+                f"{credited.credits:,} credits credited after review "
+                f"(Stripe charged {pricing.format_money(amount, currency)}): {reason.strip()}")
+    return credited
+
+
+def refund_reviewed(admin_id: int, purchase: Purchase) -> dict:
+    """Ask Stripe to refund all of a purchase under review; commits the AdminAction.
+
+    The ledger is untouched (nothing was credited); charge.refunded marks the purchase
+    refunded. The key is stored on the purchase like any refund's (reused on a retry).
+    NotUnderReviewError, InvalidAmountError (no payment at Stripe) or PaymentProviderError.
+    """
+    _require_review(purchase)
+    intent = purchase.stripe_payment_intent_id
+    if not intent:
+        session = stripe_gateway.retrieve_checkout_session(purchase.stripe_checkout_session_id)
+        intent = id_of(session.get("payment_intent"))
+    if not intent:
+        raise InvalidAmountError("Stripe has no payment for this purchase to refund.")
+    key = _refund_key(purchase.id, "all")
+    refund = stripe_gateway.create_refund(intent, None, idempotency_key=key)
+    with atomic():
+        db.session.execute(sa.update(Purchase).where(
+            Purchase.id == purchase.id, Purchase.refund_idempotency_key == key
+        ).values(refund_idempotency_key=None, refund_request=None,
+                 stripe_payment_intent_id=intent))
+        _record(admin_id, "review_refund_requested", AdminTarget.PURCHASE, purchase.id,
+                f"Full refund requested instead of crediting ({refund.get('id')}, "
+                f"{refund.get('status')})")
+    return refund
+
+
+def _require_review(purchase: Purchase) -> None:
+    if purchase.status != PurchaseStatus.NEEDS_REVIEW or purchase.credited_at is not None:
+        raise NotUnderReviewError("This purchase is not waiting for review.")

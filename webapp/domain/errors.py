@@ -50,3 +50,7 @@ class UnmatchedInvoiceError(DomainError):
 
 class SubscriptionExistsError(DomainError):
     """The user already has a live subscription; a second one is refused."""
+
+
+class NotUnderReviewError(DomainError):
+    """An admin's way out of review for a purchase that is not under review."""

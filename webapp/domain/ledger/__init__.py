@@ -4,6 +4,7 @@ entries      posting a balance change with its row, adjustments, balances
 purchases    Checkout fulfilment, failed and expired sessions
 chargebacks  refunds and disputes (of purchases and of plan grants' invoices)
 grants       plan grants, expiry, usage debits
+review       crediting a purchase under review (an admin's decision)
 remainders   which credits a debit takes: expiring ones first (every debit, one rule)
 """
 
@@ -43,6 +44,7 @@ from webapp.domain.ledger.purchases import (
     purchase_description,
     set_status,
 )
+from webapp.domain.ledger.review import credit_reviewed_purchase
 
 __all__ = [
     "RETURNED_DISPUTE_STATUSES",
@@ -54,6 +56,7 @@ __all__ = [
     "close_dispute",
     "close_grant_dispute",
     "credit_marked_purchase",
+    "credit_reviewed_purchase",
     "current_balance",
     "debit_usage",
     "expire_account_grants",

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from webapp.domain.errors import PurchaseNotSettledError
 from webapp.domain.ledger.entries import post_entry
-from webapp.domain.ledger.purchases import set_status
+from webapp.domain.ledger.purchases import refunded_in_review, set_status
 from webapp.domain.ledger.remainders import give_back
 from webapp.domain.pricing import format_money
 from webapp.domain.sql import fresh, locked
@@ -80,7 +80,7 @@ def _settled_or_raise(purchase: Paid, charge_id: str | None, payment_intent_id: 
         return True  # a grant exists once granted (one held for review has 0 credits)
     if purchase.credited_at is not None:
         return True
-    if purchase.status != PurchaseStatus.NEEDS_REVIEW:
+    if purchase.status != PurchaseStatus.NEEDS_REVIEW and not refunded_in_review(purchase):
         raise PurchaseNotSettledError(
             f"purchase {purchase.id} is not credited yet; Stripe will retry this event"
         )
@@ -135,6 +135,8 @@ def _apply_refund(purchase: Paid, charge: Mapping[str, Any]) -> int:
     if refunded > purchase.amount_refunded_cents:
         purchase.amount_refunded_cents = refunded
     if not credited:
+        if charge.get("refunded") and purchase.status == PurchaseStatus.NEEDS_REVIEW:
+            set_status(purchase, PurchaseStatus.REFUNDED)  # refunded instead of credited
         return 0
     take = _take_refunds_due(purchase, charge.get("id"))
     _refresh_money_status(purchase)
