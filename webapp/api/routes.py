@@ -8,6 +8,7 @@ from webapp.domain.errors import (
     InvalidPurchaseError,
     PaymentProviderError,
 )
+from webapp.domain.limits import MAX_CREDITS, out_of_bounds_message
 
 MAX_DESCRIPTION_LENGTH = 500
 
@@ -24,8 +25,8 @@ def _json_body() -> dict | None:
 
 
 def _positive_int(value) -> int | None:
-    """JSON integers only: true, 3.0 and "3" are not credits."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    """JSON integers only (true, 3.0 and "3" are not credits), from 1 to MAX_CREDITS."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CREDITS:
         return None
     return value
 
@@ -57,7 +58,7 @@ def usage_create():
     description = body.get("description", "")
     key = request.headers.get("Idempotency-Key")
     if credits is None:
-        return api_error(400, "invalid_credits", message="credits must be an integer >= 1.")
+        return api_error(400, "invalid_credits", message=out_of_bounds_message())
     if not isinstance(description, str) or len(description) > MAX_DESCRIPTION_LENGTH:
         return api_error(400, "invalid_description",
                          message=f"description must be text of at most {MAX_DESCRIPTION_LENGTH} characters.")

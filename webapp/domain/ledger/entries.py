@@ -7,6 +7,7 @@ import sqlalchemy as sa
 
 from webapp.domain.errors import InsufficientCreditsError, InvalidAmountError
 from webapp.domain.ledger.remainders import draw_down
+from webapp.domain.limits import check_credits
 from webapp.domain.sql import is_postgresql, locked
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
@@ -147,6 +148,7 @@ def adjust(user_id: int, credits: int, reason: str, *, actor_id: int | None = No
     """
     if credits == 0 or not reason.strip():
         raise InvalidAmountError("An adjustment needs a non-zero number of credits and a reason.")
+    check_credits(credits, allow_negative=True)
     with atomic():
         return post_entry(
             user_id,

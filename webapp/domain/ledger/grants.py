@@ -6,13 +6,13 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from webapp.domain import clock
-from webapp.domain.errors import InvalidAmountError
 from webapp.domain.ledger.entries import current_balance, lock_account, post_entry
 from webapp.domain.ledger.remainders import (
     give_back,
     open_expiring_grants,
     refresh_expiry_summary,
 )
+from webapp.domain.limits import check_credits
 from webapp.domain.sql import insert_ignoring_duplicates, locked
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
@@ -183,8 +183,7 @@ def debit_usage(
     grants expire first (committed on their own when not nested), then the debit
     draws expiring grants down, soonest expiry first, before purchased credits.
     """
-    if credits <= 0:
-        raise InvalidAmountError("credits must be an integer of at least 1")
+    check_credits(credits)
     refs = {"reference": reference, "description": description[:500] or None}
     with atomic():
         balance = post_entry(
