@@ -6,7 +6,7 @@ from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from webapp.config import BASE_DIR, Config, config_for_environment
+from webapp.config import BASE_DIR, Config, ConfigurationError, config_for_environment, validate
 from webapp.extensions import csrf, db, limiter, login_manager, migrate
 from webapp.hardening import register_logging, register_security
 
@@ -16,6 +16,7 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     app = Flask(__name__, static_folder=str(BASE_DIR / "static"),
                 instance_path=str(BASE_DIR / "instance"))
     app.config.from_object(config_class)
+    check_settings(app)
     register_extensions(app)
     register_stripe(app)
     register_blueprints(app)
@@ -26,6 +27,22 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     register_security(app)
     register_logging(app)
     return app
+
+
+def check_settings(app: Flask) -> None:
+    """Bad settings stop the app here, naming the variable, not as a 500 on some page."""
+    from webapp.domain import pricing
+    from webapp.domain.errors import InvalidPurchaseError
+
+    validate(app.config)
+    with app.app_context():
+        for pack in app.config["CREDIT_PACKS"]:
+            if isinstance(pack, int):
+                try:
+                    pricing.quote(pack)
+                except InvalidPurchaseError as exc:
+                    raise ConfigurationError(
+                        f"CREDIT_PACKS entry {pack} cannot be sold: {exc}") from None
 
 
 class CookieSessions(SecureCookieSessionInterface):

@@ -18,9 +18,15 @@ def env_str(name: str, default: str = "") -> str:
     return os.environ.get(name, default).strip()
 
 
-def env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int) -> int | str:
+    """The variable as an int; a malformed value is kept as text for validate() to name."""
     raw = env_str(name)
-    return int(raw) if raw else default
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        return raw
 
 
 def env_bool(name: str, default: bool = False) -> bool:
@@ -30,9 +36,12 @@ def env_bool(name: str, default: bool = False) -> bool:
     return raw in {"1", "true", "yes", "on"}
 
 
-def env_int_list(name: str, default: str) -> tuple[int, ...]:
+def env_int_list(name: str, default: str) -> tuple[int | str, ...]:
+    """Comma-separated entries: numbers as ints, anything else (a Stripe Price id, a typo)
+    kept as text for validate()."""
     raw = env_str(name) or default
-    return tuple(int(part) for part in raw.split(",") if part.strip())
+    parts = (part.strip() for part in raw.split(","))
+    return tuple(int(part) if part.isdigit() else part for part in parts if part)
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -132,6 +141,56 @@ CONFIGS = {
 
 class ConfigurationError(RuntimeError):
     pass
+
+
+# (name, smallest value) of the whole-number settings.
+_INT_SETTINGS = (("CREDIT_UNIT_AMOUNT", 1), ("MIN_PURCHASE_CREDITS", 1),
+                 ("MAX_PURCHASE_CREDITS", 1), ("STRIPE_FEE_FIXED", 0), ("PROXY_COUNT", 0),
+                 ("LOW_BALANCE_THRESHOLD", 0))
+
+
+def validate(config) -> None:
+    """Refuse settings that would break pages later: ConfigurationError naming each variable.
+
+    create_app calls this (and prices every pack) before serving anything.
+    """
+    from decimal import Decimal, InvalidOperation
+
+    from webapp.domain.plans import parse_plans
+
+    problems = []
+    for name, least in _INT_SETTINGS:
+        value = config.get(name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            problems.append(f"{name} must be a whole number of at least {least}, not {value!r}")
+    low, high = config.get("MIN_PURCHASE_CREDITS"), config.get("MAX_PURCHASE_CREDITS")
+    if isinstance(low, int) and isinstance(high, int) and high < low:
+        problems.append(f"MAX_PURCHASE_CREDITS ({high}) is below MIN_PURCHASE_CREDITS ({low})")
+    currency = str(config.get("CURRENCY") or "")
+    if len(currency) != 3 or not currency.isalpha():
+        problems.append(f"CURRENCY must be a three-letter ISO code, not {currency!r}")
+    try:
+        percent = Decimal(str(config.get("STRIPE_FEE_PERCENT")))
+        if not (percent.is_finite() and 0 <= percent < 100):
+            raise InvalidOperation
+    except InvalidOperation:
+        problems.append("STRIPE_FEE_PERCENT must be a number from 0 to below 100 (like 2.9), "
+                        f"not {config.get('STRIPE_FEE_PERCENT')!r}")
+    packs = config.get("CREDIT_PACKS") or ()
+    if not packs:
+        problems.append("CREDIT_PACKS must list at least one pack")
+    for pack in packs:
+        if isinstance(pack, str) and pack.startswith("price_"):
+            continue  # a Stripe Price id, checked against Stripe when first needed
+        if isinstance(pack, bool) or not isinstance(pack, int) or pack <= 0:
+            problems.append(f"CREDIT_PACKS entry {pack!r} is neither a positive number of "
+                            "credits nor a Stripe Price id (price_...)")
+    try:
+        parse_plans(str(config.get("PLANS") or ""))
+    except ValueError as exc:
+        problems.append(f"PLANS: {exc}")
+    if problems:
+        raise ConfigurationError("Invalid settings: " + "; ".join(problems))
 
 
 def config_for_environment() -> type[Config]:
