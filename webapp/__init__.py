@@ -153,9 +153,10 @@ def register_error_handlers(app: Flask) -> None:
 
 
 def register_template_helpers(app: Flask) -> None:
-    from webapp.domain.pricing import format_money
+    from webapp.domain.pricing import format_money, minor_units_per_major
 
     app.jinja_env.filters["money"] = format_money
+    app.jinja_env.globals["minor_units_per_major"] = minor_units_per_major
     app.jinja_env.filters["credits"] = lambda n: f"{n:,}"
     app.jinja_env.filters["signed"] = lambda n: f"{n:+,}"
     app.jinja_env.globals["sandbox_enabled"] = app.config["SANDBOX_ENABLED"]

@@ -83,11 +83,7 @@ def _csv_row(p: Purchase) -> tuple:
             p.review_reason or "")
 
 
-def _major(cents: int, currency: str) -> str:
-    """Minor units as a plain major-unit number for spreadsheets: 1250 -> 12.50."""
-    per_major = pricing.minor_units_per_major(currency)
-    sign, (major, minor) = ("-" if cents < 0 else ""), divmod(abs(cents), per_major)
-    return f"{sign}{major}" if per_major == 1 else f"{sign}{major}.{minor:02d}"
+_major = pricing.format_major
 
 
 def render_purchase(purchase: Purchase, form: RefundForm, status: int = 200,

@@ -14,6 +14,9 @@ STRIPE_MINIMUM_CHARGE = {"usd": 50, "eur": 50, "gbp": 30, "cad": 50, "aud": 50, 
 STRIPE_MAXIMUM_CHARGE = 99_999_999
 ZERO_DECIMAL_CURRENCIES = {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg",
                            "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"}
+# Three decimals (1 KWD = 1000 fils); Stripe takes their amounts only in multiples of 10.
+THREE_DECIMAL_CURRENCIES = {"bhd", "jod", "kwd", "omr", "tnd"}
+THREE_DECIMAL_STEP = 10
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,15 @@ def quote(credits: int) -> Quote:
     if config["CUSTOMER_PAYS_FEES"]:
         fee = fee_for(value, Decimal(config["STRIPE_FEE_PERCENT"]), config["STRIPE_FEE_FIXED"])
     amount = value + fee
+    step = amount_step(currency)
+    if amount % step and fee:
+        fee += step - amount % step  # the fee line rounds the total up to what Stripe takes
+        amount = value + fee
+    elif amount % step:
+        credits_step = step // math.gcd(config["CREDIT_UNIT_AMOUNT"], step)
+        raise InvalidPurchaseError(
+            f"Payments in {currency.upper()} go in steps of {format_money(step, currency)}: "
+            f"buy a multiple of {credits_step} credits.")
     minimum = STRIPE_MINIMUM_CHARGE.get(currency, 50)
     if amount < minimum:
         raise InvalidPurchaseError(
@@ -68,7 +80,24 @@ def quote(credits: int) -> Quote:
 
 
 def minor_units_per_major(currency: str) -> int:
-    return 1 if currency.lower() in ZERO_DECIMAL_CURRENCIES else 100
+    currency = currency.lower()
+    if currency in ZERO_DECIMAL_CURRENCIES:
+        return 1
+    return 1000 if currency in THREE_DECIMAL_CURRENCIES else 100
+
+
+def amount_step(currency: str) -> int:
+    """The smallest step Stripe accepts for amounts in this currency (minor units)."""
+    return THREE_DECIMAL_STEP if currency.lower() in THREE_DECIMAL_CURRENCIES else 1
+
+
+def format_major(cents: int, currency: str) -> str:
+    """Minor units as a plain major-unit number (spreadsheets): 1250 USD -> 12.50."""
+    per_major = minor_units_per_major(currency)
+    sign, (major, minor) = ("-" if cents < 0 else ""), divmod(abs(cents), per_major)
+    if per_major == 1:
+        return f"{sign}{major}"
+    return f"{sign}{major}.{minor:0{len(str(per_major)) - 1}d}"
 
 
 def format_money(cents: int, currency: str) -> str:
@@ -77,7 +106,7 @@ def format_money(cents: int, currency: str) -> str:
     if per_major == 1:
         return f"{sign}{abs(cents):,} {currency.upper()}"
     major, minor = divmod(abs(cents), per_major)
-    return f"{sign}{major:,}.{minor:02d} {currency.upper()}"
+    return f"{sign}{major:,}.{minor:0{len(str(per_major)) - 1}d} {currency.upper()}"
 
 
 def parse_money(text: str, currency: str) -> int:
@@ -89,6 +118,6 @@ def parse_money(text: str, currency: str) -> int:
     if not value.is_finite():
         raise ValueError("not a number")
     cents = value * minor_units_per_major(currency)
-    if cents != cents.to_integral_value() or cents <= 0:
+    if cents != cents.to_integral_value() or cents <= 0 or cents % amount_step(currency):
         raise ValueError("not a positive amount in this currency")
     return int(cents)
