@@ -79,6 +79,10 @@ class Config:
     PLANS = env_str("PLANS") or "basic:1000:900:expire,pro:5000:3900:rollover"
     LOW_BALANCE_THRESHOLD = env_int("LOW_BALANCE_THRESHOLD", 100)
 
+    # Flask-Limiter strings, per user (browser) or per API key; generous, against runaways.
+    CHECKOUT_RATE_LIMIT = env_str("CHECKOUT_RATE_LIMIT") or "20 per minute;200 per day"
+    USAGE_RATE_LIMIT = env_str("USAGE_RATE_LIMIT") or "1200 per minute"
+
     PROXY_COUNT = env_int("PROXY_COUNT", 0)
     REDIS_URL = env_str("REDIS_URL")
     MAX_CONTENT_LENGTH = 1024 * 1024
@@ -156,6 +160,8 @@ def validate(config) -> None:
     """
     from decimal import Decimal, InvalidOperation
 
+    from limits import parse_many
+
     from webapp.domain.plans import parse_plans
 
     problems = []
@@ -185,6 +191,12 @@ def validate(config) -> None:
         if isinstance(pack, bool) or not isinstance(pack, int) or pack <= 0:
             problems.append(f"CREDIT_PACKS entry {pack!r} is neither a positive number of "
                             "credits nor a Stripe Price id (price_...)")
+    for name in ("CHECKOUT_RATE_LIMIT", "USAGE_RATE_LIMIT"):
+        try:
+            parse_many(str(config.get(name) or ""))
+        except ValueError:
+            problems.append(f"{name} must be a rate limit like '20 per minute', "
+                            f"not {config.get(name)!r}")
     try:
         parse_plans(str(config.get("PLANS") or ""))
     except ValueError as exc:

@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
         ({"MIN_PURCHASE_CREDITS": 500, "MAX_PURCHASE_CREDITS": 100}, "MAX_PURCHASE_CREDITS"),
         ({"CURRENCY": "dollars"}, "CURRENCY"),
         ({"PLANS": "basic:many:900:expire"}, "PLANS"),
+        ({"USAGE_RATE_LIMIT": "lots"}, "USAGE_RATE_LIMIT"),
     ],
 )
 def test_a_bad_setting_is_refused_at_startup_naming_it(database_url, overrides, variable):

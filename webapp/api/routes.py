@@ -9,6 +9,7 @@ from webapp.domain.errors import (
     PaymentProviderError,
 )
 from webapp.domain.limits import MAX_CREDITS, out_of_bounds_message
+from webapp.extensions import caller_key, configured_limit, limiter
 
 MAX_DESCRIPTION_LENGTH = 500
 
@@ -32,6 +33,8 @@ def _positive_int(value) -> int | None:
 
 
 @bp.post("/checkout")
+@limiter.shared_limit(configured_limit("CHECKOUT_RATE_LIMIT"), scope="checkout",
+                      key_func=caller_key)
 @api_login_required
 def checkout_create():
     body = _json_body()
@@ -49,6 +52,7 @@ def checkout_create():
 
 
 @bp.post("/usage")
+@limiter.limit(configured_limit("USAGE_RATE_LIMIT"), key_func=caller_key)
 @api_login_required
 def usage_create():
     body = _json_body()

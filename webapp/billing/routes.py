@@ -4,6 +4,7 @@ from flask_login import current_user, login_required
 from webapp.billing import bp
 from webapp.domain import checkout, reports, stripe_gateway, subscriptions
 from webapp.domain.errors import PaymentProviderError, SubscriptionExistsError, UnknownPlanError
+from webapp.extensions import caller_key, configured_limit, limiter
 
 
 @bp.before_request
@@ -13,6 +14,7 @@ def require_login():
 
 
 @bp.post("/subscribe")
+@limiter.limit(configured_limit("CHECKOUT_RATE_LIMIT"), key_func=caller_key)
 def subscribe():
     base_url = checkout.public_base_url(request.url_root)
     try:

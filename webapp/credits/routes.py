@@ -5,6 +5,7 @@ from webapp.credits import bp, chart
 from webapp.credits.forms import BuyForm
 from webapp.domain import checkout, ledger, pricing, reports, stripe_gateway, subscriptions
 from webapp.domain.errors import InvalidPurchaseError, PaymentProviderError
+from webapp.extensions import caller_key, configured_limit, limiter
 
 
 @bp.before_request
@@ -28,6 +29,8 @@ def index():
 
 
 @bp.post("/checkout")
+@limiter.shared_limit(configured_limit("CHECKOUT_RATE_LIMIT"), scope="checkout",
+                      key_func=caller_key)
 def buy():
     form = BuyForm()
     if not form.validate_on_submit():
