@@ -64,6 +64,8 @@ def upgrade():
             sa.Column("refund_idempotency_key", sa.String(length=64), nullable=True)
         )
         batch_op.add_column(sa.Column("refund_request", sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column("review_amount_cents", sa.BigInteger(), nullable=True))
+        batch_op.add_column(sa.Column("review_currency", sa.String(length=3), nullable=True))
 
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.add_column(sa.Column("stripe_customer_key", sa.String(length=64), nullable=True))
@@ -74,6 +76,8 @@ def downgrade():
         batch_op.drop_column("stripe_customer_key")
 
     with op.batch_alter_table("purchases", schema=None) as batch_op:
+        batch_op.drop_column("review_currency")
+        batch_op.drop_column("review_amount_cents")
         batch_op.drop_column("refund_request")
         batch_op.drop_column("refund_idempotency_key")
         batch_op.drop_column("stripe_idempotency_key")

@@ -12,6 +12,7 @@ from webapp.models import (
     AdminAction,
     CreditAccount,
     CreditGrant,
+    Dispute,
     EntryKind,
     EventOutcome,
     LedgerEntry,
@@ -178,7 +179,7 @@ class Dashboard:
     credits_granted: int
     credits_used: int
     outstanding: int
-    revenue: list[tuple[str, int, int]]  # currency, charged, refunded (minor units)
+    revenue: list["Revenue"]
     by_status: dict[str, int]
     failed_events_24h: int
     recent_failures: list[StripeEvent]
@@ -188,24 +189,74 @@ _REVENUE_STATUSES = (PurchaseStatus.PAID, PurchaseStatus.REFUNDED,
                      PurchaseStatus.PARTIALLY_REFUNDED, PurchaseStatus.DISPUTED)
 
 
+@dataclass(frozen=True)
+class Revenue:
+    """One currency's money (minor units): charged = credited top-ups and plan invoices
+    that granted; refunded and lost in disputes come off it; under review is money
+    Stripe took that credited nothing yet (a purchase or invoice an admin must look at)."""
+
+    currency: str
+    charged: int = 0
+    refunded: int = 0
+    disputes_lost: int = 0
+    under_review: int = 0
+
+    @property
+    def net(self) -> int:
+        return self.charged - self.refunded - self.disputes_lost
+
+
+def revenue_by_currency() -> list[Revenue]:
+    """Revenue per currency, alphabetical: four grouped queries (purchases, plan invoices,
+    lost disputes, money under review); the dashboard shows it."""
+    totals: dict[str, dict[str, int]] = {}
+
+    def add(rows, *fields):
+        for currency, *amounts in rows:
+            if currency is None:
+                continue
+            entry = totals.setdefault(currency, dict.fromkeys(
+                ("charged", "refunded", "disputes_lost", "under_review"), 0))
+            for name, amount in zip(fields, amounts, strict=True):
+                entry[name] += int(amount or 0)
+
+    add(db.session.execute(
+        sa.select(Purchase.currency, sa.func.sum(Purchase.amount_cents),
+                  sa.func.sum(Purchase.amount_refunded_cents))
+        .where(Purchase.status.in_(_REVENUE_STATUSES), Purchase.credited_at.is_not(None))
+        .group_by(Purchase.currency)), "charged", "refunded")
+    granted = CreditGrant.review_reason.is_(None)
+    add(db.session.execute(
+        sa.select(CreditGrant.currency,
+                  sa.func.sum(sa.case((granted, CreditGrant.amount_cents), else_=0)),
+                  sa.func.sum(sa.case((granted, CreditGrant.amount_refunded_cents), else_=0)),
+                  sa.func.sum(sa.case((granted, 0), else_=CreditGrant.amount_cents)))
+        .where(CreditGrant.amount_cents > 0).group_by(CreditGrant.currency)),
+        "charged", "refunded", "under_review")
+    currency = sa.func.coalesce(Purchase.currency, CreditGrant.currency)
+    add(db.session.execute(
+        sa.select(currency, sa.func.sum(Dispute.amount_cents))
+        .select_from(Dispute).outerjoin(Purchase, Purchase.id == Dispute.purchase_id)
+        .outerjoin(CreditGrant, CreditGrant.id == Dispute.grant_id)
+        .where(Dispute.status == "lost").group_by(currency)), "disputes_lost")
+    add(db.session.execute(
+        sa.select(Purchase.review_currency, sa.func.sum(Purchase.review_amount_cents))
+        .where(Purchase.status == PurchaseStatus.NEEDS_REVIEW)
+        .group_by(Purchase.review_currency)), "under_review")
+    return [Revenue(currency, **totals[currency]) for currency in sorted(totals)]
+
+
 def dashboard() -> Dashboard:
     """Totals for /admin/: running totals from credit_accounts, grouped purchase counts."""
     account = CreditAccount.__table__.c
     sold, granted, used, outstanding = db.session.execute(sa.select(
         *(sa.func.coalesce(sa.func.sum(c), 0) for c in
           (account.purchased, account.granted, account.used, account.balance)))).one()
-    # One pass over purchases gives both the counts by status and revenue by currency.
     grouped = db.session.execute(
-        sa.select(Purchase.status, Purchase.currency, sa.func.count(),
-                  sa.func.sum(Purchase.amount_cents), sa.func.sum(Purchase.amount_refunded_cents))
-        .group_by(Purchase.status, Purchase.currency)).all()
+        sa.select(Purchase.status, sa.func.count()).group_by(Purchase.status)).all()
     by_status = {status: 0 for status in tuple(PurchaseStatus)}
-    revenue: dict[str, tuple[int, int]] = {}
-    for status, currency, count, charged, refunded in grouped:
+    for status, count in grouped:
         by_status[status] = by_status.get(status, 0) + count
-        if status in _REVENUE_STATUSES:
-            before = revenue.get(currency, (0, 0))
-            revenue[currency] = (before[0] + int(charged or 0), before[1] + int(refunded or 0))
     since = utcnow() - timedelta(hours=24)
     failed = sa.select(StripeEvent).where(StripeEvent.outcome == EventOutcome.FAILED,
                                           StripeEvent.received_at >= since)
@@ -213,8 +264,7 @@ def dashboard() -> Dashboard:
     # Failed events are few: the (outcome, id) index finds them, newest first by id.
     recent = list(db.session.scalars(failed.order_by(StripeEvent.id.desc()).limit(10)))
     return Dashboard(int(sold), int(granted), int(used), int(outstanding),
-                     [(c, *revenue[c]) for c in sorted(revenue)], by_status,
-                     failed_count or 0, recent)
+                     revenue_by_currency(), by_status, failed_count or 0, recent)
 
 
 def _like(text: str) -> str:

@@ -106,6 +106,9 @@ class Purchase(db.Model):
     credits_refunded: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     credits_disputed: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     review_reason: Mapped[str | None] = mapped_column(sa.String(500))
+    # What Stripe reported for a session that did not match (money held under review).
+    review_amount_cents: Mapped[int | None] = mapped_column(sa.BigInteger)
+    review_currency: Mapped[str | None] = mapped_column(sa.String(3))
     # Random Stripe idempotency keys, stored so a retry reuses them and a database restored
     # from backup (ids repeating) never meets an earlier purchase's key at Stripe.
     stripe_idempotency_key: Mapped[str | None] = mapped_column(sa.String(64))
