@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from webapp.domain.errors import PurchaseNotSettledError
-from webapp.domain.ledger.entries import post_entry
+from webapp.domain.ledger.entries import lock_account, post_entry
 from webapp.domain.ledger.purchases import refunded_in_review, set_status
 from webapp.domain.ledger.remainders import give_back
 from webapp.domain.pricing import format_money
@@ -43,6 +43,10 @@ def _locked_purchase(purchase_id: int) -> Purchase:
 
 
 def _locked_grant(grant_id: int) -> CreditGrant:
+    """The grant, row-locked, after its account: debits lock the account and then draw
+    grants down, so taking the locks in that same order never deadlocks with them."""
+    user_id = db.session.scalar(sa.select(CreditGrant.user_id).where(CreditGrant.id == grant_id))
+    lock_account(user_id)
     return db.session.scalars(
         locked(sa.select(CreditGrant).where(CreditGrant.id == grant_id))
     ).one()
