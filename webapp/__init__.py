@@ -5,8 +5,10 @@ from flask import Flask, jsonify, render_template, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 from webapp.config import BASE_DIR, Config, ConfigurationError, config_for_environment, validate
+from webapp.domain.sql import MAX_BIGINT
 from webapp.extensions import csrf, db, limiter, login_manager, migrate
 from webapp.hardening import register_logging, register_security
 
@@ -17,6 +19,7 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
                 instance_path=str(BASE_DIR / "instance"))
     app.config.from_object(config_class)
     check_settings(app)
+    app.url_map.converters["int"] = BoundedInt
     register_extensions(app)
     register_stripe(app)
     register_blueprints(app)
@@ -27,6 +30,14 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     register_security(app)
     register_logging(app)
     return app
+
+
+class BoundedInt(IntegerConverter):
+    """`<int:...>` in every route: ids beyond a BIGINT are simply not found (404)."""
+
+    def __init__(self, map, *args, **kwargs):
+        kwargs.setdefault("max", MAX_BIGINT)
+        super().__init__(map, *args, **kwargs)
 
 
 def check_settings(app: Flask) -> None:

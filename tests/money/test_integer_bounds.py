@@ -45,3 +45,15 @@ def test_the_largest_allowed_number_works(logged_in, user):
     ledger.adjust(user.id, MAX_CREDITS, "big customer")
     response = logged_in.post("/api/v1/usage", json={"credits": MAX_CREDITS})
     assert response.status_code == 200 and response.get_json()["balance"] == 0
+
+
+def test_ids_and_cursors_beyond_a_bigint_are_not_found_rather_than_errors(client, admin):
+    login(client, admin.email)
+    huge = str(10**20)
+    assert client.get(f"/admin/purchases/{huge}").status_code == 404
+    assert client.get(f"/admin/users/{huge}").status_code == 404
+    for path in ("/admin/purchases", "/admin/users", "/admin/events", "/admin/subscriptions",
+                 "/credits/history", "/admin/purchases?from=2026-01-01&"):
+        joiner = "&" if "?" in path else "?"
+        response = client.get(f"{path}{joiner}before={huge}")
+        assert response.status_code == 200, path

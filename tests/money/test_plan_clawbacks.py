@@ -5,8 +5,9 @@ import sqlalchemy as sa
 
 from tests.money.plan_payments import PlanPayment
 from tests.payments import balance_of, ledger_sum
+from tests.stripe_fakes import deliver, event
 from webapp.extensions import db
-from webapp.models import CreditGrant, Dispute, LedgerEntry
+from webapp.models import CreditGrant, Dispute, LedgerEntry, StripeEvent
 
 
 def the_grant():
@@ -76,3 +77,25 @@ def test_an_invoice_that_names_its_payment_is_linked_without_asking_stripe(
     assert not stripe_double.requests_to("get", "/v1/invoices/")
     plan.send(plan.refunded(plan.amount))
     assert balance_of(user.id) == 0
+
+
+def test_a_refund_arriving_before_invoice_paid_is_retried_until_the_grant_exists(
+        logged_in, user, stripe_double):
+    plan = PlanPayment(logged_in, stripe_double, "basic")
+    early = plan.refunded(plan.amount)
+    response = deliver(logged_in, early)
+    assert response.status_code == 500  # Stripe delivers it again later
+    plan.pay()
+    assert deliver(logged_in, early).status_code == 200
+    assert balance_of(user.id) == 0 == ledger_sum(user.id)
+
+
+def test_a_refund_of_a_payment_that_is_neither_a_purchase_nor_a_plan_is_ignored(
+        client, user, stripe_double):
+    intent = stripe_double.new_object("payment_intent", "pi", amount=500, currency="usd",
+                                      metadata={})
+    charge = stripe_double.new_object("charge", "ch", amount=500, currency="usd",
+                                      amount_refunded=500, refunded=True,
+                                      payment_intent=intent["id"])
+    assert deliver(client, event("charge.refunded", charge)).status_code == 200
+    assert db.session.scalar(sa.select(StripeEvent.outcome)) == "ignored"

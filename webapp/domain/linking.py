@@ -36,7 +36,8 @@ def purchase_for_payment(charge_id: str | None, payment_intent_id: str | None) -
     Looked up by the stored charge id, then the stored payment intent id (purchases, then
     plan grants, linked when their invoice was paid), and last by asking Stripe for the
     payment intent, whose metadata (copied from the Checkout Session at creation) names
-    our purchase, or whose invoice (older API versions) names a plan grant. A Stripe
+    our purchase, or whose invoice (named by the charge or intent on older API versions,
+    else found through Stripe's invoice payments) names a plan grant. A Stripe
     failure raises PaymentProviderError, so the webhook answers 500 and Stripe retries.
     """
     for model in (Purchase, CreditGrant):
@@ -57,7 +58,8 @@ def purchase_for_payment(charge_id: str | None, payment_intent_id: str | None) -
     link = _from_metadata(intent.get("metadata") or {}, payment_intent_id)
     if link.ours:
         return link
-    return _from_invoice(invoice_id or id_of(intent.get("invoice")))
+    invoice_id = invoice_id or id_of(intent.get("invoice"))
+    return _from_invoice(invoice_id or stripe_gateway.invoice_paid_by(payment_intent_id))
 
 
 def _grant_link(grant_id: int) -> Link:

@@ -7,6 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from webapp.domain import clock
+from webapp.domain.sql import MAX_BIGINT
 from webapp.extensions import db
 from webapp.models import (
     AdminAction,
@@ -49,7 +50,7 @@ def balance_json(account: CreditAccount) -> dict[str, Any]:
 def keyset_page(query: sa.Select, id_column, before: int | None, size: int) -> Page:
     """Newest first, `size` rows with id below `before`; reads one extra row to know if more."""
     if before:
-        query = query.where(id_column < before)
+        query = query.where(id_column < min(before, MAX_BIGINT))
     rows = list(db.session.scalars(query.order_by(id_column.desc()).limit(size + 1)))
     more = len(rows) > size
     rows = rows[:size]
@@ -314,7 +315,7 @@ def purchases_admin_page(filters: PurchaseFilter, before: int | None, size: int)
 
 def time_keyset_page(query: sa.Select, model, before: int | None, size: int) -> Page:
     """Like keyset_page, newest first by (created_at, id); `before` is still the last id."""
-    if before:
+    if before and before <= MAX_BIGINT:
         cursor = db.session.get(model, before)
         if cursor is not None:
             query = query.where(sa.tuple_(model.created_at, model.id)

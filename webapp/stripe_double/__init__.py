@@ -303,6 +303,15 @@ class StripeDouble(stripe.HTTPClient):
     def _get_invoices_id(self, params, invoice_id):
         return self._stored(invoice_id)
 
+    def _get_invoice_payments(self, params):
+        intent = (params.get("payment") or {}).get("payment_intent")
+        found = [{**record, "invoice": obj["id"]}
+                 for obj in list(self.objects.values()) if obj.get("object") == "invoice"
+                 for record in (obj.get("payments") or {}).get("data") or []
+                 if record.get("payment", {}).get("payment_intent") == intent]
+        return 200, {"object": "list", "url": "/v1/invoice_payments", "has_more": False,
+                     "data": copy.deepcopy(found[:int(params.get("limit", 10))])}
+
     def renew_subscription(self, sub_id: str, *, paid: bool = True) -> tuple[dict, dict]:
         """The next period starts and its invoice is paid (or fails): (subscription, invoice)."""
         with self._lock:
