@@ -15,8 +15,9 @@ from webapp.hardening import register_logging, register_security
 
 def create_app(config_class: type[Config] | None = None) -> Flask:
     config_class = config_class or config_for_environment()
-    app = Flask(__name__, static_folder=str(BASE_DIR / "static"),
-                instance_path=str(BASE_DIR / "instance"))
+    app = Flask(
+        __name__, static_folder=str(BASE_DIR / "static"), instance_path=str(BASE_DIR / "instance")
+    )
     app.config.from_object(config_class)
     check_settings(app)
     app.url_map.converters["int"] = BoundedInt
@@ -53,7 +54,8 @@ def check_settings(app: Flask) -> None:
                     pricing.quote(pack)
                 except InvalidPurchaseError as exc:
                     raise ConfigurationError(
-                        f"CREDIT_PACKS entry {pack} cannot be sold: {exc}") from None
+                        f"CREDIT_PACKS entry {pack} cannot be sold: {exc}"
+                    ) from None
 
 
 class CookieSessions(SecureCookieSessionInterface):
@@ -179,8 +181,9 @@ def register_template_helpers(app: Flask) -> None:
         from flask_login import current_user
 
         def nav_links() -> list[tuple[str, str]]:
-            links = [(endpoint, label) for endpoint, label in NAV_LINKS
-                     if endpoint in app.view_functions]
+            links = [
+                (endpoint, label) for endpoint, label in NAV_LINKS if endpoint in app.view_functions
+            ]
             if not getattr(current_user, "is_admin", False):
                 links = [link for link in links if not link[0].startswith("admin.")]
             return links
@@ -191,14 +194,24 @@ def register_template_helpers(app: Flask) -> None:
 NAV_LINKS = (("account.index", "Account"), ("admin.dashboard", "Admin"))
 
 STATUS_WORDS = {
-    "pending": "Waiting for payment", "processing": "Payment processing", "paid": "Paid",
-    "failed": "Payment failed", "expired": "Checkout expired", "refunded": "Refunded",
-    "partially_refunded": "Partly refunded", "disputed": "Disputed",
+    "pending": "Waiting for payment",
+    "processing": "Payment processing",
+    "paid": "Paid",
+    "failed": "Payment failed",
+    "expired": "Checkout expired",
+    "refunded": "Refunded",
+    "partially_refunded": "Partly refunded",
+    "disputed": "Disputed",
     "needs_review": "Under review",
 }
 KIND_WORDS = {
-    "purchase": "Purchase", "usage": "Usage", "refund": "Refund", "dispute": "Dispute",
-    "dispute_reversal": "Credits returned", "adjustment": "Adjustment", "grant": "Plan credits",
+    "purchase": "Purchase",
+    "usage": "Usage",
+    "refund": "Refund",
+    "dispute": "Dispute",
+    "dispute_reversal": "Credits returned",
+    "adjustment": "Adjustment",
+    "grant": "Plan credits",
     "expiry": "Expired",
 }
 
@@ -212,5 +225,6 @@ def register_cli(app: Flask) -> None:
 def register_proxy(app: Flask) -> None:
     count = app.config["PROXY_COUNT"]
     if count:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count,
-                                x_port=count, x_prefix=count)
+        app.wsgi_app = ProxyFix(
+            app.wsgi_app, x_for=count, x_proto=count, x_host=count, x_port=count, x_prefix=count
+        )

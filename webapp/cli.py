@@ -65,9 +65,15 @@ def register(app: Flask) -> None:
 
 # --- Reconcile
 
+
 @credits_cli.command("reconcile")
-@click.option("--hours", type=click.IntRange(min=1), default=72, show_default=True,
-              help="Look at Checkout Sessions created this many hours back.")
+@click.option(
+    "--hours",
+    type=click.IntRange(min=1),
+    default=72,
+    show_default=True,
+    help="Look at Checkout Sessions created this many hours back.",
+)
 @click.option("--page-size", type=click.IntRange(1, 100), default=100, hidden=True)
 def reconcile_command(hours: int, page_size: int):
     """Fulfil paid Checkout Sessions whose webhook never arrived; mark expired ones."""
@@ -86,6 +92,8 @@ def reconcile_command(hours: int, page_size: int):
         purchase = str(row.purchase_id) if row.purchase_id is not None else "-"
         click.echo(f"{row.session_id:<40} {purchase:>8}  {row.stripe_state:<20} {row.action}")
     click.echo(report.summary())
+
+
 # --- expiry
 
 

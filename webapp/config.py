@@ -48,7 +48,7 @@ def sqlalchemy_url(url: str) -> str:
     """Point plain postgres URLs at psycopg 3, the driver this project installs."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -148,9 +148,14 @@ class ConfigurationError(RuntimeError):
 
 
 # (name, smallest value) of the whole-number settings.
-_INT_SETTINGS = (("CREDIT_UNIT_AMOUNT", 1), ("MIN_PURCHASE_CREDITS", 1),
-                 ("MAX_PURCHASE_CREDITS", 1), ("STRIPE_FEE_FIXED", 0), ("PROXY_COUNT", 0),
-                 ("LOW_BALANCE_THRESHOLD", 0))
+_INT_SETTINGS = (
+    ("CREDIT_UNIT_AMOUNT", 1),
+    ("MIN_PURCHASE_CREDITS", 1),
+    ("MAX_PURCHASE_CREDITS", 1),
+    ("STRIPE_FEE_FIXED", 0),
+    ("PROXY_COUNT", 0),
+    ("LOW_BALANCE_THRESHOLD", 0),
+)
 
 
 def validate(config) -> None:
@@ -180,8 +185,10 @@ def validate(config) -> None:
         if not (percent.is_finite() and 0 <= percent < 100):
             raise InvalidOperation
     except InvalidOperation:
-        problems.append("STRIPE_FEE_PERCENT must be a number from 0 to below 100 (like 2.9), "
-                        f"not {config.get('STRIPE_FEE_PERCENT')!r}")
+        problems.append(
+            "STRIPE_FEE_PERCENT must be a number from 0 to below 100 (like 2.9), "
+            f"not {config.get('STRIPE_FEE_PERCENT')!r}"
+        )
     packs = config.get("CREDIT_PACKS") or ()
     if not packs:
         problems.append("CREDIT_PACKS must list at least one pack")
@@ -189,14 +196,17 @@ def validate(config) -> None:
         if isinstance(pack, str) and pack.startswith("price_"):
             continue  # a Stripe Price id, checked against Stripe when first needed
         if isinstance(pack, bool) or not isinstance(pack, int) or pack <= 0:
-            problems.append(f"CREDIT_PACKS entry {pack!r} is neither a positive number of "
-                            "credits nor a Stripe Price id (price_...)")
+            problems.append(
+                f"CREDIT_PACKS entry {pack!r} is neither a positive number of "
+                "credits nor a Stripe Price id (price_...)"
+            )
     for name in ("CHECKOUT_RATE_LIMIT", "USAGE_RATE_LIMIT"):
         try:
             parse_many(str(config.get(name) or ""))
         except ValueError:
-            problems.append(f"{name} must be a rate limit like '20 per minute', "
-                            f"not {config.get(name)!r}")
+            problems.append(
+                f"{name} must be a rate limit like '20 per minute', not {config.get(name)!r}"
+            )
     try:
         parse_plans(str(config.get("PLANS") or ""))
     except ValueError as exc:
@@ -213,7 +223,5 @@ def config_for_environment() -> type[Config]:
     if config_class is ProductionConfig:
         missing = [var for var in ProductionConfig.REQUIRED if not env_str(var)]
         if missing:
-            raise ConfigurationError(
-                "Production refuses to start: set " + ", ".join(missing)
-            )
+            raise ConfigurationError("Production refuses to start: set " + ", ".join(missing))
     return config_class

@@ -42,7 +42,8 @@ def sub_id():
 
 
 def test_paid_first_invoice_grants_the_plan_credits_expiring_at_the_line_period_end(
-        client, user, sub_id, fixed_clock):
+    client, user, sub_id, fixed_clock
+):
     send(client, "checkout.session.completed", subscription_session(sub_id, user.id))
     paid = invoice(sub_id, user.id)
     send(client, "invoice.paid", paid)
@@ -61,7 +62,8 @@ def test_paid_first_invoice_grants_the_plan_credits_expiring_at_the_line_period_
 
 
 def test_invoice_paid_before_the_session_completes_grants_once_and_records_one_subscription(
-        client, user, sub_id, fixed_clock):
+    client, user, sub_id, fixed_clock
+):
     send(client, "invoice.paid", invoice(sub_id, user.id))
     send(client, "checkout.session.completed", subscription_session(sub_id, user.id))
     send(client, "customer.subscription.created", subscription(sub_id, user.id))
@@ -70,7 +72,8 @@ def test_invoice_paid_before_the_session_completes_grants_once_and_records_one_s
 
 
 def test_the_same_invoice_delivered_twice_or_in_two_events_grants_once(
-        client, user, sub_id, fixed_clock):
+    client, user, sub_id, fixed_clock
+):
     paid = invoice(sub_id, user.id)
     evt = event("invoice.paid", paid)
     assert deliver(client, evt).status_code == 200
@@ -81,33 +84,50 @@ def test_the_same_invoice_delivered_twice_or_in_two_events_grants_once(
 
 
 def test_each_renewal_grants_again_and_a_rollover_plan_never_expires(
-        client, user, sub_id, fixed_clock):
+    client, user, sub_id, fixed_clock
+):
     send(client, "invoice.paid", invoice(sub_id, user.id, plan="pro"))
-    send(client, "invoice.paid", invoice(sub_id, user.id, plan="pro", reason="subscription_cycle",
-                                         start=FEB_1, end=MAR_1))
+    send(
+        client,
+        "invoice.paid",
+        invoice(sub_id, user.id, plan="pro", reason="subscription_cycle", start=FEB_1, end=MAR_1),
+    )
     assert balance_of(user.id) == 10_000 == ledger_sum(user.id)
     assert [grant.expires_at for grant in grants()] == [None, None]
     assert db.session.get(CreditAccount, user.id).next_expiry_at is None
     assert the_subscription().current_period_end == MAR_1
 
 
-@pytest.mark.parametrize("event_type,reason", [
-    ("invoice.paid", "manual"), ("invoice.paid", "subscription_update"),
-    ("invoice.paid", "subscription_threshold"),
-    ("invoice.payment_succeeded", "subscription_create"),
-    ("invoice.payment_succeeded", "subscription_cycle"),
-])
-def test_other_invoices_and_payment_succeeded_grant_nothing(client, user, sub_id, event_type,
-                                                            reason):
+@pytest.mark.parametrize(
+    "event_type,reason",
+    [
+        ("invoice.paid", "manual"),
+        ("invoice.paid", "subscription_update"),
+        ("invoice.paid", "subscription_threshold"),
+        ("invoice.payment_succeeded", "subscription_create"),
+        ("invoice.payment_succeeded", "subscription_cycle"),
+    ],
+)
+def test_other_invoices_and_payment_succeeded_grant_nothing(
+    client, user, sub_id, event_type, reason
+):
     send(client, event_type, invoice(sub_id, user.id, reason=reason))
     assert balance_of(user.id) == 0 and grants() == []
 
 
 def test_a_failed_renewal_marks_the_subscription_past_due_and_credits_stay_usable(
-        client, logged_in, user, sub_id, fixed_clock):
+    client, logged_in, user, sub_id, fixed_clock
+):
     send(client, "invoice.paid", invoice(sub_id, user.id))
-    failed = invoice(sub_id, user.id, reason="subscription_cycle", start=FEB_1, end=MAR_1,
-                     status="open", amount_paid=0)
+    failed = invoice(
+        sub_id,
+        user.id,
+        reason="subscription_cycle",
+        start=FEB_1,
+        end=MAR_1,
+        status="open",
+        amount_paid=0,
+    )
     send(client, "invoice.payment_failed", failed)
     assert the_subscription().status == "past_due"
     assert balance_of(user.id) == 1000
@@ -117,15 +137,24 @@ def test_a_failed_renewal_marks_the_subscription_past_due_and_credits_stay_usabl
 
 
 def test_cancellation_at_period_end_shows_then_deletion_ends_and_keeps_granted_credits(
-        client, logged_in, user, sub_id, fixed_clock):
+    client, logged_in, user, sub_id, fixed_clock
+):
     send(client, "invoice.paid", invoice(sub_id, user.id))
-    send(client, "customer.subscription.updated",
-         subscription(sub_id, user.id, cancel_at_period_end=True), created=ts(JAN_1) + 10)
+    send(
+        client,
+        "customer.subscription.updated",
+        subscription(sub_id, user.id, cancel_at_period_end=True),
+        created=ts(JAN_1) + 10,
+    )
     record = the_subscription()
     assert record.cancel_at_period_end and record.cancel_at == FEB_1
     assert "cancels on 01 Feb 2030" in logged_in.get("/credits").get_data(as_text=True)
-    send(client, "customer.subscription.deleted",
-         subscription(sub_id, user.id, status="canceled"), created=ts(JAN_1) + 20)
+    send(
+        client,
+        "customer.subscription.deleted",
+        subscription(sub_id, user.id, status="canceled"),
+        created=ts(JAN_1) + 20,
+    )
     assert the_subscription().status == "canceled"
     page = logged_in.get("/credits").get_data(as_text=True)
     assert "ended" in page and 'data-plan="basic"' in page
@@ -133,10 +162,15 @@ def test_cancellation_at_period_end_shows_then_deletion_ends_and_keeps_granted_c
 
 
 def test_a_renewal_paid_after_cancellation_grants_once_and_the_subscription_stays_ended(
-        client, user, sub_id, fixed_clock):
+    client, user, sub_id, fixed_clock
+):
     send(client, "invoice.paid", invoice(sub_id, user.id))
-    send(client, "customer.subscription.deleted",
-         subscription(sub_id, user.id, status="canceled"), created=ts(JAN_1) + 20)
+    send(
+        client,
+        "customer.subscription.deleted",
+        subscription(sub_id, user.id, status="canceled"),
+        created=ts(JAN_1) + 20,
+    )
     renewal = invoice(sub_id, user.id, reason="subscription_cycle", start=FEB_1, end=MAR_1)
     send(client, "invoice.paid", renewal)
     send(client, "invoice.paid", renewal)
@@ -145,18 +179,38 @@ def test_a_renewal_paid_after_cancellation_grants_once_and_the_subscription_stay
 
 
 def test_an_older_subscription_event_changes_nothing(client, user, sub_id):
-    send(client, "customer.subscription.updated",
-         subscription(sub_id, user.id, cancel_at_period_end=True), created=2_000_000_000)
-    send(client, "customer.subscription.updated",
-         subscription(sub_id, user.id, status="past_due"), created=1_999_999_000)
+    send(
+        client,
+        "customer.subscription.updated",
+        subscription(sub_id, user.id, cancel_at_period_end=True),
+        created=2_000_000_000,
+    )
+    send(
+        client,
+        "customer.subscription.updated",
+        subscription(sub_id, user.id, status="past_due"),
+        created=1_999_999_000,
+    )
     record = the_subscription()
     assert record.status == "active" and record.cancel_at_period_end
-    send(client, "customer.subscription.deleted",
-         subscription(sub_id, user.id, status="canceled"), created=2_000_000_100)
-    send(client, "invoice.payment_failed", invoice(sub_id, user.id, status="open"),
-         created=2_000_000_050)
-    send(client, "customer.subscription.updated", subscription(sub_id, user.id),
-         created=2_000_000_050)
+    send(
+        client,
+        "customer.subscription.deleted",
+        subscription(sub_id, user.id, status="canceled"),
+        created=2_000_000_100,
+    )
+    send(
+        client,
+        "invoice.payment_failed",
+        invoice(sub_id, user.id, status="open"),
+        created=2_000_000_050,
+    )
+    send(
+        client,
+        "customer.subscription.updated",
+        subscription(sub_id, user.id),
+        created=2_000_000_050,
+    )
     assert the_subscription().status == "canceled"
 
 
@@ -165,18 +219,35 @@ class TestPlansWithConfiguredPriceIds:
     def config_overrides(self):
         return {"PLANS": "basic:1000:900:expire:price_basic,pro:5000:3900:rollover:price_pro"}
 
-    def test_a_plan_change_by_price_id_shows_in_the_next_periods_grant(self, client, user,
-                                                                        sub_id, fixed_clock):
+    def test_a_plan_change_by_price_id_shows_in_the_next_periods_grant(
+        self, client, user, sub_id, fixed_clock
+    ):
         send(client, "invoice.paid", invoice(sub_id, user.id, price="price_basic"))
         # The portal switches the price; the metadata still names the first plan.
-        send(client, "customer.subscription.updated",
-             subscription(sub_id, user.id, plan="basic", price="price_pro"))
+        send(
+            client,
+            "customer.subscription.updated",
+            subscription(sub_id, user.id, plan="basic", price="price_pro"),
+        )
         assert the_subscription().plan_code == "pro"
-        send(client, "invoice.paid", invoice(sub_id, user.id, plan="basic", price="price_pro",
-                                             reason="subscription_cycle", start=FEB_1, end=MAR_1,
-                                             amount_paid=3900))
+        send(
+            client,
+            "invoice.paid",
+            invoice(
+                sub_id,
+                user.id,
+                plan="basic",
+                price="price_pro",
+                reason="subscription_cycle",
+                start=FEB_1,
+                end=MAR_1,
+                amount_paid=3900,
+            ),
+        )
         assert [(g.plan_code, g.credits, g.expires_at) for g in grants()] == [
-            ("basic", 1000, FEB_1), ("pro", 5000, None)]
+            ("basic", 1000, FEB_1),
+            ("pro", 5000, None),
+        ]
 
 
 def test_subscription_events_nobody_can_be_matched_to_are_recorded_unmatched(client, sub_id):
@@ -185,8 +256,9 @@ def test_subscription_events_nobody_can_be_matched_to_are_recorded_unmatched(cli
     assert outcome == "unmatched" and grants() == []
 
 
-def test_the_owner_is_found_by_stripe_customer_when_metadata_is_missing(client, user, sub_id,
-                                                                       fixed_clock):
+def test_the_owner_is_found_by_stripe_customer_when_metadata_is_missing(
+    client, user, sub_id, fixed_clock
+):
     user.stripe_customer_id = "cus_QXg1o8vcGmoR32"
     db.session.commit()
     paid = invoice(sub_id, None)
@@ -196,7 +268,8 @@ def test_the_owner_is_found_by_stripe_customer_when_metadata_is_missing(client, 
 
 
 def test_an_invoice_paid_after_its_period_ended_grants_credits_that_are_already_gone(
-        client, user, sub_id, fixed_clock):
+    client, user, sub_id, fixed_clock
+):
     fixed_clock.set(FEB_1 + timedelta(days=1))
     send(client, "invoice.paid", invoice(sub_id, user.id))
     assert ledger.expire_account_grants(user.id) == 1000
@@ -212,9 +285,13 @@ def test_topup_sessions_still_go_to_purchases(client, user):
 
 
 def test_an_unpaid_subscription_session_waits_until_its_first_invoice_is_paid(
-        client, logged_in, user, sub_id, fixed_clock):
-    send(client, "checkout.session.completed",
-         subscription_session(sub_id, user.id, payment_status="unpaid"))
+    client, logged_in, user, sub_id, fixed_clock
+):
+    send(
+        client,
+        "checkout.session.completed",
+        subscription_session(sub_id, user.id, payment_status="unpaid"),
+    )
     assert the_subscription().status == "incomplete"
     assert "waiting for the first payment" in logged_in.get("/credits").get_data(as_text=True)
     send(client, "invoice.paid", invoice(sub_id, user.id))

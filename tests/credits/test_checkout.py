@@ -20,22 +20,33 @@ def test_checkout_records_the_purchase_and_redirects_to_stripe(logged_in, stripe
     assert purchase.stripe_checkout_session_id.startswith("cs_test_")
 
 
-def test_checkout_session_request_as_it_leaves_the_stripe_library(logged_in, stripe_double,
-                                                                  user):
+def test_checkout_session_request_as_it_leaves_the_stripe_library(logged_in, stripe_double, user):
     logged_in.post("/credits/checkout", data={"credits": "2500"})
     purchase = db.session.scalar(sa.select(Purchase))
     [request] = session_requests(stripe_double)
     params = request["params"]
     assert params["mode"] == "payment"
-    assert params["line_items"] == [{"quantity": "1", "price_data": {
-        "currency": "usd", "unit_amount": "2500",
-        "product_data": {"name": "2,500 credits"}}}]
+    assert params["line_items"] == [
+        {
+            "quantity": "1",
+            "price_data": {
+                "currency": "usd",
+                "unit_amount": "2500",
+                "product_data": {"name": "2,500 credits"},
+            },
+        }
+    ]
     assert params["success_url"] == (
-        "https://credits.example.test/credits/success?session_id={CHECKOUT_SESSION_ID}")
+        "https://credits.example.test/credits/success?session_id={CHECKOUT_SESSION_ID}"
+    )
     assert params["cancel_url"] == "https://credits.example.test/credits/cancel"
     assert params["client_reference_id"] == str(user.id)
-    assert params["metadata"] == {"purpose": "credits_topup", "user_id": str(user.id),
-                                  "purchase_id": str(purchase.id), "credits": "2500"}
+    assert params["metadata"] == {
+        "purpose": "credits_topup",
+        "user_id": str(user.id),
+        "purchase_id": str(purchase.id),
+        "credits": "2500",
+    }
     assert params["payment_intent_data"]["metadata"] == params["metadata"]
     assert params["customer"].startswith("cus_")
     assert request["idempotency_key"] == purchase.stripe_idempotency_key

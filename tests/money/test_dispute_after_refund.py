@@ -7,14 +7,18 @@ from tests.payments import Payment, balance_of, entries, ledger_sum
 from tests.stripe_fakes import deliver
 
 
-@pytest.mark.parametrize("refunded, disputed, dispute_takes", [
-    (600, 1000, 400),  # the share (1,000) is more than is left (400): what is left
-    (300, 500, 500),   # the share (500) fits in what is left (700): the share
-    (300, 700, 700),   # exactly what is left
-    (999, 1, 1),
-])
+@pytest.mark.parametrize(
+    "refunded, disputed, dispute_takes",
+    [
+        (600, 1000, 400),  # the share (1,000) is more than is left (400): what is left
+        (300, 500, 500),  # the share (500) fits in what is left (700): the share
+        (300, 700, 700),  # exactly what is left
+        (999, 1, 1),
+    ],
+)
 def test_a_dispute_after_a_partial_refund_takes_the_smaller_of_its_share_and_what_is_left(
-        client, user, stripe_double, refunded, disputed, dispute_takes):
+    client, user, stripe_double, refunded, disputed, dispute_takes
+):
     payment = Payment(stripe_double, user, 1000)  # 1,000 credits for 1,000 cents
     assert deliver(client, payment.completed()).status_code == 200
     assert deliver(client, payment.refunded(refunded)).status_code == 200

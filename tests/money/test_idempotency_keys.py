@@ -14,7 +14,8 @@ def checkout_requests(stripe_double):
 
 
 def test_a_database_reset_never_meets_an_earlier_purchases_key_at_stripe(
-        client, user, stripe_double):
+    client, user, stripe_double
+):
     login(client, user.email)
     first = Payment(stripe_double, user, 1000)  # paid at Stripe
     # Staging reset / restore from an older backup: the same ids come round again.
@@ -34,7 +35,8 @@ def test_a_database_reset_never_meets_an_earlier_purchases_key_at_stripe(
 
 
 def test_a_failed_customer_creation_is_retried_with_the_same_stored_key(
-        logged_in, user, stripe_double):
+    logged_in, user, stripe_double
+):
     for _ in range(3):  # the stripe library's own retries (same key) fail too
         stripe_double.fail_next("/v1/customers")
     assert logged_in.post("/credits/checkout", data={"credits": "500"}).status_code != 303

@@ -52,8 +52,14 @@ def test_ids_and_cursors_beyond_a_bigint_are_not_found_rather_than_errors(client
     huge = str(10**20)
     assert client.get(f"/admin/purchases/{huge}").status_code == 404
     assert client.get(f"/admin/users/{huge}").status_code == 404
-    for path in ("/admin/purchases", "/admin/users", "/admin/events", "/admin/subscriptions",
-                 "/credits/history", "/admin/purchases?from=2026-01-01&"):
+    for path in (
+        "/admin/purchases",
+        "/admin/users",
+        "/admin/events",
+        "/admin/subscriptions",
+        "/credits/history",
+        "/admin/purchases?from=2026-01-01&",
+    ):
         joiner = "&" if "?" in path else "?"
         response = client.get(f"{path}{joiner}before={huge}")
         assert response.status_code == 200, path

@@ -80,7 +80,8 @@ def test_an_invoice_that_names_its_payment_is_linked_without_asking_stripe(
 
 
 def test_a_refund_arriving_before_invoice_paid_is_retried_until_the_grant_exists(
-        logged_in, user, stripe_double):
+    logged_in, user, stripe_double
+):
     plan = PlanPayment(logged_in, stripe_double, "basic")
     early = plan.refunded(plan.amount)
     response = deliver(logged_in, early)
@@ -91,11 +92,19 @@ def test_a_refund_arriving_before_invoice_paid_is_retried_until_the_grant_exists
 
 
 def test_a_refund_of_a_payment_that_is_neither_a_purchase_nor_a_plan_is_ignored(
-        client, user, stripe_double):
-    intent = stripe_double.new_object("payment_intent", "pi", amount=500, currency="usd",
-                                      metadata={})
-    charge = stripe_double.new_object("charge", "ch", amount=500, currency="usd",
-                                      amount_refunded=500, refunded=True,
-                                      payment_intent=intent["id"])
+    client, user, stripe_double
+):
+    intent = stripe_double.new_object(
+        "payment_intent", "pi", amount=500, currency="usd", metadata={}
+    )
+    charge = stripe_double.new_object(
+        "charge",
+        "ch",
+        amount=500,
+        currency="usd",
+        amount_refunded=500,
+        refunded=True,
+        payment_intent=intent["id"],
+    )
     assert deliver(client, event("charge.refunded", charge)).status_code == 200
     assert db.session.scalar(sa.select(StripeEvent.outcome)) == "ignored"

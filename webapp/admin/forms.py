@@ -9,8 +9,9 @@ class AdjustForm(FlaskForm):
 
 
 class RefundForm(FlaskForm):
-    amount = StringField("Amount (empty = everything not yet refunded)",
-                         validators=[Length(max=20)])
+    amount = StringField(
+        "Amount (empty = everything not yet refunded)", validators=[Length(max=20)]
+    )
 
 
 class ReviewCreditForm(FlaskForm):

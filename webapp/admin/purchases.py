@@ -21,9 +21,22 @@ from webapp.domain.errors import InvalidAmountError, NotUnderReviewError, Paymen
 from webapp.extensions import db
 from webapp.models import Purchase, PurchaseStatus
 
-CSV_COLUMNS = ("id", "created_at", "email", "status", "credits", "amount", "fee", "currency",
-               "amount_refunded", "credits_refunded", "credits_disputed",
-               "stripe_checkout_session_id", "stripe_payment_intent_id", "review_reason")
+CSV_COLUMNS = (
+    "id",
+    "created_at",
+    "email",
+    "status",
+    "credits",
+    "amount",
+    "fee",
+    "currency",
+    "amount_refunded",
+    "credits_refunded",
+    "credits_disputed",
+    "stripe_checkout_session_id",
+    "stripe_payment_intent_id",
+    "review_reason",
+)
 
 
 def _date_arg(name: str) -> date | None:
@@ -36,14 +49,20 @@ def _date_arg(name: str) -> date | None:
 def purchase_filter() -> reports.PurchaseFilter:
     status = request.args.get("status", "")
     return reports.PurchaseFilter(
-        status=status if status in tuple(PurchaseStatus) else "", q=request.args.get("q", ""),
-        start=_date_arg("from"), end=_date_arg("to"))
+        status=status if status in tuple(PurchaseStatus) else "",
+        q=request.args.get("q", ""),
+        start=_date_arg("from"),
+        end=_date_arg("to"),
+    )
 
 
 def filter_args(filters: reports.PurchaseFilter) -> dict[str, str]:
-    args = {"status": filters.status, "q": filters.q.strip(),
-            "from": filters.start.isoformat() if filters.start else "",
-            "to": filters.end.isoformat() if filters.end else ""}
+    args = {
+        "status": filters.status,
+        "q": filters.q.strip(),
+        "from": filters.start.isoformat() if filters.start else "",
+        "to": filters.end.isoformat() if filters.end else "",
+    }
     return {name: value for name, value in args.items() if value}
 
 
@@ -52,8 +71,14 @@ def purchase_list():
     filters = purchase_filter()
     before = request.args.get("before", type=int)
     page = reports.purchases_admin_page(filters, before, current_app.config["HISTORY_PAGE_SIZE"])
-    return render_template("admin/purchases.html", page=page, filters=filters, before=before,
-                           args=filter_args(filters), statuses=tuple(PurchaseStatus))
+    return render_template(
+        "admin/purchases.html",
+        page=page,
+        filters=filters,
+        before=before,
+        args=filter_args(filters),
+        statuses=tuple(PurchaseStatus),
+    )
 
 
 @bp.get("/purchases.csv")
@@ -65,8 +90,13 @@ def purchases_csv():
         for batch in reports.purchases_in_batches(filters):
             yield "".join(_csv_line(_csv_row(purchase)) for purchase in batch)
 
-    return Response(stream_with_context(rows()), mimetype="text/csv", headers={
-        "Content-Disposition": f"attachment; filename=purchases-{date.today().isoformat()}.csv"})
+    return Response(
+        stream_with_context(rows()),
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": f"attachment; filename=purchases-{date.today().isoformat()}.csv"
+        },
+    )
 
 
 def _csv_line(values) -> str:
@@ -76,20 +106,37 @@ def _csv_line(values) -> str:
 
 
 def _csv_row(p: Purchase) -> tuple:
-    return (p.id, p.created_at.isoformat(), p.user.email, p.status, p.credits,
-            _major(p.amount_cents, p.currency), _major(p.fee_cents, p.currency), p.currency,
-            _major(p.amount_refunded_cents, p.currency), p.credits_refunded, p.credits_disputed,
-            p.stripe_checkout_session_id or "", p.stripe_payment_intent_id or "",
-            p.review_reason or "")
+    return (
+        p.id,
+        p.created_at.isoformat(),
+        p.user.email,
+        p.status,
+        p.credits,
+        _major(p.amount_cents, p.currency),
+        _major(p.fee_cents, p.currency),
+        p.currency,
+        _major(p.amount_refunded_cents, p.currency),
+        p.credits_refunded,
+        p.credits_disputed,
+        p.stripe_checkout_session_id or "",
+        p.stripe_payment_intent_id or "",
+        p.review_reason or "",
+    )
 
 
 _major = pricing.format_major
 
 
-def render_purchase(purchase: Purchase, form: RefundForm, status: int = 200,
-                    review_form: ReviewCreditForm | None = None):
+def render_purchase(
+    purchase: Purchase,
+    form: RefundForm,
+    status: int = 200,
+    review_form: ReviewCreditForm | None = None,
+):
     return render_template(
-        "admin/purchase_detail.html", purchase=purchase, form=form,
+        "admin/purchase_detail.html",
+        purchase=purchase,
+        form=form,
         review_form=review_form or ReviewCreditForm(formdata=None),
         refundable=admin_ops.refundable_cents(purchase),
         actions=reports.admin_actions_for(admin_ops.AdminTarget.PURCHASE, purchase.id),
@@ -115,8 +162,11 @@ def purchase_refund(purchase_id: int):
     except PaymentProviderError as exc:
         flash(f"Stripe did not accept the refund: {exc}", "error")
         return render_purchase(purchase, form, 502)
-    flash(f"Refund {refund.get('id')} requested from Stripe; the credits are taken back "
-          "when Stripe confirms it (charge.refunded).", "success")
+    flash(
+        f"Refund {refund.get('id')} requested from Stripe; the credits are taken back "
+        "when Stripe confirms it (charge.refunded).",
+        "success",
+    )
     return redirect(url_for("admin.purchase_detail", purchase_id=purchase.id), code=303)
 
 
@@ -152,6 +202,9 @@ def purchase_review_refund(purchase_id: int):
     except PaymentProviderError as exc:
         flash(f"Stripe did not accept the refund: {exc}", "error")
         return render_purchase(purchase, RefundForm(formdata=None), 502, form)
-    flash(f"Refund {refund.get('id')} requested from Stripe; the purchase shows refunded "
-          "when Stripe confirms it.", "success")
+    flash(
+        f"Refund {refund.get('id')} requested from Stripe; the purchase shows refunded "
+        "when Stripe confirms it.",
+        "success",
+    )
     return redirect(url_for("admin.purchase_detail", purchase_id=purchase.id), code=303)

@@ -14,8 +14,20 @@ def subscription_list():
     before = request.args.get("before", type=int)
     page = reports.subscriptions_page(before, current_app.config["HISTORY_PAGE_SIZE"])
     ids = [record.id for record in page.items]
-    grants = db.session.scalars(sa.select(CreditGrant).where(CreditGrant.subscription_id.in_(ids))
-                                .order_by(CreditGrant.id.desc())).all() if ids else []
-    return render_template("admin/subscriptions.html", page=page, before=before,
-                           grants=grants, status_words=subscriptions.status_words,
-                           held=reports.invoices_held_for_review())
+    grants = (
+        db.session.scalars(
+            sa.select(CreditGrant)
+            .where(CreditGrant.subscription_id.in_(ids))
+            .order_by(CreditGrant.id.desc())
+        ).all()
+        if ids
+        else []
+    )
+    return render_template(
+        "admin/subscriptions.html",
+        page=page,
+        before=before,
+        grants=grants,
+        status_words=subscriptions.status_words,
+        held=reports.invoices_held_for_review(),
+    )

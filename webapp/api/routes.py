@@ -33,8 +33,9 @@ def _positive_int(value) -> int | None:
 
 
 @bp.post("/checkout")
-@limiter.shared_limit(configured_limit("CHECKOUT_RATE_LIMIT"), scope="checkout",
-                      key_func=caller_key)
+@limiter.shared_limit(
+    configured_limit("CHECKOUT_RATE_LIMIT"), scope="checkout", key_func=caller_key
+)
 @api_login_required
 def checkout_create():
     body = _json_body()
@@ -42,8 +43,9 @@ def checkout_create():
     if credits is None:
         return api_error(400, "invalid_credits", message="credits must be an integer.")
     try:
-        purchase = checkout.start_checkout(g.api_user, credits,
-                                           checkout.public_base_url(request.url_root))
+        purchase = checkout.start_checkout(
+            g.api_user, credits, checkout.public_base_url(request.url_root)
+        )
     except InvalidPurchaseError as exc:
         return api_error(400, "invalid_credits", message=str(exc))
     except PaymentProviderError as exc:
@@ -64,15 +66,22 @@ def usage_create():
     if credits is None:
         return api_error(400, "invalid_credits", message=out_of_bounds_message())
     if not isinstance(description, str) or len(description) > MAX_DESCRIPTION_LENGTH:
-        return api_error(400, "invalid_description",
-                         message=f"description must be text of at most {MAX_DESCRIPTION_LENGTH} characters.")
+        return api_error(
+            400,
+            "invalid_description",
+            message=f"description must be text of at most {MAX_DESCRIPTION_LENGTH} characters.",
+        )
     if key is not None and not 0 < len(key) <= usage.MAX_KEY_LENGTH:
-        return api_error(400, "invalid_idempotency_key",
-                         message=f"Idempotency-Key must be 1 to {usage.MAX_KEY_LENGTH} characters.")
+        return api_error(
+            400,
+            "invalid_idempotency_key",
+            message=f"Idempotency-Key must be 1 to {usage.MAX_KEY_LENGTH} characters.",
+        )
     reference = g.api_key.prefix if g.api_key is not None else None
     try:
-        answer = usage.spend(g.api_user.id, credits, description, idempotency_key=key,
-                             reference=reference)
+        answer = usage.spend(
+            g.api_user.id, credits, description, idempotency_key=key, reference=reference
+        )
     except IdempotencyKeyReusedError as exc:
         return api_error(409, "idempotency_key_reused", message=str(exc))
     response = jsonify(answer.body)

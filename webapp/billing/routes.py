@@ -18,8 +18,7 @@ def require_login():
 def subscribe():
     base_url = checkout.public_base_url(request.url_root)
     try:
-        url = subscriptions.start_subscription(current_user, request.form.get("plan", ""),
-                                               base_url)
+        url = subscriptions.start_subscription(current_user, request.form.get("plan", ""), base_url)
     except UnknownPlanError as exc:
         abort(400, description=f"{exc} Choose one of the plans on the credits page.")
     except SubscriptionExistsError as exc:
@@ -33,13 +32,11 @@ def subscribe():
 @bp.post("/portal")
 def portal():
     if not current_user.stripe_customer_id:
-        flash("You have no billing account yet: subscribe to a plan or buy credits first.",
-              "info")
+        flash("You have no billing account yet: subscribe to a plan or buy credits first.", "info")
         return redirect(url_for("credits.index"))
     return_url = f"{checkout.public_base_url(request.url_root)}/credits"
     try:
-        session = stripe_gateway.create_portal_session(current_user.stripe_customer_id,
-                                                       return_url)
+        session = stripe_gateway.create_portal_session(current_user.stripe_customer_id, return_url)
     except PaymentProviderError as exc:
         flash(str(exc), "error")
         return redirect(url_for("credits.index"))

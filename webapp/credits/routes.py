@@ -16,7 +16,9 @@ def require_login():
 
 def render_index(form: BuyForm, status: int = 200):
     return render_template(
-        "credits/index.html", form=form, account=reports.account_for(current_user.id),
+        "credits/index.html",
+        form=form,
+        account=reports.account_for(current_user.id),
         recent=reports.ledger_page(current_user.id, None, 5).items,
         packs=[pricing.quote(credits) for credits in current_app.config["CREDIT_PACKS"]],
         chart=chart.build(reports.credits_by_day(current_user.id)),
@@ -29,16 +31,18 @@ def index():
 
 
 @bp.post("/checkout")
-@limiter.shared_limit(configured_limit("CHECKOUT_RATE_LIMIT"), scope="checkout",
-                      key_func=caller_key)
+@limiter.shared_limit(
+    configured_limit("CHECKOUT_RATE_LIMIT"), scope="checkout", key_func=caller_key
+)
 def buy():
     form = BuyForm()
     if not form.validate_on_submit():
         return render_index(form, 400)
     try:
         credits = pricing.parse_credits(form.credits.data)
-        purchase = checkout.start_checkout(current_user, credits,
-                                           checkout.public_base_url(request.url_root))
+        purchase = checkout.start_checkout(
+            current_user, credits, checkout.public_base_url(request.url_root)
+        )
     except InvalidPurchaseError as exc:
         form.credits.errors.append(str(exc))
         return render_index(form, 400)
@@ -57,13 +61,21 @@ def success():
     if purchase.credited_at is None:
         # The webhook may not have arrived yet: ask Stripe, fulfil through the same path.
         try:
-            purchase = ledger.fulfil_checkout_session(
-                stripe_gateway.retrieve_checkout_session(session_id)).purchase or purchase
+            purchase = (
+                ledger.fulfil_checkout_session(
+                    stripe_gateway.retrieve_checkout_session(session_id)
+                ).purchase
+                or purchase
+            )
         except PaymentProviderError:
-            flash("We could not check this payment with Stripe just now; "
-                  "your credits will arrive as soon as Stripe confirms it.", "info")
-    return render_template("credits/success.html", purchase=purchase,
-                           account=reports.account_for(current_user.id))
+            flash(
+                "We could not check this payment with Stripe just now; "
+                "your credits will arrive as soon as Stripe confirms it.",
+                "info",
+            )
+    return render_template(
+        "credits/success.html", purchase=purchase, account=reports.account_for(current_user.id)
+    )
 
 
 @bp.get("/cancel")
@@ -91,6 +103,9 @@ def subscription_success(session_id: str):
         session = {"id": session_id, "status": "unknown"}
     if session is None:
         abort(404)
-    return render_template("credits/subscribed.html", session=session,
-                           plan=subscriptions.plan_view(current_user.id),
-                           account=reports.account_for(current_user.id))
+    return render_template(
+        "credits/subscribed.html",
+        session=session,
+        plan=subscriptions.plan_view(current_user.id),
+        account=reports.account_for(current_user.id),
+    )

@@ -18,8 +18,15 @@ class AdminTarget:
 
 
 def _record(admin_id: int, action: str, target_type: str, target_id: int, details: str) -> None:
-    db.session.add(AdminAction(admin_id=admin_id, action=action, target_type=target_type,
-                               target_id=target_id, details=details[:2000]))
+    db.session.add(
+        AdminAction(
+            admin_id=admin_id,
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            details=details[:2000],
+        )
+    )
 
 
 def adjust_credits(admin_id: int, user_id: int, credits: int, reason: str) -> int:
@@ -30,8 +37,13 @@ def adjust_credits(admin_id: int, user_id: int, credits: int, reason: str) -> in
     """
     with atomic():
         balance = ledger.adjust(user_id, credits, reason, actor_id=admin_id)
-        _record(admin_id, "adjust_credits", AdminTarget.USER, user_id,
-                f"{credits:+,} credits: {reason.strip()} (balance after {balance:,})")
+        _record(
+            admin_id,
+            "adjust_credits",
+            AdminTarget.USER,
+            user_id,
+            f"{credits:+,} credits: {reason.strip()} (balance after {balance:,})",
+        )
     return balance
 
 
@@ -57,17 +69,26 @@ def request_refund(admin_id: int, purchase: Purchase, amount_text: str) -> dict:
     amount = _parse_amount(amount_text, purchase.currency) if amount_text.strip() else left
     if amount > left:
         raise InvalidAmountError(
-            f"At most {pricing.format_money(left, purchase.currency)} can be refunded.")
+            f"At most {pricing.format_money(left, purchase.currency)} can be refunded."
+        )
     key = _refund_key(purchase.id, amount)
-    refund = stripe_gateway.create_refund(purchase.stripe_payment_intent_id, amount,
-                                          idempotency_key=key)
+    refund = stripe_gateway.create_refund(
+        purchase.stripe_payment_intent_id, amount, idempotency_key=key
+    )
     with atomic():
-        db.session.execute(sa.update(Purchase).where(
-            Purchase.id == purchase.id, Purchase.refund_idempotency_key == key
-        ).values(refund_idempotency_key=None, refund_request=None))
-        _record(admin_id, "refund_requested", AdminTarget.PURCHASE, purchase.id,
-                f"Refund of {pricing.format_money(amount, purchase.currency)} requested "
-                f"({refund.get('id')}, {refund.get('status')})")
+        db.session.execute(
+            sa.update(Purchase)
+            .where(Purchase.id == purchase.id, Purchase.refund_idempotency_key == key)
+            .values(refund_idempotency_key=None, refund_request=None)
+        )
+        _record(
+            admin_id,
+            "refund_requested",
+            AdminTarget.PURCHASE,
+            purchase.id,
+            f"Refund of {pricing.format_money(amount, purchase.currency)} requested "
+            f"({refund.get('id')}, {refund.get('status')})",
+        )
     return refund
 
 
@@ -76,7 +97,8 @@ def _refund_key(purchase_id: int, amount: int | str) -> str:
     one stored now (committed before Stripe is called)."""
     with atomic():
         purchase = db.session.scalars(
-            locked(sa.select(Purchase).where(Purchase.id == purchase_id))).one()
+            locked(sa.select(Purchase).where(Purchase.id == purchase_id))
+        ).one()
         if purchase.refund_request != str(amount) or not purchase.refund_idempotency_key:
             purchase.refund_idempotency_key = new_idempotency_key("refund")
             purchase.refund_request = str(amount)
@@ -88,7 +110,8 @@ def _parse_amount(text: str, currency: str) -> int:
         return pricing.parse_money(text, currency)
     except ValueError as exc:
         raise InvalidAmountError(
-            "Enter the amount to refund like 12.50, or leave it empty for all of it.") from exc
+            "Enter the amount to refund like 12.50, or leave it empty for all of it."
+        ) from exc
 
 
 # --- the two ways out of review (a Checkout Session that did not match its purchase)
@@ -112,11 +135,20 @@ def credit_reviewed(admin_id: int, purchase: Purchase, reason: str) -> Purchase:
     currency = str(session.get("currency") or purchase.currency).lower()
     with atomic():
         credited = ledger.credit_reviewed_purchase(
-            purchase.id, actor_id=admin_id, amount_cents=amount, currency=currency,
-            payment_intent_id=id_of(session.get("payment_intent")))
-        _record(admin_id, "review_credited", AdminTarget.PURCHASE, purchase.id,
-                f"{credited.credits:,} credits credited after review "
-                f"(Stripe charged {pricing.format_money(amount, currency)}): {reason.strip()}")
+            purchase.id,
+            actor_id=admin_id,
+            amount_cents=amount,
+            currency=currency,
+            payment_intent_id=id_of(session.get("payment_intent")),
+        )
+        _record(
+            admin_id,
+            "review_credited",
+            AdminTarget.PURCHASE,
+            purchase.id,
+            f"{credited.credits:,} credits credited after review "
+            f"(Stripe charged {pricing.format_money(amount, currency)}): {reason.strip()}",
+        )
     return credited
 
 
@@ -137,13 +169,21 @@ def refund_reviewed(admin_id: int, purchase: Purchase) -> dict:
     key = _refund_key(purchase.id, "all")
     refund = stripe_gateway.create_refund(intent, None, idempotency_key=key)
     with atomic():
-        db.session.execute(sa.update(Purchase).where(
-            Purchase.id == purchase.id, Purchase.refund_idempotency_key == key
-        ).values(refund_idempotency_key=None, refund_request=None,
-                 stripe_payment_intent_id=intent))
-        _record(admin_id, "review_refund_requested", AdminTarget.PURCHASE, purchase.id,
-                f"Full refund requested instead of crediting ({refund.get('id')}, "
-                f"{refund.get('status')})")
+        db.session.execute(
+            sa.update(Purchase)
+            .where(Purchase.id == purchase.id, Purchase.refund_idempotency_key == key)
+            .values(
+                refund_idempotency_key=None, refund_request=None, stripe_payment_intent_id=intent
+            )
+        )
+        _record(
+            admin_id,
+            "review_refund_requested",
+            AdminTarget.PURCHASE,
+            purchase.id,
+            f"Full refund requested instead of crediting ({refund.get('id')}, "
+            f"{refund.get('status')})",
+        )
     return refund
 
 

@@ -17,7 +17,6 @@ from webapp.models.types import utcnow
 log = logging.getLogger(__name__)
 
 
-
 def start_checkout(user: User, credits: int, base_url: str) -> Purchase:
     """Record a pending purchase of `credits` and open its Checkout Session.
 
@@ -45,9 +44,13 @@ def start_checkout(user: User, credits: int, base_url: str) -> Purchase:
 def _record_purchase(user_id: int, quote: pricing.Quote) -> Purchase:
     with atomic():
         purchase = Purchase(
-            user_id=user_id, credits=quote.credits, value_cents=quote.value_cents,
-            fee_cents=quote.fee_cents, amount_cents=quote.amount_cents,
-            currency=quote.currency, status=PurchaseStatus.PENDING,
+            user_id=user_id,
+            credits=quote.credits,
+            value_cents=quote.value_cents,
+            fee_cents=quote.fee_cents,
+            amount_cents=quote.amount_cents,
+            currency=quote.currency,
+            status=PurchaseStatus.PENDING,
             stripe_idempotency_key=new_idempotency_key("checkout"),
         )
         db.session.add(purchase)
@@ -59,8 +62,11 @@ def _abandon(purchase_id: int) -> None:
         db.session.execute(
             sa.update(Purchase)
             .where(Purchase.id == purchase_id, Purchase.status == PurchaseStatus.PENDING)
-            .values(status=PurchaseStatus.FAILED, updated_at=utcnow(),
-                    review_reason="Checkout could not be started (Stripe error).")
+            .values(
+                status=PurchaseStatus.FAILED,
+                updated_at=utcnow(),
+                review_reason="Checkout could not be started (Stripe error).",
+            )
         )
 
 
@@ -101,8 +107,12 @@ def _session_params(purchase: Purchase, customer_id: str, base_url: str) -> dict
     line_items = [_line(currency, purchase.value_cents, f"{purchase.credits:,} credits")]
     if purchase.fee_cents:
         line_items.append(_line(currency, purchase.fee_cents, "Processing fee"))
-    metadata = {"purpose": TOPUP_PURPOSE, "user_id": str(purchase.user_id),
-                "purchase_id": str(purchase.id), "credits": str(purchase.credits)}
+    metadata = {
+        "purpose": TOPUP_PURPOSE,
+        "user_id": str(purchase.user_id),
+        "purchase_id": str(purchase.id),
+        "credits": str(purchase.credits),
+    }
     return {
         "mode": "payment",
         "customer": customer_id,
@@ -116,8 +126,14 @@ def _session_params(purchase: Purchase, customer_id: str, base_url: str) -> dict
 
 
 def _line(currency: str, unit_amount: int, name: str) -> dict:
-    return {"quantity": 1, "price_data": {
-        "currency": currency, "unit_amount": unit_amount, "product_data": {"name": name}}}
+    return {
+        "quantity": 1,
+        "price_data": {
+            "currency": currency,
+            "unit_amount": unit_amount,
+            "product_data": {"name": name},
+        },
+    }
 
 
 def public_base_url(request_root: str) -> str:

@@ -41,8 +41,10 @@ def purchase_for_payment(charge_id: str | None, payment_intent_id: str | None) -
     failure raises PaymentProviderError, so the webhook answers 500 and Stripe retries.
     """
     for model in (Purchase, CreditGrant):
-        for column, value in ((model.stripe_charge_id, charge_id),
-                              (model.stripe_payment_intent_id, payment_intent_id)):
+        for column, value in (
+            (model.stripe_charge_id, charge_id),
+            (model.stripe_payment_intent_id, payment_intent_id),
+        ):
             if value:
                 found = db.session.scalar(sa.select(model.id).where(column == value).limit(1))
                 if found is not None:
@@ -50,8 +52,10 @@ def purchase_for_payment(charge_id: str | None, payment_intent_id: str | None) -
     invoice_id = None
     if charge_id and not payment_intent_id:
         charge = stripe_gateway.retrieve_charge(charge_id)
-        payment_intent_id, invoice_id = id_of(charge.get("payment_intent")), id_of(
-            charge.get("invoice"))
+        payment_intent_id, invoice_id = (
+            id_of(charge.get("payment_intent")),
+            id_of(charge.get("invoice")),
+        )
     if not payment_intent_id:
         return _from_invoice(invoice_id)
     intent = stripe_gateway.retrieve_payment_intent(payment_intent_id)
@@ -71,14 +75,16 @@ def _from_invoice(invoice_id: str | None) -> Link:
     been handled yet raises PurchaseNotSettledError (the event is retried)."""
     if not invoice_id:
         return NOT_OURS
-    found = db.session.scalar(sa.select(CreditGrant.id).where(
-        CreditGrant.stripe_invoice_id == invoice_id))
+    found = db.session.scalar(
+        sa.select(CreditGrant.id).where(CreditGrant.stripe_invoice_id == invoice_id)
+    )
     if found is not None:
         return _grant_link(found)
     invoice = stripe_gateway.retrieve_invoice(invoice_id)
     if invoice_metadata(invoice).get("purpose") == SUBSCRIPTION_PURPOSE:
         raise PurchaseNotSettledError(
-            f"invoice {invoice_id} is not granted yet; Stripe will retry this event")
+            f"invoice {invoice_id} is not granted yet; Stripe will retry this event"
+        )
     return NOT_OURS
 
 
@@ -88,6 +94,9 @@ def _from_metadata(metadata: Mapping[str, Any], payment_intent_id: str) -> Link:
     purchase_id, user_id = str(metadata.get("purchase_id")), str(metadata.get("user_id"))
     if not (purchase_id.isdigit() and user_id.isdigit()):
         return Link(None, True)
-    found = db.session.scalar(sa.select(Purchase.id).where(
-        Purchase.id == int(purchase_id), Purchase.user_id == int(user_id)))
+    found = db.session.scalar(
+        sa.select(Purchase.id).where(
+            Purchase.id == int(purchase_id), Purchase.user_id == int(user_id)
+        )
+    )
     return Link(found, True, payment_intent_id)

@@ -9,11 +9,39 @@ from flask import current_app
 from webapp.domain.errors import InvalidPurchaseError
 
 # Stripe's smallest charge per currency, in minor units (default 50).
-STRIPE_MINIMUM_CHARGE = {"usd": 50, "eur": 50, "gbp": 30, "cad": 50, "aud": 50, "chf": 50,
-                         "jpy": 50, "inr": 50, "sek": 300, "nok": 300, "dkk": 250, "mxn": 1000}
+STRIPE_MINIMUM_CHARGE = {
+    "usd": 50,
+    "eur": 50,
+    "gbp": 30,
+    "cad": 50,
+    "aud": 50,
+    "chf": 50,
+    "jpy": 50,
+    "inr": 50,
+    "sek": 300,
+    "nok": 300,
+    "dkk": 250,
+    "mxn": 1000,
+}
 STRIPE_MAXIMUM_CHARGE = 99_999_999
-ZERO_DECIMAL_CURRENCIES = {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg",
-                           "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"}
+ZERO_DECIMAL_CURRENCIES = {
+    "bif",
+    "clp",
+    "djf",
+    "gnf",
+    "jpy",
+    "kmf",
+    "krw",
+    "mga",
+    "pyg",
+    "rwf",
+    "ugx",
+    "vnd",
+    "vuv",
+    "xaf",
+    "xof",
+    "xpf",
+}
 # Three decimals (1 KWD = 1000 fils); Stripe takes their amounts only in multiples of 10.
 THREE_DECIMAL_CURRENCIES = {"bhd", "jod", "kwd", "omr", "tnd"}
 THREE_DECIMAL_STEP = 10
@@ -68,7 +96,8 @@ def quote(credits: int) -> Quote:
         credits_step = step // math.gcd(config["CREDIT_UNIT_AMOUNT"], step)
         raise InvalidPurchaseError(
             f"Payments in {currency.upper()} go in steps of {format_money(step, currency)}: "
-            f"buy a multiple of {credits_step} credits.")
+            f"buy a multiple of {credits_step} credits."
+        )
     minimum = STRIPE_MINIMUM_CHARGE.get(currency, 50)
     if amount < minimum:
         raise InvalidPurchaseError(

@@ -22,9 +22,12 @@ ABANDONED_AFTER = timedelta(hours=25)
 SUMMARY_KEYS = ("checked", "fulfilled", "already", "mismatched", "expired")
 
 _ACTION_FOR_OUTCOME = {
-    Fulfilment.CREDITED: "fulfilled", Fulfilment.ALREADY_CREDITED: "already",
-    Fulfilment.MISMATCH: "mismatched", Fulfilment.PROCESSING: "processing",
-    Fulfilment.NOT_PAID: "not paid", Fulfilment.UNKNOWN: "unknown",
+    Fulfilment.CREDITED: "fulfilled",
+    Fulfilment.ALREADY_CREDITED: "already",
+    Fulfilment.MISMATCH: "mismatched",
+    Fulfilment.PROCESSING: "processing",
+    Fulfilment.NOT_PAID: "not paid",
+    Fulfilment.UNKNOWN: "unknown",
 }
 
 
@@ -100,11 +103,16 @@ def expire_abandoned_purchases() -> list[int]:
     with atomic():
         expired = db.session.scalars(
             sa.update(Purchase)
-            .where(Purchase.status == PurchaseStatus.PENDING,
-                   Purchase.stripe_checkout_session_id.is_(None),
-                   Purchase.created_at < cutoff)
-            .values(status=PurchaseStatus.EXPIRED, updated_at=clock.now(),
-                    review_reason="Never reached Stripe (the app stopped first); expired.")
+            .where(
+                Purchase.status == PurchaseStatus.PENDING,
+                Purchase.stripe_checkout_session_id.is_(None),
+                Purchase.created_at < cutoff,
+            )
+            .values(
+                status=PurchaseStatus.EXPIRED,
+                updated_at=clock.now(),
+                review_reason="Never reached Stripe (the app stopped first); expired.",
+            )
             .returning(Purchase.id)
         ).all()
     return sorted(expired)

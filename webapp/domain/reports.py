@@ -35,16 +35,20 @@ class Page:
 def account_for(user_id: int) -> CreditAccount:
     account = db.session.get(CreditAccount, user_id)
     if account is None:
-        return CreditAccount(user_id=user_id, balance=0, purchased=0, granted=0, used=0,
-                             expiring=0)
+        return CreditAccount(user_id=user_id, balance=0, purchased=0, granted=0, used=0, expiring=0)
     return without_due_grants(account)
 
 
 def balance_json(account: CreditAccount) -> dict[str, Any]:
-    return {"balance": account.balance, "purchased": account.purchased + account.granted,
-            "used": account.used,
-            "expiring": [{"credits": grant.remaining, "expires_at": _iso_z(grant.expires_at)}
-                         for grant in expiring_grants(account)]}
+    return {
+        "balance": account.balance,
+        "purchased": account.purchased + account.granted,
+        "used": account.used,
+        "expiring": [
+            {"credits": grant.remaining, "expires_at": _iso_z(grant.expires_at)}
+            for grant in expiring_grants(account)
+        ],
+    }
 
 
 def keyset_page(query: sa.Select, id_column, before: int | None, size: int) -> Page:
@@ -58,8 +62,11 @@ def keyset_page(query: sa.Select, id_column, before: int | None, size: int) -> P
 
 
 def ledger_page(user_id: int, before: int | None, size: int) -> Page:
-    query = (sa.select(LedgerEntry).where(LedgerEntry.user_id == user_id)
-             .options(sa.orm.joinedload(LedgerEntry.purchase)))
+    query = (
+        sa.select(LedgerEntry)
+        .where(LedgerEntry.user_id == user_id)
+        .options(sa.orm.joinedload(LedgerEntry.purchase))
+    )
     return keyset_page(query, LedgerEntry.id, before, size)
 
 
@@ -69,26 +76,38 @@ def purchases_page(user_id: int, before: int | None, size: int) -> Page:
 
 
 def purchase_for_session(user_id: int, session_id: str) -> Purchase | None:
-    return db.session.scalar(sa.select(Purchase).where(
-        Purchase.stripe_checkout_session_id == session_id, Purchase.user_id == user_id))
+    return db.session.scalar(
+        sa.select(Purchase).where(
+            Purchase.stripe_checkout_session_id == session_id, Purchase.user_id == user_id
+        )
+    )
 
 
 # --- expiring credits and subscriptions
 
 
 def _open_grants(user_id: int) -> sa.Select:
-    return (sa.select(CreditGrant)
-            .where(CreditGrant.user_id == user_id, CreditGrant.expired_at.is_(None),
-                   CreditGrant.expires_at.is_not(None), CreditGrant.remaining > 0)
-            .order_by(CreditGrant.expires_at, CreditGrant.id))
+    return (
+        sa.select(CreditGrant)
+        .where(
+            CreditGrant.user_id == user_id,
+            CreditGrant.expired_at.is_(None),
+            CreditGrant.expires_at.is_not(None),
+            CreditGrant.remaining > 0,
+        )
+        .order_by(CreditGrant.expires_at, CreditGrant.id)
+    )
 
 
 def expiring_grants(account: CreditAccount) -> list[CreditGrant]:
     """Unexpired grants with credits left, soonest expiry first (none: no query)."""
     if account.next_expiry_at is None:
         return []
-    return list(db.session.scalars(_open_grants(account.user_id)
-                                   .where(CreditGrant.expires_at > clock.now())))
+    return list(
+        db.session.scalars(
+            _open_grants(account.user_id).where(CreditGrant.expires_at > clock.now())
+        )
+    )
 
 
 def without_due_grants(account: CreditAccount) -> CreditAccount:
@@ -97,13 +116,22 @@ def without_due_grants(account: CreditAccount) -> CreditAccount:
     now = clock.now()
     if account.next_expiry_at is None or account.next_expiry_at > now:
         return account
-    due = sum(grant.remaining for grant in db.session.scalars(
-        _open_grants(account.user_id).where(CreditGrant.expires_at <= now)))
+    due = sum(
+        grant.remaining
+        for grant in db.session.scalars(
+            _open_grants(account.user_id).where(CreditGrant.expires_at <= now)
+        )
+    )
     gone = max(0, min(due, account.balance))
-    return CreditAccount(user_id=account.user_id, balance=account.balance - gone,
-                         purchased=account.purchased, granted=account.granted,
-                         used=account.used, expiring=account.expiring - due,
-                         next_expiry_at=account.next_expiry_at)
+    return CreditAccount(
+        user_id=account.user_id,
+        balance=account.balance - gone,
+        purchased=account.purchased,
+        granted=account.granted,
+        used=account.used,
+        expiring=account.expiring - due,
+        next_expiry_at=account.next_expiry_at,
+    )
 
 
 def _iso_z(moment: datetime) -> str:
@@ -117,9 +145,14 @@ def subscriptions_page(before: int | None, size: int) -> Page:
 
 def invoices_held_for_review(limit: int = 100) -> list[CreditGrant]:
     """Paid subscription invoices that granted nothing, newest first (partial index)."""
-    return list(db.session.scalars(
-        sa.select(CreditGrant).where(CreditGrant.review_reason.is_not(None))
-        .order_by(CreditGrant.id.desc()).limit(limit)))
+    return list(
+        db.session.scalars(
+            sa.select(CreditGrant)
+            .where(CreditGrant.review_reason.is_not(None))
+            .order_by(CreditGrant.id.desc())
+            .limit(limit)
+        )
+    )
 
 
 # --- usage chart
@@ -152,11 +185,15 @@ def credits_by_day(user_id: int, days: int = 30, today: date | None = None) -> l
     first = today - timedelta(days=days - 1)
     since = datetime.combine(first, time.min, tzinfo=UTC)
     day = _day_of(LedgerEntry.created_at).label("day")
-    bought = sa.func.sum(sa.case(
-        (LedgerEntry.kind.in_((EntryKind.PURCHASE, EntryKind.GRANT)), LedgerEntry.credits),
-        else_=0))
-    spent = sa.func.sum(sa.case((LedgerEntry.kind == EntryKind.USAGE, -LedgerEntry.credits),
-                                else_=0))
+    bought = sa.func.sum(
+        sa.case(
+            (LedgerEntry.kind.in_((EntryKind.PURCHASE, EntryKind.GRANT)), LedgerEntry.credits),
+            else_=0,
+        )
+    )
+    spent = sa.func.sum(
+        sa.case((LedgerEntry.kind == EntryKind.USAGE, -LedgerEntry.credits), else_=0)
+    )
     rows = db.session.execute(
         sa.select(day, bought, spent)
         .where(LedgerEntry.user_id == user_id, LedgerEntry.created_at >= since)
@@ -186,8 +223,12 @@ class Dashboard:
     recent_failures: list[StripeEvent]
 
 
-_REVENUE_STATUSES = (PurchaseStatus.PAID, PurchaseStatus.REFUNDED,
-                     PurchaseStatus.PARTIALLY_REFUNDED, PurchaseStatus.DISPUTED)
+_REVENUE_STATUSES = (
+    PurchaseStatus.PAID,
+    PurchaseStatus.REFUNDED,
+    PurchaseStatus.PARTIALLY_REFUNDED,
+    PurchaseStatus.DISPUTED,
+)
 
 
 @dataclass(frozen=True)
@@ -216,56 +257,98 @@ def revenue_by_currency() -> list[Revenue]:
         for currency, *amounts in rows:
             if currency is None:
                 continue
-            entry = totals.setdefault(currency, dict.fromkeys(
-                ("charged", "refunded", "disputes_lost", "under_review"), 0))
+            entry = totals.setdefault(
+                currency, dict.fromkeys(("charged", "refunded", "disputes_lost", "under_review"), 0)
+            )
             for name, amount in zip(fields, amounts, strict=True):
                 entry[name] += int(amount or 0)
 
-    add(db.session.execute(
-        sa.select(Purchase.currency, sa.func.sum(Purchase.amount_cents),
-                  sa.func.sum(Purchase.amount_refunded_cents))
-        .where(Purchase.status.in_(_REVENUE_STATUSES), Purchase.credited_at.is_not(None))
-        .group_by(Purchase.currency)), "charged", "refunded")
+    add(
+        db.session.execute(
+            sa.select(
+                Purchase.currency,
+                sa.func.sum(Purchase.amount_cents),
+                sa.func.sum(Purchase.amount_refunded_cents),
+            )
+            .where(Purchase.status.in_(_REVENUE_STATUSES), Purchase.credited_at.is_not(None))
+            .group_by(Purchase.currency)
+        ),
+        "charged",
+        "refunded",
+    )
     granted = CreditGrant.review_reason.is_(None)
-    add(db.session.execute(
-        sa.select(CreditGrant.currency,
-                  sa.func.sum(sa.case((granted, CreditGrant.amount_cents), else_=0)),
-                  sa.func.sum(sa.case((granted, CreditGrant.amount_refunded_cents), else_=0)),
-                  sa.func.sum(sa.case((granted, 0), else_=CreditGrant.amount_cents)))
-        .where(CreditGrant.amount_cents > 0).group_by(CreditGrant.currency)),
-        "charged", "refunded", "under_review")
+    add(
+        db.session.execute(
+            sa.select(
+                CreditGrant.currency,
+                sa.func.sum(sa.case((granted, CreditGrant.amount_cents), else_=0)),
+                sa.func.sum(sa.case((granted, CreditGrant.amount_refunded_cents), else_=0)),
+                sa.func.sum(sa.case((granted, 0), else_=CreditGrant.amount_cents)),
+            )
+            .where(CreditGrant.amount_cents > 0)
+            .group_by(CreditGrant.currency)
+        ),
+        "charged",
+        "refunded",
+        "under_review",
+    )
     currency = sa.func.coalesce(Purchase.currency, CreditGrant.currency)
-    add(db.session.execute(
-        sa.select(currency, sa.func.sum(Dispute.amount_cents))
-        .select_from(Dispute).outerjoin(Purchase, Purchase.id == Dispute.purchase_id)
-        .outerjoin(CreditGrant, CreditGrant.id == Dispute.grant_id)
-        .where(Dispute.status == "lost").group_by(currency)), "disputes_lost")
-    add(db.session.execute(
-        sa.select(Purchase.review_currency, sa.func.sum(Purchase.review_amount_cents))
-        .where(Purchase.status == PurchaseStatus.NEEDS_REVIEW)
-        .group_by(Purchase.review_currency)), "under_review")
+    add(
+        db.session.execute(
+            sa.select(currency, sa.func.sum(Dispute.amount_cents))
+            .select_from(Dispute)
+            .outerjoin(Purchase, Purchase.id == Dispute.purchase_id)
+            .outerjoin(CreditGrant, CreditGrant.id == Dispute.grant_id)
+            .where(Dispute.status == "lost")
+            .group_by(currency)
+        ),
+        "disputes_lost",
+    )
+    add(
+        db.session.execute(
+            sa.select(Purchase.review_currency, sa.func.sum(Purchase.review_amount_cents))
+            .where(Purchase.status == PurchaseStatus.NEEDS_REVIEW)
+            .group_by(Purchase.review_currency)
+        ),
+        "under_review",
+    )
     return [Revenue(currency, **totals[currency]) for currency in sorted(totals)]
 
 
 def dashboard() -> Dashboard:
     """Totals for /admin/: running totals from credit_accounts, grouped purchase counts."""
     account = CreditAccount.__table__.c
-    sold, granted, used, outstanding = db.session.execute(sa.select(
-        *(sa.func.coalesce(sa.func.sum(c), 0) for c in
-          (account.purchased, account.granted, account.used, account.balance)))).one()
+    sold, granted, used, outstanding = db.session.execute(
+        sa.select(
+            *(
+                sa.func.coalesce(sa.func.sum(c), 0)
+                for c in (account.purchased, account.granted, account.used, account.balance)
+            )
+        )
+    ).one()
     grouped = db.session.execute(
-        sa.select(Purchase.status, sa.func.count()).group_by(Purchase.status)).all()
+        sa.select(Purchase.status, sa.func.count()).group_by(Purchase.status)
+    ).all()
     by_status = {status: 0 for status in tuple(PurchaseStatus)}
     for status, count in grouped:
         by_status[status] = by_status.get(status, 0) + count
     since = utcnow() - timedelta(hours=24)
-    failed = sa.select(StripeEvent).where(StripeEvent.outcome == EventOutcome.FAILED,
-                                          StripeEvent.received_at >= since)
+    failed = sa.select(StripeEvent).where(
+        StripeEvent.outcome == EventOutcome.FAILED, StripeEvent.received_at >= since
+    )
     failed_count = db.session.scalar(sa.select(sa.func.count()).select_from(failed.subquery()))
     # Failed events are few: the (outcome, id) index finds them, newest first by id.
     recent = list(db.session.scalars(failed.order_by(StripeEvent.id.desc()).limit(10)))
-    return Dashboard(int(sold), int(granted), int(used), int(outstanding),
-                     revenue_by_currency(), by_status, failed_count or 0, recent)
+    return Dashboard(
+        int(sold),
+        int(granted),
+        int(used),
+        int(outstanding),
+        revenue_by_currency(),
+        by_status,
+        failed_count or 0,
+        recent,
+    )
 
 
 def _like(text: str) -> str:
@@ -293,14 +376,18 @@ class PurchaseFilter:
             query = query.where(Purchase.status == self.status)
         if self.q.strip():
             matching = sa.select(User.id).where(
-                User.email.like(_like(self.q.strip().lower()), escape="\\"))
+                User.email.like(_like(self.q.strip().lower()), escape="\\")
+            )
             query = query.where(Purchase.user_id.in_(matching))
         if self.start:
-            query = query.where(Purchase.created_at >= datetime.combine(
-                self.start, time.min, tzinfo=UTC))
+            query = query.where(
+                Purchase.created_at >= datetime.combine(self.start, time.min, tzinfo=UTC)
+            )
         if self.end:
-            query = query.where(Purchase.created_at < datetime.combine(
-                self.end + timedelta(days=1), time.min, tzinfo=UTC))
+            query = query.where(
+                Purchase.created_at
+                < datetime.combine(self.end + timedelta(days=1), time.min, tzinfo=UTC)
+            )
         return query
 
 
@@ -318,11 +405,15 @@ def time_keyset_page(query: sa.Select, model, before: int | None, size: int) -> 
     if before and before <= MAX_BIGINT:
         cursor = db.session.get(model, before)
         if cursor is not None:
-            query = query.where(sa.tuple_(model.created_at, model.id)
-                                < sa.tuple_(sa.literal(cursor.created_at, model.created_at.type),
-                                            sa.literal(cursor.id)))
-    rows = list(db.session.scalars(
-        query.order_by(model.created_at.desc(), model.id.desc()).limit(size + 1)))
+            query = query.where(
+                sa.tuple_(model.created_at, model.id)
+                < sa.tuple_(
+                    sa.literal(cursor.created_at, model.created_at.type), sa.literal(cursor.id)
+                )
+            )
+    rows = list(
+        db.session.scalars(query.order_by(model.created_at.desc(), model.id.desc()).limit(size + 1))
+    )
     more = len(rows) > size
     rows = rows[:size]
     return Page(rows, rows[-1].id if more and rows else None)
@@ -350,7 +441,12 @@ def events_page(outcome: str, before: int | None, size: int) -> Page:
 
 
 def admin_actions_for(target_type: str, target_id: int, limit: int = 50) -> list[AdminAction]:
-    return list(db.session.scalars(
-        sa.select(AdminAction).options(sa.orm.joinedload(AdminAction.admin))
-        .where(AdminAction.target_type == target_type, AdminAction.target_id == target_id)
-        .order_by(AdminAction.id.desc()).limit(limit)))
+    return list(
+        db.session.scalars(
+            sa.select(AdminAction)
+            .options(sa.orm.joinedload(AdminAction.admin))
+            .where(AdminAction.target_type == target_type, AdminAction.target_id == target_id)
+            .order_by(AdminAction.id.desc())
+            .limit(limit)
+        )
+    )

@@ -39,15 +39,20 @@ def _call(description: str, func, *args, **kwargs):
         return func(*args, **kwargs)
     except stripe.StripeError as exc:
         # Log Stripe's own code and request id, never the request parameters.
-        log.warning("stripe %s failed: %s (%s, request %s)", description,
-                    type(exc).__name__, getattr(exc, "code", None),
-                    getattr(exc, "request_id", None))
+        log.warning(
+            "stripe %s failed: %s (%s, request %s)",
+            description,
+            type(exc).__name__,
+            getattr(exc, "code", None),
+            getattr(exc, "request_id", None),
+        )
         raise PaymentProviderError(USER_MESSAGE) from exc
 
 
 def create_customer(email: str, user_id: int, idempotency_key: str) -> str:
     customer = _call(
-        "customer create", _client().v1.customers.create,
+        "customer create",
+        _client().v1.customers.create,
         params={"email": email, "metadata": {"user_id": str(user_id)}},
         options={"idempotency_key": idempotency_key},
     )
@@ -56,21 +61,27 @@ def create_customer(email: str, user_id: int, idempotency_key: str) -> str:
 
 def create_checkout_session(params: Mapping[str, Any], idempotency_key: str) -> dict[str, Any]:
     session = _call(
-        "checkout session create", _client().v1.checkout.sessions.create,
-        params=dict(params), options={"idempotency_key": idempotency_key},
+        "checkout session create",
+        _client().v1.checkout.sessions.create,
+        params=dict(params),
+        options={"idempotency_key": idempotency_key},
     )
     return _plain(session)
 
 
 def retrieve_checkout_session(session_id: str) -> dict[str, Any]:
-    return _plain(_call("checkout session retrieve",
-                        _client().v1.checkout.sessions.retrieve, session_id))
+    return _plain(
+        _call("checkout session retrieve", _client().v1.checkout.sessions.retrieve, session_id)
+    )
 
 
 def list_checkout_sessions(created_since: int, page_size: int = 100) -> Iterator[dict[str, Any]]:
     """Every Checkout Session created since the Unix time, following all pages."""
-    page = _call("checkout session list", _client().v1.checkout.sessions.list,
-                 params={"created": {"gte": created_since}, "limit": page_size})
+    page = _call(
+        "checkout session list",
+        _client().v1.checkout.sessions.list,
+        params={"created": {"gte": created_since}, "limit": page_size},
+    )
     pages = page.auto_paging_iter()
     # Each further page is fetched by next(): through _call, so its errors read the same.
     while (session := _call("checkout session list", next, pages, None)) is not None:
@@ -82,21 +93,33 @@ def retrieve_charge(charge_id: str) -> dict[str, Any]:
 
 
 def retrieve_payment_intent(payment_intent_id: str) -> dict[str, Any]:
-    return _plain(_call("payment intent retrieve", _client().v1.payment_intents.retrieve,
-                        payment_intent_id))
+    return _plain(
+        _call("payment intent retrieve", _client().v1.payment_intents.retrieve, payment_intent_id)
+    )
 
 
 def retrieve_invoice(invoice_id: str) -> dict[str, Any]:
     """The invoice with its payments listed (newer API versions list them only expanded)."""
-    return _plain(_call("invoice retrieve", _client().v1.invoices.retrieve, invoice_id,
-                        params={"expand": ["payments"]}))
+    return _plain(
+        _call(
+            "invoice retrieve",
+            _client().v1.invoices.retrieve,
+            invoice_id,
+            params={"expand": ["payments"]},
+        )
+    )
 
 
 def invoice_paid_by(payment_intent_id: str) -> str | None:
     """The id of the invoice this payment intent paid, if it paid one."""
-    page = _call("invoice payment list", _client().v1.invoice_payments.list,
-                 params={"payment": {"type": "payment_intent",
-                                     "payment_intent": payment_intent_id}, "limit": 1})
+    page = _call(
+        "invoice payment list",
+        _client().v1.invoice_payments.list,
+        params={
+            "payment": {"type": "payment_intent", "payment_intent": payment_intent_id},
+            "limit": 1,
+        },
+    )
     records = _plain(page).get("data") or []
     return id_of(records[0].get("invoice")) if records else None
 
@@ -105,14 +128,21 @@ def create_refund(payment_intent_id: str, amount_cents: int | None, idempotency_
     params: dict[str, Any] = {"payment_intent": payment_intent_id}
     if amount_cents is not None:
         params["amount"] = amount_cents
-    refund = _call("refund create", _client().v1.refunds.create, params=params,
-                   options={"idempotency_key": idempotency_key})
+    refund = _call(
+        "refund create",
+        _client().v1.refunds.create,
+        params=params,
+        options={"idempotency_key": idempotency_key},
+    )
     return _plain(refund)
 
 
 def create_portal_session(customer_id: str, return_url: str) -> dict[str, Any]:
-    portal = _call("portal session create", _client().v1.billing_portal.sessions.create,
-                   params={"customer": customer_id, "return_url": return_url})
+    portal = _call(
+        "portal session create",
+        _client().v1.billing_portal.sessions.create,
+        params={"customer": customer_id, "return_url": return_url},
+    )
     return _plain(portal)
 
 
@@ -128,7 +158,9 @@ def verify_event(payload: bytes, signature_header: str | None) -> dict[str, Any]
     try:
         text = payload.decode("utf-8")
         stripe.WebhookSignature.verify_header(
-            text, signature_header, config["STRIPE_WEBHOOK_SECRET"],
+            text,
+            signature_header,
+            config["STRIPE_WEBHOOK_SECRET"],
             config["STRIPE_WEBHOOK_TOLERANCE"],
         )
         event = json.loads(text)

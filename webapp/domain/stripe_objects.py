@@ -102,8 +102,11 @@ def invoice_added_tax(invoice: Obj) -> int:
     """Tax charged on top of the prices (exclusive tax), in minor units."""
     taxes = invoice.get("total_taxes")
     if isinstance(taxes, list):
-        return sum(int(tax.get("amount") or 0) for tax in taxes
-                   if isinstance(tax, Mapping) and tax.get("tax_behavior") != "inclusive")
+        return sum(
+            int(tax.get("amount") or 0)
+            for tax in taxes
+            if isinstance(tax, Mapping) and tax.get("tax_behavior") != "inclusive"
+        )
     return int(invoice.get("tax") or 0)
 
 

@@ -57,37 +57,49 @@ def start_subscription(user: User, plan_code: str, base_url: str) -> str:
     if live is not None:
         raise SubscriptionExistsError(
             f"You already have the {live.plan_code} plan ({status_words(live)}): change or "
-            "cancel it in the billing portal instead of subscribing again.")
+            "cancel it in the billing portal instead of subscribing again."
+        )
     customer_id = ensure_customer(user)
     metadata = {"purpose": SUBSCRIPTION_PURPOSE, "plan": plan.code, "user_id": str(user.id)}
     params = {
-        "mode": "subscription", "customer": customer_id,
-        "client_reference_id": str(user.id), "line_items": [_plan_line(plan)],
-        "metadata": metadata, "subscription_data": {"metadata": metadata},
+        "mode": "subscription",
+        "customer": customer_id,
+        "client_reference_id": str(user.id),
+        "line_items": [_plan_line(plan)],
+        "metadata": metadata,
+        "subscription_data": {"metadata": metadata},
         "success_url": f"{base_url}/credits/success?session_id={{CHECKOUT_SESSION_ID}}",
         "cancel_url": f"{base_url}/credits/cancel",
     }
     session = stripe_gateway.create_checkout_session(
-        params, idempotency_key=f"subscribe-{user.id}-{plan.code}-{secrets.token_hex(8)}")
+        params, idempotency_key=f"subscribe-{user.id}-{plan.code}-{secrets.token_hex(8)}"
+    )
     return session["url"]
 
 
 def live_subscription(user_id: int) -> Subscription | None:
     """The user's subscription that has not ended, if any."""
     return db.session.scalars(
-        sa.select(Subscription).where(Subscription.user_id == user_id,
-                                      Subscription.status.not_in(ENDED))
-        .order_by(Subscription.id.desc())).first()
+        sa.select(Subscription)
+        .where(Subscription.user_id == user_id, Subscription.status.not_in(ENDED))
+        .order_by(Subscription.id.desc())
+    ).first()
 
 
 def _plan_line(plan: plans.Plan) -> dict[str, Any]:
     if plan.price_id:
         return {"price": plan.price_id, "quantity": 1}
-    return {"quantity": 1, "price_data": {
-        "currency": current_app.config["CURRENCY"], "unit_amount": plan.price_minor,
-        "recurring": {"interval": "month"},
-        "product_data": {"name": f"{plan.code.title()} plan: {plan.monthly_credits:,} credits a month"},
-    }}
+    return {
+        "quantity": 1,
+        "price_data": {
+            "currency": current_app.config["CURRENCY"],
+            "unit_amount": plan.price_minor,
+            "recurring": {"interval": "month"},
+            "product_data": {
+                "name": f"{plan.code.title()} plan: {plan.monthly_credits:,} credits a month"
+            },
+        },
+    }
 
 
 # --- following Stripe's events (each joins the event's transaction)
@@ -128,30 +140,44 @@ def apply_invoice_paid(invoice: Obj) -> str:
     if not subscription_id or line is None:
         return _unmatched(invoice, metadata, "names no subscription line")
     with atomic():
-        record = _subscription_for(subscription_id, metadata, invoice.get("customer"),
-                                   line_price_id(line), "active")
+        record = _subscription_for(
+            subscription_id, metadata, invoice.get("customer"), line_price_id(line), "active"
+        )
         user_id = record.user_id if record else _user_id(metadata, invoice.get("customer"))
         if user_id is None:
             return _unmatched(invoice, metadata, "has no user we know")
         start, end = timestamp(line["period"].get("start")), timestamp(line["period"].get("end"))
-        if record is not None and end and (
-                record.current_period_end is None or end > record.current_period_end):
+        if (
+            record is not None
+            and end
+            and (record.current_period_end is None or end > record.current_period_end)
+        ):
             record.current_period_start, record.current_period_end = start, end
             if record.status in ("incomplete", "past_due"):
                 record.status = "active"
         plan, reason = _plan_paid_for(invoice, line, record, metadata)
         payment = _invoice_payment(invoice)
-        refs = {"invoice_id": invoice["id"], "subscription_id": record.id if record else None,
-                "payment": payment}
+        refs = {
+            "invoice_id": invoice["id"],
+            "subscription_id": record.id if record else None,
+            "payment": payment,
+        }
         if reason is not None:
             log.warning("invoice %s held for review: %s", invoice["id"], reason)
             ledger.hold_invoice_for_review(
-                user_id, plan_code=plan.code if plan else metadata.get("plan"), reason=reason,
-                **refs)
+                user_id,
+                plan_code=plan.code if plan else metadata.get("plan"),
+                reason=reason,
+                **refs,
+            )
             return EventOutcome.PROCESSED
         ledger.grant_plan_credits(
-            user_id, plan.monthly_credits, plan_code=plan.code,
-            expires_at=None if plan.rollover else end, **refs)
+            user_id,
+            plan.monthly_credits,
+            plan_code=plan.code,
+            expires_at=None if plan.rollover else end,
+            **refs,
+        )
     return EventOutcome.PROCESSED
 
 
@@ -161,16 +187,19 @@ def _unmatched(invoice: Obj, metadata: Obj, why: str) -> str:
     return EventOutcome.UNMATCHED
 
 
-def _plan_paid_for(invoice: Obj, line: Obj, record: Subscription | None,
-                   metadata: Obj) -> tuple[plans.Plan | None, str | None]:
+def _plan_paid_for(
+    invoice: Obj, line: Obj, record: Subscription | None, metadata: Obj
+) -> tuple[plans.Plan | None, str | None]:
     """The plan this invoice paid for, and why it cannot be granted (None when it can)."""
     price_id = line_price_id(line)
     plan = plans.plan_for_price(price_id)
     if plan is None:
         plan = plans.find_plan(record.plan_code if record else metadata.get("plan"))
         if plan is None:
-            return None, (f"no plan in PLANS matches Price {price_id} or plan "
-                          f"{(record.plan_code if record else metadata.get('plan'))!r}")
+            return None, (
+                f"no plan in PLANS matches Price {price_id} or plan "
+                f"{(record.plan_code if record else metadata.get('plan'))!r}"
+            )
         if plan.price_id and price_id != plan.price_id:
             return plan, f"the paid Price {price_id} is not a plan's Price in PLANS"
     currency = str(invoice.get("currency") or "").lower()
@@ -178,8 +207,10 @@ def _plan_paid_for(invoice: Obj, line: Obj, record: Subscription | None,
     paid = int(invoice.get("amount_paid") or 0) - invoice_added_tax(invoice)
     expected = plan.price_minor - invoice_discounts(invoice)
     if currency != expected_currency or paid != expected:
-        return plan, (f"paid {format_money(paid, currency or expected_currency)} but the "
-                      f"{plan.code} plan costs {format_money(expected, expected_currency)}")
+        return plan, (
+            f"paid {format_money(paid, currency or expected_currency)} but the "
+            f"{plan.code} plan costs {format_money(expected, expected_currency)}"
+        )
     if paid <= 0:
         return plan, "nothing was paid (a trial or a full discount): grant by hand if meant"
     return plan, None
@@ -192,8 +223,9 @@ def _invoice_payment(invoice: Obj) -> ledger.InvoicePayment:
     charge_id, intent_id = invoice_payment_ids(invoice)
     if amount > 0 and not (charge_id or intent_id):
         charge_id, intent_id = invoice_payment_ids(stripe_gateway.retrieve_invoice(invoice["id"]))
-    return ledger.InvoicePayment(amount, str(invoice.get("currency") or "").lower(),
-                                 charge_id, intent_id)
+    return ledger.InvoicePayment(
+        amount, str(invoice.get("currency") or "").lower(), charge_id, intent_id
+    )
 
 
 def apply_invoice_failed(invoice: Obj, created: int) -> str:
@@ -202,8 +234,9 @@ def apply_invoice_failed(invoice: Obj, created: int) -> str:
     if not subscription_id:
         return EventOutcome.IGNORED
     with atomic():
-        record = _subscription_for(subscription_id, invoice_metadata(invoice),
-                                   invoice.get("customer"), None, "past_due")
+        record = _subscription_for(
+            subscription_id, invoice_metadata(invoice), invoice.get("customer"), None, "past_due"
+        )
         if record is None:
             return EventOutcome.UNMATCHED
         when = timestamp(created)
@@ -219,15 +252,21 @@ def apply_subscription(subscription: Obj, created: int, *, deleted: bool = False
     price_id = subscription_price_id(subscription)
     status = "canceled" if deleted else subscription.get("status") or "active"
     with atomic():
-        record = _subscription_for(subscription["id"], subscription.get("metadata") or {},
-                                   subscription.get("customer"), price_id, status)
+        record = _subscription_for(
+            subscription["id"],
+            subscription.get("metadata") or {},
+            subscription.get("customer"),
+            price_id,
+            status,
+        )
         if record is None:
             return EventOutcome.UNMATCHED
         when = timestamp(created)
         if _is_stale(record, when):
             return EventOutcome.IGNORED
         plan = plans.plan_for_price(price_id) or plans.find_plan(
-            (subscription.get("metadata") or {}).get("plan"))
+            (subscription.get("metadata") or {}).get("plan")
+        )
         if plan is not None:
             record.plan_code = plan.code
         start, end = subscription_period(subscription)
@@ -236,7 +275,8 @@ def apply_subscription(subscription: Obj, created: int, *, deleted: bool = False
         record.status = status
         record.cancel_at_period_end = bool(subscription.get("cancel_at_period_end"))
         record.cancel_at = timestamp(subscription.get("cancel_at")) or (
-            record.current_period_end if record.cancel_at_period_end else None)
+            record.current_period_end if record.cancel_at_period_end else None
+        )
         record.last_event_at, record.updated_at = when or record.last_event_at, utcnow()
     return EventOutcome.PROCESSED
 
@@ -245,8 +285,9 @@ def _is_stale(record: Subscription, when: datetime | None) -> bool:
     return bool(when and record.last_event_at and when < record.last_event_at)
 
 
-def _subscription_for(stripe_id: str, metadata: Obj, customer: Any, price_id: str | None,
-                      status: str) -> Subscription | None:
+def _subscription_for(
+    stripe_id: str, metadata: Obj, customer: Any, price_id: str | None, status: str
+) -> Subscription | None:
     """The subscription row, locked; created from the event when it is the first we hear."""
     record = _locked(stripe_id)
     if record is not None:
@@ -259,17 +300,28 @@ def _subscription_for(stripe_id: str, metadata: Obj, customer: Any, price_id: st
 
 
 def _locked(stripe_id: str) -> Subscription | None:
-    return db.session.scalars(locked(sa.select(Subscription).where(
-        Subscription.stripe_subscription_id == stripe_id))).first()
+    return db.session.scalars(
+        locked(sa.select(Subscription).where(Subscription.stripe_subscription_id == stripe_id))
+    ).first()
 
 
-def _ensure_subscription(stripe_id: str, user_id: int, plan_code: str,
-                         status: str) -> Subscription:
+def _ensure_subscription(stripe_id: str, user_id: int, plan_code: str, status: str) -> Subscription:
     now = utcnow()
-    db.session.execute(insert_ignoring_duplicates(Subscription, {
-        "user_id": user_id, "stripe_subscription_id": stripe_id, "plan_code": plan_code,
-        "status": status, "cancel_at_period_end": False, "created_at": now, "updated_at": now,
-    }, Subscription.stripe_subscription_id))
+    db.session.execute(
+        insert_ignoring_duplicates(
+            Subscription,
+            {
+                "user_id": user_id,
+                "stripe_subscription_id": stripe_id,
+                "plan_code": plan_code,
+                "status": status,
+                "cancel_at_period_end": False,
+                "created_at": now,
+                "updated_at": now,
+            },
+            Subscription.stripe_subscription_id,
+        )
+    )
     return _locked(stripe_id)
 
 
@@ -298,12 +350,18 @@ class PlanView:
 def plan_view(user_id: int) -> PlanView:
     """The plans on offer, the user's current subscription and its status in words."""
     record = db.session.scalars(
-        sa.select(Subscription).where(Subscription.user_id == user_id)
-        .order_by(Subscription.status.in_(ENDED), Subscription.id.desc())).first()
+        sa.select(Subscription)
+        .where(Subscription.user_id == user_id)
+        .order_by(Subscription.status.in_(ENDED), Subscription.id.desc())
+    ).first()
     if record is None:
         return PlanView(plans.all_plans(), None, None, None)
-    return PlanView(plans.all_plans(), record, status_words(record),
-                    None if record.status in ENDED or record.cancel_at else record.current_period_end)
+    return PlanView(
+        plans.all_plans(),
+        record,
+        status_words(record),
+        None if record.status in ENDED or record.cancel_at else record.current_period_end,
+    )
 
 
 def status_words(record: Subscription) -> str:
@@ -330,8 +388,7 @@ def confirm_checkout_session(session_id: str, user_id: int) -> Obj | None:
     if session is None:
         return None
     metadata = session.get("metadata") or {}
-    if (metadata.get("purpose") != SUBSCRIPTION_PURPOSE
-            or metadata.get("user_id") != str(user_id)):
+    if metadata.get("purpose") != SUBSCRIPTION_PURPOSE or metadata.get("user_id") != str(user_id):
         return None
     if session.get("status") == "complete":
         with atomic():

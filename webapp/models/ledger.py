@@ -33,7 +33,6 @@ class PurchaseStatus(StrEnum):
     NEEDS_REVIEW = "needs_review"
 
 
-
 class LedgerEntry(db.Model):
     """One balance change. Never updated, never deleted."""
 
@@ -76,13 +75,20 @@ class Purchase(db.Model):
         sa.Index("ix_purchases_user_id_id", "user_id", "id"),
         # Status filters page newest first. Paid purchases (nearly all) are paged by the
         # primary key instead, so crediting a purchase writes no entry here.
-        sa.Index("ix_purchases_status_id", "status", "id",
-                 sqlite_where=sa.text("status <> 'paid'"),
-                 postgresql_where=sa.text("status <> 'paid'")),
+        sa.Index(
+            "ix_purchases_status_id",
+            "status",
+            "id",
+            sqlite_where=sa.text("status <> 'paid'"),
+            postgresql_where=sa.text("status <> 'paid'"),
+        ),
         # Set only when a refund or dispute links the charge.
-        sa.Index("ix_purchases_stripe_charge_id", "stripe_charge_id",
-                 sqlite_where=sa.text("stripe_charge_id IS NOT NULL"),
-                 postgresql_where=sa.text("stripe_charge_id IS NOT NULL")),
+        sa.Index(
+            "ix_purchases_stripe_charge_id",
+            "stripe_charge_id",
+            sqlite_where=sa.text("stripe_charge_id IS NOT NULL"),
+            postgresql_where=sa.text("stripe_charge_id IS NOT NULL"),
+        ),
         # Admin date-range filters page along (created_at, id).
         sa.Index("ix_purchases_created_at_id", "created_at", "id"),
     )
@@ -146,16 +152,25 @@ class CreditGrant(db.Model):
     __table_args__ = (
         sa.Index("ix_credit_grants_user_id_expires_at", "user_id", "expires_at"),
         # Refunds and disputes of the invoice's payment find the grant by these.
-        sa.Index("ix_credit_grants_stripe_charge_id", "stripe_charge_id",
-                 sqlite_where=sa.text("stripe_charge_id IS NOT NULL"),
-                 postgresql_where=sa.text("stripe_charge_id IS NOT NULL")),
-        sa.Index("ix_credit_grants_stripe_payment_intent_id", "stripe_payment_intent_id",
-                 sqlite_where=sa.text("stripe_payment_intent_id IS NOT NULL"),
-                 postgresql_where=sa.text("stripe_payment_intent_id IS NOT NULL")),
+        sa.Index(
+            "ix_credit_grants_stripe_charge_id",
+            "stripe_charge_id",
+            sqlite_where=sa.text("stripe_charge_id IS NOT NULL"),
+            postgresql_where=sa.text("stripe_charge_id IS NOT NULL"),
+        ),
+        sa.Index(
+            "ix_credit_grants_stripe_payment_intent_id",
+            "stripe_payment_intent_id",
+            sqlite_where=sa.text("stripe_payment_intent_id IS NOT NULL"),
+            postgresql_where=sa.text("stripe_payment_intent_id IS NOT NULL"),
+        ),
         # Invoices that granted nothing and wait for an admin.
-        sa.Index("ix_credit_grants_review", "id",
-                 sqlite_where=sa.text("review_reason IS NOT NULL"),
-                 postgresql_where=sa.text("review_reason IS NOT NULL")),
+        sa.Index(
+            "ix_credit_grants_review",
+            "id",
+            sqlite_where=sa.text("review_reason IS NOT NULL"),
+            postgresql_where=sa.text("review_reason IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -73,9 +73,16 @@ class StripeDouble(stripe.HTTPClient):
         params = decode_form(parse_qsl(raw or "", keep_blank_values=True))
         key = (headers or {}).get("Idempotency-Key")
         with self._lock:
-            self.requests.append({"method": method, "url": url, "path": parts.path,
-                                  "params": params,
-                                  "idempotency_key": key, "headers": dict(headers or {})})
+            self.requests.append(
+                {
+                    "method": method,
+                    "url": url,
+                    "path": parts.path,
+                    "params": params,
+                    "idempotency_key": key,
+                    "headers": dict(headers or {}),
+                }
+            )
             if key and key in self._idempotent:
                 body, status = self._idempotent[key]
                 return body, status, {"Idempotent-Replayed": "true"}
@@ -92,12 +99,23 @@ class StripeDouble(stripe.HTTPClient):
 
     def fail_next(self, path_prefix: str, status: int = 500, error_type: str = "api_error"):
         """The next request under `path_prefix` gets this error instead of an answer."""
-        self.failures.append((path_prefix, status, {"error": {
-            "type": error_type, "message": "Injected failure from the Stripe double."}}))
+        self.failures.append(
+            (
+                path_prefix,
+                status,
+                {
+                    "error": {
+                        "type": error_type,
+                        "message": "Injected failure from the Stripe double.",
+                    }
+                },
+            )
+        )
 
     def requests_to(self, method: str, path_prefix: str) -> list[dict[str, Any]]:
-        return [r for r in self.requests
-                if r["method"] == method and r["path"].startswith(path_prefix)]
+        return [
+            r for r in self.requests if r["method"] == method and r["path"].startswith(path_prefix)
+        ]
 
     def new_object(self, object_type: str, prefix: str, **fields) -> dict[str, Any]:
         obj = copy.deepcopy(self.templates(object_type))
@@ -116,12 +134,23 @@ class StripeDouble(stripe.HTTPClient):
             session["status"] = "complete"
             session["payment_status"] = "paid" if paid else "unpaid"
             if session.get("mode") == "payment" and not session.get("payment_intent"):
-                intent = self.new_object("payment_intent", "pi", amount=session["amount_total"],
-                                         currency=session["currency"], status="succeeded",
-                                         metadata=dict(self.intent_metadata.get(session_id, {})))
-                charge = self.new_object("charge", "ch", amount=session["amount_total"],
-                                         currency=session["currency"], amount_refunded=0,
-                                         refunded=False, payment_intent=intent["id"])
+                intent = self.new_object(
+                    "payment_intent",
+                    "pi",
+                    amount=session["amount_total"],
+                    currency=session["currency"],
+                    status="succeeded",
+                    metadata=dict(self.intent_metadata.get(session_id, {})),
+                )
+                charge = self.new_object(
+                    "charge",
+                    "ch",
+                    amount=session["amount_total"],
+                    currency=session["currency"],
+                    amount_refunded=0,
+                    refunded=False,
+                    payment_intent=intent["id"],
+                )
                 intent["latest_charge"] = charge["id"]
                 session["payment_intent"] = intent["id"]
             if session.get("mode") == "subscription" and paid and not session.get("subscription"):
@@ -142,10 +171,8 @@ class StripeDouble(stripe.HTTPClient):
                 del self.failures[index]
                 return status, error
         segments = path.strip("/").split("/")[1:]  # drop "v1"
-        route = "/".join(segment if not _looks_like_id(segment) else "{id}"
-                         for segment in segments)
-        handler = getattr(self, f"_{method}_{route.replace('/', '_').replace('{id}', 'id')}",
-                          None)
+        route = "/".join(segment if not _looks_like_id(segment) else "{id}" for segment in segments)
+        handler = getattr(self, f"_{method}_{route.replace('/', '_').replace('{id}', 'id')}", None)
         if handler is None:
             return 404, _error("invalid_request_error", f"Unknown route {method} {path}")
         object_id = next((s for s in segments if _looks_like_id(s)), None)
@@ -154,36 +181,54 @@ class StripeDouble(stripe.HTTPClient):
     def _stored(self, object_id: str) -> tuple[int, dict]:
         obj = self.objects.get(object_id)
         if obj is None:
-            return 404, _error("invalid_request_error", f"No such object: '{object_id}'",
-                               code="resource_missing")
+            return 404, _error(
+                "invalid_request_error", f"No such object: '{object_id}'", code="resource_missing"
+            )
         return 200, copy.deepcopy(obj)
 
     def _post_customers(self, params):
-        return 200, self.new_object("customer", "cus", email=params.get("email"),
-                                    metadata=params.get("metadata", {}))
+        return 200, self.new_object(
+            "customer", "cus", email=params.get("email"), metadata=params.get("metadata", {})
+        )
 
     def _post_checkout_sessions(self, params):
         items = params.get("line_items", [])
-        amount = sum(int(i["price_data"]["unit_amount"]) * int(i.get("quantity", 1))
-                     for i in items if "price_data" in i)
+        amount = sum(
+            int(i["price_data"]["unit_amount"]) * int(i.get("quantity", 1))
+            for i in items
+            if "price_data" in i
+        )
         mode = params.get("mode", "payment")
         session = self.new_object(
-            "checkout.session", "cs_test",
-            mode=mode, status="open", payment_status="unpaid",
-            amount_total=amount, amount_subtotal=amount,
-            currency=params.get("currency") or (items[0]["price_data"]["currency"]
-                                                if items and "price_data" in items[0] else "usd"),
-            customer=params.get("customer"), client_reference_id=params.get("client_reference_id"),
-            metadata=params.get("metadata", {}), success_url=params.get("success_url"),
-            cancel_url=params.get("cancel_url"), payment_intent=None, subscription=None,
+            "checkout.session",
+            "cs_test",
+            mode=mode,
+            status="open",
+            payment_status="unpaid",
+            amount_total=amount,
+            amount_subtotal=amount,
+            currency=params.get("currency")
+            or (
+                items[0]["price_data"]["currency"] if items and "price_data" in items[0] else "usd"
+            ),
+            customer=params.get("customer"),
+            client_reference_id=params.get("client_reference_id"),
+            metadata=params.get("metadata", {}),
+            success_url=params.get("success_url"),
+            cancel_url=params.get("cancel_url"),
+            payment_intent=None,
+            subscription=None,
             expires_at=int(time.time()) + 24 * 3600,
         )
         if mode == "subscription":
-            self.subscription_data[session["id"]] = {"line_items": items,
-                                                     **params.get("subscription_data", {})}
+            self.subscription_data[session["id"]] = {
+                "line_items": items,
+                **params.get("subscription_data", {}),
+            }
         session["url"] = self._checkout_url(session)
         self.intent_metadata[session["id"]] = dict(
-            (params.get("payment_intent_data") or {}).get("metadata") or {})
+            (params.get("payment_intent_data") or {}).get("metadata") or {}
+        )
         return 200, copy.deepcopy(session)
 
     def _checkout_url(self, session: dict[str, Any]) -> str:
@@ -197,16 +242,25 @@ class StripeDouble(stripe.HTTPClient):
     def _get_checkout_sessions(self, params):
         since = int(params.get("created", {}).get("gte", 0))
         limit = int(params.get("limit", 10))
-        sessions = sorted((o for o in self.objects.values()
-                           if o["object"] == "checkout.session" and o["created"] >= since),
-                          key=lambda o: (-o["created"], o["id"]))
+        sessions = sorted(
+            (
+                o
+                for o in self.objects.values()
+                if o["object"] == "checkout.session" and o["created"] >= since
+            ),
+            key=lambda o: (-o["created"], o["id"]),
+        )
         after = params.get("starting_after")
         if after:
             ids = [s["id"] for s in sessions]
-            sessions = sessions[ids.index(after) + 1:] if after in ids else []
+            sessions = sessions[ids.index(after) + 1 :] if after in ids else []
         page = sessions[:limit]
-        return 200, {"object": "list", "url": "/v1/checkout/sessions",
-                     "has_more": len(sessions) > limit, "data": copy.deepcopy(page)}
+        return 200, {
+            "object": "list",
+            "url": "/v1/checkout/sessions",
+            "has_more": len(sessions) > limit,
+            "data": copy.deepcopy(page),
+        }
 
     def _get_charges_id(self, params, charge_id):
         return self._stored(charge_id)
@@ -217,26 +271,39 @@ class StripeDouble(stripe.HTTPClient):
     def _post_refunds(self, params):
         intent = self.objects.get(params.get("payment_intent", ""))
         if intent is None:
-            return 404, _error("invalid_request_error", "No such payment_intent",
-                               code="resource_missing")
+            return 404, _error(
+                "invalid_request_error", "No such payment_intent", code="resource_missing"
+            )
         charge = self.objects[intent["latest_charge"]]
         left = charge["amount"] - charge["amount_refunded"]
         amount = int(params.get("amount", left))
         if amount <= 0 or amount > left:
-            return 400, _error("invalid_request_error",
-                               "Refund amount is greater than unrefunded amount on charge",
-                               code="amount_too_large")
+            return 400, _error(
+                "invalid_request_error",
+                "Refund amount is greater than unrefunded amount on charge",
+                code="amount_too_large",
+            )
         charge["amount_refunded"] += amount
         charge["refunded"] = charge["amount_refunded"] == charge["amount"]
-        refund = self.new_object("refund", "re", amount=amount, charge=charge["id"],
-                                 payment_intent=intent["id"], currency=charge["currency"],
-                                 status="succeeded")
+        refund = self.new_object(
+            "refund",
+            "re",
+            amount=amount,
+            charge=charge["id"],
+            payment_intent=intent["id"],
+            currency=charge["currency"],
+            status="succeeded",
+        )
         self.emit("charge.refunded", charge)
         return 200, copy.deepcopy(refund)
 
     def _post_billing_portal_sessions(self, params):
-        portal = self.new_object("billing_portal.session", "bps", customer=params.get("customer"),
-                                 return_url=params.get("return_url"))
+        portal = self.new_object(
+            "billing_portal.session",
+            "bps",
+            customer=params.get("customer"),
+            return_url=params.get("return_url"),
+        )
         if self.checkout_base is not None:
             portal["url"] = f"{self.checkout_base}/sandbox/portal/{portal['id']}"
         else:
@@ -250,17 +317,38 @@ class StripeDouble(stripe.HTTPClient):
     def _subscribe(self, session: dict[str, Any]) -> None:
         data = self.subscription_data.get(session["id"], {})
         item = (data.get("line_items") or [{}])[0]
-        price_id = item.get("price") or self.new_object(
-            "price", "price", unit_amount=int(item["price_data"]["unit_amount"]),
-            currency=item["price_data"]["currency"], recurring={"interval": "month"})["id"]
+        price_id = (
+            item.get("price")
+            or self.new_object(
+                "price",
+                "price",
+                unit_amount=int(item["price_data"]["unit_amount"]),
+                currency=item["price_data"]["currency"],
+                recurring={"interval": "month"},
+            )["id"]
+        )
         start = int(time.time())
         sub = self.new_object(
-            "subscription", "sub", customer=session.get("customer"), status="active",
-            metadata=data.get("metadata", {}), cancel_at_period_end=False, cancel_at=None,
-            items={"object": "list", "data": [{
-                "object": "subscription_item", "price": {"id": price_id, "object": "price"},
-                "current_period_start": start, "current_period_end": start + self.PERIOD}]},
-            latest_invoice=None)
+            "subscription",
+            "sub",
+            customer=session.get("customer"),
+            status="active",
+            metadata=data.get("metadata", {}),
+            cancel_at_period_end=False,
+            cancel_at=None,
+            items={
+                "object": "list",
+                "data": [
+                    {
+                        "object": "subscription_item",
+                        "price": {"id": price_id, "object": "price"},
+                        "current_period_start": start,
+                        "current_period_end": start + self.PERIOD,
+                    }
+                ],
+            },
+            latest_invoice=None,
+        )
         session["subscription"] = sub["id"]
         self._invoice(sub, "subscription_create", paid=True)
 
@@ -269,19 +357,47 @@ class StripeDouble(stripe.HTTPClient):
         price = self.objects.get(item["price"]["id"], {})
         amount = price.get("unit_amount", 0)
         invoice = self.new_object(
-            "invoice", "in", customer=sub.get("customer"), billing_reason=reason,
-            status="paid" if paid else "open", amount_due=amount,
-            amount_paid=amount if paid else 0, currency=price.get("currency", "usd"),
-            period_start=item["current_period_start"], period_end=item["current_period_start"],
-            parent={"type": "subscription_details", "subscription_details": {
-                "subscription": sub["id"], "metadata": sub.get("metadata", {})}},
-            lines={"object": "list", "has_more": False, "data": [{
-                "object": "line_item", "amount": amount, "metadata": sub.get("metadata", {}),
-                "period": {"start": item["current_period_start"],
-                           "end": item["current_period_end"]},
-                "pricing": {"type": "price_details", "price_details": {"price": item["price"]["id"]}},
-                "parent": {"type": "subscription_item_details", "subscription_item_details": {
-                    "subscription": sub["id"]}}}]})
+            "invoice",
+            "in",
+            customer=sub.get("customer"),
+            billing_reason=reason,
+            status="paid" if paid else "open",
+            amount_due=amount,
+            amount_paid=amount if paid else 0,
+            currency=price.get("currency", "usd"),
+            period_start=item["current_period_start"],
+            period_end=item["current_period_start"],
+            parent={
+                "type": "subscription_details",
+                "subscription_details": {
+                    "subscription": sub["id"],
+                    "metadata": sub.get("metadata", {}),
+                },
+            },
+            lines={
+                "object": "list",
+                "has_more": False,
+                "data": [
+                    {
+                        "object": "line_item",
+                        "amount": amount,
+                        "metadata": sub.get("metadata", {}),
+                        "period": {
+                            "start": item["current_period_start"],
+                            "end": item["current_period_end"],
+                        },
+                        "pricing": {
+                            "type": "price_details",
+                            "price_details": {"price": item["price"]["id"]},
+                        },
+                        "parent": {
+                            "type": "subscription_item_details",
+                            "subscription_item_details": {"subscription": sub["id"]},
+                        },
+                    }
+                ],
+            },
+        )
         if paid and amount:
             self._pay_invoice(invoice)
         sub["latest_invoice"] = invoice["id"]
@@ -290,27 +406,57 @@ class StripeDouble(stripe.HTTPClient):
     def _pay_invoice(self, invoice: dict[str, Any]) -> None:
         """The PaymentIntent and Charge that paid an invoice, listed in its `payments`."""
         amount, currency = invoice["amount_paid"], invoice["currency"]
-        intent = self.new_object("payment_intent", "pi", amount=amount, currency=currency,
-                                 status="succeeded", metadata={})
-        charge = self.new_object("charge", "ch", amount=amount, currency=currency,
-                                 amount_refunded=0, refunded=False, payment_intent=intent["id"])
+        intent = self.new_object(
+            "payment_intent",
+            "pi",
+            amount=amount,
+            currency=currency,
+            status="succeeded",
+            metadata={},
+        )
+        charge = self.new_object(
+            "charge",
+            "ch",
+            amount=amount,
+            currency=currency,
+            amount_refunded=0,
+            refunded=False,
+            payment_intent=intent["id"],
+        )
         intent["latest_charge"] = charge["id"]
-        invoice["payments"] = {"object": "list", "has_more": False, "data": [{
-            "object": "invoice_payment", "invoice": invoice["id"], "amount_paid": amount,
-            "status": "paid", "is_default": True,
-            "payment": {"type": "payment_intent", "payment_intent": intent["id"]}}]}
+        invoice["payments"] = {
+            "object": "list",
+            "has_more": False,
+            "data": [
+                {
+                    "object": "invoice_payment",
+                    "invoice": invoice["id"],
+                    "amount_paid": amount,
+                    "status": "paid",
+                    "is_default": True,
+                    "payment": {"type": "payment_intent", "payment_intent": intent["id"]},
+                }
+            ],
+        }
 
     def _get_invoices_id(self, params, invoice_id):
         return self._stored(invoice_id)
 
     def _get_invoice_payments(self, params):
         intent = (params.get("payment") or {}).get("payment_intent")
-        found = [{**record, "invoice": obj["id"]}
-                 for obj in list(self.objects.values()) if obj.get("object") == "invoice"
-                 for record in (obj.get("payments") or {}).get("data") or []
-                 if record.get("payment", {}).get("payment_intent") == intent]
-        return 200, {"object": "list", "url": "/v1/invoice_payments", "has_more": False,
-                     "data": copy.deepcopy(found[:int(params.get("limit", 10))])}
+        found = [
+            {**record, "invoice": obj["id"]}
+            for obj in list(self.objects.values())
+            if obj.get("object") == "invoice"
+            for record in (obj.get("payments") or {}).get("data") or []
+            if record.get("payment", {}).get("payment_intent") == intent
+        ]
+        return 200, {
+            "object": "list",
+            "url": "/v1/invoice_payments",
+            "has_more": False,
+            "data": copy.deepcopy(found[: int(params.get("limit", 10))]),
+        }
 
     def renew_subscription(self, sub_id: str, *, paid: bool = True) -> tuple[dict, dict]:
         """The next period starts and its invoice is paid (or fails): (subscription, invoice)."""
@@ -348,14 +494,28 @@ class StripeDouble(stripe.HTTPClient):
     def take_pending_events(self) -> list[tuple[str, dict[str, Any]]]:
         """The recorded events, oldest first, removed from the double."""
         with self._lock:
-            events, self.pending_events = self.pending_events or [], (
-                [] if self.pending_events is not None else None)
+            events, self.pending_events = (
+                self.pending_events or [],
+                ([] if self.pending_events is not None else None),
+            )
             return events
 
 
 def _looks_like_id(segment: str) -> bool:
     return "_" in segment and segment.split("_", 1)[0] in {
-        "cs", "cus", "ch", "pi", "re", "in", "sub", "bps", "dp", "price", "prod", "evt"}
+        "cs",
+        "cus",
+        "ch",
+        "pi",
+        "re",
+        "in",
+        "sub",
+        "bps",
+        "dp",
+        "price",
+        "prod",
+        "evt",
+    }
 
 
 def _error(error_type: str, message: str, code: str | None = None) -> dict[str, Any]:

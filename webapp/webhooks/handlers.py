@@ -76,6 +76,7 @@ Apply = Callable[[int, dict[str, Any]], int]
 
 def _on_payment(charge_field: str, apply: Apply, apply_to_grant: Apply):
     """A charge's refund or dispute: the purchase it paid, or the plan grant its invoice paid."""
+
     def handler(event: Event) -> str:
         obj = event["data"]["object"]
         charge_id = obj["id"] if charge_field == "id" else id_of(obj.get(charge_field))
@@ -98,6 +99,7 @@ def _on_payment(charge_field: str, apply: Apply, apply_to_grant: Apply):
 
 def _subscription_session_or(topup_handler: Callable[[Event], str]) -> Callable[[Event], str]:
     """Subscription Checkout Sessions go to the subscription code, the rest as before."""
+
     def handler(event: Event) -> str:
         session = event["data"]["object"]
         if purpose_of(session) == SUBSCRIPTION_PURPOSE:
@@ -107,20 +109,30 @@ def _subscription_session_or(topup_handler: Callable[[Event], str]) -> Callable[
     return handler
 
 
-HANDLERS.update({
-    "charge.refunded": _on_payment("id", ledger.apply_refund, ledger.refund_grant),
-    "charge.dispute.created": _on_payment("charge", ledger.open_dispute,
-                                          ledger.open_grant_dispute),
-    "charge.dispute.closed": _on_payment("charge", ledger.close_dispute,
-                                         ledger.close_grant_dispute),
-    "checkout.session.completed": _subscription_session_or(HANDLERS["checkout.session.completed"]),
-    "invoice.paid": lambda event: subscriptions.apply_invoice_paid(event["data"]["object"]),
-    "invoice.payment_failed": lambda event: subscriptions.apply_invoice_failed(
-        event["data"]["object"], event.get("created")),
-    "customer.subscription.created": lambda event: subscriptions.apply_subscription(
-        event["data"]["object"], event.get("created")),
-    "customer.subscription.updated": lambda event: subscriptions.apply_subscription(
-        event["data"]["object"], event.get("created")),
-    "customer.subscription.deleted": lambda event: subscriptions.apply_subscription(
-        event["data"]["object"], event.get("created"), deleted=True),
-})
+HANDLERS.update(
+    {
+        "charge.refunded": _on_payment("id", ledger.apply_refund, ledger.refund_grant),
+        "charge.dispute.created": _on_payment(
+            "charge", ledger.open_dispute, ledger.open_grant_dispute
+        ),
+        "charge.dispute.closed": _on_payment(
+            "charge", ledger.close_dispute, ledger.close_grant_dispute
+        ),
+        "checkout.session.completed": _subscription_session_or(
+            HANDLERS["checkout.session.completed"]
+        ),
+        "invoice.paid": lambda event: subscriptions.apply_invoice_paid(event["data"]["object"]),
+        "invoice.payment_failed": lambda event: subscriptions.apply_invoice_failed(
+            event["data"]["object"], event.get("created")
+        ),
+        "customer.subscription.created": lambda event: subscriptions.apply_subscription(
+            event["data"]["object"], event.get("created")
+        ),
+        "customer.subscription.updated": lambda event: subscriptions.apply_subscription(
+            event["data"]["object"], event.get("created")
+        ),
+        "customer.subscription.deleted": lambda event: subscriptions.apply_subscription(
+            event["data"]["object"], event.get("created"), deleted=True
+        ),
+    }
+)

@@ -79,10 +79,14 @@ def _fulfil_locked(session: Session) -> FulfilmentResult:
     if reason:
         # The payment intent lets an admin refund it, and later refunds find the purchase.
         amount = session.get("amount_total")
-        set_status(purchase, PurchaseStatus.NEEDS_REVIEW, review_reason=reason,
-                   stripe_payment_intent_id=id_of(session.get("payment_intent")),
-                   review_amount_cents=amount if isinstance(amount, int) else None,
-                   review_currency=(session.get("currency") or "").lower()[:3] or None)
+        set_status(
+            purchase,
+            PurchaseStatus.NEEDS_REVIEW,
+            review_reason=reason,
+            stripe_payment_intent_id=id_of(session.get("payment_intent")),
+            review_amount_cents=amount if isinstance(amount, int) else None,
+            review_currency=(session.get("currency") or "").lower()[:3] or None,
+        )
         log.warning("purchase %s needs review: %s", purchase.id, reason)
         return FulfilmentResult(Fulfilment.MISMATCH, purchase)
     if session.get("payment_status") not in PAID_PAYMENT_STATUSES:
