@@ -2,14 +2,14 @@
 Stripe idempotency keys stored on purchases and users.
 
 Revision ID: 0003_money_defects
-Revises: 0001
+Revises: 0007_catalog_receipts_tax
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_money_defects"
-down_revision = "0001"
+down_revision = "0007_catalog_receipts_tax"
 branch_labels = None
 depends_on = None
 

@@ -59,7 +59,7 @@ class TestKuwaitiDinars:
         page = client.get(f"/admin/purchases/{payment.purchase_id}").get_data(as_text=True)
         assert "2.500 KWD" in page
         csv = client.get("/admin/purchases.csv").get_data(as_text=True)
-        assert ",2.500,0.000,kwd," in csv
+        assert ",2.500,0.000,0.000,kwd," in csv
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from flask_login import current_user
 
 from webapp.admin import bp
 from webapp.admin.forms import RefundForm, ReviewCreditForm
-from webapp.domain import admin_ops, pricing, reports
+from webapp.domain import admin_ops, pricing, receipts, reports
 from webapp.domain.errors import InvalidAmountError, NotUnderReviewError, PaymentProviderError
 from webapp.extensions import db
 from webapp.models import Purchase, PurchaseStatus
@@ -29,6 +29,7 @@ CSV_COLUMNS = (
     "credits",
     "amount",
     "fee",
+    "tax",
     "currency",
     "amount_refunded",
     "credits_refunded",
@@ -36,6 +37,9 @@ CSV_COLUMNS = (
     "stripe_checkout_session_id",
     "stripe_payment_intent_id",
     "review_reason",
+    "stripe_price_id",
+    "receipt_url",
+    "invoice_url",
 )
 
 
@@ -114,6 +118,7 @@ def _csv_row(p: Purchase) -> tuple:
         p.credits,
         _major(p.amount_cents, p.currency),
         _major(p.fee_cents, p.currency),
+        _major(p.tax_cents, p.currency),
         p.currency,
         _major(p.amount_refunded_cents, p.currency),
         p.credits_refunded,
@@ -121,6 +126,8 @@ def _csv_row(p: Purchase) -> tuple:
         p.stripe_checkout_session_id or "",
         p.stripe_payment_intent_id or "",
         p.review_reason or "",
+        p.stripe_price_id or "",
+        *((p.receipt_url or "", p.invoice_url or "") if p.credited_at else ("", "")),
     )
 
 
@@ -145,7 +152,10 @@ def render_purchase(
 
 @bp.get("/purchases/<int:purchase_id>")
 def purchase_detail(purchase_id: int):
-    return render_purchase(db.get_or_404(Purchase, purchase_id), RefundForm(formdata=None))
+    purchase = db.get_or_404(Purchase, purchase_id)
+    if receipts.fill_missing([purchase]):
+        db.session.refresh(purchase)
+    return render_purchase(purchase, RefundForm(formdata=None))
 
 
 @bp.post("/purchases/<int:purchase_id>/refund")

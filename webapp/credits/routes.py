@@ -3,7 +3,7 @@ from flask_login import current_user, login_required
 
 from webapp.credits import bp, chart
 from webapp.credits.forms import BuyForm
-from webapp.domain import checkout, ledger, pricing, reports, stripe_gateway, subscriptions
+from webapp.domain import catalog, checkout, pricing, receipts, reports, subscriptions
 from webapp.domain.errors import InvalidPurchaseError, PaymentProviderError
 from webapp.extensions import caller_key, configured_limit, limiter
 
@@ -15,12 +15,15 @@ def require_login():
 
 
 def render_index(form: BuyForm, status: int = 200):
+    account = reports.account_for(current_user.id)
     return render_template(
         "credits/index.html",
         form=form,
-        account=reports.account_for(current_user.id),
+        account=account,
+        expiring=reports.expiring_grants(account),
+        plan=subscriptions.plan_view(current_user.id),
         recent=reports.ledger_page(current_user.id, None, 5).items,
-        packs=[pricing.quote(credits) for credits in current_app.config["CREDIT_PACKS"]],
+        packs=catalog.offered_quotes(),
         chart=chart.build(reports.credits_by_day(current_user.id)),
     ), status
 
@@ -38,13 +41,15 @@ def buy():
     form = BuyForm()
     if not form.validate_on_submit():
         return render_index(form, 400)
+    base_url = checkout.public_base_url(request.url_root)
     try:
-        credits = pricing.parse_credits(form.credits.data)
-        purchase = checkout.start_checkout(
-            current_user, credits, checkout.public_base_url(request.url_root)
-        )
+        if form.pack.data:
+            purchase = checkout.start_pack_checkout(current_user, form.pack.data, base_url)
+        else:
+            credits = pricing.parse_credits(form.credits.data)
+            purchase = checkout.start_checkout(current_user, credits, base_url)
     except InvalidPurchaseError as exc:
-        form.credits.errors.append(str(exc))
+        (form.pack if form.pack.data else form.credits).errors.append(str(exc))
         return render_index(form, 400)
     except PaymentProviderError as exc:
         flash(str(exc), "error")
@@ -55,26 +60,19 @@ def buy():
 @bp.get("/success")
 def success():
     session_id = request.args.get("session_id", "")
-    purchase = reports.purchase_for_session(current_user.id, session_id)
-    if purchase is None:
+    returned = checkout.confirm_return(current_user.id, session_id)
+    if returned is None:
         return subscription_success(session_id)
-    if purchase.credited_at is None:
-        # The webhook may not have arrived yet: ask Stripe, fulfil through the same path.
-        try:
-            purchase = (
-                ledger.fulfil_checkout_session(
-                    stripe_gateway.retrieve_checkout_session(session_id)
-                ).purchase
-                or purchase
-            )
-        except PaymentProviderError:
-            flash(
-                "We could not check this payment with Stripe just now; "
-                "your credits will arrive as soon as Stripe confirms it.",
-                "info",
-            )
+    if returned.stripe_unreachable:
+        flash(
+            "We could not check this payment with Stripe just now; "
+            "your credits will arrive as soon as Stripe confirms it.",
+            "info",
+        )
     return render_template(
-        "credits/success.html", purchase=purchase, account=reports.account_for(current_user.id)
+        "credits/success.html",
+        purchase=returned.purchase,
+        account=reports.account_for(current_user.id),
     )
 
 
@@ -90,6 +88,8 @@ def history():
     size = current_app.config["HISTORY_PAGE_SIZE"]
     if tab == "payments":
         page = reports.purchases_page(current_user.id, before, size)
+        if receipts.fill_missing(page.items):  # first view of newly paid purchases
+            page = reports.purchases_page(current_user.id, before, size)
     else:
         page = reports.ledger_page(current_user.id, before, size)
     return render_template("credits/history.html", page=page, tab=tab, before=before)

@@ -2,11 +2,12 @@
 
 import logging
 import secrets
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from flask import current_app
 
-from webapp.domain import pricing, stripe_gateway
+from webapp.domain import catalog, ledger, pricing, stripe_gateway
 from webapp.domain.errors import PaymentProviderError
 from webapp.domain.stripe_objects import TOPUP_PURPOSE
 from webapp.domain.transaction import atomic
@@ -24,7 +25,18 @@ def start_checkout(user: User, credits: int, base_url: str) -> Purchase:
     (InvalidPurchaseError). A Stripe failure marks the attempt failed, credits
     nothing and raises PaymentProviderError with a message for the user.
     """
-    quote = pricing.quote(credits)
+    return _open_checkout(user, pricing.quote(credits), base_url)
+
+
+def start_pack_checkout(user: User, pack_id: str, base_url: str) -> Purchase:
+    """As start_checkout, for a Price pack: its credits and amount as cached from Stripe.
+
+    UnknownPackError (an InvalidPurchaseError) when the pack is not on offer.
+    """
+    return _open_checkout(user, catalog.pack_quote(pack_id), base_url)
+
+
+def _open_checkout(user: User, quote: pricing.Quote, base_url: str) -> Purchase:
     purchase = _record_purchase(user.id, quote)
     try:
         customer_id = ensure_customer(user)
@@ -51,6 +63,7 @@ def _record_purchase(user_id: int, quote: pricing.Quote) -> Purchase:
             amount_cents=quote.amount_cents,
             currency=quote.currency,
             status=PurchaseStatus.PENDING,
+            stripe_price_id=quote.price_id,
             stripe_idempotency_key=new_idempotency_key("checkout"),
         )
         db.session.add(purchase)
@@ -104,7 +117,10 @@ def ensure_customer(user: User) -> str:
 
 def _session_params(purchase: Purchase, customer_id: str, base_url: str) -> dict:
     currency = purchase.currency
-    line_items = [_line(currency, purchase.value_cents, f"{purchase.credits:,} credits")]
+    if purchase.stripe_price_id:
+        line_items = [{"price": purchase.stripe_price_id, "quantity": 1}]
+    else:
+        line_items = [_line(currency, purchase.value_cents, f"{purchase.credits:,} credits")]
     if purchase.fee_cents:
         line_items.append(_line(currency, purchase.fee_cents, "Processing fee"))
     metadata = {
@@ -113,7 +129,7 @@ def _session_params(purchase: Purchase, customer_id: str, base_url: str) -> dict
         "purchase_id": str(purchase.id),
         "credits": str(purchase.credits),
     }
-    return {
+    params = {
         "mode": "payment",
         "customer": customer_id,
         "client_reference_id": str(purchase.user_id),
@@ -123,6 +139,27 @@ def _session_params(purchase: Purchase, customer_id: str, base_url: str) -> dict
         "success_url": f"{base_url}/credits/success?session_id={{CHECKOUT_SESSION_ID}}",
         "cancel_url": f"{base_url}/credits/cancel",
     }
+    if current_app.config["CHECKOUT_INVOICES"]:
+        # The invoice carries our metadata so invoice.paid finds its purchase in any order.
+        params["invoice_creation"] = {"enabled": True, "invoice_data": {"metadata": metadata}}
+    return {**params, **tax_params()}
+
+
+def tax_params() -> dict:
+    """STRIPE_AUTOMATIC_TAX: Stripe Tax on a Checkout Session (payment or subscription)."""
+    if not current_app.config["STRIPE_AUTOMATIC_TAX"]:
+        return {}
+    return {
+        "automatic_tax": {"enabled": True},
+        "customer_update": {"address": "auto", "name": "auto"},
+        "tax_id_collection": {"enabled": True},
+    }
+
+
+def price_data_tax() -> dict:
+    """With STRIPE_AUTOMATIC_TAX, the app's own prices are net: tax goes on top (the
+    mismatch rule expects amount_total = amount + amount_tax)."""
+    return {"tax_behavior": "exclusive"} if current_app.config["STRIPE_AUTOMATIC_TAX"] else {}
 
 
 def _line(currency: str, unit_amount: int, name: str) -> dict:
@@ -132,6 +169,7 @@ def _line(currency: str, unit_amount: int, name: str) -> dict:
             "currency": currency,
             "unit_amount": unit_amount,
             "product_data": {"name": name},
+            **price_data_tax(),
         },
     }
 
@@ -139,3 +177,31 @@ def _line(currency: str, unit_amount: int, name: str) -> dict:
 def public_base_url(request_root: str) -> str:
     """Origin for success and cancel URLs: PUBLIC_BASE_URL, else the request's own."""
     return current_app.config["PUBLIC_BASE_URL"] or request_root.rstrip("/")
+
+
+@dataclass(frozen=True)
+class Return:
+    """The user's purchase behind a Checkout Session they came back from."""
+
+    purchase: Purchase
+    stripe_unreachable: bool = False
+
+
+def confirm_return(user_id: int, session_id: str) -> Return | None:
+    """The user's purchase for `session_id`, fulfilled now if Stripe says it is paid.
+
+    The webhook may not have arrived yet: Stripe is asked and the session goes through
+    the same fulfilment as a delivery (commits). None when the session is not one of
+    this user's purchases (Stripe is then never asked about it).
+    """
+    mine = sa.select(Purchase).where(
+        Purchase.user_id == user_id, Purchase.stripe_checkout_session_id == session_id
+    )
+    purchase = db.session.scalar(mine) if session_id else None
+    if purchase is None or purchase.credited_at is not None:
+        return Return(purchase) if purchase is not None else None
+    try:
+        session = stripe_gateway.retrieve_checkout_session(session_id)
+    except PaymentProviderError:
+        return Return(purchase, stripe_unreachable=True)
+    return Return(ledger.fulfil_checkout_session(session).purchase or purchase)

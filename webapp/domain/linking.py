@@ -80,7 +80,7 @@ def _from_invoice(invoice_id: str | None) -> Link:
     )
     if found is not None:
         return _grant_link(found)
-    invoice = stripe_gateway.retrieve_invoice(invoice_id)
+    invoice = stripe_gateway.retrieve_invoice_with_payments(invoice_id)
     if invoice_metadata(invoice).get("purpose") == SUBSCRIPTION_PURPOSE:
         raise PurchaseNotSettledError(
             f"invoice {invoice_id} is not granted yet; Stripe will retry this event"

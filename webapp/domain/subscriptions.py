@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from webapp.domain import ledger, plans, stripe_gateway
-from webapp.domain.checkout import ensure_customer
+from webapp.domain.checkout import ensure_customer, price_data_tax, tax_params
 from webapp.domain.errors import SubscriptionExistsError, UnmatchedInvoiceError
 from webapp.domain.pricing import format_money
 from webapp.domain.sql import insert_ignoring_duplicates, locked
@@ -70,6 +70,7 @@ def start_subscription(user: User, plan_code: str, base_url: str) -> str:
         "subscription_data": {"metadata": metadata},
         "success_url": f"{base_url}/credits/success?session_id={{CHECKOUT_SESSION_ID}}",
         "cancel_url": f"{base_url}/credits/cancel",
+        **tax_params(),
     }
     session = stripe_gateway.create_checkout_session(
         params, idempotency_key=f"subscribe-{user.id}-{plan.code}-{secrets.token_hex(8)}"
@@ -98,6 +99,7 @@ def _plan_line(plan: plans.Plan) -> dict[str, Any]:
             "product_data": {
                 "name": f"{plan.code.title()} plan: {plan.monthly_credits:,} credits a month"
             },
+            **price_data_tax(),
         },
     }
 
@@ -222,7 +224,9 @@ def _invoice_payment(invoice: Obj) -> ledger.InvoicePayment:
     amount = int(invoice.get("amount_paid") or 0)
     charge_id, intent_id = invoice_payment_ids(invoice)
     if amount > 0 and not (charge_id or intent_id):
-        charge_id, intent_id = invoice_payment_ids(stripe_gateway.retrieve_invoice(invoice["id"]))
+        charge_id, intent_id = invoice_payment_ids(
+            stripe_gateway.retrieve_invoice_with_payments(invoice["id"])
+        )
     return ledger.InvoicePayment(
         amount, str(invoice.get("currency") or "").lower(), charge_id, intent_id
     )

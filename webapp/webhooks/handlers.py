@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from typing import Any
 
-from webapp.domain import events, ledger, linking, subscriptions
+from webapp.domain import events, ledger, linking, receipts, subscriptions
 from webapp.domain.ledger import Fulfilment
 from webapp.domain.sql import is_postgresql
 from webapp.domain.stripe_objects import SUBSCRIPTION_PURPOSE, TOPUP_PURPOSE, id_of, purpose_of
@@ -30,14 +30,6 @@ def _on_session(apply: Callable[[dict[str, Any]], ledger.FulfilmentResult]):
         return EventOutcome.PROCESSED
 
     return handler
-
-
-HANDLERS: dict[str, Callable[[Event], str]] = {
-    "checkout.session.completed": _on_session(ledger.fulfil_checkout_session),
-    "checkout.session.async_payment_succeeded": _on_session(ledger.fulfil_checkout_session),
-    "checkout.session.async_payment_failed": _on_session(ledger.mark_session_failed),
-    "checkout.session.expired": _on_session(ledger.mark_session_expired),
-}
 
 
 def fast_path(event: Event) -> str | None:
@@ -109,30 +101,44 @@ def _subscription_session_or(topup_handler: Callable[[Event], str]) -> Callable[
     return handler
 
 
-HANDLERS.update(
-    {
-        "charge.refunded": _on_payment("id", ledger.apply_refund, ledger.refund_grant),
-        "charge.dispute.created": _on_payment(
-            "charge", ledger.open_dispute, ledger.open_grant_dispute
-        ),
-        "charge.dispute.closed": _on_payment(
-            "charge", ledger.close_dispute, ledger.close_grant_dispute
-        ),
-        "checkout.session.completed": _subscription_session_or(
-            HANDLERS["checkout.session.completed"]
-        ),
-        "invoice.paid": lambda event: subscriptions.apply_invoice_paid(event["data"]["object"]),
-        "invoice.payment_failed": lambda event: subscriptions.apply_invoice_failed(
-            event["data"]["object"], event.get("created")
-        ),
-        "customer.subscription.created": lambda event: subscriptions.apply_subscription(
-            event["data"]["object"], event.get("created")
-        ),
-        "customer.subscription.updated": lambda event: subscriptions.apply_subscription(
-            event["data"]["object"], event.get("created")
-        ),
-        "customer.subscription.deleted": lambda event: subscriptions.apply_subscription(
-            event["data"]["object"], event.get("created"), deleted=True
-        ),
-    }
-)
+def _topup_invoice_or(other_handler: Callable[[Event], str]) -> Callable[[Event], str]:
+    """A top-up's invoice (CHECKOUT_INVOICES) gives its purchase the invoice links."""
+
+    def handler(event: Event) -> str:
+        invoice = event["data"]["object"]
+        if receipts.is_topup_invoice(invoice):
+            return receipts.apply_invoice(invoice)
+        return other_handler(event)
+
+    return handler
+
+
+HANDLERS: dict[str, Callable[[Event], str]] = {
+    "checkout.session.completed": _subscription_session_or(
+        _on_session(ledger.fulfil_checkout_session)
+    ),
+    "checkout.session.async_payment_succeeded": _on_session(ledger.fulfil_checkout_session),
+    "checkout.session.async_payment_failed": _on_session(ledger.mark_session_failed),
+    "checkout.session.expired": _on_session(ledger.mark_session_expired),
+    "charge.refunded": _on_payment("id", ledger.apply_refund, ledger.refund_grant),
+    "charge.dispute.created": _on_payment("charge", ledger.open_dispute, ledger.open_grant_dispute),
+    "charge.dispute.closed": _on_payment(
+        "charge", ledger.close_dispute, ledger.close_grant_dispute
+    ),
+    "invoice.paid": _topup_invoice_or(
+        lambda event: subscriptions.apply_invoice_paid(event["data"]["object"])
+    ),
+    "invoice.finalized": _topup_invoice_or(lambda event: EventOutcome.IGNORED),
+    "invoice.payment_failed": lambda event: subscriptions.apply_invoice_failed(
+        event["data"]["object"], event.get("created")
+    ),
+    "customer.subscription.created": lambda event: subscriptions.apply_subscription(
+        event["data"]["object"], event.get("created")
+    ),
+    "customer.subscription.updated": lambda event: subscriptions.apply_subscription(
+        event["data"]["object"], event.get("created")
+    ),
+    "customer.subscription.deleted": lambda event: subscriptions.apply_subscription(
+        event["data"]["object"], event.get("created"), deleted=True
+    ),
+}

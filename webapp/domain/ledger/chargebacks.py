@@ -1,7 +1,7 @@
 """Refunds and disputes: credits taken back in proportion to the money, cumulatively, once.
 
 The same rules serve a purchase and a plan grant (the credits a subscription invoice
-paid for): both carry credits, amount_cents and the cumulative amount_refunded_cents,
+paid for): both carry credits, total_cents (what the charge was for) and the cumulative amount_refunded_cents,
 credits_refunded and credits_disputed, so one piece of arithmetic covers both.
 """
 
@@ -58,10 +58,14 @@ def _refs(paid: Paid) -> dict[str, int]:
 
 
 def _credits_for(purchase: Paid, amount_cents: int) -> int:
-    """floor(credits × amount ÷ amount_total); all the credits when the whole amount."""
-    if amount_cents >= purchase.amount_cents:
+    """floor(credits × amount ÷ amount_total); all the credits when the whole amount.
+
+    amount_total is what the charge was for: the recorded amount plus any tax (a grant:
+    what its invoice charged).
+    """
+    if amount_cents >= purchase.total_cents:
         return purchase.credits
-    return purchase.credits * max(amount_cents, 0) // purchase.amount_cents
+    return purchase.credits * max(amount_cents, 0) // purchase.total_cents
 
 
 def _credits_left(purchase: Paid) -> int:
@@ -103,7 +107,7 @@ def _refresh_money_status(purchase: Paid) -> None:
     )
     if holding:
         status = PurchaseStatus.DISPUTED
-    elif purchase.amount_refunded_cents >= purchase.amount_cents:
+    elif purchase.amount_refunded_cents >= purchase.total_cents:
         status = PurchaseStatus.REFUNDED
     elif purchase.amount_refunded_cents > 0:
         status = PurchaseStatus.PARTIALLY_REFUNDED
@@ -134,7 +138,7 @@ def refund_grant(grant_id: int, charge: Mapping[str, Any]) -> int:
 def _apply_refund(purchase: Paid, charge: Mapping[str, Any]) -> int:
     refunded = int(charge.get("amount_refunded") or 0)
     if charge.get("refunded"):
-        refunded = max(refunded, purchase.amount_cents)
+        refunded = max(refunded, purchase.total_cents)
     credited = _settled_or_raise(purchase, charge.get("id"), id_of(charge.get("payment_intent")))
     if refunded > purchase.amount_refunded_cents:
         purchase.amount_refunded_cents = refunded
@@ -158,7 +162,7 @@ def _take_refunds_due(purchase: Paid, reference: str | None) -> int:
     if take:
         purchase.credits_refunded += take
         refunded = format_money(purchase.amount_refunded_cents, purchase.currency)
-        paid = format_money(purchase.amount_cents, purchase.currency)
+        paid = format_money(purchase.total_cents, purchase.currency)
         post_entry(
             purchase.user_id,
             -take,
