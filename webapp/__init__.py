@@ -7,7 +7,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
-from webapp.config import BASE_DIR, Config, ConfigurationError, config_for_environment, validate
+from webapp.config import BASE_DIR, Config, config_for_environment, validate
 from webapp.domain.sql import MAX_BIGINT
 from webapp.extensions import csrf, db, limiter, login_manager, migrate
 from webapp.hardening import register_logging, register_security
@@ -43,19 +43,7 @@ class BoundedInt(IntegerConverter):
 
 def check_settings(app: Flask) -> None:
     """Bad settings stop the app here, naming the variable, not as a 500 on some page."""
-    from webapp.domain import pricing
-    from webapp.domain.errors import InvalidPurchaseError
-
     validate(app.config)
-    with app.app_context():
-        for pack in app.config["CREDIT_PACKS"]:
-            if isinstance(pack, int):
-                try:
-                    pricing.quote(pack)
-                except InvalidPurchaseError as exc:
-                    raise ConfigurationError(
-                        f"CREDIT_PACKS entry {pack} cannot be sold: {exc}"
-                    ) from None
 
 
 class CookieSessions(SecureCookieSessionInterface):

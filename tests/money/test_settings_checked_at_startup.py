@@ -17,10 +17,6 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize(
     "overrides, variable",
     [
-        ({"CREDIT_PACKS": ("abc",)}, "CREDIT_PACKS"),
-        ({"CREDIT_PACKS": (10,)}, "CREDIT_PACKS"),  # below MIN_PURCHASE_CREDITS: unsellable
-        ({"CREDIT_PACKS": (0,)}, "CREDIT_PACKS"),
-        ({"CREDIT_PACKS": ()}, "CREDIT_PACKS"),
         ({"STRIPE_FEE_PERCENT": "abc"}, "STRIPE_FEE_PERCENT"),
         ({"STRIPE_FEE_PERCENT": "100"}, "STRIPE_FEE_PERCENT"),
         ({"STRIPE_FEE_PERCENT": "-1"}, "STRIPE_FEE_PERCENT"),
@@ -47,7 +43,6 @@ def test_price_ids_are_valid_pack_entries(database_url):
 @pytest.mark.parametrize(
     "variable, value",
     [
-        ("CREDIT_PACKS", "500,lots"),
         ("STRIPE_FEE_PERCENT", "2,9"),
         ("STRIPE_FEE_FIXED", "30c"),
         ("MAX_PURCHASE_CREDITS", "1e6"),
