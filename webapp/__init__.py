@@ -8,7 +8,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from webapp.config import BASE_DIR, Config, config_for_environment, validate
-from webapp.domain.sql import MAX_BIGINT
+from webapp.domain.sql import MAX_INT
 from webapp.extensions import csrf, db, limiter, login_manager, migrate
 from webapp.hardening import register_logging, register_security
 
@@ -34,10 +34,11 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
 
 
 class BoundedInt(IntegerConverter):
-    """`<int:...>` in every route: ids beyond a BIGINT are simply not found (404)."""
+    """`<int:...>` in every route (all INTEGER primary keys): larger ids are simply not
+    found (404), never a database error."""
 
     def __init__(self, map, *args, **kwargs):
-        kwargs.setdefault("max", MAX_BIGINT)
+        kwargs.setdefault("max", MAX_INT)
         super().__init__(map, *args, **kwargs)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from webapp.domain import clock
-from webapp.domain.sql import MAX_BIGINT
+from webapp.domain.sql import max_value
 from webapp.extensions import db
 from webapp.models import (
     AdminAction,
@@ -53,8 +53,8 @@ def balance_json(account: CreditAccount) -> dict[str, Any]:
 
 def keyset_page(query: sa.Select, id_column, before: int | None, size: int) -> Page:
     """Newest first, `size` rows with id below `before`; reads one extra row to know if more."""
-    if before:
-        query = query.where(id_column < min(before, MAX_BIGINT))
+    if before and before <= max_value(id_column):  # beyond the column: every row is below
+        query = query.where(id_column < before)
     rows = list(db.session.scalars(query.order_by(id_column.desc()).limit(size + 1)))
     more = len(rows) > size
     rows = rows[:size]
@@ -394,7 +394,7 @@ def purchases_admin_page(filters: PurchaseFilter, before: int | None, size: int)
 
 def time_keyset_page(query: sa.Select, model, before: int | None, size: int) -> Page:
     """Like keyset_page, newest first by (created_at, id); `before` is still the last id."""
-    if before and before <= MAX_BIGINT:
+    if before and before <= max_value(model.id):
         cursor = db.session.get(model, before)
         if cursor is not None:
             query = query.where(
