@@ -28,41 +28,120 @@ def new_id(prefix: str) -> str:
 
 def subscription_session(sub_id: str, user_id: int, plan: str = "basic", **overrides):
     """A completed subscription-mode Checkout Session."""
-    fields = {"id": new_id("cs_test"), "mode": "subscription", "subscription": sub_id,
-              "customer": CUSTOMER, "payment_status": "paid", "status": "complete",
-              "payment_intent": None, "amount_total": 900, "metadata": metadata(user_id, plan)}
+    fields = {
+        "id": new_id("cs_test"),
+        "mode": "subscription",
+        "subscription": sub_id,
+        "customer": CUSTOMER,
+        "payment_status": "paid",
+        "status": "complete",
+        "payment_intent": None,
+        "amount_total": 900,
+        "metadata": metadata(user_id, plan),
+    }
     return fixture("checkout.session", **{**fields, **overrides})
 
 
-def invoice(sub_id: str, user_id: int | None, *, start: datetime = JAN_1, end: datetime = FEB_1,
-            reason: str = "subscription_create", plan: str = "basic", price: str = "price_adhoc",
-            invoice_id: str | None = None, **overrides):
-    """A paid subscription invoice; its own period_* look back, its line's period ahead."""
+# What each default plan costs (TestConfig.PLANS), so invoices pay the right amount.
+PLAN_PRICES = {"basic": 900, "pro": 3900}
+
+
+def invoice(
+    sub_id: str,
+    user_id: int | None,
+    *,
+    start: datetime = JAN_1,
+    end: datetime = FEB_1,
+    reason: str = "subscription_create",
+    plan: str = "basic",
+    price: str = "price_adhoc",
+    invoice_id: str | None = None,
+    **overrides,
+):
+    """A paid subscription invoice; its own period_* look back, its line's period ahead.
+
+    It pays the plan's price and lists the payment (a fresh PaymentIntent id)."""
     meta = metadata(user_id, plan) if user_id is not None else None
-    obj = fixture("invoice", id=invoice_id or new_id("in"), billing_reason=reason,
-                  status="paid", amount_paid=900, amount_remaining=0, customer=CUSTOMER,
-                  period_start=ts(start), period_end=ts(start), subscription=None)
-    obj["parent"] = {"type": "subscription_details", "quote_details": None,
-                     "subscription_details": {"metadata": meta, "subscription": sub_id}}
+    amount = PLAN_PRICES.get(plan, 900)
+    obj = fixture(
+        "invoice",
+        id=invoice_id or new_id("in"),
+        billing_reason=reason,
+        status="paid",
+        amount_paid=amount,
+        amount_due=amount,
+        amount_remaining=0,
+        customer=CUSTOMER,
+        currency="usd",
+        period_start=ts(start),
+        period_end=ts(start),
+        subscription=None,
+        payments={
+            "object": "list",
+            "has_more": False,
+            "data": [
+                {
+                    "object": "invoice_payment",
+                    "status": "paid",
+                    "amount_paid": amount,
+                    "payment": {"type": "payment_intent", "payment_intent": new_id("pi")},
+                }
+            ],
+        },
+    )
+    obj["parent"] = {
+        "type": "subscription_details",
+        "quote_details": None,
+        "subscription_details": {"metadata": meta, "subscription": sub_id},
+    }
     line = obj["lines"]["data"][0]
-    line.update(invoice=obj["id"], period={"start": ts(start), "end": ts(end)},
-                pricing={"type": "price_details", "unit_amount_decimal": "900",
-                         "price_details": {"price": price, "product": "prod_QXg1hqf4jFNsqG"}})
-    line["parent"] = {"type": "subscription_item_details", "invoice_item_details": None,
-                      "subscription_item_details": {
-                          "invoice_item": None, "proration": False, "proration_details": None,
-                          "subscription": sub_id, "subscription_item": "si_QXhVnC2h0Jczwc"}}
+    line.update(
+        invoice=obj["id"],
+        period={"start": ts(start), "end": ts(end)},
+        pricing={
+            "type": "price_details",
+            "unit_amount_decimal": "900",
+            "price_details": {"price": price, "product": "prod_QXg1hqf4jFNsqG"},
+        },
+    )
+    line["parent"] = {
+        "type": "subscription_item_details",
+        "invoice_item_details": None,
+        "subscription_item_details": {
+            "invoice_item": None,
+            "proration": False,
+            "proration_details": None,
+            "subscription": sub_id,
+            "subscription_item": "si_QXhVnC2h0Jczwc",
+        },
+    }
     obj.update(overrides)
     return obj
 
 
-def subscription(sub_id: str, user_id: int, *, status: str = "active", plan: str = "basic",
-                 price: str = "price_adhoc", start: datetime = JAN_1, end: datetime = FEB_1,
-                 cancel_at_period_end: bool = False, cancel_at: datetime | None = None):
-    obj = fixture("subscription", id=sub_id, customer=CUSTOMER, status=status,
-                  metadata=metadata(user_id, plan), cancel_at_period_end=cancel_at_period_end,
-                  cancel_at=ts(cancel_at) if cancel_at else None, canceled_at=None,
-                  ended_at=None)
+def subscription(
+    sub_id: str,
+    user_id: int,
+    *,
+    status: str = "active",
+    plan: str = "basic",
+    price: str = "price_adhoc",
+    start: datetime = JAN_1,
+    end: datetime = FEB_1,
+    cancel_at_period_end: bool = False,
+    cancel_at: datetime | None = None,
+):
+    obj = fixture(
+        "subscription",
+        id=sub_id,
+        customer=CUSTOMER,
+        status=status,
+        metadata=metadata(user_id, plan),
+        cancel_at_period_end=cancel_at_period_end,
+        cancel_at=ts(cancel_at) if cancel_at else None,
+        canceled_at=None,
+        ended_at=None,
+    )
     item = obj["items"]["data"][0]
     item.update(current_period_start=ts(start), current_period_end=ts(end), subscription=sub_id)
     item["price"]["id"] = price

@@ -9,8 +9,10 @@ from flask.sessions import SecureCookieSessionInterface
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException, SecurityError
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
-from webapp.config import BASE_DIR, Config, config_for_environment, prepare
+from webapp.config import BASE_DIR, Config, config_for_environment, prepare, validate
+from webapp.domain.sql import MAX_INT
 from webapp.domain.text import strip_controls
 from webapp.extensions import csrf, db, limiter, login_manager, mail, migrate
 from webapp.hardening import register_input_rules, register_logging, register_security
@@ -23,6 +25,8 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     )
     app.config.from_object(config_class)
     prepare(app.config)
+    check_settings(app)
+    app.url_map.converters["int"] = BoundedInt
     register_extensions(app)
     register_stripe(app)
     register_background(app)
@@ -35,6 +39,20 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     register_security(app)
     register_logging(app)
     return app
+
+
+class BoundedInt(IntegerConverter):
+    """`<int:...>` in every route (all INTEGER primary keys): larger ids are simply not
+    found (404), never a database error."""
+
+    def __init__(self, map, *args, **kwargs):
+        kwargs.setdefault("max", MAX_INT)
+        super().__init__(map, *args, **kwargs)
+
+
+def check_settings(app: Flask) -> None:
+    """Bad settings stop the app here, naming the variable, not as a 500 on some page."""
+    validate(app.config)
 
 
 class CookieSessions(SecureCookieSessionInterface):
@@ -171,9 +189,10 @@ def _retry_after_seconds() -> int:
 
 
 def register_template_helpers(app: Flask) -> None:
-    from webapp.domain.pricing import format_money
+    from webapp.domain.pricing import format_money, minor_units_per_major
 
     app.jinja_env.filters["money"] = format_money
+    app.jinja_env.globals["minor_units_per_major"] = minor_units_per_major
     app.jinja_env.filters["credits"] = lambda n: f"{n:,}"
     app.jinja_env.filters["signed"] = lambda n: f"{n:+,}"
     app.jinja_env.filters["duration"] = duration_words

@@ -130,6 +130,9 @@ def reconcile_command(hours: int, page_size: int):
     if report.rows:
         click.echo(f"{'session':<40} {'purchase':>8}  {'stripe':<20} result")
     for row in report.rows:
+        if row.session_id == "-":
+            click.echo(f"purchase {row.purchase_id}: {row.stripe_state}, {row.action}")
+            continue
         purchase = str(row.purchase_id) if row.purchase_id is not None else "-"
         click.echo(f"{row.session_id:<40} {purchase:>8}  {row.stripe_state:<20} {row.action}")
     click.echo(report.summary())

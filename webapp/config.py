@@ -23,9 +23,15 @@ def env_str(name: str, default: str = "") -> str:
     return os.environ.get(name, default).strip()
 
 
-def env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int) -> int | str:
+    """The variable as an int; a malformed value is kept as text for validate() to name."""
     raw = env_str(name)
-    return int(raw) if raw else default
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        return raw
 
 
 def env_bool(name: str, default: bool = False) -> bool:
@@ -33,11 +39,6 @@ def env_bool(name: str, default: bool = False) -> bool:
     if not raw:
         return default
     return raw in {"1", "true", "yes", "on"}
-
-
-def env_int_list(name: str, default: str) -> tuple[int, ...]:
-    raw = env_str(name) or default
-    return tuple(int(part) for part in raw.split(",") if part.strip())
 
 
 def env_pack_list(name: str, default: str) -> tuple[int | str, ...]:
@@ -91,6 +92,10 @@ class Config:
     STRIPE_FEE_FIXED = env_int("STRIPE_FEE_FIXED", 30)
     PLANS = env_str("PLANS") or "basic:1000:900:expire,pro:5000:3900:rollover"
     LOW_BALANCE_THRESHOLD = env_int("LOW_BALANCE_THRESHOLD", 100)
+
+    # Flask-Limiter strings, per user (browser) or per API key; generous, against runaways.
+    CHECKOUT_RATE_LIMIT = env_str("CHECKOUT_RATE_LIMIT") or "20 per minute;200 per day"
+    USAGE_RATE_LIMIT = env_str("USAGE_RATE_LIMIT") or "1200 per minute"
 
     PROXY_COUNT = env_int("PROXY_COUNT", 0)
     REDIS_URL = env_str("REDIS_URL")
@@ -199,6 +204,65 @@ CONFIGS = {
 
 class ConfigurationError(RuntimeError):
     pass
+
+
+# (name, smallest value) of the whole-number settings.
+_INT_SETTINGS = (
+    ("CREDIT_UNIT_AMOUNT", 1),
+    ("MIN_PURCHASE_CREDITS", 1),
+    ("MAX_PURCHASE_CREDITS", 1),
+    ("STRIPE_FEE_FIXED", 0),
+    ("PROXY_COUNT", 0),
+    ("LOW_BALANCE_THRESHOLD", 0),
+)
+
+
+def validate(config) -> None:
+    """Refuse settings that would break pages later: ConfigurationError naming each variable.
+
+    create_app calls this before serving anything. CREDIT_PACKS is not refused here:
+    webapp.domain.catalog offers the good entries and reports each bad one (the app
+    still starts and sells the rest).
+    """
+    from decimal import Decimal, InvalidOperation
+
+    from limits import parse_many
+
+    from webapp.domain.plans import parse_plans
+
+    problems = []
+    for name, least in _INT_SETTINGS:
+        value = config.get(name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            problems.append(f"{name} must be a whole number of at least {least}, not {value!r}")
+    low, high = config.get("MIN_PURCHASE_CREDITS"), config.get("MAX_PURCHASE_CREDITS")
+    if isinstance(low, int) and isinstance(high, int) and high < low:
+        problems.append(f"MAX_PURCHASE_CREDITS ({high}) is below MIN_PURCHASE_CREDITS ({low})")
+    currency = str(config.get("CURRENCY") or "")
+    if len(currency) != 3 or not currency.isalpha():
+        problems.append(f"CURRENCY must be a three-letter ISO code, not {currency!r}")
+    try:
+        percent = Decimal(str(config.get("STRIPE_FEE_PERCENT")))
+        if not (percent.is_finite() and 0 <= percent < 100):
+            raise InvalidOperation
+    except InvalidOperation:
+        problems.append(
+            "STRIPE_FEE_PERCENT must be a number from 0 to below 100 (like 2.9), "
+            f"not {config.get('STRIPE_FEE_PERCENT')!r}"
+        )
+    for name in ("CHECKOUT_RATE_LIMIT", "USAGE_RATE_LIMIT"):
+        try:
+            parse_many(str(config.get(name) or ""))
+        except ValueError:
+            problems.append(
+                f"{name} must be a rate limit like '20 per minute', not {config.get(name)!r}"
+            )
+    try:
+        parse_plans(str(config.get("PLANS") or ""))
+    except ValueError as exc:
+        problems.append(f"PLANS: {exc}")
+    if problems:
+        raise ConfigurationError("Invalid settings: " + "; ".join(problems))
 
 
 def config_for_environment() -> type[Config]:

@@ -29,3 +29,26 @@ login_manager = LoginManager()
 csrf = CSRFProtect()
 mail = Mail()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+
+def caller_key() -> str:
+    """Rate-limit key of whoever is calling: the API key (a hash of the Bearer secret, no
+    database read), else the logged-in user, else the address."""
+    import hashlib
+
+    from flask import request
+    from flask_login import current_user
+
+    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and secret.strip():
+        return "key:" + hashlib.sha256(secret.strip().encode()).hexdigest()[:32]
+    if current_user.is_authenticated:
+        return f"user:{current_user.id}"
+    return "ip:" + get_remote_address()
+
+
+def configured_limit(name: str):
+    """A limit read from the app's configuration when the request comes (tests change it)."""
+    from flask import current_app
+
+    return lambda: current_app.config[name]

@@ -8,8 +8,7 @@
   const feeNote = document.getElementById("custom-fee");
   const unit = parseInt(form.dataset.unit, 10);
   const currency = form.dataset.currency;
-  const zeroDecimal = ["bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"];
-  const perMajor = zeroDecimal.includes(currency) ? 1 : 100;
+  const perMajor = parseInt(form.dataset.perMajor, 10);  // from pricing.py: 1, 100 or 1000
   const fees = form.dataset.fees === "true";
   const percent = parseFloat(form.dataset.feePercent);
   const fixed = parseInt(form.dataset.feeFixed, 10);

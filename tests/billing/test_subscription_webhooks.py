@@ -245,6 +245,7 @@ class TestPlansWithConfiguredPriceIds:
                 reason="subscription_cycle",
                 start=FEB_1,
                 end=MAR_1,
+                amount_paid=3900,
             ),
         )
         assert [(g.plan_code, g.credits, g.expires_at) for g in grants()] == [

@@ -51,7 +51,7 @@ def test_checkout_session_request_as_it_leaves_the_stripe_library(logged_in, str
     }
     assert params["payment_intent_data"]["metadata"] == params["metadata"]
     assert params["customer"].startswith("cus_")
-    assert request["idempotency_key"] == f"checkout-purchase-{purchase.id}"
+    assert request["idempotency_key"] == purchase.stripe_idempotency_key
     assert request["headers"]["Authorization"] == "Bearer sk_test_123"
 
 

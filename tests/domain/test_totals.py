@@ -64,7 +64,7 @@ def kept() -> dict:
         "used": totals.credits_used,
         "outstanding": totals.outstanding,
         "by_status": totals.by_status,
-        "revenue": totals.revenue,
+        "revenue": [(r.currency, r.charged, r.refunded) for r in totals.revenue],
     }
 
 

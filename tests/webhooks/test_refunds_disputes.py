@@ -21,11 +21,13 @@ def payment(app, user, stripe_double, client):
 
 
 def outcome_of(event_id):
-    return db.session.scalar(sa.select(StripeEvent.outcome)
-                             .where(StripeEvent.stripe_event_id == event_id))
+    return db.session.scalar(
+        sa.select(StripeEvent.outcome).where(StripeEvent.stripe_event_id == event_id)
+    )
 
 
 # --- refunds
+
 
 def test_full_refund_takes_back_every_credit(client, payment):
     assert deliver(client, payment.refunded(1000)).status_code == 200
@@ -70,20 +72,38 @@ def test_refunds_round_down_each_time_and_the_last_takes_the_rest(client, paymen
     assert payment.purchase().status == "refunded"
 
 
-COMPANION_EVENTS = ("refund.created", "refund.updated", "charge.refund.updated",
-                    "charge.dispute.funds_withdrawn", "charge.dispute.funds_reinstated",
-                    "charge.dispute.updated", "payment_intent.succeeded",
-                    "payment_intent.payment_failed", "charge.succeeded")
+COMPANION_EVENTS = (
+    "refund.created",
+    "refund.updated",
+    "charge.refund.updated",
+    "charge.dispute.funds_withdrawn",
+    "charge.dispute.funds_reinstated",
+    "charge.dispute.updated",
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "charge.succeeded",
+)
 
 
 def test_companion_events_take_nothing(client, payment):
-    refund = {"id": "re_123", "object": "refund", "amount": 1000, "status": "succeeded",
-              "charge": payment.charge["id"], "payment_intent": payment.intent["id"]}
+    refund = {
+        "id": "re_123",
+        "object": "refund",
+        "amount": 1000,
+        "status": "succeeded",
+        "charge": payment.charge["id"],
+        "payment_intent": payment.intent["id"],
+    }
     for event_type in COMPANION_EVENTS:
-        family = event_type.split(".")[0] if not event_type.startswith("charge.dispute") \
-            else "dispute"
-        obj = {"refund": refund, "payment_intent": payment.intent, "charge": payment.charge,
-               "dispute": payment.dispute(event_type, 1000)["data"]["object"]}[family]
+        family = (
+            event_type.split(".")[0] if not event_type.startswith("charge.dispute") else "dispute"
+        )
+        obj = {
+            "refund": refund,
+            "payment_intent": payment.intent,
+            "charge": payment.charge,
+            "dispute": payment.dispute(event_type, 1000)["data"]["object"],
+        }[family]
         evt = event(event_type, obj)
         assert deliver(client, evt).status_code == 200
         assert outcome_of(evt["id"]) == "ignored", event_type
@@ -101,8 +121,13 @@ def test_a_refund_may_take_the_balance_below_zero_but_usage_never_does(client, p
 
 def test_refund_for_a_charge_that_is_not_ours_is_ignored(client, payment, stripe_double):
     intent = stripe_double.new_object("payment_intent", "pi", metadata={"purpose": "other"})
-    charge = {**payment.charge, "id": "ch_someone_else", "payment_intent": intent["id"],
-              "amount_refunded": 1000, "refunded": True}
+    charge = {
+        **payment.charge,
+        "id": "ch_someone_else",
+        "payment_intent": intent["id"],
+        "amount_refunded": 1000,
+        "refunded": True,
+    }
     evt = event("charge.refunded", charge)
     assert deliver(client, evt).status_code == 200
     assert outcome_of(evt["id"]) == "ignored"
@@ -111,8 +136,10 @@ def test_refund_for_a_charge_that_is_not_ours_is_ignored(client, payment, stripe
 
 # --- linking
 
+
 def test_refund_is_linked_by_the_stored_payment_intent_without_asking_stripe(
-        client, payment, stripe_double):
+    client, payment, stripe_double
+):
     deliver(client, payment.refunded(100))
     assert stripe_double.requests_to("get", "/v1/payment_intents") == []
     assert stripe_double.requests_to("get", "/v1/charges") == []
@@ -120,30 +147,30 @@ def test_refund_is_linked_by_the_stored_payment_intent_without_asking_stripe(
 
 
 def test_dispute_naming_only_the_charge_is_linked_by_the_stored_charge_id(
-        client, payment, stripe_double):
+    client, payment, stripe_double
+):
     deliver(client, payment.refunded(100))  # stores the charge id
     deliver(client, payment.dispute("charge.dispute.created", 900, with_intent=False))
     assert stripe_double.requests_to("get", "/v1/") == []
     assert balance_of(payment.user_id) == 0
 
 
-def test_purchase_without_stored_ids_is_found_by_asking_stripe(client, app, user,
-                                                                stripe_double):
+def test_purchase_without_stored_ids_is_found_by_asking_stripe(client, app, user, stripe_double):
     payment = Payment(stripe_double, user, 1000)
     deliver(client, payment.completed(payment_intent=None))  # fulfilled, intent unknown
     assert payment.purchase().stripe_payment_intent_id is None
     deliver(client, payment.dispute("charge.dispute.created", 1000, with_intent=False))
     assert len(stripe_double.requests_to("get", f"/v1/charges/{payment.charge['id']}")) == 1
-    assert len(stripe_double.requests_to(
-        "get", f"/v1/payment_intents/{payment.intent['id']}")) == 1
+    assert len(stripe_double.requests_to("get", f"/v1/payment_intents/{payment.intent['id']}")) == 1
     purchase = payment.purchase()
     assert purchase.stripe_charge_id == payment.charge["id"]
     assert purchase.stripe_payment_intent_id == payment.intent["id"]
     assert balance_of(user.id) == 0 and purchase.status == "disputed"
 
 
-def test_stripe_failing_during_lookup_answers_500_and_the_retry_applies(client, app, user,
-                                                                        stripe_double):
+def test_stripe_failing_during_lookup_answers_500_and_the_retry_applies(
+    client, app, user, stripe_double
+):
     payment = Payment(stripe_double, user, 1000)
     deliver(client, payment.completed(payment_intent=None))
     evt = payment.refunded(1000)
@@ -158,13 +185,19 @@ def test_stripe_failing_during_lookup_answers_500_and_the_retry_applies(client, 
 
 # --- events before the event they depend on
 
-@pytest.mark.parametrize("make_event", [
-    lambda p: p.refunded(400),
-    lambda p: p.dispute("charge.dispute.created", 400, dispute_id="dp_early"),
-    lambda p: p.dispute("charge.dispute.closed", 400, "lost", dispute_id="dp_early"),
-], ids=["refund", "dispute_created", "dispute_closed_lost"])
+
+@pytest.mark.parametrize(
+    "make_event",
+    [
+        lambda p: p.refunded(400),
+        lambda p: p.dispute("charge.dispute.created", 400, dispute_id="dp_early"),
+        lambda p: p.dispute("charge.dispute.closed", 400, "lost", dispute_id="dp_early"),
+    ],
+    ids=["refund", "dispute_created", "dispute_closed_lost"],
+)
 def test_taking_back_before_the_purchase_is_credited_is_retried_not_lost(
-        client, app, user, stripe_double, make_event):
+    client, app, user, stripe_double, make_event
+):
     payment = Payment(stripe_double, user, 1000)
     early = make_event(payment)
     assert deliver(client, early).status_code == 500
@@ -176,7 +209,8 @@ def test_taking_back_before_the_purchase_is_credited_is_retried_not_lost(
 
 
 def test_refund_arriving_while_the_session_looks_expired_waits_for_the_payment(
-        client, app, user, stripe_double):
+    client, app, user, stripe_double
+):
     payment = Payment(stripe_double, user, 1000)
     deliver(client, payment.expired())  # out of order: Stripe's expiry raced the payment
     early = payment.refunded(1000)
@@ -187,17 +221,21 @@ def test_refund_arriving_while_the_session_looks_expired_waits_for_the_payment(
     assert payment.purchase().status == "refunded"
 
 
-def test_refund_for_a_purchase_under_review_takes_nothing_and_is_kept(client, app, user,
-                                                                      stripe_double):
+def test_refund_for_a_purchase_under_review_takes_nothing_and_is_kept(
+    client, app, user, stripe_double
+):
     payment = Payment(stripe_double, user, 1000)
     deliver(client, payment.completed(amount_total=1))
     assert deliver(client, payment.refunded(1000)).status_code == 200
     purchase = payment.purchase()
-    assert purchase.status == "needs_review" and purchase.amount_refunded_cents == 1000
+    # Fully refunded, nothing credited: the review is settled (the reason stays on record).
+    assert purchase.status == "refunded" and purchase.amount_refunded_cents == 1000
+    assert purchase.credited_at is None and purchase.review_reason
     assert balance_of(user.id) == 0 == ledger_sum(user.id)
 
 
 # --- disputes
+
 
 def test_dispute_takes_the_disputed_credits_once(client, payment):
     created = payment.dispute("charge.dispute.created", 400, dispute_id="dp_once")
@@ -260,19 +298,25 @@ def test_refund_and_dispute_together_never_take_more_than_was_credited(client, p
 
 # --- every order for one purchase
 
-@pytest.mark.parametrize("outcome, taken_back, status", [
-    ("lost", 1000, "disputed"), ("won", 400, "partially_refunded")])
+
+@pytest.mark.parametrize(
+    "outcome, taken_back, status", [("lost", 1000, "disputed"), ("won", 400, "partially_refunded")]
+)
 def test_every_order_of_payment_refund_and_dispute_ends_the_same(
-        client, app, user, stripe_double, outcome, taken_back, status):
+    client, app, user, stripe_double, outcome, taken_back, status
+):
     """All 24 orders of completed / refund / dispute created / dispute closed, with
     async_succeeded slipped in at a different place each time and replays of the first two."""
     balance = 0
     for number, order in enumerate(itertools.permutations(range(4))):
         payment = Payment(stripe_double, user, 1000)
         dispute_id = f"dp_order_{number}"
-        events = [payment.completed(), payment.refunded(400),
-                  payment.dispute("charge.dispute.created", 600, dispute_id=dispute_id),
-                  payment.dispute("charge.dispute.closed", 600, outcome, dispute_id=dispute_id)]
+        events = [
+            payment.completed(),
+            payment.refunded(400),
+            payment.dispute("charge.dispute.created", 600, dispute_id=dispute_id),
+            payment.dispute("charge.dispute.closed", 600, outcome, dispute_id=dispute_id),
+        ]
         ordered = [events[i] for i in order]
         ordered.insert(number % 5, payment.async_succeeded())
         deliver_until_done(client, ordered + ordered[:2])

@@ -31,3 +31,7 @@ class RefundForm(FlaskForm):
     amount = StringField(
         "Amount (empty = everything not yet refunded)", validators=[Length(max=20)]
     )
+
+
+class ReviewCreditForm(FlaskForm):
+    reason = StringField("Why it is credited", validators=[DataRequired(), Length(max=500)])

@@ -16,9 +16,9 @@ from flask import (
 from flask_login import current_user
 
 from webapp.admin import bp
-from webapp.admin.forms import RefundForm
+from webapp.admin.forms import RefundForm, ReviewCreditForm
 from webapp.domain import admin_ops, pricing, receipts, reports
-from webapp.domain.errors import InvalidAmountError, PaymentProviderError
+from webapp.domain.errors import InvalidAmountError, NotUnderReviewError, PaymentProviderError
 from webapp.extensions import db
 from webapp.hardening import cursor_arg
 from webapp.models import Purchase, PurchaseStatus
@@ -149,18 +149,20 @@ def _csv_row(p: Purchase) -> tuple:
     )
 
 
-def _major(cents: int, currency: str) -> str:
-    """Minor units as a plain major-unit number for spreadsheets: 1250 -> 12.50."""
-    per_major = pricing.minor_units_per_major(currency)
-    sign, (major, minor) = ("-" if cents < 0 else ""), divmod(abs(cents), per_major)
-    return f"{sign}{major}" if per_major == 1 else f"{sign}{major}.{minor:02d}"
+_major = pricing.format_major
 
 
-def render_purchase(purchase: Purchase, form: RefundForm, status: int = 200):
+def render_purchase(
+    purchase: Purchase,
+    form: RefundForm,
+    status: int = 200,
+    review_form: ReviewCreditForm | None = None,
+):
     return render_template(
         "admin/purchase_detail.html",
         purchase=purchase,
         form=form,
+        review_form=review_form or ReviewCreditForm(formdata=None),
         refundable=admin_ops.refundable_cents(purchase),
         actions=reports.admin_actions_for(admin_ops.AdminTarget.PURCHASE, purchase.id),
     ), status
@@ -191,6 +193,46 @@ def purchase_refund(purchase_id: int):
     flash(
         f"Refund {refund.get('id')} requested from Stripe; the credits are taken back "
         "when Stripe confirms it (charge.refunded).",
+        "success",
+    )
+    return redirect(url_for("admin.purchase_detail", purchase_id=purchase.id), code=303)
+
+
+@bp.post("/purchases/<int:purchase_id>/review/credit")
+def purchase_review_credit(purchase_id: int):
+    """Under review, and the money did arrive: credit the recorded credits (audited)."""
+    purchase = db.get_or_404(Purchase, purchase_id)
+    form = ReviewCreditForm()
+    if not form.validate_on_submit():
+        return render_purchase(purchase, RefundForm(formdata=None), 400, form)
+    try:
+        admin_ops.credit_reviewed(current_user.id, purchase, form.reason.data)
+    except (NotUnderReviewError, InvalidAmountError) as exc:
+        form.reason.errors.append(str(exc))
+        return render_purchase(purchase, RefundForm(formdata=None), 400, form)
+    except PaymentProviderError as exc:
+        flash(f"Stripe could not be asked about the payment: {exc}", "error")
+        return render_purchase(purchase, RefundForm(formdata=None), 502, form)
+    flash(f"{purchase.credits:,} credits credited to {purchase.user.email}.", "success")
+    return redirect(url_for("admin.purchase_detail", purchase_id=purchase.id), code=303)
+
+
+@bp.post("/purchases/<int:purchase_id>/review/refund")
+def purchase_review_refund(purchase_id: int):
+    """Under review, and it should not stand: Stripe refunds all of it (audited)."""
+    purchase = db.get_or_404(Purchase, purchase_id)
+    form = ReviewCreditForm(formdata=None)
+    try:
+        refund = admin_ops.refund_reviewed(current_user.id, purchase)
+    except (NotUnderReviewError, InvalidAmountError) as exc:
+        form.reason.errors = [str(exc)]
+        return render_purchase(purchase, RefundForm(formdata=None), 400, form)
+    except PaymentProviderError as exc:
+        flash(f"Stripe did not accept the refund: {exc}", "error")
+        return render_purchase(purchase, RefundForm(formdata=None), 502, form)
+    flash(
+        f"Refund {refund.get('id')} requested from Stripe; the purchase shows refunded "
+        "when Stripe confirms it.",
         "success",
     )
     return redirect(url_for("admin.purchase_detail", purchase_id=purchase.id), code=303)

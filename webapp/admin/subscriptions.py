@@ -30,4 +30,5 @@ def subscription_list():
         before=before,
         grants=grants,
         status_words=subscriptions.status_words,
+        held=reports.invoices_held_for_review(),
     )

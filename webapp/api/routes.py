@@ -9,7 +9,9 @@ from webapp.domain.errors import (
     PaymentProviderError,
     UnknownPackError,
 )
+from webapp.domain.limits import MAX_CREDITS, out_of_bounds_message
 from webapp.domain.text import has_nul, strip_controls
+from webapp.extensions import caller_key, configured_limit, limiter
 
 MAX_DESCRIPTION_LENGTH = 500
 
@@ -26,13 +28,16 @@ def _json_body() -> dict | None:
 
 
 def _positive_int(value) -> int | None:
-    """JSON integers only: true, 3.0 and "3" are not credits."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    """JSON integers only (true, 3.0 and "3" are not credits), from 1 to MAX_CREDITS."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CREDITS:
         return None
     return value
 
 
 @bp.post("/checkout")
+@limiter.shared_limit(
+    configured_limit("CHECKOUT_RATE_LIMIT"), scope="checkout", key_func=caller_key
+)
 @api_login_required
 def checkout_create():
     body = _json_body()
@@ -63,6 +68,7 @@ def _pack_checkout(pack, base_url: str):
 
 
 @bp.post("/usage")
+@limiter.limit(configured_limit("USAGE_RATE_LIMIT"), key_func=caller_key)
 @api_login_required
 def usage_create():
     body = _json_body()
@@ -72,7 +78,7 @@ def usage_create():
     description = body.get("description", "")
     key = request.headers.get("Idempotency-Key")
     if credits is None:
-        return api_error(400, "invalid_credits", message="credits must be an integer >= 1.")
+        return api_error(400, "invalid_credits", message=out_of_bounds_message())
     if (
         not isinstance(description, str)
         or len(description) > MAX_DESCRIPTION_LENGTH

@@ -5,6 +5,7 @@ from webapp.credits import bp, chart
 from webapp.credits.forms import BuyForm
 from webapp.domain import catalog, checkout, pricing, receipts, reports, subscriptions
 from webapp.domain.errors import InvalidPurchaseError, PaymentProviderError
+from webapp.extensions import caller_key, configured_limit, limiter
 from webapp.hardening import MAX_BIG_ID, MAX_ID, cursor_arg
 
 
@@ -34,6 +35,9 @@ def index():
 
 
 @bp.post("/checkout")
+@limiter.shared_limit(
+    configured_limit("CHECKOUT_RATE_LIMIT"), scope="checkout", key_func=caller_key
+)
 def buy():
     form = BuyForm()
     if not form.validate_on_submit():

@@ -1,6 +1,7 @@
 """Starting a credits purchase: record it, then ask Stripe for a Checkout Session."""
 
 import logging
+import secrets
 from dataclasses import dataclass
 from urllib.parse import urljoin
 
@@ -41,7 +42,7 @@ def _open_checkout(user: User, quote: pricing.Quote, base_url: str) -> Purchase:
         customer_id = ensure_customer(user)
         session = stripe_gateway.create_checkout_session(
             _session_params(purchase, customer_id, base_url),
-            idempotency_key=f"checkout-purchase-{purchase.id}",
+            idempotency_key=purchase.stripe_idempotency_key,
         )
     except PaymentProviderError:
         ledger.abandon_checkout(purchase.id)
@@ -64,16 +65,34 @@ def _record_purchase(user_id: int, quote: pricing.Quote) -> Purchase:
             currency=quote.currency,
             status=PurchaseStatus.PENDING,
             stripe_price_id=quote.price_id,
+            stripe_idempotency_key=new_idempotency_key("checkout"),
         )
         db.session.add(purchase)
     return purchase
 
 
+def new_idempotency_key(purpose: str) -> str:
+    """A random Stripe idempotency key: never derived from database ids, which repeat
+    after a restore from backup or a reset database (Stripe keeps keys for 24 hours)."""
+    return f"{purpose}-{secrets.token_hex(16)}"
+
+
 def ensure_customer(user: User) -> str:
-    """The user's Stripe customer id, created once and reused."""
+    """The user's Stripe customer id, created once and reused.
+
+    The creation's idempotency key is stored on the user first, so a retry after a
+    failure (or a crash after Stripe answered) gets the same customer back.
+    """
     if user.stripe_customer_id:
         return user.stripe_customer_id
-    customer_id = stripe_gateway.create_customer(user.email, user.id)
+    with atomic():
+        db.session.execute(
+            sa.update(User)
+            .where(User.id == user.id, User.stripe_customer_key.is_(None))
+            .values(stripe_customer_key=new_idempotency_key("customer"))
+        )
+    db.session.refresh(user)
+    customer_id = stripe_gateway.create_customer(user.email, user.id, user.stripe_customer_key)
     with atomic():
         db.session.execute(
             sa.update(User)

@@ -45,3 +45,16 @@ class UnknownPlanError(DomainError):
 
 class PurchaseNotSettledError(DomainError):
     """A refund or dispute for a purchase whose payment has not been confirmed yet."""
+
+
+class UnmatchedInvoiceError(DomainError):
+    """A paid invoice of one of our subscriptions that no user or plan can be found for:
+    the webhook answers 500 (Stripe retries, /admin/events shows it) rather than lose it."""
+
+
+class SubscriptionExistsError(DomainError):
+    """The user already has a live subscription; a second one is refused."""
+
+
+class NotUnderReviewError(DomainError):
+    """An admin's way out of review for a purchase that is not under review."""

@@ -9,11 +9,42 @@ from flask import current_app
 from webapp.domain.errors import InvalidPurchaseError
 
 # Stripe's smallest charge per currency, in minor units (default 50).
-STRIPE_MINIMUM_CHARGE = {"usd": 50, "eur": 50, "gbp": 30, "cad": 50, "aud": 50, "chf": 50,
-                         "jpy": 50, "inr": 50, "sek": 300, "nok": 300, "dkk": 250, "mxn": 1000}
+STRIPE_MINIMUM_CHARGE = {
+    "usd": 50,
+    "eur": 50,
+    "gbp": 30,
+    "cad": 50,
+    "aud": 50,
+    "chf": 50,
+    "jpy": 50,
+    "inr": 50,
+    "sek": 300,
+    "nok": 300,
+    "dkk": 250,
+    "mxn": 1000,
+}
 STRIPE_MAXIMUM_CHARGE = 99_999_999
-ZERO_DECIMAL_CURRENCIES = {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg",
-                           "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"}
+ZERO_DECIMAL_CURRENCIES = {
+    "bif",
+    "clp",
+    "djf",
+    "gnf",
+    "jpy",
+    "kmf",
+    "krw",
+    "mga",
+    "pyg",
+    "rwf",
+    "ugx",
+    "vnd",
+    "vuv",
+    "xaf",
+    "xof",
+    "xpf",
+}
+# Three decimals (1 KWD = 1000 fils); Stripe takes their amounts only in multiples of 10.
+THREE_DECIMAL_CURRENCIES = {"bhd", "jod", "kwd", "omr", "tnd"}
+THREE_DECIMAL_STEP = 10
 
 
 @dataclass(frozen=True)
@@ -57,7 +88,10 @@ def quote(credits: int) -> Quote:
 
 def check_bounds(credits: int) -> None:
     """MIN_PURCHASE_CREDITS..MAX_PURCHASE_CREDITS, or InvalidPurchaseError."""
-    low, high = current_app.config["MIN_PURCHASE_CREDITS"], current_app.config["MAX_PURCHASE_CREDITS"]
+    low, high = (
+        current_app.config["MIN_PURCHASE_CREDITS"],
+        current_app.config["MAX_PURCHASE_CREDITS"],
+    )
     if not low <= credits <= high:
         raise InvalidPurchaseError(f"Buy between {low:,} and {high:,} credits.")
 
@@ -69,6 +103,16 @@ def quote_value(credits: int, value: int, currency: str, **pack) -> Quote:
     if config["CUSTOMER_PAYS_FEES"]:
         fee = fee_for(value, Decimal(config["STRIPE_FEE_PERCENT"]), config["STRIPE_FEE_FIXED"])
     amount = value + fee
+    step = amount_step(currency)
+    if amount % step and fee:
+        fee += step - amount % step  # the fee line rounds the total up to what Stripe takes
+        amount = value + fee
+    elif amount % step:
+        credits_step = step // math.gcd(config["CREDIT_UNIT_AMOUNT"], step)
+        raise InvalidPurchaseError(
+            f"Payments in {currency.upper()} go in steps of {format_money(step, currency)}: "
+            f"buy a multiple of {credits_step} credits."
+        )
     minimum = STRIPE_MINIMUM_CHARGE.get(currency, 50)
     if amount < minimum:
         raise InvalidPurchaseError(
@@ -80,7 +124,24 @@ def quote_value(credits: int, value: int, currency: str, **pack) -> Quote:
 
 
 def minor_units_per_major(currency: str) -> int:
-    return 1 if currency.lower() in ZERO_DECIMAL_CURRENCIES else 100
+    currency = currency.lower()
+    if currency in ZERO_DECIMAL_CURRENCIES:
+        return 1
+    return 1000 if currency in THREE_DECIMAL_CURRENCIES else 100
+
+
+def amount_step(currency: str) -> int:
+    """The smallest step Stripe accepts for amounts in this currency (minor units)."""
+    return THREE_DECIMAL_STEP if currency.lower() in THREE_DECIMAL_CURRENCIES else 1
+
+
+def format_major(cents: int, currency: str) -> str:
+    """Minor units as a plain major-unit number (spreadsheets): 1250 USD -> 12.50."""
+    per_major = minor_units_per_major(currency)
+    sign, (major, minor) = ("-" if cents < 0 else ""), divmod(abs(cents), per_major)
+    if per_major == 1:
+        return f"{sign}{major}"
+    return f"{sign}{major}.{minor:0{len(str(per_major)) - 1}d}"
 
 
 def format_money(cents: int, currency: str) -> str:
@@ -89,7 +150,7 @@ def format_money(cents: int, currency: str) -> str:
     if per_major == 1:
         return f"{sign}{abs(cents):,} {currency.upper()}"
     major, minor = divmod(abs(cents), per_major)
-    return f"{sign}{major:,}.{minor:02d} {currency.upper()}"
+    return f"{sign}{major:,}.{minor:0{len(str(per_major)) - 1}d} {currency.upper()}"
 
 
 def parse_money(text: str, currency: str) -> int:
@@ -101,6 +162,6 @@ def parse_money(text: str, currency: str) -> int:
     if not value.is_finite():
         raise ValueError("not a number")
     cents = value * minor_units_per_major(currency)
-    if cents != cents.to_integral_value() or cents <= 0:
+    if cents != cents.to_integral_value() or cents <= 0 or cents % amount_step(currency):
         raise ValueError("not a positive amount in this currency")
     return int(cents)

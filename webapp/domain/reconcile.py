@@ -3,19 +3,31 @@
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
-from webapp.domain import ledger, stripe_gateway
+import sqlalchemy as sa
+
+from webapp.domain import clock, ledger, stripe_gateway
 from webapp.domain.ledger import Fulfilment
 from webapp.domain.stripe_objects import TOPUP_PURPOSE, purpose_of
-from webapp.models import PurchaseStatus
+from webapp.domain.transaction import atomic
+from webapp.extensions import db
+from webapp.models import Purchase, PurchaseStatus
+
+# A Checkout Session lives 24 hours (Stripe's default, which this app keeps); a purchase
+# still pending without one an hour after that can never be paid.
+ABANDONED_AFTER = timedelta(hours=25)
 
 SUMMARY_KEYS = ("checked", "fulfilled", "already", "mismatched", "expired")
 
 _ACTION_FOR_OUTCOME = {
-    Fulfilment.CREDITED: "fulfilled", Fulfilment.ALREADY_CREDITED: "already",
-    Fulfilment.MISMATCH: "mismatched", Fulfilment.PROCESSING: "processing",
-    Fulfilment.NOT_PAID: "not paid", Fulfilment.UNKNOWN: "unknown",
+    Fulfilment.CREDITED: "fulfilled",
+    Fulfilment.ALREADY_CREDITED: "already",
+    Fulfilment.MISMATCH: "mismatched",
+    Fulfilment.PROCESSING: "processing",
+    Fulfilment.NOT_PAID: "not paid",
+    Fulfilment.UNKNOWN: "unknown",
 }
 
 
@@ -45,6 +57,9 @@ def reconcile(hours: int = 72, page_size: int = 100) -> Report:
     PaymentProviderError when Stripe cannot list the sessions.
     """
     report = Report()
+    for purchase_id in expire_abandoned_purchases():
+        report.rows.append(Row("-", purchase_id, "never reached Stripe", "expired"))
+        report.counts["expired"] += 1
     since = int(time.time()) - hours * 3600
     for session in stripe_gateway.list_checkout_sessions(since, page_size):
         if purpose_of(session) != TOPUP_PURPOSE:
@@ -74,3 +89,30 @@ def _settle(session: dict[str, Any]) -> Row:
         return Row(session["id"], None, state, "open")
     purchase_id = result.purchase_id
     return Row(session["id"], purchase_id, state, action)
+
+
+def expire_abandoned_purchases() -> list[int]:
+    """Expire purchases left pending by a crash before Stripe was asked for a session;
+    returns their ids; commits. For the worker's schedule and `credits reconcile`.
+
+    Only purchases with no Checkout Session, created more than a session's lifetime ago:
+    one conditional UPDATE, so several hosts may run it at once and each purchase is
+    expired by one of them.
+    """
+    cutoff = clock.now() - ABANDONED_AFTER
+    with atomic():
+        expired = db.session.scalars(
+            sa.update(Purchase)
+            .where(
+                Purchase.status == PurchaseStatus.PENDING,
+                Purchase.stripe_checkout_session_id.is_(None),
+                Purchase.created_at < cutoff,
+            )
+            .values(
+                status=PurchaseStatus.EXPIRED,
+                updated_at=clock.now(),
+                review_reason="Never reached Stripe (the app stopped first); expired.",
+            )
+            .returning(Purchase.id)
+        ).all()
+    return sorted(expired)

@@ -7,12 +7,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from webapp.domain import clock, ledger
+from webapp.domain.sql import max_value
 from webapp.extensions import db
 from webapp.models import (
     AdminAction,
     CreditAccount,
     CreditDay,
     CreditGrant,
+    Dispute,
     EntryKind,
     EventOutcome,
     LedgerEntry,
@@ -40,15 +42,20 @@ def account_for(user_id: int) -> CreditAccount:
 
 
 def balance_json(account: CreditAccount) -> dict[str, Any]:
-    return {"balance": account.balance, "purchased": account.purchased + account.granted,
-            "used": account.used,
-            "expiring": [{"credits": grant.remaining, "expires_at": _iso_z(grant.expires_at)}
-                         for grant in expiring_grants(account)]}
+    return {
+        "balance": account.balance,
+        "purchased": account.purchased + account.granted,
+        "used": account.used,
+        "expiring": [
+            {"credits": grant.remaining, "expires_at": _iso_z(grant.expires_at)}
+            for grant in expiring_grants(account)
+        ],
+    }
 
 
 def keyset_page(query: sa.Select, id_column, before: int | None, size: int) -> Page:
     """Newest first, `size` rows with id below `before`; reads one extra row to know if more."""
-    if before:
+    if before and before <= max_value(id_column):  # beyond the column: every row is below
         query = query.where(id_column < before)
     rows = list(db.session.scalars(query.order_by(id_column.desc()).limit(size + 1)))
     more = len(rows) > size
@@ -57,8 +64,11 @@ def keyset_page(query: sa.Select, id_column, before: int | None, size: int) -> P
 
 
 def ledger_page(user_id: int, before: int | None, size: int) -> Page:
-    query = (sa.select(LedgerEntry).where(LedgerEntry.user_id == user_id)
-             .options(sa.orm.joinedload(LedgerEntry.purchase)))
+    query = (
+        sa.select(LedgerEntry)
+        .where(LedgerEntry.user_id == user_id)
+        .options(sa.orm.joinedload(LedgerEntry.purchase))
+    )
     return keyset_page(query, LedgerEntry.id, before, size)
 
 
@@ -71,18 +81,27 @@ def purchases_page(user_id: int, before: int | None, size: int) -> Page:
 
 
 def _open_grants(user_id: int) -> sa.Select:
-    return (sa.select(CreditGrant)
-            .where(CreditGrant.user_id == user_id, CreditGrant.expired_at.is_(None),
-                   CreditGrant.expires_at.is_not(None), CreditGrant.remaining > 0)
-            .order_by(CreditGrant.expires_at, CreditGrant.id))
+    return (
+        sa.select(CreditGrant)
+        .where(
+            CreditGrant.user_id == user_id,
+            CreditGrant.expired_at.is_(None),
+            CreditGrant.expires_at.is_not(None),
+            CreditGrant.remaining > 0,
+        )
+        .order_by(CreditGrant.expires_at, CreditGrant.id)
+    )
 
 
 def expiring_grants(account: CreditAccount) -> list[CreditGrant]:
     """Unexpired grants with credits left, soonest expiry first (none: no query)."""
     if account.next_expiry_at is None:
         return []
-    return list(db.session.scalars(_open_grants(account.user_id)
-                                   .where(CreditGrant.expires_at > clock.now())))
+    return list(
+        db.session.scalars(
+            _open_grants(account.user_id).where(CreditGrant.expires_at > clock.now())
+        )
+    )
 
 
 def _iso_z(moment: datetime) -> str:
@@ -92,6 +111,18 @@ def _iso_z(moment: datetime) -> str:
 def subscriptions_page(before: int | None, size: int) -> Page:
     query = sa.select(Subscription).options(sa.orm.joinedload(Subscription.user))
     return keyset_page(query, Subscription.id, before, size)
+
+
+def invoices_held_for_review(limit: int = 100) -> list[CreditGrant]:
+    """Paid subscription invoices that granted nothing, newest first (partial index)."""
+    return list(
+        db.session.scalars(
+            sa.select(CreditGrant)
+            .where(CreditGrant.review_reason.is_not(None))
+            .order_by(CreditGrant.id.desc())
+            .limit(limit)
+        )
+    )
 
 
 # --- usage chart
@@ -133,10 +164,102 @@ class Dashboard:
     credits_granted: int
     credits_used: int
     outstanding: int
-    revenue: list[tuple[str, int, int]]  # currency, charged, refunded (minor units)
+    revenue: list["Revenue"]
     by_status: dict[str, int]
     failed_events_24h: int
     recent_failures: list[StripeEvent]
+
+
+_REVENUE_STATUSES = (
+    PurchaseStatus.PAID,
+    PurchaseStatus.REFUNDED,
+    PurchaseStatus.PARTIALLY_REFUNDED,
+    PurchaseStatus.DISPUTED,
+)
+
+
+@dataclass(frozen=True)
+class Revenue:
+    """One currency's money (minor units): charged = credited top-ups and plan invoices
+    that granted; refunded and lost in disputes come off it; under review is money
+    Stripe took that credited nothing yet (a purchase or invoice an admin must look at)."""
+
+    currency: str
+    charged: int = 0
+    refunded: int = 0
+    disputes_lost: int = 0
+    under_review: int = 0
+
+    @property
+    def net(self) -> int:
+        return self.charged - self.refunded - self.disputes_lost
+
+
+def revenue_by_currency() -> list[Revenue]:
+    """Revenue per currency, alphabetical: four grouped queries (purchases, plan invoices,
+    lost disputes, money under review); the dashboard shows it."""
+    totals: dict[str, dict[str, int]] = {}
+
+    def add(rows, *fields):
+        for currency, *amounts in rows:
+            if currency is None:
+                continue
+            entry = totals.setdefault(
+                currency, dict.fromkeys(("charged", "refunded", "disputes_lost", "under_review"), 0)
+            )
+            for name, amount in zip(fields, amounts, strict=True):
+                entry[name] += int(amount or 0)
+
+    add(
+        db.session.execute(
+            sa.select(
+                Purchase.currency,
+                sa.func.sum(Purchase.amount_cents),
+                sa.func.sum(Purchase.amount_refunded_cents),
+            )
+            .where(Purchase.status.in_(_REVENUE_STATUSES), Purchase.credited_at.is_not(None))
+            .group_by(Purchase.currency)
+        ),
+        "charged",
+        "refunded",
+    )
+    granted = CreditGrant.review_reason.is_(None)
+    add(
+        db.session.execute(
+            sa.select(
+                CreditGrant.currency,
+                sa.func.sum(sa.case((granted, CreditGrant.amount_cents), else_=0)),
+                sa.func.sum(sa.case((granted, CreditGrant.amount_refunded_cents), else_=0)),
+                sa.func.sum(sa.case((granted, 0), else_=CreditGrant.amount_cents)),
+            )
+            .where(CreditGrant.amount_cents > 0)
+            .group_by(CreditGrant.currency)
+        ),
+        "charged",
+        "refunded",
+        "under_review",
+    )
+    currency = sa.func.coalesce(Purchase.currency, CreditGrant.currency)
+    add(
+        db.session.execute(
+            sa.select(currency, sa.func.sum(Dispute.amount_cents))
+            .select_from(Dispute)
+            .outerjoin(Purchase, Purchase.id == Dispute.purchase_id)
+            .outerjoin(CreditGrant, CreditGrant.id == Dispute.grant_id)
+            .where(Dispute.status == "lost")
+            .group_by(currency)
+        ),
+        "disputes_lost",
+    )
+    add(
+        db.session.execute(
+            sa.select(Purchase.review_currency, sa.func.sum(Purchase.review_amount_cents))
+            .where(Purchase.status == PurchaseStatus.NEEDS_REVIEW)
+            .group_by(Purchase.review_currency)
+        ),
+        "under_review",
+    )
+    return [Revenue(currency, **totals[currency]) for currency in sorted(totals)]
 
 
 def dashboard() -> Dashboard:
@@ -149,18 +272,23 @@ def dashboard() -> Dashboard:
     outstanding = sum(credits(kind) for kind in EntryKind)
     by_status = {status: figures.get((ledger.totals.status_metric(status), ""), 0)
                  for status in PurchaseStatus}
-    currencies = sorted({currency for (metric, currency) in figures if metric == "charged"})
-    revenue = [(currency, figures[("charged", currency)], figures.get(("refunded", currency), 0))
-               for currency in currencies if figures[("charged", currency)]]
     since = utcnow() - timedelta(hours=24)
-    failed = sa.select(StripeEvent).where(StripeEvent.outcome == EventOutcome.FAILED,
-                                          StripeEvent.received_at >= since)
+    failed = sa.select(StripeEvent).where(
+        StripeEvent.outcome == EventOutcome.FAILED, StripeEvent.received_at >= since
+    )
     failed_count = db.session.scalar(sa.select(sa.func.count()).select_from(failed.subquery()))
     # Failed events are few: the (outcome, id) index finds them, newest first by id.
     recent = list(db.session.scalars(failed.order_by(StripeEvent.id.desc()).limit(10)))
-    return Dashboard(credits(EntryKind.PURCHASE), credits(EntryKind.GRANT),
-                     -credits(EntryKind.USAGE), outstanding, revenue, by_status,
-                     failed_count or 0, recent)
+    return Dashboard(
+        credits(EntryKind.PURCHASE),
+        credits(EntryKind.GRANT),
+        -credits(EntryKind.USAGE),
+        outstanding,
+        revenue_by_currency(),
+        by_status,
+        failed_count or 0,
+        recent,
+    )
 
 
 def _like(text: str) -> str:
@@ -188,14 +316,18 @@ class PurchaseFilter:
             query = query.where(Purchase.status == self.status)
         if self.q.strip():
             matching = sa.select(User.id).where(
-                User.email.like(_like(self.q.strip().lower()), escape="\\"))
+                User.email.like(_like(self.q.strip().lower()), escape="\\")
+            )
             query = query.where(Purchase.user_id.in_(matching))
         if self.start:
-            query = query.where(Purchase.created_at >= datetime.combine(
-                self.start, time.min, tzinfo=UTC))
+            query = query.where(
+                Purchase.created_at >= datetime.combine(self.start, time.min, tzinfo=UTC)
+            )
         if self.end:
-            query = query.where(Purchase.created_at < datetime.combine(
-                self.end + timedelta(days=1), time.min, tzinfo=UTC))
+            query = query.where(
+                Purchase.created_at
+                < datetime.combine(self.end + timedelta(days=1), time.min, tzinfo=UTC)
+            )
         return query
 
 
@@ -210,14 +342,18 @@ def purchases_admin_page(filters: PurchaseFilter, before: int | None, size: int)
 
 def time_keyset_page(query: sa.Select, model, before: int | None, size: int) -> Page:
     """Like keyset_page, newest first by (created_at, id); `before` is still the last id."""
-    if before:
+    if before and before <= max_value(model.id):
         cursor = db.session.get(model, before)
         if cursor is not None:
-            query = query.where(sa.tuple_(model.created_at, model.id)
-                                < sa.tuple_(sa.literal(cursor.created_at, model.created_at.type),
-                                            sa.literal(cursor.id)))
-    rows = list(db.session.scalars(
-        query.order_by(model.created_at.desc(), model.id.desc()).limit(size + 1)))
+            query = query.where(
+                sa.tuple_(model.created_at, model.id)
+                < sa.tuple_(
+                    sa.literal(cursor.created_at, model.created_at.type), sa.literal(cursor.id)
+                )
+            )
+    rows = list(
+        db.session.scalars(query.order_by(model.created_at.desc(), model.id.desc()).limit(size + 1))
+    )
     more = len(rows) > size
     rows = rows[:size]
     return Page(rows, rows[-1].id if more and rows else None)
@@ -245,7 +381,12 @@ def events_page(outcome: str, before: int | None, size: int) -> Page:
 
 
 def admin_actions_for(target_type: str, target_id: int, limit: int = 50) -> list[AdminAction]:
-    return list(db.session.scalars(
-        sa.select(AdminAction).options(sa.orm.joinedload(AdminAction.admin))
-        .where(AdminAction.target_type == target_type, AdminAction.target_id == target_id)
-        .order_by(AdminAction.id.desc()).limit(limit)))
+    return list(
+        db.session.scalars(
+            sa.select(AdminAction)
+            .options(sa.orm.joinedload(AdminAction.admin))
+            .where(AdminAction.target_type == target_type, AdminAction.target_id == target_id)
+            .order_by(AdminAction.id.desc())
+            .limit(limit)
+        )
+    )

@@ -9,6 +9,13 @@ from webapp.extensions import db
 
 # The largest id or cursor a BIGINT column holds: larger input is "not found", not an error.
 MAX_BIGINT = 2**63 - 1
+# The largest value an INTEGER column (most primary keys) holds.
+MAX_INT = 2**31 - 1
+
+
+def max_value(column: Any) -> int:
+    """The largest value `column` holds: BIGINT or INTEGER."""
+    return MAX_BIGINT if isinstance(column.type, sa.BigInteger) else MAX_INT
 
 
 def is_postgresql() -> bool:

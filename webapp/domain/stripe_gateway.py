@@ -9,6 +9,7 @@ import stripe
 from flask import current_app
 
 from webapp.domain.errors import PaymentProviderError, SignatureError
+from webapp.domain.stripe_objects import id_of
 from webapp.domain.transaction import end_idle_read
 
 log = logging.getLogger(__name__)
@@ -48,12 +49,12 @@ def _call(description: str, func, *args, **kwargs):
         raise PaymentProviderError(USER_MESSAGE) from exc
 
 
-def create_customer(email: str, user_id: int) -> str:
+def create_customer(email: str, user_id: int, idempotency_key: str) -> str:
     customer = _call(
         "customer create",
         _client().v1.customers.create,
         params={"email": email, "metadata": {"user_id": str(user_id)}},
-        options={"idempotency_key": f"customer-user-{user_id}"},
+        options={"idempotency_key": idempotency_key},
     )
     return customer.id
 
@@ -139,6 +140,32 @@ def retrieve_payment_intent(payment_intent_id: str) -> dict[str, Any]:
     return _plain(
         _call("payment intent retrieve", _client().v1.payment_intents.retrieve, payment_intent_id)
     )
+
+
+def retrieve_invoice_with_payments(invoice_id: str) -> dict[str, Any]:
+    """The invoice with its payments listed (newer API versions list them only expanded)."""
+    return _plain(
+        _call(
+            "invoice retrieve",
+            _client().v1.invoices.retrieve,
+            invoice_id,
+            params={"expand": ["payments"]},
+        )
+    )
+
+
+def invoice_paid_by(payment_intent_id: str) -> str | None:
+    """The id of the invoice this payment intent paid, if it paid one."""
+    page = _call(
+        "invoice payment list",
+        _client().v1.invoice_payments.list,
+        params={
+            "payment": {"type": "payment_intent", "payment_intent": payment_intent_id},
+            "limit": 1,
+        },
+    )
+    records = _plain(page).get("data") or []
+    return id_of(records[0].get("invoice")) if records else None
 
 
 def create_refund(payment_intent_id: str, amount_cents: int | None, idempotency_key: str) -> dict:

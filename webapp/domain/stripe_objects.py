@@ -92,6 +92,24 @@ def invoice_payment_ids(invoice: Obj) -> tuple[str | None, str | None]:
     return charge, intent
 
 
+def invoice_discounts(invoice: Obj) -> int:
+    """What discounts took off the invoice, as Stripe reports it (minor units)."""
+    amounts = invoice.get("total_discount_amounts") or []
+    return sum(int(item.get("amount") or 0) for item in amounts if isinstance(item, Mapping))
+
+
+def invoice_added_tax(invoice: Obj) -> int:
+    """Tax charged on top of the prices (exclusive tax), in minor units."""
+    taxes = invoice.get("total_taxes")
+    if isinstance(taxes, list):
+        return sum(
+            int(tax.get("amount") or 0)
+            for tax in taxes
+            if isinstance(tax, Mapping) and tax.get("tax_behavior") != "inclusive"
+        )
+    return int(invoice.get("tax") or 0)
+
+
 def subscription_price_id(subscription: Obj) -> str | None:
     items = (subscription.get("items") or {}).get("data") or []
     return id_of(items[0].get("price")) if items else None

@@ -1,5 +1,6 @@
 """Monthly plans through Stripe Checkout: subscribing, following Stripe's events, granting credits."""
 
+import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -11,12 +12,17 @@ from flask import current_app
 
 from webapp.domain import ledger, notices, plans, stripe_gateway
 from webapp.domain.checkout import ensure_customer, price_data_tax, tax_params
+from webapp.domain.errors import SubscriptionExistsError, UnmatchedInvoiceError
+from webapp.domain.pricing import format_money
 from webapp.domain.sql import insert_ignoring_duplicates, locked
 from webapp.domain.stripe_objects import (
     SUBSCRIPTION_PURPOSE,
     id_of,
+    invoice_added_tax,
+    invoice_discounts,
     invoice_metadata,
     invoice_paid_line,
+    invoice_payment_ids,
     invoice_subscription_id,
     line_price_id,
     subscription_period,
@@ -27,6 +33,8 @@ from webapp.domain.transaction import atomic
 from webapp.extensions import db
 from webapp.models import EventOutcome, Subscription, User
 from webapp.models.types import utcnow
+
+log = logging.getLogger(__name__)
 
 GRANTING_REASONS = ("subscription_create", "subscription_cycle")
 ENDED = ("canceled", "incomplete_expired")
@@ -40,9 +48,17 @@ Obj = Mapping[str, Any]
 def start_subscription(user: User, plan_code: str, base_url: str) -> str:
     """Open a Checkout Session in subscription mode for the plan; returns its URL.
 
-    UnknownPlanError before anything is sent; PaymentProviderError when Stripe fails.
+    UnknownPlanError before anything is sent; SubscriptionExistsError while the user has
+    a live subscription (a stale or second tab: change plans in the billing portal);
+    PaymentProviderError when Stripe fails.
     """
     plan = plans.get_plan(plan_code)
+    live = live_subscription(user.id)
+    if live is not None:
+        raise SubscriptionExistsError(
+            f"You already have the {live.plan_code} plan ({status_words(live)}): change or "
+            "cancel it in the billing portal instead of subscribing again."
+        )
     customer_id = ensure_customer(user)
     metadata = {"purpose": SUBSCRIPTION_PURPOSE, "plan": plan.code, "user_id": str(user.id)}
     params = {
@@ -60,6 +76,15 @@ def start_subscription(user: User, plan_code: str, base_url: str) -> str:
         params, idempotency_key=f"subscribe-{user.id}-{plan.code}-{secrets.token_hex(8)}"
     )
     return session["url"]
+
+
+def live_subscription(user_id: int) -> Subscription | None:
+    """The user's subscription that has not ended, if any."""
+    return db.session.scalars(
+        sa.select(Subscription)
+        .where(Subscription.user_id == user_id, Subscription.status.not_in(ENDED))
+        .order_by(Subscription.id.desc())
+    ).first()
 
 
 def _plan_line(plan: plans.Plan) -> dict[str, Any]:
@@ -99,44 +124,114 @@ def record_checkout_session(session: Obj) -> str:
 
 
 def apply_invoice_paid(invoice: Obj) -> str:
-    """Grant the plan's credits for a paid subscription invoice, once per invoice; outcome."""
+    """Grant the plan's credits for a paid subscription invoice, once per invoice; outcome.
+
+    The paid line's Price must be the plan's (when the plan names one) and the amount paid
+    (less tax added on top) the plan's price less the discounts Stripe reports, in the
+    store's currency, and more than nothing: anything else grants nothing and is held
+    for review on the admin pages. An invoice of ours that no user can be found for
+    raises UnmatchedInvoiceError (500: Stripe retries, /admin/events shows it). The grant
+    is linked to the invoice's charge / payment intent (Stripe is asked when the invoice
+    does not say) so refunds and disputes of it take the credits back.
+    """
     if invoice.get("billing_reason") not in GRANTING_REASONS:
         return EventOutcome.IGNORED
     subscription_id = invoice_subscription_id(invoice)
     line = invoice_paid_line(invoice)
+    metadata = invoice_metadata(invoice)
     if not subscription_id or line is None:
-        return EventOutcome.UNMATCHED
+        return _unmatched(invoice, metadata, "names no subscription line")
     with atomic():
         record = _subscription_for(
-            subscription_id,
-            invoice_metadata(invoice),
-            invoice.get("customer"),
-            line_price_id(line),
-            "active",
+            subscription_id, metadata, invoice.get("customer"), line_price_id(line), "active"
         )
-        if record is None:
-            return EventOutcome.UNMATCHED
-        plan = plans.plan_for_price(line_price_id(line)) or plans.find_plan(record.plan_code)
-        if plan is None:
-            return EventOutcome.UNMATCHED
+        user_id = record.user_id if record else _user_id(metadata, invoice.get("customer"))
+        if user_id is None:
+            return _unmatched(invoice, metadata, "has no user we know")
         start, end = timestamp(line["period"].get("start")), timestamp(line["period"].get("end"))
-        if end and (record.current_period_end is None or end > record.current_period_end):
+        if (
+            record is not None
+            and end
+            and (record.current_period_end is None or end > record.current_period_end)
+        ):
             record.current_period_start, record.current_period_end = start, end
             if record.status in ("incomplete", "past_due"):
                 record.status = "active"
+        plan, reason = _plan_paid_for(invoice, line, record, metadata)
+        payment = _invoice_payment(invoice)
+        refs = {
+            "invoice_id": invoice["id"],
+            "subscription_id": record.id if record else None,
+            "payment": payment,
+        }
+        if reason is not None:
+            log.warning("invoice %s held for review: %s", invoice["id"], reason)
+            ledger.hold_invoice_for_review(
+                user_id,
+                plan_code=plan.code if plan else metadata.get("plan"),
+                reason=reason,
+                **refs,
+            )
+            return EventOutcome.PROCESSED
         granted = ledger.grant_plan_credits(
-            record.user_id,
+            user_id,
             plan.monthly_credits,
-            invoice_id=invoice["id"],
             plan_code=plan.code,
-            subscription_id=record.id,
             expires_at=None if plan.rollover else end,
+            **refs,
         )
         if granted is not None and invoice.get("billing_reason") == "subscription_cycle":
-            notices.subscription_renewed(
-                record.user_id, invoice["id"], plan.code, plan.monthly_credits
-            )
+            notices.subscription_renewed(user_id, invoice["id"], plan.code, plan.monthly_credits)
     return EventOutcome.PROCESSED
+
+
+def _unmatched(invoice: Obj, metadata: Obj, why: str) -> str:
+    if metadata.get("purpose") == SUBSCRIPTION_PURPOSE:
+        raise UnmatchedInvoiceError(f"invoice {invoice.get('id')} of our subscription {why}")
+    return EventOutcome.UNMATCHED
+
+
+def _plan_paid_for(
+    invoice: Obj, line: Obj, record: Subscription | None, metadata: Obj
+) -> tuple[plans.Plan | None, str | None]:
+    """The plan this invoice paid for, and why it cannot be granted (None when it can)."""
+    price_id = line_price_id(line)
+    plan = plans.plan_for_price(price_id)
+    if plan is None:
+        plan = plans.find_plan(record.plan_code if record else metadata.get("plan"))
+        if plan is None:
+            return None, (
+                f"no plan in PLANS matches Price {price_id} or plan "
+                f"{(record.plan_code if record else metadata.get('plan'))!r}"
+            )
+        if plan.price_id and price_id != plan.price_id:
+            return plan, f"the paid Price {price_id} is not a plan's Price in PLANS"
+    currency = str(invoice.get("currency") or "").lower()
+    expected_currency = current_app.config["CURRENCY"]
+    paid = int(invoice.get("amount_paid") or 0) - invoice_added_tax(invoice)
+    expected = plan.price_minor - invoice_discounts(invoice)
+    if currency != expected_currency or paid != expected:
+        return plan, (
+            f"paid {format_money(paid, currency or expected_currency)} but the "
+            f"{plan.code} plan costs {format_money(expected, expected_currency)}"
+        )
+    if paid <= 0:
+        return plan, "nothing was paid (a trial or a full discount): grant by hand if meant"
+    return plan, None
+
+
+def _invoice_payment(invoice: Obj) -> ledger.InvoicePayment:
+    """The invoice's amount and the charge / payment intent that paid it (asking Stripe for
+    the invoice with its payments when the event does not list them)."""
+    amount = int(invoice.get("amount_paid") or 0)
+    charge_id, intent_id = invoice_payment_ids(invoice)
+    if amount > 0 and not (charge_id or intent_id):
+        charge_id, intent_id = invoice_payment_ids(
+            stripe_gateway.retrieve_invoice_with_payments(invoice["id"])
+        )
+    return ledger.InvoicePayment(
+        amount, str(invoice.get("currency") or "").lower(), charge_id, intent_id
+    )
 
 
 def apply_invoice_failed(invoice: Obj, created: int) -> str:

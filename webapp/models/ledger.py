@@ -33,7 +33,6 @@ class PurchaseStatus(StrEnum):
     NEEDS_REVIEW = "needs_review"
 
 
-
 class LedgerEntry(db.Model):
     """One balance change. Never updated, never deleted."""
 
@@ -76,13 +75,20 @@ class Purchase(db.Model):
         sa.Index("ix_purchases_user_id_id", "user_id", "id"),
         # Status filters page newest first. Paid purchases (nearly all) are paged by the
         # primary key instead, so crediting a purchase writes no entry here.
-        sa.Index("ix_purchases_status_id", "status", "id",
-                 sqlite_where=sa.text("status <> 'paid'"),
-                 postgresql_where=sa.text("status <> 'paid'")),
+        sa.Index(
+            "ix_purchases_status_id",
+            "status",
+            "id",
+            sqlite_where=sa.text("status <> 'paid'"),
+            postgresql_where=sa.text("status <> 'paid'"),
+        ),
         # Set only when a refund or dispute links the charge.
-        sa.Index("ix_purchases_stripe_charge_id", "stripe_charge_id",
-                 sqlite_where=sa.text("stripe_charge_id IS NOT NULL"),
-                 postgresql_where=sa.text("stripe_charge_id IS NOT NULL")),
+        sa.Index(
+            "ix_purchases_stripe_charge_id",
+            "stripe_charge_id",
+            sqlite_where=sa.text("stripe_charge_id IS NOT NULL"),
+            postgresql_where=sa.text("stripe_charge_id IS NOT NULL"),
+        ),
         # Admin date-range filters page along (created_at, id).
         sa.Index("ix_purchases_created_at_id", "created_at", "id"),
     )
@@ -109,6 +115,16 @@ class Purchase(db.Model):
     credits_refunded: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     credits_disputed: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     review_reason: Mapped[str | None] = mapped_column(sa.String(500))
+    # What Stripe reported for a session that did not match (money held under review).
+    review_amount_cents: Mapped[int | None] = mapped_column(sa.BigInteger)
+    review_currency: Mapped[str | None] = mapped_column(sa.String(3))
+    # Random Stripe idempotency keys, stored so a retry reuses them and a database restored
+    # from backup (ids repeating) never meets an earlier purchase's key at Stripe.
+    stripe_idempotency_key: Mapped[str | None] = mapped_column(sa.String(64))
+    # The refund asked for last and what it was for ("amount:refunded so far"): the same
+    # request again (a double submit, a retry) reuses the key, a new one gets a new key.
+    refund_idempotency_key: Mapped[str | None] = mapped_column(sa.String(64))
+    refund_request: Mapped[str | None] = mapped_column(sa.String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # The Stripe Price sold (a CREDIT_PACKS Price pack); None for credits priced here.
@@ -131,11 +147,14 @@ class Purchase(db.Model):
 
 
 class Dispute(db.Model):
+    """A dispute of a purchase's charge, or of the charge that paid a plan grant's invoice."""
+
     __tablename__ = "disputes"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     stripe_dispute_id: Mapped[str] = mapped_column(sa.String(255), unique=True)
-    purchase_id: Mapped[int] = mapped_column(sa.ForeignKey("purchases.id"), index=True)
+    purchase_id: Mapped[int | None] = mapped_column(sa.ForeignKey("purchases.id"), index=True)
+    grant_id: Mapped[int | None] = mapped_column(sa.ForeignKey("credit_grants.id"), index=True)
     amount_cents: Mapped[int] = mapped_column(sa.BigInteger)
     credits_taken: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     status: Mapped[str] = mapped_column(sa.String(40))
@@ -148,7 +167,29 @@ class CreditGrant(db.Model):
     """Credits from a subscription invoice; they may expire at the period's end."""
 
     __tablename__ = "credit_grants"
-    __table_args__ = (sa.Index("ix_credit_grants_user_id_expires_at", "user_id", "expires_at"),)
+    __table_args__ = (
+        sa.Index("ix_credit_grants_user_id_expires_at", "user_id", "expires_at"),
+        # Refunds and disputes of the invoice's payment find the grant by these.
+        sa.Index(
+            "ix_credit_grants_stripe_charge_id",
+            "stripe_charge_id",
+            sqlite_where=sa.text("stripe_charge_id IS NOT NULL"),
+            postgresql_where=sa.text("stripe_charge_id IS NOT NULL"),
+        ),
+        sa.Index(
+            "ix_credit_grants_stripe_payment_intent_id",
+            "stripe_payment_intent_id",
+            sqlite_where=sa.text("stripe_payment_intent_id IS NOT NULL"),
+            postgresql_where=sa.text("stripe_payment_intent_id IS NOT NULL"),
+        ),
+        # Invoices that granted nothing and wait for an admin.
+        sa.Index(
+            "ix_credit_grants_review",
+            "id",
+            sqlite_where=sa.text("review_reason IS NOT NULL"),
+            postgresql_where=sa.text("review_reason IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
@@ -159,7 +200,23 @@ class CreditGrant(db.Model):
     remaining: Mapped[int] = mapped_column(sa.BigInteger)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The invoice's payment: refunds and disputes of it take the credits back in
+    # proportion, with the same cumulative figures as a purchase (ledger/chargebacks.py).
+    stripe_charge_id: Mapped[str | None] = mapped_column(sa.String(255))
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(sa.String(255))
+    amount_cents: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    currency: Mapped[str | None] = mapped_column(sa.String(3))
+    amount_refunded_cents: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    credits_refunded: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    credits_disputed: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    # Set when the invoice granted nothing (amount, Price or plan did not match): admins see it.
+    review_reason: Mapped[str | None] = mapped_column(sa.String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def total_cents(self) -> int:
+        """What the invoice's charge was for (tax included), as for a purchase."""
+        return self.amount_cents
 
 
 class DailyTotal(db.Model):

@@ -25,6 +25,8 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(sa.String(255))
     is_admin: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     stripe_customer_id: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
+    # Random idempotency key for creating the Stripe customer, reused on retries.
+    stripe_customer_key: Mapped[str | None] = mapped_column(sa.String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Part of every login session's id: bumping it ends all sessions (users.end_sessions).

@@ -497,8 +497,62 @@ class StripeDouble(stripe.HTTPClient):
                 ],
             },
         )
+        if paid and amount:
+            self._pay_invoice(invoice)
         sub["latest_invoice"] = invoice["id"]
         return invoice
+
+    def _pay_invoice(self, invoice: dict[str, Any]) -> None:
+        """The PaymentIntent and Charge that paid an invoice, listed in its `payments`."""
+        amount, currency = invoice["amount_paid"], invoice["currency"]
+        intent = self.new_object(
+            "payment_intent",
+            "pi",
+            amount=amount,
+            currency=currency,
+            status="succeeded",
+            metadata={},
+        )
+        charge = self.new_object(
+            "charge",
+            "ch",
+            amount=amount,
+            currency=currency,
+            amount_refunded=0,
+            refunded=False,
+            payment_intent=intent["id"],
+        )
+        intent["latest_charge"] = charge["id"]
+        invoice["payments"] = {
+            "object": "list",
+            "has_more": False,
+            "data": [
+                {
+                    "object": "invoice_payment",
+                    "invoice": invoice["id"],
+                    "amount_paid": amount,
+                    "status": "paid",
+                    "is_default": True,
+                    "payment": {"type": "payment_intent", "payment_intent": intent["id"]},
+                }
+            ],
+        }
+
+    def _get_invoice_payments(self, params):
+        intent = (params.get("payment") or {}).get("payment_intent")
+        found = [
+            {**record, "invoice": obj["id"]}
+            for obj in list(self.objects.values())
+            if obj.get("object") == "invoice"
+            for record in (obj.get("payments") or {}).get("data") or []
+            if record.get("payment", {}).get("payment_intent") == intent
+        ]
+        return 200, {
+            "object": "list",
+            "url": "/v1/invoice_payments",
+            "has_more": False,
+            "data": copy.deepcopy(found[: int(params.get("limit", 10))]),
+        }
 
     def renew_subscription(self, sub_id: str, *, paid: bool = True) -> tuple[dict, dict]:
         """The next period starts and its invoice is paid (or fails): (subscription, invoice)."""

@@ -35,6 +35,7 @@ PARAMS_FOR_ROUTE = {
     ("get", "prices/{id}"): "stripe.params:PriceRetrieveParams",
     ("get", "products/{id}"): "stripe.params:ProductRetrieveParams",
     ("get", "invoices/{id}"): "stripe.params:InvoiceRetrieveParams",
+    ("get", "invoice_payments"): "stripe.params:InvoicePaymentListParams",
     ("post", "refunds"): "stripe.params:RefundCreateParams",
     ("post", "billing_portal/sessions"): "stripe.params.billing_portal:SessionCreateParams",
     ("get", "subscriptions/{id}"): "stripe.params:SubscriptionRetrieveParams",

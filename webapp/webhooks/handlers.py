@@ -63,12 +63,19 @@ def handle_event(event: Event) -> str:
 # charge.dispute.funds_withdrawn / funds_reinstated, payment_intent.*) are left
 # unmapped: charge.refunded and the dispute events already carry the whole story.
 
+Apply = Callable[[int, dict[str, Any]], int]
 
-def _on_payment(charge_field: str, apply: Callable[[int, dict[str, Any]], int]):
+
+def _on_payment(charge_field: str, apply: Apply, apply_to_grant: Apply):
+    """A charge's refund or dispute: the purchase it paid, or the plan grant its invoice paid."""
+
     def handler(event: Event) -> str:
         obj = event["data"]["object"]
         charge_id = obj["id"] if charge_field == "id" else id_of(obj.get(charge_field))
         link = linking.purchase_for_payment(charge_id, id_of(obj.get("payment_intent")))
+        if link.grant_id is not None:
+            apply_to_grant(link.grant_id, obj)
+            return EventOutcome.PROCESSED
         if link.purchase_id is None:
             return EventOutcome.UNMATCHED if link.ours else EventOutcome.IGNORED
         if link.payment_intent_id and not obj.get("payment_intent"):
@@ -113,9 +120,11 @@ HANDLERS: dict[str, Callable[[Event], str]] = {
     "checkout.session.async_payment_succeeded": _on_session(ledger.fulfil_checkout_session),
     "checkout.session.async_payment_failed": _on_session(ledger.mark_session_failed),
     "checkout.session.expired": _on_session(ledger.mark_session_expired),
-    "charge.refunded": _on_payment("id", ledger.apply_refund),
-    "charge.dispute.created": _on_payment("charge", ledger.open_dispute),
-    "charge.dispute.closed": _on_payment("charge", ledger.close_dispute),
+    "charge.refunded": _on_payment("id", ledger.apply_refund, ledger.refund_grant),
+    "charge.dispute.created": _on_payment("charge", ledger.open_dispute, ledger.open_grant_dispute),
+    "charge.dispute.closed": _on_payment(
+        "charge", ledger.close_dispute, ledger.close_grant_dispute
+    ),
     "invoice.paid": _topup_invoice_or(
         lambda event: subscriptions.apply_invoice_paid(event["data"]["object"])
     ),

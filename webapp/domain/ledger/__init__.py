@@ -2,8 +2,10 @@
 
 entries      posting a balance change with its row, adjustments, balances
 purchases    Checkout fulfilment, failed and expired sessions
-chargebacks  refunds and disputes
-grants       plan grants, expiry, draw-down, usage debits
+chargebacks  refunds and disputes (of purchases and of plan grants' invoices)
+grants       plan grants, expiry, usage debits
+review       crediting a purchase under review (an admin's decision)
+remainders   which credits a debit takes: expiring ones first (every debit, one rule)
 totals       per-day totals for /admin/, written in the transaction of each change
 """
 
@@ -12,7 +14,10 @@ from webapp.domain.ledger.chargebacks import (
     RETURNED_DISPUTE_STATUSES,
     apply_refund,
     close_dispute,
+    close_grant_dispute,
     open_dispute,
+    open_grant_dispute,
+    refund_grant,
 )
 from webapp.domain.ledger.entries import (
     adjust,
@@ -22,10 +27,12 @@ from webapp.domain.ledger.entries import (
     post_entry,
 )
 from webapp.domain.ledger.grants import (
+    InvoicePayment,
     debit_usage,
     expire_account_grants,
     expire_due_grants,
     grant_plan_credits,
+    hold_invoice_for_review,
     with_due_grants_expired,
 )
 from webapp.domain.ledger.purchases import (
@@ -41,31 +48,38 @@ from webapp.domain.ledger.purchases import (
     purchase_description,
     set_status,
 )
+from webapp.domain.ledger.review import credit_reviewed_purchase
 
 __all__ = [
     "RETURNED_DISPUTE_STATUSES",
     "Fulfilment",
     "FulfilmentResult",
     "abandon_checkout",
+    "InvoicePayment",
     "adjust",
     "apply_refund",
     "close_dispute",
+    "close_grant_dispute",
     "credit_marked_purchase",
+    "credit_reviewed_purchase",
     "current_balance",
     "debit_usage",
     "expire_account_grants",
     "expire_due_grants",
     "fulfil_checkout_session",
     "grant_plan_credits",
+    "hold_invoice_for_review",
     "lock_account",
     "mark_paid_statement",
     "mark_session_expired",
     "mark_session_failed",
     "open_account",
     "open_dispute",
+    "open_grant_dispute",
     "payable_params",
     "post_entry",
     "purchase_description",
+    "refund_grant",
     "set_status",
     "totals",
     "with_due_grants_expired",

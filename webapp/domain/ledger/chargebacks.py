@@ -1,4 +1,9 @@
-"""Refunds and disputes: credits taken back in proportion to the money, cumulatively, once."""
+"""Refunds and disputes: credits taken back in proportion to the money, cumulatively, once.
+
+The same rules serve a purchase and a plan grant (the credits a subscription invoice
+paid for): both carry credits, total_cents (what the charge was for) and the cumulative amount_refunded_cents,
+credits_refunded and credits_disputed, so one piece of arithmetic covers both.
+"""
 
 from collections.abc import Mapping
 from typing import Any
@@ -7,14 +12,15 @@ import sqlalchemy as sa
 
 from webapp.domain import notices
 from webapp.domain.errors import PurchaseNotSettledError
-from webapp.domain.ledger.entries import post_entry
-from webapp.domain.ledger.purchases import set_status
+from webapp.domain.ledger.entries import lock_account, post_entry
+from webapp.domain.ledger.purchases import refunded_in_review, set_status
+from webapp.domain.ledger.remainders import give_back
 from webapp.domain.pricing import format_money
 from webapp.domain.sql import fresh, locked
 from webapp.domain.stripe_objects import id_of
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
-from webapp.models import Dispute, EntryKind, Purchase, PurchaseStatus
+from webapp.models import CreditGrant, Dispute, EntryKind, Purchase, PurchaseStatus
 from webapp.models.types import utcnow
 
 # # Events that take credits back for a purchase whose completion has not arrived yet
@@ -28,29 +34,46 @@ from webapp.models.types import utcnow
 # Dispute statuses after which the dispute no longer holds the purchase's credits.
 RETURNED_DISPUTE_STATUSES = ("won", "warning_closed")
 
+# What a refund or dispute takes credits back from: a purchase, or a plan grant.
+Paid = Purchase | CreditGrant
+
 
 def _locked_purchase(purchase_id: int) -> Purchase:
     """The purchase, row-locked and re-read (earlier reads in the session may be stale)."""
     return db.session.scalars(locked(sa.select(Purchase).where(Purchase.id == purchase_id))).one()
 
 
-def _credits_for(purchase: Purchase, amount_cents: int) -> int:
+def _locked_grant(grant_id: int) -> CreditGrant:
+    """The grant, row-locked, after its account: debits lock the account and then draw
+    grants down, so taking the locks in that same order never deadlocks with them."""
+    user_id = db.session.scalar(sa.select(CreditGrant.user_id).where(CreditGrant.id == grant_id))
+    lock_account(user_id)
+    return db.session.scalars(
+        locked(sa.select(CreditGrant).where(CreditGrant.id == grant_id))
+    ).one()
+
+
+def _refs(paid: Paid) -> dict[str, int]:
+    """The ledger and dispute columns naming what was paid for."""
+    return {"purchase_id": paid.id} if isinstance(paid, Purchase) else {"grant_id": paid.id}
+
+
+def _credits_for(purchase: Paid, amount_cents: int) -> int:
     """floor(credits × amount ÷ amount_total); all the credits when the whole amount.
 
-    amount_total is what the charge was for: the recorded amount plus any tax.
+    amount_total is what the charge was for: the recorded amount plus any tax (a grant:
+    what its invoice charged).
     """
     if amount_cents >= purchase.total_cents:
         return purchase.credits
     return purchase.credits * max(amount_cents, 0) // purchase.total_cents
 
 
-def _credits_left(purchase: Purchase) -> int:
+def _credits_left(purchase: Paid) -> int:
     return purchase.credits - purchase.credits_refunded - purchase.credits_disputed
 
 
-def _settled_or_raise(
-    purchase: Purchase, charge_id: str | None, payment_intent_id: str | None
-) -> bool:
+def _settled_or_raise(purchase: Paid, charge_id: str | None, payment_intent_id: str | None) -> bool:
     """Link the Stripe ids; True when the purchase was credited and credits can be taken.
 
     A purchase under review (amount or currency mismatch) is never credited by events,
@@ -62,17 +85,21 @@ def _settled_or_raise(
         purchase.stripe_charge_id = charge_id
     if payment_intent_id and not purchase.stripe_payment_intent_id:
         purchase.stripe_payment_intent_id = payment_intent_id
+    if isinstance(purchase, CreditGrant):
+        return True  # a grant exists once granted (one held for review has 0 credits)
     if purchase.credited_at is not None:
         return True
-    if purchase.status != PurchaseStatus.NEEDS_REVIEW:
+    if purchase.status != PurchaseStatus.NEEDS_REVIEW and not refunded_in_review(purchase):
         raise PurchaseNotSettledError(
             f"purchase {purchase.id} is not credited yet; Stripe will retry this event"
         )
     return False
 
 
-def _refresh_money_status(purchase: Purchase) -> None:
+def _refresh_money_status(purchase: Paid) -> None:
     """paid / partially_refunded / refunded, or disputed while a dispute holds credits."""
+    if not isinstance(purchase, Purchase):
+        return  # grants have no status of their own
     db.session.flush()
     holding = db.session.scalar(
         sa.select(sa.func.count())
@@ -100,23 +127,32 @@ def apply_refund(purchase_id: int, charge: Mapping[str, Any]) -> int:
     replayed and stale (smaller) events take nothing. The balance may go negative.
     """
     with atomic():
-        purchase = _locked_purchase(purchase_id)
-        refunded = int(charge.get("amount_refunded") or 0)
-        if charge.get("refunded"):
-            refunded = max(refunded, purchase.total_cents)
-        credited = _settled_or_raise(
-            purchase, charge.get("id"), id_of(charge.get("payment_intent"))
-        )
-        if refunded > purchase.amount_refunded_cents:
-            purchase.amount_refunded_cents = refunded
-        if not credited:
-            return 0
-        take = _take_refunds_due(purchase, charge.get("id"))
-        _refresh_money_status(purchase)
-        return take
+        return _apply_refund(_locked_purchase(purchase_id), charge)
 
 
-def _take_refunds_due(purchase: Purchase, reference: str | None) -> int:
+def refund_grant(grant_id: int, charge: Mapping[str, Any]) -> int:
+    """apply_refund for the plan grant an invoice's charge paid for; commits."""
+    with atomic():
+        return _apply_refund(_locked_grant(grant_id), charge)
+
+
+def _apply_refund(purchase: Paid, charge: Mapping[str, Any]) -> int:
+    refunded = int(charge.get("amount_refunded") or 0)
+    if charge.get("refunded"):
+        refunded = max(refunded, purchase.total_cents)
+    credited = _settled_or_raise(purchase, charge.get("id"), id_of(charge.get("payment_intent")))
+    if refunded > purchase.amount_refunded_cents:
+        purchase.amount_refunded_cents = refunded
+    if not credited:
+        if charge.get("refunded") and purchase.status == PurchaseStatus.NEEDS_REVIEW:
+            set_status(purchase, PurchaseStatus.REFUNDED)  # refunded instead of credited
+        return 0
+    take = _take_refunds_due(purchase, charge.get("id"))
+    _refresh_money_status(purchase)
+    return take
+
+
+def _take_refunds_due(purchase: Paid, reference: str | None) -> int:
     """Take what the cumulative refunds are owed and not taken yet, within what is left.
 
     Credits an open dispute holds are not left to take; when that dispute is won and
@@ -133,15 +169,18 @@ def _take_refunds_due(purchase: Purchase, reference: str | None) -> int:
             -take,
             EntryKind.REFUND,
             allow_negative=True,
-            purchase_id=purchase.id,
+            **_refs(purchase),
             reference=reference,
             description=f"Refund: {refunded} of your {paid} payment returned to you",
         )
-        notices.refund_taken(purchase.id, purchase.user_id, take, purchase.amount_refunded_cents)
+        if isinstance(purchase, Purchase):  # plan grants' clawbacks show in the history only
+            notices.refund_taken(
+                purchase.id, purchase.user_id, take, purchase.amount_refunded_cents
+            )
     return take
 
 
-def _dispute_row(purchase: Purchase, dispute: Mapping[str, Any], credited: bool) -> Dispute:
+def _dispute_row(purchase: Paid, dispute: Mapping[str, Any], credited: bool) -> Dispute:
     """The purchase's row for this dispute, created (taking its credits) on first sight.
 
     A dispute first seen already won takes nothing, so a `closed` event arriving
@@ -158,7 +197,7 @@ def _dispute_row(purchase: Purchase, dispute: Mapping[str, Any], credited: bool)
         take = max(0, min(_credits_for(purchase, amount), _credits_left(purchase)))
     row = Dispute(
         stripe_dispute_id=dispute["id"],
-        purchase_id=purchase.id,
+        **_refs(purchase),
         amount_cents=amount,
         credits_taken=take,
         status=str(dispute.get("status") or "needs_response")[:40],
@@ -171,12 +210,13 @@ def _dispute_row(purchase: Purchase, dispute: Mapping[str, Any], credited: bool)
             -take,
             EntryKind.DISPUTE,
             allow_negative=True,
-            purchase_id=purchase.id,
+            **_refs(purchase),
             reference=dispute["id"],
             description="Payment disputed with your bank: its credits are held "
             "until the dispute is settled",
         )
-        notices.dispute_opened(purchase.id, purchase.user_id, dispute["id"], take)
+        if isinstance(purchase, Purchase):
+            notices.dispute_opened(purchase.id, purchase.user_id, dispute["id"], take)
     return row
 
 
@@ -188,15 +228,24 @@ def open_dispute(purchase_id: int, dispute: Mapping[str, Any]) -> int:
     (never more than is left of the purchase's credits). A replay takes nothing.
     """
     with atomic():
-        purchase = _locked_purchase(purchase_id)
-        credited = _settled_or_raise(
-            purchase, id_of(dispute.get("charge")), id_of(dispute.get("payment_intent"))
-        )
-        before = purchase.credits_disputed
-        _dispute_row(purchase, dispute, credited)
-        if credited:
-            _refresh_money_status(purchase)
-        return purchase.credits_disputed - before
+        return _open_dispute(_locked_purchase(purchase_id), dispute)
+
+
+def open_grant_dispute(grant_id: int, dispute: Mapping[str, Any]) -> int:
+    """open_dispute for the plan grant an invoice's charge paid for; commits."""
+    with atomic():
+        return _open_dispute(_locked_grant(grant_id), dispute)
+
+
+def _open_dispute(purchase: Paid, dispute: Mapping[str, Any]) -> int:
+    credited = _settled_or_raise(
+        purchase, id_of(dispute.get("charge")), id_of(dispute.get("payment_intent"))
+    )
+    before = purchase.credits_disputed
+    _dispute_row(purchase, dispute, credited)
+    if credited:
+        _refresh_money_status(purchase)
+    return purchase.credits_disputed - before
 
 
 def close_dispute(purchase_id: int, dispute: Mapping[str, Any]) -> int:
@@ -207,29 +256,41 @@ def close_dispute(purchase_id: int, dispute: Mapping[str, Any]) -> int:
     `created` records the dispute first, so either order ends the same.
     """
     with atomic():
-        purchase = _locked_purchase(purchase_id)
-        credited = _settled_or_raise(
-            purchase, id_of(dispute.get("charge")), id_of(dispute.get("payment_intent"))
+        return _close_dispute(_locked_purchase(purchase_id), dispute)
+
+
+def close_grant_dispute(grant_id: int, dispute: Mapping[str, Any]) -> int:
+    """close_dispute for the plan grant an invoice's charge paid for; commits."""
+    with atomic():
+        return _close_dispute(_locked_grant(grant_id), dispute)
+
+
+def _close_dispute(purchase: Paid, dispute: Mapping[str, Any]) -> int:
+    credited = _settled_or_raise(
+        purchase, id_of(dispute.get("charge")), id_of(dispute.get("payment_intent"))
+    )
+    row = _dispute_row(purchase, dispute, credited)
+    if row.closed_at is not None:
+        return 0
+    row.status = str(dispute.get("status") or row.status)[:40]
+    row.closed_at = utcnow()
+    given = row.credits_taken if row.status in RETURNED_DISPUTE_STATUSES else 0
+    if given:
+        purchase.credits_disputed -= given
+        balance = post_entry(
+            purchase.user_id,
+            given,
+            EntryKind.DISPUTE_WON,
+            allow_negative=True,
+            reference=dispute["id"],
+            description="Dispute settled: the held credits are yours again",
+            **_refs(purchase),
         )
-        row = _dispute_row(purchase, dispute, credited)
-        if row.closed_at is not None:
-            return 0
-        row.status = str(dispute.get("status") or row.status)[:40]
-        row.closed_at = utcnow()
-        given = row.credits_taken if row.status in RETURNED_DISPUTE_STATUSES else 0
-        if given:
-            purchase.credits_disputed -= given
-            post_entry(
-                purchase.user_id,
-                given,
-                EntryKind.DISPUTE_WON,
-                allow_negative=True,
-                purchase_id=purchase.id,
-                reference=dispute["id"],
-                description="Dispute settled: the held credits are yours again",
-            )
-            _take_refunds_due(purchase, purchase.stripe_charge_id)
-        if credited:
-            _refresh_money_status(purchase)
+        if isinstance(purchase, CreditGrant):
+            give_back(purchase, given, balance)  # they expire with the grant again
+        _take_refunds_due(purchase, purchase.stripe_charge_id)
+    if credited:
+        _refresh_money_status(purchase)
+        if isinstance(purchase, Purchase):
             notices.dispute_closed(purchase.id, purchase.user_id, dispute["id"], row.status, given)
-        return given
+    return given

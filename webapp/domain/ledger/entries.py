@@ -8,6 +8,8 @@ import sqlalchemy as sa
 from webapp.domain import notices
 from webapp.domain.errors import InsufficientCreditsError, InvalidAmountError
 from webapp.domain.ledger import totals
+from webapp.domain.ledger.remainders import draw_down
+from webapp.domain.limits import check_credits
 from webapp.domain.sql import is_postgresql, locked
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
@@ -50,6 +52,8 @@ def post_entry(
     grant_id, actor_id, reference, description). With `unless_expiring`, an account
     holding expiring grants (or failing the balance check) changes nothing and the call
     returns None instead of raising: the caller then takes the grant-aware path.
+    Every other debit draws the expiring grants down (remainders.draw_down), starting
+    with `grant_id`'s when the row names one.
     """
     total = _TOTAL_FOR_KIND.get(kind)
     day_column = _DAY_COLUMN_FOR_KIND.get(kind)
@@ -94,6 +98,8 @@ def post_entry(
         return None
     if balance is None:
         raise InsufficientCreditsError(current_balance(user_id))
+    if credits < 0 and not unless_expiring:
+        draw_down(user_id, -credits, first_grant_id=refs.get("grant_id"))
     if metric:
         totals.add(metric, credits)
     if credits < 0:
@@ -208,6 +214,7 @@ def adjust(user_id: int, credits: int, reason: str, *, actor_id: int | None = No
     """
     if credits == 0 or not reason.strip():
         raise InvalidAmountError("An adjustment needs a non-zero number of credits and a reason.")
+    check_credits(credits, allow_negative=True)
     with atomic():
         return post_entry(
             user_id,

@@ -1,17 +1,33 @@
 """Plan grants, their expiry and draw-down, and usage debits that spend expiring credits first."""
 
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 
 from webapp.domain import clock
-from webapp.domain.errors import InvalidAmountError
 from webapp.domain.ledger.entries import current_balance, lock_account, post_entry
+from webapp.domain.ledger.remainders import (
+    give_back,
+    open_expiring_grants,
+    refresh_expiry_summary,
+)
+from webapp.domain.limits import check_credits
 from webapp.domain.sql import insert_ignoring_duplicates, locked
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
 from webapp.models import CreditAccount, CreditGrant, EntryKind
 from webapp.models.types import utcnow
+
+
+@dataclass(frozen=True)
+class InvoicePayment:
+    """What paid a subscription invoice: refunds and disputes of it find the grant."""
+
+    amount_cents: int
+    currency: str
+    charge_id: str | None = None
+    payment_intent_id: str | None = None
 
 
 def grant_plan_credits(
@@ -22,32 +38,28 @@ def grant_plan_credits(
     plan_code: str,
     subscription_id: int | None,
     expires_at: datetime | None,
+    payment: InvoicePayment | None = None,
 ) -> int | None:
     """Grant a paid subscription invoice's `credits` once per invoice id; commits (or joins).
 
-    `expires_at` is None for plans that roll over. Returns the new grant's id, or None
-    when this invoice was granted before (then nothing changes).
+    `expires_at` is None for plans that roll over. `payment` links the grant to the
+    invoice's charge so refunds and disputes take the credits back. Returns the new
+    grant's id, or None when this invoice was granted (or held for review) before: then
+    nothing changes.
     """
     with atomic():
-        grant_id = db.session.execute(
-            insert_ignoring_duplicates(
-                CreditGrant,
-                {
-                    "user_id": user_id,
-                    "subscription_id": subscription_id,
-                    "stripe_invoice_id": invoice_id,
-                    "plan_code": plan_code,
-                    "credits": credits,
-                    "remaining": credits,
-                    "expires_at": expires_at,
-                    "created_at": utcnow(),
-                },
-                CreditGrant.stripe_invoice_id,
-            ).returning(CreditGrant.id)
-        ).scalar_one_or_none()
+        grant_id = _insert_grant(
+            user_id,
+            invoice_id,
+            plan_code,
+            subscription_id,
+            payment,
+            credits=credits,
+            expires_at=expires_at,
+        )
         if grant_id is None:
             return None
-        post_entry(
+        balance = post_entry(
             user_id,
             credits,
             EntryKind.GRANT,
@@ -56,8 +68,53 @@ def grant_plan_credits(
             description=f"{plan_code} plan: {credits:,} credits",
         )
         if expires_at is not None:
-            _refresh_expiry_summary(user_id)
+            give_back(db.session.get(CreditGrant, grant_id), credits, balance)
         return grant_id
+
+
+def hold_invoice_for_review(
+    user_id: int,
+    *,
+    invoice_id: str,
+    plan_code: str | None,
+    subscription_id: int | None,
+    reason: str,
+    payment: InvoicePayment | None = None,
+) -> int | None:
+    """Record a paid invoice that grants nothing until an admin looks (shown on the admin
+    pages); once per invoice id, like a grant. Returns the row's id, None when seen before."""
+    with atomic():
+        return _insert_grant(
+            user_id,
+            invoice_id,
+            plan_code,
+            subscription_id,
+            payment,
+            credits=0,
+            expires_at=None,
+            review_reason=reason[:500],
+        )
+
+
+def _insert_grant(user_id, invoice_id, plan_code, subscription_id, payment, **values):
+    payment = payment or InvoicePayment(0, "")
+    row = {
+        "user_id": user_id,
+        "subscription_id": subscription_id,
+        "stripe_invoice_id": invoice_id,
+        "plan_code": plan_code,
+        "remaining": 0,
+        "stripe_charge_id": payment.charge_id,
+        "stripe_payment_intent_id": payment.payment_intent_id,
+        "amount_cents": payment.amount_cents,
+        "currency": payment.currency or None,
+        "created_at": utcnow(),
+        **values,
+    }
+    if row["expires_at"] is None:
+        row["remaining"] = row["credits"]
+    insert = insert_ignoring_duplicates(CreditGrant, row, CreditGrant.stripe_invoice_id)
+    return db.session.execute(insert.returning(CreditGrant.id)).scalar_one_or_none()
 
 
 def expire_account_grants(user_id: int) -> int:
@@ -87,33 +144,20 @@ def expire_due_grants() -> list[tuple[int, int]]:
     return [(user_id, expire_account_grants(user_id)) for user_id in user_ids]
 
 
-def _open_expiring_grants(user_id: int):
-    """Grants that still expire some day and are not expired yet, soonest first."""
-    return (
-        sa.select(CreditGrant)
-        .where(
-            CreditGrant.user_id == user_id,
-            CreditGrant.expired_at.is_(None),
-            CreditGrant.expires_at.is_not(None),
-        )
-        .order_by(CreditGrant.expires_at, CreditGrant.id)
-    )
-
-
 def _expire_due(user_id: int, now: datetime) -> int:
     """Expire due grants of an account the caller has locked; returns credits expired."""
     due = db.session.scalars(
-        locked(_open_expiring_grants(user_id).where(CreditGrant.expires_at <= now))
+        locked(open_expiring_grants(user_id).where(CreditGrant.expires_at <= now))
     ).all()
     if not due:
         return 0
     balance = current_balance(user_id)
     expired = 0
     for grant in due:
-        # A refund or dispute may have taken credits already; expiry never goes below zero.
+        # Debits keep remainders within the balance; the floor guards older rows only.
         amount = max(0, min(grant.remaining, balance))
-        grant.remaining, grant.expired_at = 0, now
         if amount:
+            # The debit draws this grant's own remainder down first (remainders.draw_down).
             balance = post_entry(
                 user_id,
                 -amount,
@@ -123,7 +167,8 @@ def _expire_due(user_id: int, now: datetime) -> int:
                 description=f"{grant.plan_code} plan credits expired",
             )
             expired += amount
-    _refresh_expiry_summary(user_id)
+        grant.remaining, grant.expired_at = 0, now
+    refresh_expiry_summary(user_id)
     return expired
 
 
@@ -133,7 +178,7 @@ def with_due_grants_expired(account: CreditAccount) -> CreditAccount:
     now = clock.now()
     if account.next_expiry_at is None or account.next_expiry_at > now:
         return account
-    due_grants = _open_expiring_grants(account.user_id).where(
+    due_grants = open_expiring_grants(account.user_id).where(
         CreditGrant.remaining > 0, CreditGrant.expires_at <= now
     )
     due = sum(grant.remaining for grant in db.session.scalars(due_grants))
@@ -149,41 +194,6 @@ def with_due_grants_expired(account: CreditAccount) -> CreditAccount:
     )
 
 
-def _draw_down(user_id: int, credits: int) -> None:
-    """Take `credits` just spent from the expiring grants, soonest expiry first."""
-    left = credits
-    grants = db.session.scalars(
-        locked(_open_expiring_grants(user_id).where(CreditGrant.remaining > 0))
-    )
-    for grant in grants:
-        take = min(left, grant.remaining)
-        grant.remaining -= take
-        left -= take
-        if left == 0:
-            break
-    _refresh_expiry_summary(user_id)
-
-
-def _refresh_expiry_summary(user_id: int) -> None:
-    """Recompute the account's `expiring` and `next_expiry_at` from its open grants."""
-    open_grants = _open_expiring_grants(user_id).where(CreditGrant.remaining > 0).subquery()
-    expiring, next_at = db.session.execute(
-        sa.select(
-            sa.func.coalesce(sa.func.sum(open_grants.c.remaining), 0),
-            sa.func.min(open_grants.c.expires_at),
-        )
-    ).one()
-    if isinstance(next_at, str):  # SQLite returns min() of a datetime column as text
-        next_at = datetime.fromisoformat(next_at).replace(tzinfo=UTC)
-    elif next_at is not None and next_at.tzinfo is None:
-        next_at = next_at.replace(tzinfo=UTC)
-    db.session.execute(
-        sa.update(CreditAccount)
-        .where(CreditAccount.user_id == user_id)
-        .values(expiring=expiring, next_expiry_at=next_at)
-    )
-
-
 def debit_usage(
     user_id: int, credits: int, description: str, *, reference: str | None = None
 ) -> int:
@@ -195,8 +205,7 @@ def debit_usage(
     grants expire first (committed on their own when not nested), then the debit
     draws expiring grants down, soonest expiry first, before purchased credits.
     """
-    if credits <= 0:
-        raise InvalidAmountError("credits must be an integer of at least 1")
+    check_credits(credits)
     refs = {"reference": reference, "description": description[:500] or None}
     with atomic():
         balance = post_entry(
@@ -208,6 +217,5 @@ def debit_usage(
     with atomic():
         lock_account(user_id)
         _expire_due(user_id, clock.now())  # time moved on since the commit above
-        balance = post_entry(user_id, -credits, EntryKind.USAGE, allow_negative=False, **refs)
-        _draw_down(user_id, credits)
-        return balance
+        # post_entry draws the expiring grants down, soonest expiry first.
+        return post_entry(user_id, -credits, EntryKind.USAGE, allow_negative=False, **refs)

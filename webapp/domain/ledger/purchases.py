@@ -75,11 +75,20 @@ def _fulfil_locked(session: Session) -> FulfilmentResult:
         return FulfilmentResult(Fulfilment.UNKNOWN)
     if purchase.credited_at is not None:
         return FulfilmentResult(Fulfilment.ALREADY_CREDITED, purchase)
-    if purchase.status == PurchaseStatus.NEEDS_REVIEW:
+    if purchase.status == PurchaseStatus.NEEDS_REVIEW or refunded_in_review(purchase):
         return FulfilmentResult(Fulfilment.MISMATCH, purchase)
     reason = _mismatch(purchase, session)
     if reason:
-        set_status(purchase, PurchaseStatus.NEEDS_REVIEW, review_reason=reason)
+        # The payment intent lets an admin refund it, and later refunds find the purchase.
+        amount = session.get("amount_total")
+        set_status(
+            purchase,
+            PurchaseStatus.NEEDS_REVIEW,
+            review_reason=reason,
+            stripe_payment_intent_id=id_of(session.get("payment_intent")),
+            review_amount_cents=amount if isinstance(amount, int) else None,
+            review_currency=(session.get("currency") or "").lower()[:3] or None,
+        )
         log.warning("purchase %s needs review: %s", purchase.id, reason)
         return FulfilmentResult(Fulfilment.MISMATCH, purchase)
     if session.get("payment_status") not in PAID_PAYMENT_STATUSES:
@@ -251,12 +260,15 @@ def credit_marked_purchase(paid: sa.Row, session_id: str) -> None:
     _post_purchase_credit(paid.id, paid.user_id, paid.credits, session_id)
 
 
-def _post_purchase_credit(purchase_id: int, user_id: int, credits: int, session_id: str) -> None:
+def _post_purchase_credit(
+    purchase_id: int, user_id: int, credits: int, session_id: str, **refs: Any
+) -> None:
     post_entry(
         user_id,
         credits,
         EntryKind.PURCHASE,
         purchase_id=purchase_id,
+        **refs,
         reference=session_id,
         description=purchase_description(credits),
     )
@@ -300,6 +312,11 @@ def _mismatch(purchase: Purchase, session: Session) -> str | None:
             f"{purchase.currency} before tax"
         )
     return None
+
+
+def refunded_in_review(purchase: Purchase) -> bool:
+    """A purchase under review that an admin refunded instead of crediting."""
+    return purchase.status == PurchaseStatus.REFUNDED and purchase.credited_at is None
 
 
 def _shown(value: Any) -> str:

@@ -1,0 +1,108 @@
+"""PostgreSQL, several processes: plan-grant refunds, disputes and usage racing each other
+take exactly what the rules say, and expiring credits stay within the balance."""
+
+import multiprocessing
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from tests.conftest import POSTGRES_URL, make_config, requires_postgres
+from tests.payments import Payment, balance_of, entries, ledger_sum
+from tests.stripe_fakes import deliver, event, fixture
+from tests.subscription_fakes import invoice, new_id
+from webapp.domain import api_keys, clock, ledger
+from webapp.extensions import db
+from webapp.models import CreditAccount, CreditGrant
+from webapp.models.types import utcnow
+
+PROCESSES = 3
+
+
+def _work_in_process(events, secret, barrier, results):
+    from webapp import create_app
+
+    app = create_app(make_config(POSTGRES_URL))
+    client = app.test_client()
+    barrier.wait(timeout=60)
+    statuses = [deliver(client, evt).status_code for evt in events]
+    statuses.append(
+        client.post(
+            "/api/v1/usage", json={"credits": 100}, headers={"Authorization": f"Bearer {secret}"}
+        ).status_code
+    )
+    results.put(statuses)
+
+
+@requires_postgres
+def test_grant_clawbacks_and_usage_at_once_take_exactly_once(
+    app, client, user, stripe_double, database_url
+):
+    paid = Payment(stripe_double, user, 1000)
+    assert deliver(client, paid.completed()).status_code == 200
+    plan = invoice(new_id("sub"), user.id, start=utcnow(), end=utcnow() + timedelta(days=30))
+    intent = plan["payments"]["data"][0]["payment"]["payment_intent"]
+    assert deliver(client, event("invoice.paid", plan)).status_code == 200
+    charge = {
+        **fixture("charge"),
+        "id": new_id("ch"),
+        "amount": 900,
+        "currency": "usd",
+        "payment_intent": intent,
+        "refunded": False,
+    }
+
+    def refunded(amount):
+        return event("charge.refunded", {**charge, "amount_refunded": amount})
+
+    def dispute(event_type, status):
+        return event(
+            event_type,
+            fixture(
+                "dispute",
+                id="dp_plan_race",
+                charge=charge["id"],
+                amount=900,
+                currency="usd",
+                status=status,
+                payment_intent=intent,
+            ),
+        )
+
+    shared = [
+        refunded(450),
+        dispute("charge.dispute.created", "needs_response"),
+        dispute("charge.dispute.closed", "lost"),
+    ]
+    lists = []
+    for number in range(PROCESSES):
+        events = [refunded(450), *shared]  # a refund under its own event id in each
+        turn = number % len(events)
+        lists.append(events[turn:] + events[:turn])
+    secret = api_keys.mint(user.id, "race").secret
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(PROCESSES), context.Queue()
+    processes = [
+        context.Process(target=_work_in_process, args=(events, secret, barrier, results))
+        for events in lists
+    ]
+    for process in processes:
+        process.start()
+    answers = [results.get(timeout=120) for _ in processes]
+    for process in processes:
+        process.join(timeout=60)
+        assert process.exitcode == 0
+    assert all(status == 200 for statuses in answers for status in statuses)
+
+    # 1000 bought + 1000 granted; the grant's refund and lost dispute take its 1000 in
+    # whatever order; three usages take 300. Every debit took expiring credits first.
+    assert balance_of(user.id) == 700 == ledger_sum(user.id)
+    assert -sum(e.credits for e in entries(user.id, "refund") + entries(user.id, "dispute")) == 1000
+    db.session.expire_all()
+    assert db.session.get(CreditAccount, user.id).expiring == 0
+    assert db.session.scalars(sa.select(CreditGrant)).one().remaining == 0
+    clock.fix(utcnow() + timedelta(days=31))
+    try:
+        ledger.expire_due_grants()
+    finally:
+        clock.fix(None)
+    assert balance_of(user.id) == 700 == ledger_sum(user.id)  # bought credits never expire
