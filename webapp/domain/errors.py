@@ -10,9 +10,10 @@ class InvalidPurchaseError(DomainError):
 
 
 class InsufficientCreditsError(DomainError):
-    def __init__(self, balance: int):
+    def __init__(self, balance: int, available: int | None = None):
         super().__init__(f"insufficient credits (balance {balance})")
         self.balance = balance
+        self.available = available
 
 
 class InvalidAmountError(DomainError):
@@ -41,3 +42,15 @@ class UnknownPlanError(DomainError):
 
 class PurchaseNotSettledError(DomainError):
     """A refund or dispute for a purchase whose payment has not been confirmed yet."""
+
+
+class HoldNotOpenError(DomainError):
+    """A capture or release of a hold that is no longer held; `error` names why."""
+
+    def __init__(self, error: str, message: str):
+        super().__init__(message)
+        self.error = error  # hold_expired, hold_released or hold_already_settled
+
+
+class CaptureExceedsHoldError(DomainError):
+    """A capture of more credits than the hold reserved."""

@@ -5,6 +5,8 @@ from webapp.models.ledger import (
     CreditGrant,
     Dispute,
     EntryKind,
+    Hold,
+    HoldStatus,
     LedgerEntry,
     Purchase,
     PurchaseStatus,
@@ -15,6 +17,6 @@ from webapp.models.user import ApiKey, CreditAccount, User, normalize_email
 
 __all__ = [
     "AdminAction", "ApiKey", "CreditAccount", "CreditGrant", "Dispute", "EntryKind",
-    "EventOutcome", "LedgerEntry", "Purchase", "PurchaseStatus", "StripeEvent",
+    "EventOutcome", "Hold", "HoldStatus", "LedgerEntry", "Purchase", "PurchaseStatus", "StripeEvent",
     "Subscription", "UsageRequest", "User", "normalize_email",
 ]

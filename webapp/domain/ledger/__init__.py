@@ -4,6 +4,8 @@ entries      posting a balance change with its row, adjustments, balances
 purchases    Checkout fulfilment, failed and expired sessions
 chargebacks  refunds and disputes
 grants       plan grants, expiry, draw-down, usage debits
+holds        reserve credits, capture what was used, release the rest
+hold_expiry  holds past their expiry never count; the stale-hold sweep
 """
 
 from webapp.domain.ledger.chargebacks import (
@@ -25,6 +27,22 @@ from webapp.domain.ledger.grants import (
     expire_due_grants,
     grant_plan_credits,
 )
+from webapp.domain.ledger.hold_expiry import (
+    available_credits,
+    held_now,
+    release_account_holds,
+    release_stale_holds,
+)
+from webapp.domain.ledger.holds import (
+    Figures,
+    capture_hold,
+    find_hold,
+    hold_json,
+    hold_status,
+    open_holds,
+    place_hold,
+    release_hold,
+)
 from webapp.domain.ledger.purchases import (
     Fulfilment,
     FulfilmentResult,
@@ -40,6 +58,18 @@ from webapp.domain.ledger.purchases import (
 
 __all__ = [
     "RETURNED_DISPUTE_STATUSES",
+    "Figures",
+    "available_credits",
+    "capture_hold",
+    "find_hold",
+    "held_now",
+    "hold_json",
+    "hold_status",
+    "open_holds",
+    "place_hold",
+    "release_account_holds",
+    "release_hold",
+    "release_stale_holds",
     "Fulfilment",
     "FulfilmentResult",
     "adjust",

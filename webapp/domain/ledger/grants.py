@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from webapp.domain import clock
 from webapp.domain.errors import InvalidAmountError
 from webapp.domain.ledger.entries import current_balance, lock_account, post_entry
+from webapp.domain.ledger.hold_expiry import release_due_holds_locked
 from webapp.domain.sql import insert_ignoring_duplicates, locked
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
@@ -163,7 +164,12 @@ def _refresh_expiry_summary(user_id: int) -> None:
 
 
 def debit_usage(
-    user_id: int, credits: int, description: str, *, reference: str | None = None
+    user_id: int,
+    credits: int,
+    description: str,
+    *,
+    reference: str | None = None,
+    api_key_id: int | None = None,
 ) -> int:
     """Spend `credits` (> 0) for usage; returns the new balance; commits (or joins).
 
@@ -176,6 +182,8 @@ def debit_usage(
     if credits <= 0:
         raise InvalidAmountError("credits must be an integer of at least 1")
     refs = {"reference": reference, "description": description[:500] or None}
+    if api_key_id is not None:
+        refs["api_key_id"] = api_key_id
     with atomic():
         balance = post_entry(
             user_id, -credits, EntryKind.USAGE, allow_negative=False, unless_expiring=True, **refs
@@ -186,6 +194,7 @@ def debit_usage(
     with atomic():
         lock_account(user_id)
         _expire_due(user_id, clock.now())  # time moved on since the commit above
+        release_due_holds_locked(user_id, clock.now())  # a due hold reserves nothing
         balance = post_entry(user_id, -credits, EntryKind.USAGE, allow_negative=False, **refs)
         _draw_down(user_id, credits)
         return balance
