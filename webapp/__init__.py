@@ -95,9 +95,11 @@ def register_stripe(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from webapp import account, admin, api, auth, billing, credits, webhooks
+    from webapp.api.openapi import register_api
 
-    for blueprint_package in (auth, credits, webhooks, api, account, admin, billing):
+    for blueprint_package in (auth, credits, webhooks, account, admin, billing):
         app.register_blueprint(blueprint_package.bp)
+    register_api(app, api.bp)
     if app.config["SANDBOX_ENABLED"] and app.config["APP_ENV"] != "production":
         from webapp import sandbox
 

@@ -42,7 +42,8 @@ def test_usage_debits_and_returns_the_balance(client, user, key):
 def test_usage_beyond_the_balance_is_402_and_changes_nothing(client, user, key):
     response = spend(client, key, {"credits": 101})
     assert response.status_code == 402
-    assert response.get_json() == {"error": "insufficient_credits", "balance": 100}
+    assert response.get_json() == {"error": "insufficient_credits", "balance": 100,
+                                   "available": 100}
     assert balance_of(user.id) == 100 and usage_rows(user.id) == 0
 
 
@@ -81,7 +82,7 @@ def test_usage_without_auth_is_401_json(client):
 
 def test_api_errors_are_json_not_html(client, key):
     assert client.get("/api/v1/nothing-here").is_json
-    response = client.get("/api/v1/usage", headers={"Authorization": f"Bearer {key}"})
+    response = client.delete("/api/v1/usage", headers={"Authorization": f"Bearer {key}"})
     assert response.status_code == 405 and response.is_json
 
 
@@ -101,7 +102,8 @@ def test_a_replayed_402_stays_402_even_after_a_top_up(client, user, key):
     ledger.adjust(user.id, 1000, "top up")
     again = spend(client, key, {"credits": 500}, "big-job")
     assert again.status_code == 402
-    assert again.get_json() == {"error": "insufficient_credits", "balance": 100}
+    assert again.get_json() == {"error": "insufficient_credits", "balance": 100,
+                                   "available": 100}
     assert balance_of(user.id) == 1100 and usage_rows(user.id) == 0
 
 

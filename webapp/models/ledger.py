@@ -68,6 +68,7 @@ class LedgerEntry(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     purchase: Mapped["Purchase | None"] = relationship()
+    api_key: Mapped["ApiKey | None"] = relationship()  # noqa: F821
 
 
 class Purchase(db.Model):
