@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.payments import balance_of, ledger_sum
-from tests.subscription_fakes import FEB_1, JAN_1, fixed_clock  # noqa: F401
+from tests.subscription_fakes import FEB_1, JAN_1
 from webapp.domain import api_keys, ledger, users
 from webapp.extensions import db
 from webapp.models import CreditAccount, CreditGrant, Hold, LedgerEntry
@@ -75,8 +75,7 @@ def test_usage_may_take_only_the_available_credits(client, user, key):
     hold(client, key, 80)
     response = call(client, key, "/usage", {"credits": 21})
     assert response.status_code == 402
-    assert response.get_json() == {"error": "insufficient_credits", "balance": 100,
-                                   "available": 20}
+    assert response.get_json() == {"error": "insufficient_credits", "balance": 100, "available": 20}
     assert call(client, key, "/usage", {"credits": 20}).get_json() == {"balance": 80}
     assert figures(client, key) == (80, 80, 0)
 
@@ -85,8 +84,15 @@ def test_a_capture_takes_what_was_used_and_releases_the_rest(client, user, key):
     placed = hold(client, key, 50)
     response = call(client, key, f"/holds/{placed['id']}/capture", {"credits": 35})
     assert response.status_code == 200
-    assert response.get_json() == {"id": placed["id"], "status": "captured", "captured": 35,
-                                   "released": 15, "balance": 65, "held": 0, "available": 65}
+    assert response.get_json() == {
+        "id": placed["id"],
+        "status": "captured",
+        "captured": 35,
+        "released": 15,
+        "balance": 65,
+        "held": 0,
+        "available": 65,
+    }
     assert usage_rows(user.id) == [(-35, placed["id"])]
     assert balance_of(user.id) == 65 == ledger_sum(user.id)
     shown = call(client, key, f"/holds/{placed['id']}", method="get").get_json()
@@ -120,8 +126,9 @@ def test_a_different_capture_after_capture_is_409_and_more_than_held_is_400(clie
 
 def test_a_capture_without_credits_takes_the_whole_hold(client, user, key):
     placed = hold(client, key, 45)
-    response = client.post(f"/api/v1/holds/{placed['id']}/capture",
-                           headers={"Authorization": f"Bearer {key}"})
+    response = client.post(
+        f"/api/v1/holds/{placed['id']}/capture", headers={"Authorization": f"Bearer {key}"}
+    )
     assert response.status_code == 200
     assert (response.get_json()["captured"], response.get_json()["released"]) == (45, 0)
     assert figures(client, key) == (55, 0, 55)
@@ -138,8 +145,15 @@ def test_release_gives_everything_back_once(client, user, key):
     placed = hold(client, key, 45)
     first = call(client, key, f"/holds/{placed['id']}/release")
     assert first.status_code == 200
-    assert first.get_json() == {"id": placed["id"], "status": "released", "captured": 0,
-                                "released": 45, "balance": 100, "held": 0, "available": 100}
+    assert first.get_json() == {
+        "id": placed["id"],
+        "status": "released",
+        "captured": 0,
+        "released": 45,
+        "balance": 100,
+        "held": 0,
+        "available": 100,
+    }
     again = call(client, key, f"/holds/{placed['id']}/release")
     assert again.status_code == 200 and again.get_json() == first.get_json()
     capture = call(client, key, f"/holds/{placed['id']}/capture", {"credits": 1})
@@ -196,8 +210,9 @@ def test_the_release_holds_command_tidies_expired_holds(runner, client, user, ke
 
 
 def test_a_capture_spends_expiring_credits_first(client, user, key, fixed_clock):
-    grant_id = ledger.grant_plan_credits(user.id, 40, invoice_id="in_1", plan_code="basic",
-                                         subscription_id=None, expires_at=FEB_1)
+    grant_id = ledger.grant_plan_credits(
+        user.id, 40, invoice_id="in_1", plan_code="basic", subscription_id=None, expires_at=FEB_1
+    )
     placed = hold(client, key, 100)
     call(client, key, f"/holds/{placed['id']}/capture", {"credits": 60})
     db.session.expire_all()
@@ -206,8 +221,14 @@ def test_a_capture_spends_expiring_credits_first(client, user, key, fixed_clock)
 
 
 def test_credits_of_a_due_grant_cannot_be_held(client, user, key, fixed_clock):
-    ledger.grant_plan_credits(user.id, 40, invoice_id="in_1", plan_code="basic",
-                              subscription_id=None, expires_at=JAN_1 + timedelta(hours=1))
+    ledger.grant_plan_credits(
+        user.id,
+        40,
+        invoice_id="in_1",
+        plan_code="basic",
+        subscription_id=None,
+        expires_at=JAN_1 + timedelta(hours=1),
+    )
     fixed_clock.set(JAN_1 + timedelta(hours=1))
     response = call(client, key, "/holds", {"credits": 101})
     assert response.status_code == 402 and response.get_json()["available"] == 100
@@ -255,11 +276,13 @@ def test_a_refused_capture_under_a_key_writes_nothing(client, user, key):
     though the refusal is stored for the key."""
     placed = hold(client, key, 50)
     db.session.execute(sa.update(CreditAccount).values(balance=CreditAccount.balance - 90))
-    db.session.execute(sa.insert(LedgerEntry).values(user_id=user.id, kind="refund",
-                                                     credits=-90, balance_after=10))
+    db.session.execute(
+        sa.insert(LedgerEntry).values(user_id=user.id, kind="refund", credits=-90, balance_after=10)
+    )
     db.session.commit()
-    response = call(client, key, f"/holds/{placed['id']}/capture", {"credits": 30},
-                    idempotency_key="short")
+    response = call(
+        client, key, f"/holds/{placed['id']}/capture", {"credits": 30}, idempotency_key="short"
+    )
     assert response.status_code == 402
     db.session.expire_all()
     assert db.session.scalar(sa.select(Hold.status)) == "held"
@@ -281,10 +304,20 @@ def test_another_users_hold_is_404(client, user, key):
 
 
 BAD_HOLDS = [
-    {"credits": 0}, {"credits": -1}, {"credits": "3"}, {"credits": True}, {"credits": 2.5},
-    {"credits": 10**13}, {"credits": 2**70}, {}, {"credits": 1, "expires_in": 59},
-    {"credits": 1, "expires_in": 86401}, {"credits": 1, "expires_in": "60"},
-    {"credits": 1, "description": "x" * 501}, {"credits": 1, "description": 5}, [1],
+    {"credits": 0},
+    {"credits": -1},
+    {"credits": "3"},
+    {"credits": True},
+    {"credits": 2.5},
+    {"credits": 10**13},
+    {"credits": 2**70},
+    {},
+    {"credits": 1, "expires_in": 59},
+    {"credits": 1, "expires_in": 86401},
+    {"credits": 1, "expires_in": "60"},
+    {"credits": 1, "description": "x" * 501},
+    {"credits": 1, "description": 5},
+    [1],
 ]
 
 
