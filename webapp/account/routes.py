@@ -3,7 +3,7 @@ from flask_login import current_user, login_required
 
 from webapp.account import bp
 from webapp.account.forms import ApiKeyForm
-from webapp.domain import api_keys
+from webapp.domain import api_keys, reports
 from webapp.domain.errors import NotFoundError
 
 
@@ -15,7 +15,8 @@ def require_login():
 
 def render_index(form: ApiKeyForm, new_key: api_keys.MintedKey | None = None, status: int = 200):
     return render_template("account/index.html", form=form, new_key=new_key,
-                           keys=api_keys.keys_for(current_user.id)), status
+                           keys=api_keys.keys_for(current_user.id),
+                           spend=reports.spend_by_key(current_user.id)), status
 
 
 @bp.get("")

@@ -14,8 +14,9 @@ def require_login():
 
 
 def render_index(form: BuyForm, status: int = 200):
+    account = reports.account_for(current_user.id)
     return render_template(
-        "credits/index.html", form=form, account=reports.account_for(current_user.id),
+        "credits/index.html", form=form, account=account, held=ledger.held_now(account),
         recent=reports.ledger_page(current_user.id, None, 5).items,
         packs=[pricing.quote(credits) for credits in current_app.config["CREDIT_PACKS"]],
         chart=chart.build(reports.credits_by_day(current_user.id)),
