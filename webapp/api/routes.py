@@ -29,12 +29,18 @@ _UNAUTHENTICATED = (401, s.Error, "No session and no valid API key.")
 @bp.errorhandler(UnprocessableEntity)
 @bp.errorhandler(BadRequest)
 def invalid_input(error):
-    """A request the schemas refused: 400 naming the first field that failed."""
-    messages = getattr(error, "data", {}).get("messages", {})
-    fields = {name: problem for where in messages.values() for name, problem in where.items()}
-    code = next((_FIELD_ERRORS[name] for name in fields if name in _FIELD_ERRORS), None)
-    if not isinstance(messages, dict) or not fields:
+    """A request the schemas (or the JSON parser) refused: 400 naming the first bad field."""
+    messages = (getattr(error, "data", None) or {}).get("messages") or {}
+    fields = {
+        name: problem
+        for where in messages.values()
+        if isinstance(where, dict)
+        for name, problem in where.items()
+        if name != "_schema"
+    }
+    if not fields:
         return api_error(400, "invalid_body", message="Send a JSON object.")
+    code = next((_FIELD_ERRORS[name] for name in fields if name in _FIELD_ERRORS), None)
     return api_error(400, code or "invalid_body", message="Invalid input.", fields=fields)
 
 
@@ -94,14 +100,18 @@ def checkout_create(body):
 @bp.arguments(s.UsageBody)
 @bp.arguments(s.IdempotencyHeader, location="headers", as_kwargs=True)
 @bp.response(200, s.BalanceAfter)
-@_documented(_INVALID, (402, s.InsufficientCredits, "Not enough available credits."),
-             _KEY_REUSED)
+@_documented(_INVALID, (402, s.InsufficientCredits, "Not enough available credits."), _KEY_REUSED)
 def usage_create(body, idempotency_key=None):
     reference = g.api_key.prefix if g.api_key is not None else None
     try:
-        answer = usage.spend(g.api_user.id, body["credits"], body["description"],
-                             idempotency_key=idempotency_key, reference=reference,
-                             api_key_id=_api_key_id())
+        answer = usage.spend(
+            g.api_user.id,
+            body["credits"],
+            body["description"],
+            idempotency_key=idempotency_key,
+            reference=reference,
+            api_key_id=_api_key_id(),
+        )
     except IdempotencyKeyReusedError as exc:
         return api_error(409, "idempotency_key_reused", message=str(exc))
     return _reply(answer)
@@ -113,18 +123,22 @@ def usage_create(body, idempotency_key=None):
 @bp.response(200, s.UsageList)
 @_documented(_INVALID)
 def usage_list(query):
-    page = reports.usage_page(g.api_user.id, query.get("from_"), query.get("to"),
-                              query.get("before"), query["limit"])
-    return jsonify(data=[_usage_item(entry) for entry in page.items],
-                   next_before=page.next_before)
+    page = reports.usage_page(
+        g.api_user.id, query.get("from_"), query.get("to"), query.get("before"), query["limit"]
+    )
+    return jsonify(data=[_usage_item(entry) for entry in page.items], next_before=page.next_before)
 
 
 def _usage_item(entry) -> dict:
     key = entry.api_key
-    return {"id": entry.id, "credits": -entry.credits, "description": entry.description or "",
-            "reference": entry.reference,
-            "api_key": {"id": key.id, "label": key.label, "prefix": key.prefix} if key else None,
-            "created_at": reports.iso_z(entry.created_at)}
+    return {
+        "id": entry.id,
+        "credits": -entry.credits,
+        "description": entry.description or "",
+        "reference": entry.reference,
+        "api_key": {"id": key.id, "label": key.label, "prefix": key.prefix} if key else None,
+        "created_at": reports.iso_z(entry.created_at),
+    }
 
 
 @bp.post("/holds")
@@ -132,13 +146,17 @@ def _usage_item(entry) -> dict:
 @bp.arguments(s.HoldBody)
 @bp.arguments(s.IdempotencyHeader, location="headers", as_kwargs=True)
 @bp.response(201, s.HoldPlaced)
-@_documented(_INVALID, (402, s.InsufficientCredits, "Not enough available credits."),
-             _KEY_REUSED)
+@_documented(_INVALID, (402, s.InsufficientCredits, "Not enough available credits."), _KEY_REUSED)
 def hold_create(body, idempotency_key=None):
     try:
-        answer = hold_requests.place(g.api_user.id, body["credits"], body["expires_in"],
-                                     body["description"], idempotency_key=idempotency_key,
-                                     api_key_id=_api_key_id())
+        answer = hold_requests.place(
+            g.api_user.id,
+            body["credits"],
+            body["expires_in"],
+            body["description"],
+            idempotency_key=idempotency_key,
+            api_key_id=_api_key_id(),
+        )
     except IdempotencyKeyReusedError as exc:
         return api_error(409, "idempotency_key_reused", message=str(exc))
     return _reply(answer)
@@ -160,14 +178,21 @@ def hold_detail(hold_id):
 @bp.arguments(s.CaptureBody, required=False)
 @bp.arguments(s.IdempotencyHeader, location="headers", as_kwargs=True)
 @bp.response(200, s.HoldSettled)
-@_documented(_INVALID, (402, s.InsufficientCredits, "The balance no longer covers it."),
-             _NO_HOLD, (409, s.Error, "hold_expired, hold_released, hold_already_settled or "
-                                      "idempotency_key_reused"))
+@_documented(
+    _INVALID,
+    (402, s.InsufficientCredits, "The balance no longer covers it."),
+    _NO_HOLD,
+    (409, s.Error, "hold_expired, hold_released, hold_already_settled or idempotency_key_reused"),
+)
 def hold_capture(body, hold_id, idempotency_key=None):
     try:
-        answer = hold_requests.capture(g.api_user.id, hold_id, body.get("credits"),
-                                       idempotency_key=idempotency_key,
-                                       api_key_id=_api_key_id())
+        answer = hold_requests.capture(
+            g.api_user.id,
+            hold_id,
+            body.get("credits"),
+            idempotency_key=idempotency_key,
+            api_key_id=_api_key_id(),
+        )
     except IdempotencyKeyReusedError as exc:
         return api_error(409, "idempotency_key_reused", message=str(exc))
     return _reply(answer)

@@ -99,9 +99,15 @@ class UsageQuery(Body):
 # --- answers
 
 
-class Error(ma.Schema):
+class Answer(ma.Schema):
+    class Meta:
+        unknown = ma.INCLUDE  # answers may grow fields; clients ignore what they do not know
+
+
+class Error(Answer):
     error = fields.String(required=True, metadata={"description": "A stable error code."})
     message = fields.String()
+    fields = fields.Dict(metadata={"description": "What was wrong with each input field."})
 
 
 class InsufficientCredits(Error):
@@ -109,12 +115,12 @@ class InsufficientCredits(Error):
     available = fields.Integer(required=True)
 
 
-class Expiring(ma.Schema):
+class Expiring(Answer):
     credits = fields.Integer(required=True)
     expires_at = fields.String(required=True)
 
 
-class Balance(ma.Schema):
+class Balance(Answer):
     balance = fields.Integer(required=True)
     purchased = fields.Integer(required=True)
     used = fields.Integer(required=True)
@@ -123,16 +129,16 @@ class Balance(ma.Schema):
     expiring = fields.List(fields.Nested(Expiring), required=True)
 
 
-class CheckoutCreated(ma.Schema):
+class CheckoutCreated(Answer):
     id = fields.String(required=True)
     url = fields.String(required=True)
 
 
-class BalanceAfter(ma.Schema):
+class BalanceAfter(Answer):
     balance = fields.Integer(required=True)
 
 
-class Figures(ma.Schema):
+class Figures(Answer):
     balance = fields.Integer(required=True)
     held = fields.Integer(required=True)
     available = fields.Integer(required=True)
@@ -141,7 +147,7 @@ class Figures(ma.Schema):
 _STATUSES = ("held", "captured", "released", "expired")
 
 
-class Hold(ma.Schema):
+class Hold(Answer):
     id = fields.String(required=True)
     status = fields.String(required=True, validate=validate.OneOf(_STATUSES))
     credits = fields.Integer(required=True)
@@ -163,13 +169,13 @@ class HoldSettled(Figures):
     released = fields.Integer(required=True)
 
 
-class ApiKeyRef(ma.Schema):
+class ApiKeyRef(Answer):
     id = fields.Integer(required=True)
     label = fields.String(required=True)
     prefix = fields.String(required=True)
 
 
-class UsageItem(ma.Schema):
+class UsageItem(Answer):
     id = fields.Integer(required=True)
     credits = fields.Integer(required=True, metadata={"description": "Credits spent."})
     description = fields.String(required=True)
@@ -178,6 +184,6 @@ class UsageItem(ma.Schema):
     created_at = fields.String(required=True)
 
 
-class UsageList(ma.Schema):
+class UsageList(Answer):
     data = fields.List(fields.Nested(UsageItem), required=True)
     next_before = fields.Integer(allow_none=True, required=True)
