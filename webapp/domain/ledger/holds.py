@@ -138,17 +138,21 @@ def capture_hold(
         raise CaptureExceedsHoldError(f"The hold reserves {hold.credits} credits.")
     with atomic():
         now = clock.now()
-        if not _settle(user_id, hold, HoldStatus.CAPTURED, amount, now):
+        account = _settle(user_id, hold, HoldStatus.CAPTURED, amount, now)
+        if account is None:
             return _settled_before(hold, HoldStatus.CAPTURED, amount, now)
+        balance = account.balance
         if amount:
-            debit_usage(
+            balance = debit_usage(
                 user_id,
                 amount,
                 hold.description or f"Hold {public_id}",
                 reference=public_id,
                 api_key_id=api_key_id,
             )
-        return _record_answer(hold, HoldStatus.CAPTURED, amount, now)
+        return _record_answer(
+            hold, HoldStatus.CAPTURED, amount, _after(user_id, account, balance, now)
+        )
 
 
 def release_hold(user_id: int, public_id: str) -> dict[str, Any]:
@@ -160,14 +164,18 @@ def release_hold(user_id: int, public_id: str) -> dict[str, Any]:
     hold = find_hold(user_id, public_id)
     with atomic():
         now = clock.now()
-        if not _settle(user_id, hold, HoldStatus.RELEASED, 0, now):
+        account = _settle(user_id, hold, HoldStatus.RELEASED, 0, now)
+        if account is None:
             return _settled_before(hold, HoldStatus.RELEASED, 0, now)
-        return _record_answer(hold, HoldStatus.RELEASED, 0, now)
+        return _record_answer(
+            hold, HoldStatus.RELEASED, 0, _after(user_id, account, account.balance, now)
+        )
 
 
-def _settle(user_id: int, hold: Hold, status: str, captured: int, now: datetime) -> bool:
+def _settle(user_id: int, hold: Hold, status: str, captured: int, now: datetime):
     """Move the hold from held to `status` and out of the account's `held`: one
-    conditional UPDATE on the hold (held and unexpired), after locking the account."""
+    conditional UPDATE on the hold (held and unexpired), after locking the account.
+    Returns the account's balance, held and next_hold_expiry_at, or None (not held)."""
     lock_account(user_id)
     moved = db.session.execute(
         sa.update(Hold.__table__)
@@ -175,19 +183,26 @@ def _settle(user_id: int, hold: Hold, status: str, captured: int, now: datetime)
         .values(status=status, captured=captured, settled_at=now)
     ).rowcount
     if moved != 1:
-        return False
-    db.session.execute(
+        return None
+    return db.session.execute(
         sa.update(CreditAccount.__table__)
         .where(_accounts.user_id == user_id)
         .values(held=_accounts.held - hold.credits)
-    )
-    return True
+        .returning(_accounts.balance, _accounts.held, _accounts.next_hold_expiry_at)
+    ).one()
 
 
-def _record_answer(hold: Hold, status: str, captured: int, now: datetime) -> dict[str, Any]:
-    """The settle answer with the figures as they are now, stored on the hold for replays."""
-    account = db.session.get(CreditAccount, hold.user_id, populate_existing=True)
-    figures = Figures(account.balance, held_now(account, now))
+def _after(user_id: int, account, balance: int, now: datetime) -> Figures:
+    """The figures once settled: no read unless a hold of the account is due (the debit
+    may then have released it; reading the account again tells)."""
+    if account.next_hold_expiry_at is None or account.next_hold_expiry_at > now:
+        return Figures(balance, account.held)
+    current = db.session.get(CreditAccount, user_id, populate_existing=True)
+    return Figures(current.balance, held_now(current, now))
+
+
+def _record_answer(hold: Hold, status: str, captured: int, figures: Figures) -> dict[str, Any]:
+    """The settle answer, stored on the hold so that the same call again replays it."""
     answer = {
         "id": hold.public_id,
         "status": str(status),
