@@ -3,7 +3,7 @@ from flask_login import current_user, login_required
 
 from webapp.credits import bp, chart
 from webapp.credits.forms import BuyForm
-from webapp.domain import checkout, ledger, pricing, reports, stripe_gateway, subscriptions
+from webapp.domain import checkout, ledger, pricing, reports, subscriptions
 from webapp.domain.errors import InvalidPurchaseError, PaymentProviderError
 
 
@@ -17,6 +17,7 @@ def render_index(form: BuyForm, status: int = 200):
     account = reports.account_for(current_user.id)
     return render_template(
         "credits/index.html", form=form, account=account, held=ledger.held_now(account),
+        expiring=reports.expiring_grants(account), plan=subscriptions.plan_view(current_user.id),
         recent=reports.ledger_page(current_user.id, None, 5).items,
         packs=[pricing.quote(credits) for credits in current_app.config["CREDIT_PACKS"]],
         chart=chart.build(reports.credits_by_day(current_user.id)),
@@ -49,18 +50,13 @@ def buy():
 @bp.get("/success")
 def success():
     session_id = request.args.get("session_id", "")
-    purchase = reports.purchase_for_session(current_user.id, session_id)
-    if purchase is None:
+    returned = checkout.confirm_return(current_user.id, session_id)
+    if returned is None:
         return subscription_success(session_id)
-    if purchase.credited_at is None:
-        # The webhook may not have arrived yet: ask Stripe, fulfil through the same path.
-        try:
-            purchase = ledger.fulfil_checkout_session(
-                stripe_gateway.retrieve_checkout_session(session_id)).purchase or purchase
-        except PaymentProviderError:
-            flash("We could not check this payment with Stripe just now; "
-                  "your credits will arrive as soon as Stripe confirms it.", "info")
-    return render_template("credits/success.html", purchase=purchase,
+    if returned.stripe_unreachable:
+        flash("We could not check this payment with Stripe just now; "
+              "your credits will arrive as soon as Stripe confirms it.", "info")
+    return render_template("credits/success.html", purchase=returned.purchase,
                            account=reports.account_for(current_user.id))
 
 

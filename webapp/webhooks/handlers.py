@@ -32,14 +32,6 @@ def _on_session(apply: Callable[[dict[str, Any]], ledger.FulfilmentResult]):
     return handler
 
 
-HANDLERS: dict[str, Callable[[Event], str]] = {
-    "checkout.session.completed": _on_session(ledger.fulfil_checkout_session),
-    "checkout.session.async_payment_succeeded": _on_session(ledger.fulfil_checkout_session),
-    "checkout.session.async_payment_failed": _on_session(ledger.mark_session_failed),
-    "checkout.session.expired": _on_session(ledger.mark_session_expired),
-}
-
-
 def fast_path(event: Event) -> str | None:
     """PostgreSQL: claim the event and mark a paid top-up session's purchase paid in one
     statement, from the very conditions fulfil_checkout_session uses (events.FastPath)."""
@@ -71,6 +63,7 @@ def handle_event(event: Event) -> str:
 # charge.dispute.funds_withdrawn / funds_reinstated, payment_intent.*) are left
 # unmapped: charge.refunded and the dispute events already carry the whole story.
 
+
 def _on_payment(charge_field: str, apply: Callable[[int, dict[str, Any]], int]):
     def handler(event: Event) -> str:
         obj = event["data"]["object"]
@@ -91,6 +84,7 @@ def _on_payment(charge_field: str, apply: Callable[[int, dict[str, Any]], int]):
 
 def _subscription_session_or(topup_handler: Callable[[Event], str]) -> Callable[[Event], str]:
     """Subscription Checkout Sessions go to the subscription code, the rest as before."""
+
     def handler(event: Event) -> str:
         session = event["data"]["object"]
         if purpose_of(session) == SUBSCRIPTION_PURPOSE:
@@ -100,18 +94,27 @@ def _subscription_session_or(topup_handler: Callable[[Event], str]) -> Callable[
     return handler
 
 
-HANDLERS.update({
+HANDLERS: dict[str, Callable[[Event], str]] = {
+    "checkout.session.completed": _subscription_session_or(
+        _on_session(ledger.fulfil_checkout_session)
+    ),
+    "checkout.session.async_payment_succeeded": _on_session(ledger.fulfil_checkout_session),
+    "checkout.session.async_payment_failed": _on_session(ledger.mark_session_failed),
+    "checkout.session.expired": _on_session(ledger.mark_session_expired),
     "charge.refunded": _on_payment("id", ledger.apply_refund),
     "charge.dispute.created": _on_payment("charge", ledger.open_dispute),
     "charge.dispute.closed": _on_payment("charge", ledger.close_dispute),
-    "checkout.session.completed": _subscription_session_or(HANDLERS["checkout.session.completed"]),
     "invoice.paid": lambda event: subscriptions.apply_invoice_paid(event["data"]["object"]),
     "invoice.payment_failed": lambda event: subscriptions.apply_invoice_failed(
-        event["data"]["object"], event.get("created")),
+        event["data"]["object"], event.get("created")
+    ),
     "customer.subscription.created": lambda event: subscriptions.apply_subscription(
-        event["data"]["object"], event.get("created")),
+        event["data"]["object"], event.get("created")
+    ),
     "customer.subscription.updated": lambda event: subscriptions.apply_subscription(
-        event["data"]["object"], event.get("created")),
+        event["data"]["object"], event.get("created")
+    ),
     "customer.subscription.deleted": lambda event: subscriptions.apply_subscription(
-        event["data"]["object"], event.get("created"), deleted=True),
-})
+        event["data"]["object"], event.get("created"), deleted=True
+    ),
+}
