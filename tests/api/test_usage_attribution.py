@@ -80,7 +80,16 @@ def test_usage_list_filters_by_time_and_shows_only_the_callers_debits(client, us
         "data": [],
         "next_before": None,
     }
-    for bad in ("from=yesterday", "to=2026-13-01", "limit=0", "limit=101", "before=-1"):
+    odd = (
+        "from=yesterday",
+        "to=2026-13-01",
+        "to=9999-12-31T23:00:00-14:00",
+        "limit=0",
+        "limit=101",
+        "before=-1",
+        f"before={2**63}",
+    )
+    for bad in odd:
         response = client.get(f"/api/v1/usage?{bad}", headers=auth(secret))
         assert response.status_code == 400 and response.is_json, bad
 

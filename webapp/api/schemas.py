@@ -35,9 +35,9 @@ class Moment(fields.String):
             if len(text) == 10:
                 return datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC)
             moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError as exc:
+            return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+        except (ValueError, OverflowError) as exc:  # overflow: 9999-12-31T23:00-14:00
             raise ma.ValidationError("Not an ISO date or date-time.") from exc
-        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def credits_field(minimum: int = 1, **kwargs) -> StrictInteger:
