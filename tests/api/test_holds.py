@@ -344,3 +344,12 @@ def test_a_session_may_hold_with_its_csrf_token(app, logged_in, user):
     response = logged_in.post("/api/v1/holds", json={"credits": 4})
     assert response.status_code == 201
     assert db.session.scalar(sa.select(Hold.api_key_id)) is None
+
+
+def test_answers_leave_out_holds_that_expired_before_any_job_ran(client, key, fixed_clock):
+    hold(client, key, 30, expires_in=60)
+    fixed_clock.set(JAN_1 + timedelta(seconds=61))
+    placed = hold(client, key, 10)
+    assert (placed["balance"], placed["held"], placed["available"]) == (100, 10, 90)
+    settled = call(client, key, f"/holds/{placed['id']}/capture", {"credits": 4}).get_json()
+    assert (settled["balance"], settled["held"], settled["available"]) == (96, 0, 96)

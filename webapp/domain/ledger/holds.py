@@ -112,12 +112,13 @@ def _reserve(user_id: int, credits: int, now: datetime, expires_at: datetime) ->
         .values(
             held=_accounts.held + credits,
             next_hold_expiry_at=sa.case(
-                (keeps_earlier, expires_at), else_=_accounts.next_hold_expiry_at
+                (keeps_earlier, sa.literal(expires_at, _accounts.next_hold_expiry_at.type)),
+                else_=_accounts.next_hold_expiry_at,
             ),
         )
-        .returning(_accounts.balance, _accounts.held)
+        .returning(_accounts.balance, _accounts.held, _accounts.next_hold_expiry_at)
     ).first()
-    return Figures(row.balance, row.held) if row is not None else None
+    return _after(user_id, row, row.balance, now) if row is not None else None
 
 
 def capture_hold(
