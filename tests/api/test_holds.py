@@ -248,6 +248,9 @@ def test_idempotent_create_replays_the_first_hold(client, user, key):
     assert reused.status_code == 409 and reused.get_json()["error"] == "idempotency_key_reused"
     as_usage = call(client, key, "/usage", {"credits": 10}, idempotency_key="job-7")
     assert as_usage.status_code == 409
+    odd_key = call(client, key, "/holds", {"credits": 10}, idempotency_key="job\x00")
+    assert odd_key.status_code == 400
+    assert odd_key.get_json()["error"] == "invalid_idempotency_key"
     assert figures(client, key) == (100, 10, 90)
 
 
@@ -300,6 +303,7 @@ def test_another_users_hold_is_404(client, user, key):
         assert response.status_code == 404 and response.get_json()["error"] == "not_found"
     assert call(client, other_key, f"/holds/{placed['id']}", method="get").status_code == 404
     assert call(client, key, "/holds/hold_nope", method="get").status_code == 404
+    assert call(client, key, "/holds/hold_%00x", method="get").status_code == 404
     assert figures(client, key) == (100, 10, 90)
 
 

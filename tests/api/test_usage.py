@@ -55,7 +55,7 @@ def test_spending_the_exact_balance_reaches_zero(client, user, key):
 BAD_BODIES = [
     {"credits": 0}, {"credits": -5}, {"credits": True}, {"credits": 2.0}, {"credits": 2.5},
     {"credits": "3"}, {"credits": None}, {}, {"credits": 1, "description": 7},
-    {"credits": 1, "description": "x" * 501}, [1, 2],
+    {"credits": 1, "description": "x" * 501}, [1, 2], {"credits": 1, "description": "a\u0000"},
 ]
 
 

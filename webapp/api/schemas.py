@@ -40,12 +40,23 @@ class Moment(fields.String):
             raise ma.ValidationError("Not an ISO date or date-time.") from exc
 
 
+class Text(fields.String):
+    """Text without NUL or other control characters (tab and newlines aside): PostgreSQL
+    refuses NUL in text, and none belongs in a description or a key."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if any(ord(c) < 32 and c not in "\t\r\n" or c == "\x7f" for c in text):
+            raise ma.ValidationError("Control characters are not allowed.")
+        return text
+
+
 def credits_field(minimum: int = 1, **kwargs) -> StrictInteger:
     return StrictInteger(validate=validate.Range(min=minimum, max=MAX_CREDITS), **kwargs)
 
 
 def description_field() -> fields.String:
-    return fields.String(load_default="", validate=validate.Length(max=MAX_DESCRIPTION_LENGTH))
+    return Text(load_default="", validate=validate.Length(max=MAX_DESCRIPTION_LENGTH))
 
 
 class Body(ma.Schema):
@@ -79,7 +90,7 @@ class CaptureBody(Body):
 
 
 class IdempotencyHeader(Body):
-    idempotency_key = fields.String(
+    idempotency_key = Text(
         data_key="Idempotency-Key",
         validate=validate.Length(min=1, max=MAX_KEY_LENGTH),
         metadata={"description": "Retries with the same key replay the first answer."},

@@ -7,6 +7,7 @@ everywhere (debits and expiry too), so racing calls queue instead of deadlocking
 """
 
 import json
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,7 @@ from webapp.domain.transaction import atomic
 from webapp.extensions import db
 from webapp.models import CreditAccount, Hold, HoldStatus
 
+PUBLIC_ID = re.compile(r"hold_[0-9a-f]{24}")
 MIN_EXPIRES_IN = 60
 MAX_EXPIRES_IN = 86400
 DEFAULT_EXPIRES_IN = 900
@@ -234,6 +236,8 @@ def _settled_before(hold: Hold, wanted: str, amount: int, now: datetime) -> dict
 
 def find_hold(user_id: int, public_id: str) -> Hold:
     """The user's hold by its public id (NotFoundError for anyone else's or none)."""
+    if not PUBLIC_ID.fullmatch(public_id):
+        raise NotFoundError("No such hold.")  # never sent to the database: it may hold NUL
     hold = db.session.scalar(
         sa.select(Hold).where(Hold.public_id == public_id, Hold.user_id == user_id)
     )
