@@ -74,6 +74,14 @@ def test_a_body_that_is_not_json_is_400_json(client, key):
     assert response.status_code == 400 and response.is_json
 
 
+def test_json_nested_beyond_the_parser_is_400_not_500(client, user, key):
+    response = client.post("/api/v1/usage", data="[" * 100_000 + "]" * 100_000,
+                           headers={"Authorization": f"Bearer {key}",
+                                    "Content-Type": "application/json"})
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_body"
+    assert balance_of(user.id) == 100
+
+
 def test_usage_without_auth_is_401_json(client):
     response = client.post("/api/v1/usage", json={"credits": 1})
     assert response.status_code == 401

@@ -44,6 +44,12 @@ def invalid_input(error):
     return api_error(400, code or "invalid_body", message="Invalid input.", fields=fields)
 
 
+@bp.errorhandler(RecursionError)
+def too_deep(_error):
+    """JSON nested deeper than the parser goes (thousands of brackets) is bad input too."""
+    return api_error(400, "invalid_body", message="Send a JSON object.")
+
+
 def _documented(*answers):
     """The error answers an operation may give, for the OpenAPI document."""
 
