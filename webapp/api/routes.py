@@ -81,6 +81,7 @@ _KEY_REUSED = (409, s.Error, "idempotency_key_reused")
 @bp.response(200, s.Balance)
 @_documented()
 def balance():
+    """Balance, credits bought and used, on hold and available, and what expires when."""
     return jsonify(reports.balance_json(reports.account_for(g.api_user.id)))
 
 
@@ -90,6 +91,7 @@ def balance():
 @bp.response(201, s.CheckoutCreated)
 @_documented(_INVALID, (502, s.Error, "Stripe could not be reached."))
 def checkout_create(body):
+    """Start a Checkout Session for `credits` (the same purchase as the buy form)."""
     try:
         purchase = checkout.start_checkout(
             g.api_user, body["credits"], checkout.public_base_url(request.url_root)
@@ -108,6 +110,7 @@ def checkout_create(body):
 @bp.response(200, s.BalanceAfter)
 @_documented(_INVALID, (402, s.InsufficientCredits, "Not enough available credits."), _KEY_REUSED)
 def usage_create(body, idempotency_key=None):
+    """Spend credits now (needs that many available); Idempotency-Key replays the first answer."""
     reference = g.api_key.prefix if g.api_key is not None else None
     try:
         answer = usage.spend(
@@ -129,6 +132,7 @@ def usage_create(body, idempotency_key=None):
 @bp.response(200, s.UsageList)
 @_documented(_INVALID)
 def usage_list(query):
+    """Your usage debits and hold captures, newest first, with the API key that made each."""
     page = reports.usage_page(
         g.api_user.id, query.get("from_"), query.get("to"), query.get("before"), query["limit"]
     )
@@ -154,6 +158,7 @@ def _usage_item(entry) -> dict:
 @bp.response(201, s.HoldPlaced)
 @_documented(_INVALID, (402, s.InsufficientCredits, "Not enough available credits."), _KEY_REUSED)
 def hold_create(body, idempotency_key=None):
+    """Reserve credits for a job; they stay yours until captured, released or expired."""
     try:
         answer = hold_requests.place(
             g.api_user.id,
@@ -176,6 +181,7 @@ _NO_HOLD = (404, s.Error, "No such hold (or another user's).")
 @bp.response(200, s.Hold)
 @_documented(_NO_HOLD)
 def hold_detail(hold_id):
+    """A hold and its status: held, captured, released or expired."""
     return _reply(hold_requests.show(g.api_user.id, hold_id))
 
 
@@ -191,6 +197,7 @@ def hold_detail(hold_id):
     (409, s.Error, "hold_expired, hold_released, hold_already_settled or idempotency_key_reused"),
 )
 def hold_capture(body, hold_id, idempotency_key=None):
+    """Take what the job used (omitted: all) as one usage debit and release the rest."""
     try:
         answer = hold_requests.capture(
             g.api_user.id,
@@ -209,4 +216,5 @@ def hold_capture(body, hold_id, idempotency_key=None):
 @bp.response(200, s.HoldSettled)
 @_documented(_NO_HOLD, (409, s.Error, "hold_expired or hold_already_settled"))
 def hold_release(hold_id):
+    """Give the whole hold back without taking anything."""
     return _reply(hold_requests.release(g.api_user.id, hold_id))
