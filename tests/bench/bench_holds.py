@@ -33,17 +33,41 @@ def _seed(url: str, accounts: int) -> None:
         db.create_all()
         now = utcnow()
         ids = range(1, accounts + 1)
-        db.session.execute(sa.insert(User), [
-            {"id": i, "email": f"bench-{i}@example.com", "password_hash": "!", "created_at": now}
-            for i in ids])
-        db.session.execute(sa.insert(CreditAccount), [
-            {"user_id": i, "balance": SEED_CREDITS, "updated_at": now} for i in ids])
-        db.session.execute(sa.insert(LedgerEntry), [
-            {"user_id": i, "kind": "adjustment", "credits": SEED_CREDITS,
-             "balance_after": SEED_CREDITS, "description": "bench seed", "created_at": now}
-            for i in ids])
-        db.session.execute(sa.text(
-            "SELECT setval(pg_get_serial_sequence('users', 'id'), (SELECT max(id) FROM users))"))
+        db.session.execute(
+            sa.insert(User),
+            [
+                {
+                    "id": i,
+                    "email": f"bench-{i}@example.com",
+                    "password_hash": "!",
+                    "created_at": now,
+                }
+                for i in ids
+            ],
+        )
+        db.session.execute(
+            sa.insert(CreditAccount),
+            [{"user_id": i, "balance": SEED_CREDITS, "updated_at": now} for i in ids],
+        )
+        db.session.execute(
+            sa.insert(LedgerEntry),
+            [
+                {
+                    "user_id": i,
+                    "kind": "adjustment",
+                    "credits": SEED_CREDITS,
+                    "balance_after": SEED_CREDITS,
+                    "description": "bench seed",
+                    "created_at": now,
+                }
+                for i in ids
+            ],
+        )
+        db.session.execute(
+            sa.text(
+                "SELECT setval(pg_get_serial_sequence('users', 'id'), (SELECT max(id) FROM users))"
+            )
+        )
         db.session.commit()
         db.engine.dispose()
 
@@ -78,9 +102,10 @@ def run(url: str, kind: str, accounts: int, args, used_before: int) -> float:
     context = multiprocessing.get_context("fork")
     start = context.Barrier(args.processes)
     out = context.Queue()
-    workers = [context.Process(target=_worker,
-                               args=(url, kind, accounts, args.ops, i, start, out))
-               for i in range(args.processes)]
+    workers = [
+        context.Process(target=_worker, args=(url, kind, accounts, args.ops, i, start, out))
+        for i in range(args.processes)
+    ]
     for worker in workers:
         worker.start()
     seconds = max(out.get(timeout=600) for _ in workers)
@@ -97,9 +122,12 @@ def _check_books(url: str, kind: str, expected_used: int) -> None:
 
     app = seed.bench_app(url)
     with app.app_context():
-        balance, ledger_sum, held, used = db.session.execute(sa.text(
-            "SELECT sum(balance), (SELECT sum(credits) FROM ledger_entries), sum(held), "
-            "sum(used) FROM credit_accounts")).one()
+        balance, ledger_sum, held, used = db.session.execute(
+            sa.text(
+                "SELECT sum(balance), (SELECT sum(credits) FROM ledger_entries), sum(held), "
+                "sum(used) FROM credit_accounts"
+            )
+        ).one()
         db.engine.dispose()
     if balance != ledger_sum or held != 0:
         sys.exit(f"{kind}: balance {balance} != ledger {ledger_sum} or held {held} != 0")
@@ -109,8 +137,12 @@ def _check_books(url: str, kind: str, expected_used: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--ops", type=int, default=int(os.environ.get("BENCH_HOLD_OPS", 400)),
-                        help="operations per worker process and run")
+    parser.add_argument(
+        "--ops",
+        type=int,
+        default=int(os.environ.get("BENCH_HOLD_OPS", 400)),
+        help="operations per worker process and run",
+    )
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--accounts", type=int, default=1000)
     parser.add_argument("--keep-db", action="store_true")
@@ -129,13 +161,17 @@ def main() -> None:
         if not args.keep_db:
             common.drop_database(DB_NAME)
 
-    print(f"holds bench: {args.processes} processes x {args.ops} operations each, "
-          "ledger calls on PostgreSQL (no HTTP)")
+    print(
+        f"holds bench: {args.processes} processes x {args.ops} operations each, "
+        "ledger calls on PostgreSQL (no HTTP)"
+    )
     for accounts in (1, args.accounts):
         where = "one hot account" if accounts == 1 else f"{accounts:,} accounts"
         usage, holds = figures[("usage", accounts)], figures[("hold+capture", accounts)]
-        print(f"  {where:<16} usage debits {usage:8.1f}/s   holds placed+captured "
-              f"{holds:8.1f}/s   ratio {holds / usage:.2f}")
+        print(
+            f"  {where:<16} usage debits {usage:8.1f}/s   holds placed+captured "
+            f"{holds:8.1f}/s   ratio {holds / usage:.2f}"
+        )
 
 
 if __name__ == "__main__":
