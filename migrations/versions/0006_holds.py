@@ -1,7 +1,7 @@
 """Holds (reserve, then capture), the held total on accounts, the API key behind a debit.
 
 Revision ID: 0006_holds
-Revises: 0001
+Revises: 0007_catalog_receipts_tax
 Create Date: 2026-11-28 21:18:03.362357
 
 """
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = "0006_holds"
-down_revision = "0001"
+down_revision = "0007_catalog_receipts_tax"  # re-chained after main's 0007 landed
 branch_labels = None
 depends_on = None
 

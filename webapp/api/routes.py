@@ -9,12 +9,14 @@ from webapp.domain.errors import (
     IdempotencyKeyReusedError,
     InvalidPurchaseError,
     PaymentProviderError,
+    UnknownPackError,
 )
 from webapp.domain.usage import UsageAnswer
 
 # Which error code a field's validation failure answers with (the rest: invalid_body).
 _FIELD_ERRORS = {
     "credits": "invalid_credits",
+    "pack": "unknown_pack",
     "description": "invalid_description",
     "expires_in": "invalid_expires_in",
     "Idempotency-Key": "invalid_idempotency_key",
@@ -91,11 +93,17 @@ def balance():
 @bp.response(201, s.CheckoutCreated)
 @_documented(_INVALID, (502, s.Error, "Stripe could not be reached."))
 def checkout_create(body):
-    """Start a Checkout Session for `credits` (the same purchase as the buy form)."""
+    """Start a Checkout Session for `credits`, or for a `pack` on offer (a Price id)."""
+    base_url = checkout.public_base_url(request.url_root)
     try:
-        purchase = checkout.start_checkout(
-            g.api_user, body["credits"], checkout.public_base_url(request.url_root)
-        )
+        if "pack" in body:
+            purchase = checkout.start_pack_checkout(g.api_user, body["pack"], base_url)
+        elif "credits" in body:
+            purchase = checkout.start_checkout(g.api_user, body["credits"], base_url)
+        else:
+            return api_error(400, "invalid_credits", message="Send credits or a pack.")
+    except UnknownPackError as exc:
+        return api_error(400, "unknown_pack", message=str(exc))
     except InvalidPurchaseError as exc:
         return api_error(400, "invalid_credits", message=str(exc))
     except PaymentProviderError as exc:

@@ -65,7 +65,11 @@ class Body(ma.Schema):
 
 
 class CheckoutBody(Body):
-    credits = credits_field(required=True)
+    credits = credits_field(metadata={"description": "A custom amount (or send `pack`)."})
+    pack = Text(
+        validate=validate.Length(min=1, max=255),
+        metadata={"description": "A pack on offer, by its Stripe Price id."},
+    )
 
 
 class UsageBody(Body):

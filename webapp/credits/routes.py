@@ -3,7 +3,7 @@ from flask_login import current_user, login_required
 
 from webapp.credits import bp, chart
 from webapp.credits.forms import BuyForm
-from webapp.domain import checkout, ledger, pricing, reports, subscriptions
+from webapp.domain import catalog, checkout, ledger, pricing, receipts, reports, subscriptions
 from webapp.domain.errors import InvalidPurchaseError, PaymentProviderError
 
 
@@ -19,7 +19,7 @@ def render_index(form: BuyForm, status: int = 200):
         "credits/index.html", form=form, account=account, held=ledger.held_now(account),
         expiring=reports.expiring_grants(account), plan=subscriptions.plan_view(current_user.id),
         recent=reports.ledger_page(current_user.id, None, 5).items,
-        packs=[pricing.quote(credits) for credits in current_app.config["CREDIT_PACKS"]],
+        packs=catalog.offered_quotes(),
         chart=chart.build(reports.credits_by_day(current_user.id)),
     ), status
 
@@ -34,12 +34,15 @@ def buy():
     form = BuyForm()
     if not form.validate_on_submit():
         return render_index(form, 400)
+    base_url = checkout.public_base_url(request.url_root)
     try:
-        credits = pricing.parse_credits(form.credits.data)
-        purchase = checkout.start_checkout(current_user, credits,
-                                           checkout.public_base_url(request.url_root))
+        if form.pack.data:
+            purchase = checkout.start_pack_checkout(current_user, form.pack.data, base_url)
+        else:
+            credits = pricing.parse_credits(form.credits.data)
+            purchase = checkout.start_checkout(current_user, credits, base_url)
     except InvalidPurchaseError as exc:
-        form.credits.errors.append(str(exc))
+        (form.pack if form.pack.data else form.credits).errors.append(str(exc))
         return render_index(form, 400)
     except PaymentProviderError as exc:
         flash(str(exc), "error")
@@ -72,6 +75,8 @@ def history():
     size = current_app.config["HISTORY_PAGE_SIZE"]
     if tab == "payments":
         page = reports.purchases_page(current_user.id, before, size)
+        if receipts.fill_missing(page.items):  # first view of newly paid purchases
+            page = reports.purchases_page(current_user.id, before, size)
     else:
         page = reports.ledger_page(current_user.id, before, size)
     return render_template("credits/history.html", page=page, tab=tab, before=before)

@@ -1,6 +1,7 @@
 """Every model module is imported here so Alembic autogenerate sees them all."""
 
 from webapp.models.billing import AdminAction, Subscription
+from webapp.models.catalog import CatalogPrice
 from webapp.models.ledger import (
     CreditGrant,
     Dispute,
@@ -16,7 +17,7 @@ from webapp.models.stripe_event import EventOutcome, StripeEvent
 from webapp.models.user import ApiKey, CreditAccount, User, normalize_email
 
 __all__ = [
-    "AdminAction", "ApiKey", "CreditAccount", "CreditGrant", "Dispute", "EntryKind",
+    "AdminAction", "ApiKey", "CatalogPrice", "CreditAccount", "CreditGrant", "Dispute", "EntryKind",
     "EventOutcome", "Hold", "HoldStatus", "LedgerEntry", "Purchase", "PurchaseStatus", "StripeEvent",
     "Subscription", "UsageRequest", "User", "normalize_email",
 ]

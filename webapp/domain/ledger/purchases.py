@@ -90,6 +90,8 @@ def _fulfil_locked(session: Session) -> FulfilmentResult:
         PurchaseStatus.PAID,
         credited_at=utcnow(),
         stripe_payment_intent_id=id_of(session.get("payment_intent")),
+        tax_cents=reported_tax(session),
+        stripe_invoice_id=_invoice_id(session),
     )
     db.session.flush()
     _post_purchase_credit(purchase.id, purchase.user_id, purchase.credits, session["id"])
@@ -106,7 +108,10 @@ _purchases = Purchase.__table__.c
 
 
 def payable_conditions() -> list[sa.ColumnElement[bool]]:
-    """The purchase behind :b_session_id is payable by a paid session of :b_amount/:b_currency."""
+    """The purchase behind :b_session_id is payable by a paid session of :b_amount/:b_currency.
+
+    :b_amount is the session's amount_total less its reported tax (payable_params).
+    """
     account = CreditAccount.__table__.c
     return [
         _purchases.stripe_checkout_session_id == sa.bindparam("b_session_id", type_=sa.String),
@@ -125,15 +130,42 @@ def payable_params(session: Session) -> dict[str, Any]:
     A session that is not paid (or has no integer amount) binds an amount no purchase has,
     so it matches nothing and goes to the locked checks.
     """
-    amount = session.get("amount_total")
-    paid = session.get("payment_status") in PAID_PAYMENT_STATUSES and isinstance(amount, int)
+    amount, tax = amount_before_tax(session), reported_tax(session)
+    paid = session.get("payment_status") in PAID_PAYMENT_STATUSES and amount is not None
     return {
         "b_session_id": session.get("id") or "",
         "b_amount": amount if paid else -1,
         "b_currency": (session.get("currency") or "").lower(),
         "b_now": utcnow(),
         "b_payment_intent": id_of(session.get("payment_intent")),
+        "b_tax": tax or 0,
+        "b_invoice": _invoice_id(session),
     }
+
+
+def _invoice_id(session: Session) -> str | None:
+    """The invoice Stripe issued for the session (CHECKOUT_INVOICES), when it names one."""
+    invoice = id_of(session.get("invoice"))
+    return invoice if isinstance(invoice, str) and len(invoice) <= 255 else None
+
+
+def reported_tax(session: Session) -> int | None:
+    """The tax Stripe added (total_details.amount_tax; 0 when absent), None when malformed."""
+    tax = (session.get("total_details") or {}).get("amount_tax")
+    if tax is None:
+        return 0
+    return tax if isinstance(tax, int) and not isinstance(tax, bool) and tax >= 0 else None
+
+
+def amount_before_tax(session: Session) -> int | None:
+    """amount_total less the reported tax: what must equal the purchase's recorded amount.
+
+    None when either is missing or malformed, which no purchase matches.
+    """
+    total, tax = session.get("amount_total"), reported_tax(session)
+    if not isinstance(total, int) or isinstance(total, bool) or tax is None or total < tax:
+        return None
+    return total - tax
 
 
 def mark_paid_statement(*, only_if: sa.CTE | None = None) -> sa.Update:
@@ -151,6 +183,10 @@ def mark_paid_statement(*, only_if: sa.CTE | None = None) -> sa.Update:
         updated_at=sa.bindparam("b_now", type_=_purchases.updated_at.type),
         stripe_payment_intent_id=sa.func.coalesce(
             sa.bindparam("b_payment_intent", type_=sa.String), _purchases.stripe_payment_intent_id
+        ),
+        tax_cents=sa.bindparam("b_tax", type_=sa.BigInteger),
+        stripe_invoice_id=sa.func.coalesce(
+            sa.bindparam("b_invoice", type_=sa.String), _purchases.stripe_invoice_id
         ),
     ).returning(_purchases.id, _purchases.user_id, _purchases.credits)
 
@@ -201,13 +237,22 @@ def _locked_purchase_for_session(session: Session) -> Purchase | None:
 
 
 def _mismatch(purchase: Purchase, session: Session) -> str | None:
-    amount, currency = session.get("amount_total"), (session.get("currency") or "").lower()
-    if amount != purchase.amount_cents or currency != purchase.currency:
+    """Why the session cannot pay for the purchase: the same rule as payable_params."""
+    currency = (session.get("currency") or "").lower()
+    if amount_before_tax(session) != purchase.amount_cents or currency != purchase.currency:
+        tax = (session.get("total_details") or {}).get("amount_tax", 0)
         return (
-            f"Stripe reported {amount} {currency or '?'} but the purchase was "
-            f"recorded at {purchase.amount_cents} {purchase.currency}"
+            f"Stripe reported {_shown(session.get('amount_total'))} {_shown(currency or '?')} "
+            f"(tax {_shown(tax)}) but the purchase was recorded at {purchase.amount_cents} "
+            f"{purchase.currency} before tax"
         )
     return None
+
+
+def _shown(value: Any) -> str:
+    """A value from Stripe, short enough for the review reason whatever it is."""
+    text = str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def set_status(purchase: Purchase, status: str, **fields: Any) -> None:
