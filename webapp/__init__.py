@@ -7,17 +7,19 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from webapp.config import BASE_DIR, Config, config_for_environment
-from webapp.extensions import csrf, db, limiter, login_manager, migrate
+from webapp.extensions import csrf, db, limiter, login_manager, mail, migrate
 from webapp.hardening import register_logging, register_security
 
 
 def create_app(config_class: type[Config] | None = None) -> Flask:
     config_class = config_class or config_for_environment()
-    app = Flask(__name__, static_folder=str(BASE_DIR / "static"),
-                instance_path=str(BASE_DIR / "instance"))
+    app = Flask(
+        __name__, static_folder=str(BASE_DIR / "static"), instance_path=str(BASE_DIR / "instance")
+    )
     app.config.from_object(config_class)
     register_extensions(app)
     register_stripe(app)
+    register_background(app)
     register_blueprints(app)
     register_error_handlers(app)
     register_template_helpers(app)
@@ -52,11 +54,19 @@ def register_extensions(app: Flask) -> None:
     with app.app_context():
         configure_sqlite(db.engine)
 
-    from webapp.models import User
+    from webapp.domain.users import user_for_session
 
-    @login_manager.user_loader
-    def load_user(user_id: str):
-        return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    # The session id is "<user id>.<session version>": ending sessions bumps the version.
+    login_manager.user_loader(user_for_session)
+
+
+def register_background(app: Flask) -> None:
+    """Mail (Flask-Mailman) and the job queue's doorbell (Huey, see webapp/worker.py)."""
+    from webapp import worker
+    from webapp.domain import letters, mailer  # noqa: F401  (register mail and its builders)
+
+    mail.init_app(app)
+    worker.init_app(app)
 
 
 def configure_sqlite(engine: sa.Engine) -> None:
@@ -100,6 +110,10 @@ def register_blueprints(app: Flask) -> None:
     for blueprint_package in (auth, credits, webhooks, account, admin, billing):
         app.register_blueprint(blueprint_package.bp)
     register_api(app, api.bp)
+    if app.config["APP_ENV"] == "development":
+        from webapp import dev
+
+        app.register_blueprint(dev.bp)
     if app.config["SANDBOX_ENABLED"] and app.config["APP_ENV"] != "production":
         from webapp import sandbox
 
@@ -152,8 +166,9 @@ def register_template_helpers(app: Flask) -> None:
         from flask_login import current_user
 
         def nav_links() -> list[tuple[str, str]]:
-            links = [(endpoint, label) for endpoint, label in NAV_LINKS
-                     if endpoint in app.view_functions]
+            links = [
+                (endpoint, label) for endpoint, label in NAV_LINKS if endpoint in app.view_functions
+            ]
             if not getattr(current_user, "is_admin", False):
                 links = [link for link in links if not link[0].startswith("admin.")]
             return links
@@ -164,14 +179,24 @@ def register_template_helpers(app: Flask) -> None:
 NAV_LINKS = (("account.index", "Account"), ("admin.dashboard", "Admin"))
 
 STATUS_WORDS = {
-    "pending": "Waiting for payment", "processing": "Payment processing", "paid": "Paid",
-    "failed": "Payment failed", "expired": "Checkout expired", "refunded": "Refunded",
-    "partially_refunded": "Partly refunded", "disputed": "Disputed",
+    "pending": "Waiting for payment",
+    "processing": "Payment processing",
+    "paid": "Paid",
+    "failed": "Payment failed",
+    "expired": "Checkout expired",
+    "refunded": "Refunded",
+    "partially_refunded": "Partly refunded",
+    "disputed": "Disputed",
     "needs_review": "Under review",
 }
 KIND_WORDS = {
-    "purchase": "Purchase", "usage": "Usage", "refund": "Refund", "dispute": "Dispute",
-    "dispute_reversal": "Credits returned", "adjustment": "Adjustment", "grant": "Plan credits",
+    "purchase": "Purchase",
+    "usage": "Usage",
+    "refund": "Refund",
+    "dispute": "Dispute",
+    "dispute_reversal": "Credits returned",
+    "adjustment": "Adjustment",
+    "grant": "Plan credits",
     "expiry": "Expired",
 }
 
@@ -185,5 +210,6 @@ def register_cli(app: Flask) -> None:
 def register_proxy(app: Flask) -> None:
     count = app.config["PROXY_COUNT"]
     if count:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count,
-                                x_port=count, x_prefix=count)
+        app.wsgi_app = ProxyFix(
+            app.wsgi_app, x_for=count, x_proto=count, x_host=count, x_port=count, x_prefix=count
+        )

@@ -1,5 +1,7 @@
 """Command-line tools: `flask --app wsgi users ...` and `flask --app wsgi credits ...`."""
 
+import logging
+
 import click
 from flask import Flask
 from flask.cli import AppGroup
@@ -38,7 +40,7 @@ def create_demo_users():
     """Create the demo user and demo admin used by `make run` (idempotent)."""
     for (email, password), is_admin in ((DEMO_USER, False), (DEMO_ADMIN, True)):
         if users.find_by_email(email) is None:
-            users.create_user(email, password, is_admin=is_admin)
+            users.create_user(email, password, is_admin=is_admin, verified=True)
     click.echo(f"Demo login: {DEMO_USER[0]} / {DEMO_USER[1]}")
     click.echo(f"Demo admin login: {DEMO_ADMIN[0]} / {DEMO_ADMIN[1]}")
 
@@ -61,13 +63,61 @@ def grant(email: str, credits: int, reason: str):
 def register(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(credits_cli)
+    app.cli.add_command(worker_command)
+    app.cli.add_command(jobs_cli)
+
+
+# --- background worker
+
+jobs_cli = AppGroup("jobs", help="Look at and run background jobs.")
+
+
+@click.command("worker")
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Jobs run at once in this process (default WORKER_THREADS).",
+)
+def worker_command(threads: int | None):
+    """Run the background worker in the foreground (SIGTERM stops it gracefully)."""
+    from flask import current_app
+
+    from webapp import worker
+
+    huey_log = logging.getLogger("huey")  # the app's own loggers already log (JSON)
+    huey_log.addHandler(logging.StreamHandler())
+    huey_log.setLevel(logging.INFO)
+    worker.run_consumer(threads or current_app.config["WORKER_THREADS"])
+
+
+@jobs_cli.command("run")
+def jobs_run():
+    """Do every due job here and now, without a queue (cron or debugging)."""
+    from webapp.domain import jobs
+
+    click.echo(f"ran {jobs.run_due()} jobs")
+
+
+@jobs_cli.command("sweep")
+def jobs_sweep():
+    """Ring the queue again for every job left pending too long."""
+    from webapp.domain import jobs
+
+    click.echo(f"re-enqueued {jobs.sweep()} jobs")
 
 
 # --- Reconcile
 
+
 @credits_cli.command("reconcile")
-@click.option("--hours", type=click.IntRange(min=1), default=72, show_default=True,
-              help="Look at Checkout Sessions created this many hours back.")
+@click.option(
+    "--hours",
+    type=click.IntRange(min=1),
+    default=72,
+    show_default=True,
+    help="Look at Checkout Sessions created this many hours back.",
+)
 @click.option("--page-size", type=click.IntRange(1, 100), default=100, hidden=True)
 def reconcile_command(hours: int, page_size: int):
     """Fulfil paid Checkout Sessions whose webhook never arrived; mark expired ones."""
@@ -83,6 +133,8 @@ def reconcile_command(hours: int, page_size: int):
         purchase = str(row.purchase_id) if row.purchase_id is not None else "-"
         click.echo(f"{row.session_id:<40} {purchase:>8}  {row.stripe_state:<20} {row.action}")
     click.echo(report.summary())
+
+
 # --- expiry
 
 

@@ -1,7 +1,7 @@
 """Holds (reserve, then capture), the held total on accounts, the API key behind a debit.
 
 Revision ID: 0006_holds
-Revises: 0007_catalog_receipts_tax
+Revises: 0005_jobs_and_accounts
 Create Date: 2026-11-28 21:18:03.362357
 
 """
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = "0006_holds"
-down_revision = "0007_catalog_receipts_tax"  # re-chained after main's 0007 landed
+down_revision = "0005_jobs_and_accounts"  # re-chained after main's 0005 and 0007 landed
 branch_labels = None
 depends_on = None
 

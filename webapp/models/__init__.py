@@ -2,6 +2,7 @@
 
 from webapp.models.billing import AdminAction, Subscription
 from webapp.models.catalog import CatalogPrice
+from webapp.models.job import Job, JobStatus
 from webapp.models.ledger import (
     CreditGrant,
     Dispute,
@@ -17,7 +18,24 @@ from webapp.models.stripe_event import EventOutcome, StripeEvent
 from webapp.models.user import ApiKey, CreditAccount, User, normalize_email
 
 __all__ = [
-    "AdminAction", "ApiKey", "CatalogPrice", "CreditAccount", "CreditGrant", "Dispute", "EntryKind",
-    "EventOutcome", "Hold", "HoldStatus", "LedgerEntry", "Purchase", "PurchaseStatus", "StripeEvent",
-    "Subscription", "UsageRequest", "User", "normalize_email",
+    "AdminAction",
+    "ApiKey",
+    "CatalogPrice",
+    "CreditAccount",
+    "CreditGrant",
+    "Dispute",
+    "EntryKind",
+    "EventOutcome",
+    "Hold",
+    "HoldStatus",
+    "Job",
+    "JobStatus",
+    "LedgerEntry",
+    "Purchase",
+    "PurchaseStatus",
+    "StripeEvent",
+    "Subscription",
+    "UsageRequest",
+    "User",
+    "normalize_email",
 ]

@@ -5,6 +5,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from webapp.domain import notices
 from webapp.domain.errors import InsufficientCreditsError, InvalidAmountError
 from webapp.domain.sql import is_postgresql, locked
 from webapp.domain.transaction import atomic
@@ -66,6 +67,8 @@ def post_entry(
         return None
     if balance is None:
         raise InsufficientCreditsError(current_balance(user_id))
+    if credits < 0:
+        notices.balance_fell(user_id, balance, -credits)
     return balance
 
 
