@@ -131,9 +131,11 @@ def register_stripe(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from webapp import account, admin, api, auth, billing, credits, webhooks
+    from webapp.api.openapi import register_api
 
-    for blueprint_package in (auth, credits, webhooks, api, account, admin, billing):
+    for blueprint_package in (auth, credits, webhooks, account, admin, billing):
         app.register_blueprint(blueprint_package.bp)
+    register_api(app, api.bp)
     if app.config["APP_ENV"] == "development":
         from webapp import dev
 

@@ -158,6 +158,17 @@ def compact_totals():
     click.echo(f"folded {ledger.totals.compact():,} rows")
 
 
+@credits_cli.command("release-holds")
+def release_holds():
+    """Mark holds past their expiry expired (worker schedule or cron; safe to run anywhere).
+
+    Tidying only: a hold past its expiry already reserves nothing.
+    """
+    results = ledger.release_stale_holds()
+    total = sum(credits for _, credits in results)
+    click.echo(f"released {total:,} credits from {len(results)} accounts")
+
+
 # --- API keys
 
 

@@ -80,6 +80,20 @@ def expire_credits() -> None:
     )
 
 
+@huey.periodic_task(crontab(minute="*"))
+def release_stale_holds() -> None:
+    """Tidying only: a hold past its expiry already counts for nothing."""
+    from webapp.domain import ledger
+
+    released = _in_app(ledger.release_stale_holds)
+    if released:
+        log.info(
+            "holds: %s accounts, %s credits released",
+            len(released),
+            sum(credits for _, credits in released),
+        )
+
+
 @huey.periodic_task(crontab(minute="17"))
 def reconcile_hourly() -> None:
     from webapp.domain import reconcile

@@ -42,7 +42,8 @@ def test_usage_debits_and_returns_the_balance(client, user, key):
 def test_usage_beyond_the_balance_is_402_and_changes_nothing(client, user, key):
     response = spend(client, key, {"credits": 101})
     assert response.status_code == 402
-    assert response.get_json() == {"error": "insufficient_credits", "balance": 100}
+    assert response.get_json() == {"error": "insufficient_credits", "balance": 100,
+                                   "available": 100}
     assert balance_of(user.id) == 100 and usage_rows(user.id) == 0
 
 
@@ -54,7 +55,7 @@ def test_spending_the_exact_balance_reaches_zero(client, user, key):
 BAD_BODIES = [
     {"credits": 0}, {"credits": -5}, {"credits": True}, {"credits": 2.0}, {"credits": 2.5},
     {"credits": "3"}, {"credits": None}, {}, {"credits": 1, "description": 7},
-    {"credits": 1, "description": "x" * 501}, [1, 2],
+    {"credits": 1, "description": "x" * 501}, [1, 2], {"credits": 1, "description": "a\u0000"},
 ]
 
 
@@ -73,6 +74,14 @@ def test_a_body_that_is_not_json_is_400_json(client, key):
     assert response.status_code == 400 and response.is_json
 
 
+def test_json_nested_beyond_the_parser_is_400_not_500(client, user, key):
+    response = client.post("/api/v1/usage", data="[" * 100_000 + "]" * 100_000,
+                           headers={"Authorization": f"Bearer {key}",
+                                    "Content-Type": "application/json"})
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_body"
+    assert balance_of(user.id) == 100
+
+
 def test_usage_without_auth_is_401_json(client):
     response = client.post("/api/v1/usage", json={"credits": 1})
     assert response.status_code == 401
@@ -81,7 +90,7 @@ def test_usage_without_auth_is_401_json(client):
 
 def test_api_errors_are_json_not_html(client, key):
     assert client.get("/api/v1/nothing-here").is_json
-    response = client.get("/api/v1/usage", headers={"Authorization": f"Bearer {key}"})
+    response = client.delete("/api/v1/usage", headers={"Authorization": f"Bearer {key}"})
     assert response.status_code == 405 and response.is_json
 
 
@@ -101,7 +110,8 @@ def test_a_replayed_402_stays_402_even_after_a_top_up(client, user, key):
     ledger.adjust(user.id, 1000, "top up")
     again = spend(client, key, {"credits": 500}, "big-job")
     assert again.status_code == 402
-    assert again.get_json() == {"error": "insufficient_credits", "balance": 100}
+    assert again.get_json() == {"error": "insufficient_credits", "balance": 100,
+                                   "available": 100}
     assert balance_of(user.id) == 1100 and usage_rows(user.id) == 0
 
 

@@ -4,7 +4,7 @@ from flask_login import current_user, login_required, login_user
 from webapp.account import bp
 from webapp.account.forms import ApiKeyForm, ChangePasswordForm, NotificationsForm
 from webapp.auth.routes import AUTH_LIMIT
-from webapp.domain import api_keys, users
+from webapp.domain import api_keys, reports, users
 from webapp.domain.errors import NotFoundError
 from webapp.extensions import limiter
 
@@ -20,7 +20,8 @@ NEW_KEY = "new_api_key"
 
 def render_index(form: ApiKeyForm, new_key: dict | None = None, status: int = 200):
     html = render_template(
-        "account/index.html", form=form, new_key=new_key, keys=api_keys.keys_for(current_user.id)
+        "account/index.html", form=form, new_key=new_key, keys=api_keys.keys_for(current_user.id),
+        spend=reports.spend_by_key(current_user.id),
     )
     # The page may hold a key shown once: no cache, no back-button copy, keeps it.
     return html, status, {"Cache-Control": "no-store"}

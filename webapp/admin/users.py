@@ -1,10 +1,15 @@
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from webapp.admin import bp
 from webapp.admin.forms import AdjustForm
-from webapp.domain import admin_ops, reports
-from webapp.domain.errors import InsufficientCreditsError, InvalidAmountError
+from webapp.domain import admin_ops, ledger, reports
+from webapp.domain.errors import (
+    HoldNotOpenError,
+    InsufficientCreditsError,
+    InvalidAmountError,
+    NotFoundError,
+)
 from webapp.extensions import db
 from webapp.hardening import MAX_BIG_ID, cursor_arg
 from webapp.models import User
@@ -32,6 +37,7 @@ def render_user(user: User, form: AdjustForm, status: int = 200):
         ledger=reports.ledger_page(user.id, before, size),
         purchases=reports.purchases_page(user.id, None, 10).items,
         actions=reports.admin_actions_for(admin_ops.AdminTarget.USER, user.id),
+        holds=ledger.open_holds(user.id),
     ), status
 
 
@@ -54,4 +60,19 @@ def user_adjust(user_id: int):
         form.credits.errors.append(str(exc))
         return render_user(user, form, 400)
     flash(f"{form.credits.data:+,} credits for {user.email}; balance now {balance:,}.", "success")
+    return redirect(url_for("admin.user_detail", user_id=user.id), code=303)
+
+
+@bp.post("/users/<int:user_id>/holds/<hold_id>/release")
+def user_hold_release(user_id: int, hold_id: str):
+    user = db.get_or_404(User, user_id)
+    try:
+        answer = admin_ops.release_hold(current_user.id, user.id, hold_id)
+    except NotFoundError:
+        abort(404)
+    except HoldNotOpenError as exc:
+        flash(f"Hold {hold_id} was not released: {exc}", "error")
+    else:
+        flash(f"Released hold {hold_id}: {answer['released']:,} credits available again.",
+              "success")
     return redirect(url_for("admin.user_detail", user_id=user.id), code=303)

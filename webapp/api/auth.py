@@ -25,14 +25,16 @@ def _bearer_secret() -> str | None:
 
 def api_login_required(view):
     """Bearer key first (no CSRF: it is not a cookie); else a session, whose POSTs need CSRF."""
+
     @wraps(view)
     def wrapper(*args, **kwargs):
         secret = _bearer_secret()
         if secret is not None:
             found = api_keys.authenticate(secret) if secret else None
             if found is None:
-                return api_error(401, "invalid_api_key",
-                                 message="The API key is unknown or has been revoked.")
+                return api_error(
+                    401, "invalid_api_key", message="The API key is unknown or has been revoked."
+                )
             g.api_user, g.api_key = found
         elif current_user.is_authenticated:
             if current_app.config.get("WTF_CSRF_ENABLED", True):
@@ -42,8 +44,9 @@ def api_login_required(view):
                     return api_error(400, "csrf_failed", message=exc.description)
             g.api_user, g.api_key = current_user._get_current_object(), None
         else:
-            return api_error(401, "authentication_required",
-                             message="Send a logged-in session or an API key.")
+            return api_error(
+                401, "authentication_required", message="Send a logged-in session or an API key."
+            )
         return view(*args, **kwargs)
 
     return wrapper

@@ -3,7 +3,7 @@ from flask_login import current_user, login_required
 
 from webapp.credits import bp, chart
 from webapp.credits.forms import BuyForm
-from webapp.domain import catalog, checkout, pricing, receipts, reports, subscriptions
+from webapp.domain import catalog, checkout, ledger, pricing, receipts, reports, subscriptions
 from webapp.domain.errors import InvalidPurchaseError, PaymentProviderError
 from webapp.extensions import caller_key, configured_limit, limiter
 from webapp.hardening import MAX_BIG_ID, MAX_ID, cursor_arg
@@ -21,6 +21,7 @@ def render_index(form: BuyForm, status: int = 200):
         "credits/index.html",
         form=form,
         account=account,
+        held=ledger.held_now(account),
         expiring=reports.expiring_grants(account),
         plan=subscriptions.plan_view(current_user.id),
         recent=reports.ledger_page(current_user.id, None, 5).items,

@@ -47,6 +47,19 @@ def adjust_credits(admin_id: int, user_id: int, credits: int, reason: str) -> in
     return balance
 
 
+def release_hold(admin_id: int, user_id: int, hold_id: str) -> dict:
+    """Release one of a user's holds for them; returns the release answer; commits.
+
+    The release and the AdminAction commit together. Raises NotFoundError or
+    HoldNotOpenError (captured, expired) from the ledger, and then records nothing.
+    """
+    with atomic():
+        answer = ledger.release_hold(user_id, hold_id)
+        _record(admin_id, "release_hold", AdminTarget.USER, user_id,
+                f"released hold {hold_id} ({answer['released']:,} credits)")
+    return answer
+
+
 def refundable_cents(purchase: Purchase) -> int:
     """What Stripe can still refund of this purchase as far as we know (minor units)."""
     if purchase.credited_at is None or not purchase.stripe_payment_intent_id:

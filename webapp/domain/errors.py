@@ -14,9 +14,10 @@ class UnknownPackError(InvalidPurchaseError):
 
 
 class InsufficientCreditsError(DomainError):
-    def __init__(self, balance: int):
+    def __init__(self, balance: int, available: int | None = None):
         super().__init__(f"insufficient credits (balance {balance})")
         self.balance = balance
+        self.available = available
 
 
 class InvalidAmountError(DomainError):
@@ -58,3 +59,15 @@ class SubscriptionExistsError(DomainError):
 
 class NotUnderReviewError(DomainError):
     """An admin's way out of review for a purchase that is not under review."""
+
+
+class HoldNotOpenError(DomainError):
+    """A capture or release of a hold that is no longer held; `error` names why."""
+
+    def __init__(self, error: str, message: str):
+        super().__init__(message)
+        self.error = error  # hold_expired, hold_released or hold_already_settled
+
+
+class CaptureExceedsHoldError(DomainError):
+    """A capture of more credits than the hold reserved."""

@@ -7,10 +7,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from webapp.domain import clock, ledger
+from webapp.domain.ledger.hold_expiry import held_now
 from webapp.domain.sql import max_value
 from webapp.extensions import db
 from webapp.models import (
     AdminAction,
+    ApiKey,
     CreditAccount,
     CreditDay,
     CreditGrant,
@@ -37,17 +39,20 @@ def account_for(user_id: int) -> CreditAccount:
     account = db.session.get(CreditAccount, user_id)
     if account is None:
         return CreditAccount(user_id=user_id, balance=0, purchased=0, granted=0, used=0,
-                             expiring=0)
+                             expiring=0, held=0)
     return ledger.with_due_grants_expired(account)
 
 
 def balance_json(account: CreditAccount) -> dict[str, Any]:
+    held = held_now(account)
     return {
         "balance": account.balance,
         "purchased": account.purchased + account.granted,
         "used": account.used,
+        "held": held,
+        "available": account.balance - held,
         "expiring": [
-            {"credits": grant.remaining, "expires_at": _iso_z(grant.expires_at)}
+            {"credits": grant.remaining, "expires_at": iso_z(grant.expires_at)}
             for grant in expiring_grants(account)
         ],
     }
@@ -77,6 +82,42 @@ def purchases_page(user_id: int, before: int | None, size: int) -> Page:
     return keyset_page(query, Purchase.id, before, size)
 
 
+# --- usage by API key
+
+
+def usage_page(user_id: int, start: datetime | None, end: datetime | None,
+               before: int | None, size: int) -> Page:
+    """The user's usage rows (debits and hold captures) in [start, end), newest first."""
+    query = (sa.select(LedgerEntry)
+             .where(LedgerEntry.user_id == user_id, LedgerEntry.kind == EntryKind.USAGE)
+             .options(sa.orm.joinedload(LedgerEntry.api_key)))
+    if start is not None:
+        query = query.where(LedgerEntry.created_at >= start)
+    if end is not None:
+        query = query.where(LedgerEntry.created_at < end)
+    return keyset_page(query, LedgerEntry.id, before, size)
+
+
+@dataclass(frozen=True)
+class KeySpend:
+    api_key: ApiKey | None  # None: spent from a browser session or by an operator
+    credits: int
+
+
+def spend_by_key(user_id: int, days: int = 30) -> list[KeySpend]:
+    """Credits spent as usage per API key over the last `days` days, most first."""
+    since = utcnow() - timedelta(days=days)
+    rows = db.session.execute(
+        sa.select(LedgerEntry.api_key_id, sa.func.sum(-LedgerEntry.credits))
+        .where(LedgerEntry.user_id == user_id, LedgerEntry.kind == EntryKind.USAGE,
+               LedgerEntry.created_at >= since)
+        .group_by(LedgerEntry.api_key_id)).all()
+    keys = {key.id: key for key in db.session.scalars(
+        sa.select(ApiKey).where(ApiKey.id.in_([r[0] for r in rows if r[0] is not None])))}
+    spends = [KeySpend(keys.get(key_id), int(total or 0)) for key_id, total in rows]
+    return sorted(spends, key=lambda spend: -spend.credits)
+
+
 # --- expiring credits and subscriptions
 
 
@@ -104,7 +145,7 @@ def expiring_grants(account: CreditAccount) -> list[CreditGrant]:
     )
 
 
-def _iso_z(moment: datetime) -> str:
+def iso_z(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

@@ -62,9 +62,12 @@ class LedgerEntry(db.Model):
     # Stripe object (event, refund, dispute, invoice) or API key behind the change.
     reference: Mapped[str | None] = mapped_column(sa.String(255))
     description: Mapped[str | None] = mapped_column(sa.String(500))
+    # The API key that spent the credits (usage and hold captures), for spend per key.
+    api_key_id: Mapped[int | None] = mapped_column(sa.ForeignKey("api_keys.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     purchase: Mapped["Purchase | None"] = relationship()
+    api_key: Mapped["ApiKey | None"] = relationship()  # noqa: F821
 
 
 class Purchase(db.Model):
@@ -256,6 +259,44 @@ class CreditDay(db.Model):
     day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
     bought: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     spent: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+
+
+class HoldStatus(StrEnum):
+    HELD = "held"
+    CAPTURED = "captured"
+    RELEASED = "released"
+    EXPIRED = "expired"
+
+
+class Hold(db.Model):
+    """Credits reserved for work whose cost is known at the end; captured, released or expired.
+
+    While `status` is held, `credits` count in the account's `held`; a hold past
+    `expires_at` never counts, even before it is marked expired.
+    """
+
+    __tablename__ = "holds"
+    __table_args__ = (
+        sa.Index("ix_holds_user_id_id", "user_id", "id"),
+        # Due holds are found by expiry among the open ones only.
+        sa.Index("ix_holds_open_expires_at", "expires_at",
+                 sqlite_where=sa.text("status = 'held'"),
+                 postgresql_where=sa.text("status = 'held'")),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    public_id: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
+    api_key_id: Mapped[int | None] = mapped_column(sa.ForeignKey("api_keys.id"))
+    credits: Mapped[int] = mapped_column(sa.BigInteger)
+    status: Mapped[str] = mapped_column(sa.String(20), default=HoldStatus.HELD)
+    captured: Mapped[int | None] = mapped_column(sa.BigInteger)
+    description: Mapped[str | None] = mapped_column(sa.String(500))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The first capture's or release's JSON answer, replayed when the same call repeats.
+    settle_answer: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class UsageRequest(db.Model):

@@ -73,6 +73,11 @@ class CreditAccount(db.Model):
     # Credits in unexpired, expiring grants; purchased credits never expire.
     expiring: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     next_expiry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Credits reserved by open holds (ledger/holds.py keeps it with the hold rows); what
+    # usage and new holds may take is balance - held. No open hold expires before
+    # next_hold_expiry_at, so while it lies ahead no hold needs releasing.
+    held: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    next_hold_expiry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     user: Mapped[User] = relationship(back_populates="account")

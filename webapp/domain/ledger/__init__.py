@@ -7,6 +7,8 @@ grants       plan grants, expiry, usage debits
 review       crediting a purchase under review (an admin's decision)
 remainders   which credits a debit takes: expiring ones first (every debit, one rule)
 totals       per-day totals for /admin/, written in the transaction of each change
+holds        reserve credits, capture what was used, release the rest
+hold_expiry  holds past their expiry never count; the stale-hold sweep
 """
 
 from webapp.domain.ledger import totals
@@ -35,6 +37,22 @@ from webapp.domain.ledger.grants import (
     hold_invoice_for_review,
     with_due_grants_expired,
 )
+from webapp.domain.ledger.hold_expiry import (
+    available_credits,
+    held_now,
+    release_account_holds,
+    release_stale_holds,
+)
+from webapp.domain.ledger.holds import (
+    Figures,
+    capture_hold,
+    find_hold,
+    hold_json,
+    hold_status,
+    open_holds,
+    place_hold,
+    release_hold,
+)
 from webapp.domain.ledger.purchases import (
     Fulfilment,
     FulfilmentResult,
@@ -52,6 +70,18 @@ from webapp.domain.ledger.review import credit_reviewed_purchase
 
 __all__ = [
     "RETURNED_DISPUTE_STATUSES",
+    "Figures",
+    "available_credits",
+    "capture_hold",
+    "find_hold",
+    "held_now",
+    "hold_json",
+    "hold_status",
+    "open_holds",
+    "place_hold",
+    "release_account_holds",
+    "release_hold",
+    "release_stale_holds",
     "Fulfilment",
     "FulfilmentResult",
     "abandon_checkout",

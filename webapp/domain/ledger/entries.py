@@ -47,7 +47,8 @@ def post_entry(
     """Move `credits` (signed) on the account and append the ledger row; returns the balance.
 
     Joins the caller's transaction: the row and the balance commit together or not at
-    all. With `allow_negative=False` a debit that would go below zero changes nothing
+    all. With `allow_negative=False` a debit that would take balance - held (the
+    available credits) below zero changes nothing
     and raises InsufficientCreditsError. `refs` are LedgerEntry columns (purchase_id,
     grant_id, actor_id, reference, description). With `unless_expiring`, an account
     holding expiring grants (or failing the balance check) changes nothing and the call
@@ -126,8 +127,8 @@ def _balance_update(total: str | None, allow_negative: bool, unless_expiring: bo
     update = sa.update(CreditAccount.__table__).where(
         account.user_id == sa.bindparam("b_user_id", type_=account.user_id.type)
     )
-    if not allow_negative:
-        update = update.where(account.balance + credits >= 0)
+    if not allow_negative:  # credits on hold are not there to take
+        update = update.where(account.balance - account.held + credits >= 0)
     if unless_expiring:
         update = update.where(account.next_expiry_at.is_(None))
     return update.values(values).returning(account.balance)

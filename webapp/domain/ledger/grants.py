@@ -7,6 +7,7 @@ import sqlalchemy as sa
 
 from webapp.domain import clock
 from webapp.domain.ledger.entries import current_balance, lock_account, post_entry
+from webapp.domain.ledger.hold_expiry import release_due_holds_locked
 from webapp.domain.ledger.remainders import (
     give_back,
     open_expiring_grants,
@@ -191,11 +192,18 @@ def with_due_grants_expired(account: CreditAccount) -> CreditAccount:
         used=account.used,
         expiring=account.expiring - due,
         next_expiry_at=account.next_expiry_at,
+        held=account.held,
+        next_hold_expiry_at=account.next_hold_expiry_at,
     )
 
 
 def debit_usage(
-    user_id: int, credits: int, description: str, *, reference: str | None = None
+    user_id: int,
+    credits: int,
+    description: str,
+    *,
+    reference: str | None = None,
+    api_key_id: int | None = None,
 ) -> int:
     """Spend `credits` (> 0) for usage; returns the new balance; commits (or joins).
 
@@ -207,6 +215,8 @@ def debit_usage(
     """
     check_credits(credits)
     refs = {"reference": reference, "description": description[:500] or None}
+    if api_key_id is not None:
+        refs["api_key_id"] = api_key_id
     with atomic():
         balance = post_entry(
             user_id, -credits, EntryKind.USAGE, allow_negative=False, unless_expiring=True, **refs
@@ -217,5 +227,6 @@ def debit_usage(
     with atomic():
         lock_account(user_id)
         _expire_due(user_id, clock.now())  # time moved on since the commit above
+        release_due_holds_locked(user_id, clock.now())  # a due hold reserves nothing
         # post_entry draws the expiring grants down, soonest expiry first.
         return post_entry(user_id, -credits, EntryKind.USAGE, allow_negative=False, **refs)

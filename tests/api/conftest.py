@@ -1,0 +1,1 @@
+from tests.subscription_fakes import fixed_clock  # noqa: F401

@@ -1,0 +1,230 @@
+"""Holds, captures, releases, usage and expiry racing on one account, in many processes."""
+
+import multiprocessing
+import os
+import random
+import time
+from collections import Counter
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from tests.conftest import POSTGRES_URL, make_config, requires_postgres
+from webapp.domain import clock, ledger
+from webapp.extensions import db
+from webapp.models import CreditAccount, Hold, LedgerEntry
+from webapp.models.types import utcnow
+
+WORKERS = 16
+# Seconds each worker races; kept short on a shared machine (HOLDS_RACE_SECONDS to change).
+RACE_SECONDS = float(os.environ.get("HOLDS_RACE_SECONDS", "8"))
+SEED = 1313
+
+
+def _open_hold(rng: random.Random, user_id: int) -> tuple[str, int] | None:
+    rows = db.session.execute(
+        sa.select(Hold.public_id, Hold.credits)
+        .where(Hold.user_id == user_id, Hold.status == "held")
+        .order_by(Hold.id.desc())
+        .limit(8)
+    ).all()
+    db.session.rollback()
+    return tuple(rng.choice(rows)) if rows else None
+
+
+def _race(url: str, user_id: int, index: int, seconds: float, results) -> None:
+    """One worker's seeded random schedule; reports what it saw succeed."""
+    from webapp import create_app
+    from webapp.domain.errors import HoldNotOpenError, InsufficientCreditsError
+
+    rng = random.Random(SEED + index)
+    app = create_app(make_config(url))
+    seen = {"used": 0, "added": 0, "captures": {}}
+    with app.app_context():
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            roll = rng.random()
+            try:
+                if roll < 0.30:
+                    ledger.place_hold(user_id, rng.randint(1, 40), expires_in=600)
+                elif roll < 0.60 and (found := _open_hold(rng, user_id)):
+                    hold_id, credits = found
+                    # Several workers often pick the same hold; half capture all of it,
+                    # so the same capture repeats and must answer the same.
+                    amount = credits if rng.random() < 0.5 else rng.randint(0, credits)
+                    answer = ledger.capture_hold(user_id, hold_id, amount)
+                    seen["captures"][hold_id] = answer["captured"]
+                elif roll < 0.72 and (found := _open_hold(rng, user_id)):
+                    ledger.release_hold(user_id, found[0])
+                elif roll < 0.96:
+                    credits = rng.randint(1, 25)
+                    ledger.debit_usage(user_id, credits, "race")
+                    seen["used"] += credits
+                else:
+                    ledger.adjust(user_id, 60, "top-up")
+                    seen["added"] += 60
+            except (InsufficientCreditsError, HoldNotOpenError):
+                pass  # refusals change nothing; the final checks show it
+        db.engine.dispose()
+    results.put(seen)
+
+
+def _snapshot(user_id: int) -> tuple[int, int, int, int]:
+    """balance, held, ledger sum and credits of open holds, from one statement's snapshot."""
+    row = db.session.execute(
+        sa.text(
+            "SELECT a.balance, a.held, "
+            "(SELECT COALESCE(SUM(credits), 0) FROM ledger_entries WHERE user_id = a.user_id), "
+            "(SELECT COALESCE(SUM(credits), 0) FROM holds "
+            " WHERE user_id = a.user_id AND status = 'held') "
+            "FROM credit_accounts a WHERE a.user_id = :u"
+        ),
+        {"u": user_id},
+    ).one()
+    db.session.rollback()
+    return tuple(int(value) for value in row)
+
+
+def _run(workers) -> None:
+    for worker in workers:
+        worker.start()
+
+
+@requires_postgres
+def test_sixteen_workers_racing_holds_captures_releases_and_usage(app, user):
+    ledger.adjust(user.id, 300, "seed")
+    user_id = user.id
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    workers = [
+        context.Process(target=_race, args=(POSTGRES_URL, user_id, i, RACE_SECONDS, results))
+        for i in range(WORKERS)
+    ]
+    _run(workers)
+    snapshots = 0
+    while any(worker.is_alive() for worker in workers):
+        balance, held, total, open_credits = _snapshot(user_id)
+        assert balance - held >= 0, "available went below zero"
+        assert balance == total and held == open_credits
+        snapshots += 1
+        time.sleep(0.05)
+    seen = [results.get(timeout=60) for _ in workers]
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+
+    balance, held, total, open_credits = _snapshot(user_id)
+    assert balance == total and held == open_credits and balance - held >= 0
+    holds = {h.public_id: h for h in db.session.scalars(sa.select(Hold))}
+    captured = {hid: h.captured for hid, h in holds.items() if h.status == "captured"}
+    # Every capture a worker was told of is the hold's one capture (replays agree).
+    for report in seen:
+        for hold_id, amount in report["captures"].items():
+            assert captured[hold_id] == amount
+    assert set(captured) == {hid for report in seen for hid in report["captures"]}
+    # Each capture is taken once: one usage row per hold captured with credits.
+    rows = Counter(
+        db.session.scalars(
+            sa.select(LedgerEntry.reference).where(LedgerEntry.reference.like("hold_%"))
+        )
+    )
+    assert rows == Counter({hid: 1 for hid, amount in captured.items() if amount})
+    capture_sum = -db.session.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(LedgerEntry.credits), 0)).where(
+            LedgerEntry.reference.like("hold_%")
+        )
+    )
+    assert capture_sum == sum(captured.values())
+    # What left the balance is exactly the captures plus the usage debits.
+    used = sum(report["used"] for report in seen)
+    added = sum(report["added"] for report in seen)
+    assert 300 + added - balance == capture_sum + used
+    assert db.session.get(CreditAccount, user_id).used == capture_sum + used
+    # The race really raced (how much depends on the machine's load): holds were placed
+    # and captured while the others ran.
+    assert holds and captured and snapshots > 0
+
+
+def _capture_until_settled(url: str, user_id: int, hold_ids: list[str], index: int, results):
+    """Capture every hold (half of each), in a shuffled order, until none is held."""
+    from webapp import create_app
+    from webapp.domain.errors import HoldNotOpenError
+
+    rng = random.Random(SEED + index)
+    app = create_app(make_config(url))
+    captured, expired = {}, set()
+    with app.app_context():
+        pending = list(hold_ids)
+        while pending:
+            rng.shuffle(pending)
+            for hold_id in list(pending):
+                try:
+                    answer = ledger.capture_hold(user_id, hold_id, 5)
+                    captured[hold_id] = answer["captured"]
+                    pending.remove(hold_id)
+                except HoldNotOpenError as exc:
+                    assert exc.error == "hold_expired"
+                    expired.add(hold_id)
+                    pending.remove(hold_id)
+            time.sleep(0.01)
+        db.engine.dispose()
+    results.put((captured, expired))
+
+
+def _sweep(url: str, seconds: float, results) -> None:
+    from webapp import create_app
+
+    app = create_app(make_config(url))
+    released = 0
+    with app.app_context():
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            released += sum(credits for _, credits in ledger.release_stale_holds())
+        db.engine.dispose()
+    results.put(released)
+
+
+@requires_postgres
+def test_a_hold_expiring_while_its_capture_is_in_flight_ends_captured_or_expired(app, user):
+    ledger.adjust(user.id, 1000, "seed")
+    start = utcnow()
+    hold_ids = []
+    # Expiries spread over the seconds the capture workers run through them.
+    for index in range(40):
+        expires_at = start + timedelta(seconds=2.5) + timedelta(milliseconds=75 * index)
+        clock.fix(expires_at - timedelta(seconds=60))
+        hold_ids.append(ledger.place_hold(user.id, 10, expires_in=60)["id"])
+    clock.fix(None)
+    user_id = user.id
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    capturers = [
+        context.Process(
+            target=_capture_until_settled, args=(POSTGRES_URL, user_id, hold_ids, i, results)
+        )
+        for i in range(4)
+    ]
+    sweepers = [context.Process(target=_sweep, args=(POSTGRES_URL, 8, results)) for _ in range(2)]
+    _run(capturers + sweepers)
+    for worker in capturers + sweepers:
+        worker.join(120)
+        assert worker.exitcode == 0
+    answers = [results.get(timeout=60) for _ in capturers + sweepers]
+    ledger.release_stale_holds()
+
+    statuses = dict(db.session.execute(sa.select(Hold.public_id, Hold.status)).all())
+    assert set(statuses.values()) <= {"captured", "expired"}
+    usage = Counter(
+        db.session.scalars(sa.select(LedgerEntry.reference).where(LedgerEntry.kind == "usage"))
+    )
+    for hold_id, status in statuses.items():
+        # Captured: exactly one usage row and no expiry; expired: no row at all.
+        assert usage[hold_id] == (1 if status == "captured" else 0)
+    for answer in answers:
+        if isinstance(answer, tuple):
+            captured, expired = answer
+            assert all(statuses[hold_id] == "captured" for hold_id in captured)
+            assert all(statuses[hold_id] == "expired" for hold_id in expired)
+    taken = 5 * sum(1 for status in statuses.values() if status == "captured")
+    balance, held, total, open_credits = _snapshot(user_id)
+    assert (balance, held, total, open_credits) == (1000 - taken, 0, 1000 - taken, 0)
