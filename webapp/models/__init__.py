@@ -1,5 +1,6 @@
 """Every model module is imported here so Alembic autogenerate sees them all."""
 
+from webapp.models.autorecharge import AutoRecharge
 from webapp.models.billing import AdminAction, Subscription
 from webapp.models.ledger import (
     CreditGrant,
@@ -7,6 +8,7 @@ from webapp.models.ledger import (
     EntryKind,
     LedgerEntry,
     Purchase,
+    PurchaseSource,
     PurchaseStatus,
     UsageRequest,
 )
@@ -14,7 +16,7 @@ from webapp.models.stripe_event import EventOutcome, StripeEvent
 from webapp.models.user import ApiKey, CreditAccount, User, normalize_email
 
 __all__ = [
-    "AdminAction", "ApiKey", "CreditAccount", "CreditGrant", "Dispute", "EntryKind",
-    "EventOutcome", "LedgerEntry", "Purchase", "PurchaseStatus", "StripeEvent",
+    "AdminAction", "ApiKey", "AutoRecharge", "CreditAccount", "CreditGrant", "Dispute", "EntryKind",
+    "EventOutcome", "LedgerEntry", "Purchase", "PurchaseSource", "PurchaseStatus", "StripeEvent",
     "Subscription", "UsageRequest", "User", "normalize_email",
 ]

@@ -31,7 +31,18 @@ class PurchaseStatus(StrEnum):
     PARTIALLY_REFUNDED = "partially_refunded"
     DISPUTED = "disputed"
     NEEDS_REVIEW = "needs_review"
+    NEEDS_ACTION = "needs_action"  # an auto-recharge the bank wants the card holder for
 
+
+class PurchaseSource(StrEnum):
+    CHECKOUT = "checkout"
+    AUTO_RECHARGE = "auto_recharge"
+
+
+# Auto-recharge attempts still in flight: at most one per account (a unique index).
+OPEN_AUTO_RECHARGE = sa.text(
+    "source = 'auto_recharge' AND status IN ('pending', 'processing', 'needs_action')"
+)
 
 
 class LedgerEntry(db.Model):
@@ -85,6 +96,12 @@ class Purchase(db.Model):
                  postgresql_where=sa.text("stripe_charge_id IS NOT NULL")),
         # Admin date-range filters page along (created_at, id).
         sa.Index("ix_purchases_created_at_id", "created_at", "id"),
+        sa.Index("uq_purchases_open_auto_recharge", "user_id", unique=True,
+                 sqlite_where=OPEN_AUTO_RECHARGE, postgresql_where=OPEN_AUTO_RECHARGE),
+        # Admin's source filter and the monthly limit read auto-recharge purchases only.
+        sa.Index("ix_purchases_auto_recharge", "user_id", "created_at",
+                 sqlite_where=sa.text("source = 'auto_recharge'"),
+                 postgresql_where=sa.text("source = 'auto_recharge'")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -106,6 +123,13 @@ class Purchase(db.Model):
     credits_refunded: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     credits_disputed: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     review_reason: Mapped[str | None] = mapped_column(sa.String(500))
+    source: Mapped[str] = mapped_column(
+        sa.String(20), default=PurchaseSource.CHECKOUT, server_default=PurchaseSource.CHECKOUT
+    )
+    # Auto-recharge: the Stripe idempotency key of its PaymentIntent, made at random when
+    # the purchase is recorded (a database id repeats after a restore), and why it failed.
+    idempotency_key: Mapped[str | None] = mapped_column(sa.String(64))
+    failure_reason: Mapped[str | None] = mapped_column(sa.String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
