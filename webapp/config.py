@@ -69,6 +69,9 @@ class Config:
     STRIPE_FEE_FIXED = env_int("STRIPE_FEE_FIXED", 30)
     PLANS = env_str("PLANS") or "basic:1000:900:expire,pro:5000:3900:rollover"
     LOW_BALANCE_THRESHOLD = env_int("LOW_BALANCE_THRESHOLD", 100)
+    # Auto-recharge charges per user per calendar month (UTC), minor units, unless the user
+    # sets their own limit.
+    AUTO_RECHARGE_MONTHLY_LIMIT = env_int("AUTO_RECHARGE_MONTHLY_LIMIT", 50000)
 
     PROXY_COUNT = env_int("PROXY_COUNT", 0)
     REDIS_URL = env_str("REDIS_URL")

@@ -38,6 +38,7 @@ def upgrade():
     with op.batch_alter_table('purchases', schema=None) as batch_op:
         batch_op.add_column(sa.Column('source', sa.String(length=20), server_default='checkout', nullable=False))
         batch_op.add_column(sa.Column('idempotency_key', sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column('stripe_payment_method_id', sa.String(length=255), nullable=True))
         batch_op.add_column(sa.Column('failure_reason', sa.String(length=500), nullable=True))
         batch_op.create_index('ix_purchases_auto_recharge', ['user_id', 'created_at'], unique=False, sqlite_where=sa.text("source = 'auto_recharge'"), postgresql_where=sa.text("source = 'auto_recharge'"))
         batch_op.create_index('uq_purchases_open_auto_recharge', ['user_id'], unique=True, sqlite_where=sa.text("source = 'auto_recharge' AND status IN ('pending', 'processing', 'needs_action')"), postgresql_where=sa.text("source = 'auto_recharge' AND status IN ('pending', 'processing', 'needs_action')"))
@@ -49,6 +50,7 @@ def downgrade():
         batch_op.drop_index('uq_purchases_open_auto_recharge', sqlite_where=sa.text("source = 'auto_recharge' AND status IN ('pending', 'processing', 'needs_action')"), postgresql_where=sa.text("source = 'auto_recharge' AND status IN ('pending', 'processing', 'needs_action')"))
         batch_op.drop_index('ix_purchases_auto_recharge', sqlite_where=sa.text("source = 'auto_recharge'"), postgresql_where=sa.text("source = 'auto_recharge'"))
         batch_op.drop_column('failure_reason')
+        batch_op.drop_column('stripe_payment_method_id')
         batch_op.drop_column('idempotency_key')
         batch_op.drop_column('source')
 

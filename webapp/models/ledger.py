@@ -129,6 +129,8 @@ class Purchase(db.Model):
     # Auto-recharge: the Stripe idempotency key of its PaymentIntent, made at random when
     # the purchase is recorded (a database id repeats after a restore), and why it failed.
     idempotency_key: Mapped[str | None] = mapped_column(sa.String(64))
+    # The card charged, recorded before Stripe is asked, so a retry sends the same request.
+    stripe_payment_method_id: Mapped[str | None] = mapped_column(sa.String(255))
     failure_reason: Mapped[str | None] = mapped_column(sa.String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -65,7 +65,19 @@ def post_entry(
         return None
     if balance is None:
         raise InsufficientCreditsError(current_balance(user_id))
+    if credits < 0 and kind in _RECHARGING_KINDS:
+        _after_debit(user_id, balance)
     return balance
+
+
+# Debits that may start an auto-recharge, in their own transaction (the account is locked).
+_RECHARGING_KINDS = (EntryKind.USAGE, EntryKind.EXPIRY)
+
+
+def _after_debit(user_id: int, balance: int) -> None:
+    from webapp.domain.ledger import autorecharge  # it builds on purchases, which import us
+
+    autorecharge.after_debit(user_id, balance)
 
 
 # Built once: a prebuilt statement's cache key is memoised, so every webhook and API debit

@@ -71,28 +71,53 @@ def _fulfil_locked(session: Session) -> FulfilmentResult:
     purchase = _locked_purchase_for_session(session)
     if purchase is None:
         return FulfilmentResult(Fulfilment.UNKNOWN)
-    if purchase.credited_at is not None:
-        return FulfilmentResult(Fulfilment.ALREADY_CREDITED, purchase)
-    if purchase.status == PurchaseStatus.NEEDS_REVIEW:
-        return FulfilmentResult(Fulfilment.MISMATCH, purchase)
-    reason = _mismatch(purchase, session)
-    if reason:
-        set_status(purchase, PurchaseStatus.NEEDS_REVIEW, review_reason=reason)
-        log.warning("purchase %s needs review: %s", purchase.id, reason)
-        return FulfilmentResult(Fulfilment.MISMATCH, purchase)
+    settled = _not_payable(purchase, session.get("amount_total"), session.get("currency"))
+    if settled is not None:
+        return settled
     if session.get("payment_status") not in PAID_PAYMENT_STATUSES:
         if session.get("status") == "complete" and purchase.status == PurchaseStatus.PENDING:
             set_status(purchase, PurchaseStatus.PROCESSING)
             return FulfilmentResult(Fulfilment.PROCESSING, purchase)
         return FulfilmentResult(Fulfilment.NOT_PAID, purchase)
+    return _credit(purchase, session["id"], id_of(session.get("payment_intent")))
+
+
+def credit_paid_purchase(
+    purchase: Purchase, amount: Any, currency: Any, *, reference: str, payment_intent_id: str
+) -> FulfilmentResult:
+    """Credit a row-locked purchase that Stripe reports paid by `amount` `currency`; joins.
+
+    The rules of Checkout fulfilment, for a payment made without a session (an
+    auto-recharge PaymentIntent): credited once, never under review, flagged for review
+    when the money differs from what was recorded.
+    """
+    settled = _not_payable(purchase, amount, currency)
+    return settled if settled is not None else _credit(purchase, reference, payment_intent_id)
+
+
+def _not_payable(purchase: Purchase, amount: Any, currency: Any) -> FulfilmentResult | None:
+    """The result for a purchase that must not be credited now, else None."""
+    if purchase.credited_at is not None:
+        return FulfilmentResult(Fulfilment.ALREADY_CREDITED, purchase)
+    if purchase.status == PurchaseStatus.NEEDS_REVIEW:
+        return FulfilmentResult(Fulfilment.MISMATCH, purchase)
+    reason = _mismatch(purchase, amount, currency)
+    if reason:
+        set_status(purchase, PurchaseStatus.NEEDS_REVIEW, review_reason=reason)
+        log.warning("purchase %s needs review: %s", purchase.id, reason)
+        return FulfilmentResult(Fulfilment.MISMATCH, purchase)
+    return None
+
+
+def _credit(purchase: Purchase, reference: str, payment_intent_id: str | None) -> FulfilmentResult:
     set_status(
         purchase,
         PurchaseStatus.PAID,
         credited_at=utcnow(),
-        stripe_payment_intent_id=id_of(session.get("payment_intent")),
+        stripe_payment_intent_id=payment_intent_id,
     )
     db.session.flush()
-    _post_purchase_credit(purchase.id, purchase.user_id, purchase.credits, session["id"])
+    _post_purchase_credit(purchase.id, purchase.user_id, purchase.credits, reference)
     return FulfilmentResult(Fulfilment.CREDITED, purchase)
 
 
@@ -200,8 +225,8 @@ def _locked_purchase_for_session(session: Session) -> Purchase | None:
     return purchase
 
 
-def _mismatch(purchase: Purchase, session: Session) -> str | None:
-    amount, currency = session.get("amount_total"), (session.get("currency") or "").lower()
+def _mismatch(purchase: Purchase, amount: Any, currency: Any) -> str | None:
+    currency = (currency or "").lower()
     if amount != purchase.amount_cents or currency != purchase.currency:
         return (
             f"Stripe reported {amount} {currency or '?'} but the purchase was "
@@ -222,13 +247,17 @@ def set_status(purchase: Purchase, status: str, **fields: Any) -> None:
 def mark_session_failed(session: Session) -> FulfilmentResult:
     """A delayed payment failed: the purchase is failed, nothing is credited; commits."""
     return _mark_uncredited(
-        session, PurchaseStatus.FAILED, (PurchaseStatus.PENDING, PurchaseStatus.PROCESSING)
+        session,
+        PurchaseStatus.FAILED,
+        (PurchaseStatus.PENDING, PurchaseStatus.PROCESSING, PurchaseStatus.NEEDS_ACTION),
     )
 
 
 def mark_session_expired(session: Session) -> FulfilmentResult:
     """The Checkout Session expired unpaid: an open purchase is expired; commits."""
-    return _mark_uncredited(session, PurchaseStatus.EXPIRED, (PurchaseStatus.PENDING,))
+    return _mark_uncredited(
+        session, PurchaseStatus.EXPIRED, (PurchaseStatus.PENDING, PurchaseStatus.NEEDS_ACTION)
+    )
 
 
 def _mark_uncredited(
