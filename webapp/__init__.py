@@ -165,7 +165,7 @@ STATUS_WORDS = {
     "pending": "Waiting for payment", "processing": "Payment processing", "paid": "Paid",
     "failed": "Payment failed", "expired": "Checkout expired", "refunded": "Refunded",
     "partially_refunded": "Partly refunded", "disputed": "Disputed",
-    "needs_review": "Under review",
+    "needs_review": "Under review", "needs_action": "Waiting for the card holder",
 }
 KIND_WORDS = {
     "purchase": "Purchase", "usage": "Usage", "refund": "Refund", "dispute": "Dispute",

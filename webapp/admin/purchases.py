@@ -19,11 +19,14 @@ from webapp.admin.forms import RefundForm
 from webapp.domain import admin_ops, pricing, reports
 from webapp.domain.errors import InvalidAmountError, PaymentProviderError
 from webapp.extensions import db
-from webapp.models import Purchase, PurchaseStatus
+from webapp.models import Purchase, PurchaseSource, PurchaseStatus
 
 CSV_COLUMNS = ("id", "created_at", "email", "status", "credits", "amount", "fee", "currency",
                "amount_refunded", "credits_refunded", "credits_disputed",
                "stripe_checkout_session_id", "stripe_payment_intent_id", "review_reason")
+
+
+SOURCE_WORDS = {PurchaseSource.CHECKOUT: "Checkout", PurchaseSource.AUTO_RECHARGE: "Auto-recharge"}
 
 
 def _date_arg(name: str) -> date | None:
@@ -35,13 +38,15 @@ def _date_arg(name: str) -> date | None:
 
 def purchase_filter() -> reports.PurchaseFilter:
     status = request.args.get("status", "")
+    source = request.args.get("source", "")
     return reports.PurchaseFilter(
         status=status if status in tuple(PurchaseStatus) else "", q=request.args.get("q", ""),
+        source=source if source in tuple(PurchaseSource) else "",
         start=_date_arg("from"), end=_date_arg("to"))
 
 
 def filter_args(filters: reports.PurchaseFilter) -> dict[str, str]:
-    args = {"status": filters.status, "q": filters.q.strip(),
+    args = {"status": filters.status, "source": filters.source, "q": filters.q.strip(),
             "from": filters.start.isoformat() if filters.start else "",
             "to": filters.end.isoformat() if filters.end else ""}
     return {name: value for name, value in args.items() if value}
@@ -53,7 +58,8 @@ def purchase_list():
     before = request.args.get("before", type=int)
     page = reports.purchases_admin_page(filters, before, current_app.config["HISTORY_PAGE_SIZE"])
     return render_template("admin/purchases.html", page=page, filters=filters, before=before,
-                           args=filter_args(filters), statuses=tuple(PurchaseStatus))
+                           args=filter_args(filters), statuses=tuple(PurchaseStatus),
+                           sources=SOURCE_WORDS)
 
 
 @bp.get("/purchases.csv")

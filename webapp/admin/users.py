@@ -3,7 +3,7 @@ from flask_login import current_user
 
 from webapp.admin import bp
 from webapp.admin.forms import AdjustForm
-from webapp.domain import admin_ops, reports
+from webapp.domain import admin_ops, autorecharge, reports
 from webapp.domain.errors import InsufficientCreditsError, InvalidAmountError
 from webapp.extensions import db
 from webapp.models import User
@@ -25,6 +25,8 @@ def render_user(user: User, form: AdjustForm, status: int = 200):
         account=reports.account_for(user.id), ledger=reports.ledger_page(user.id, before, size),
         purchases=reports.purchases_page(user.id, None, 10).items,
         actions=reports.admin_actions_for(admin_ops.AdminTarget.USER, user.id),
+        recharge=autorecharge.settings_for(user.id),
+        recharge_attempts=autorecharge.recent_attempts(user.id, 5),
     ), status
 
 

@@ -2,7 +2,7 @@ from flask import g, jsonify, request
 
 from webapp.api import bp
 from webapp.api.auth import api_error, api_login_required
-from webapp.domain import checkout, reports, usage
+from webapp.domain import autorecharge, checkout, reports, usage
 from webapp.domain.errors import (
     IdempotencyKeyReusedError,
     InvalidPurchaseError,
@@ -15,7 +15,8 @@ MAX_DESCRIPTION_LENGTH = 500
 @bp.get("/balance")
 @api_login_required
 def balance():
-    return jsonify(reports.balance_json(reports.account_for(g.api_user.id)))
+    body = reports.balance_json(reports.account_for(g.api_user.id))
+    return jsonify({**body, "auto_recharge": autorecharge.summary(g.api_user.id)})
 
 
 def _json_body() -> dict | None:

@@ -2,8 +2,16 @@ from flask import abort, current_app, flash, redirect, render_template, request
 from flask_login import current_user, login_required
 
 from webapp.credits import bp, chart
-from webapp.credits.forms import BuyForm
-from webapp.domain import checkout, ledger, pricing, reports, stripe_gateway, subscriptions
+from webapp.credits.forms import AutoRechargeForm, BuyForm
+from webapp.domain import (
+    autorecharge,
+    checkout,
+    ledger,
+    pricing,
+    reports,
+    stripe_gateway,
+    subscriptions,
+)
 from webapp.domain.errors import InvalidPurchaseError, PaymentProviderError
 
 
@@ -13,9 +21,14 @@ def require_login():
     pass
 
 
-def render_index(form: BuyForm, status: int = 200):
+def render_index(form: BuyForm, status: int = 200, recharge_form: AutoRechargeForm | None = None):
+    settings = autorecharge.settings_for(current_user.id)
     return render_template(
         "credits/index.html", form=form, account=reports.account_for(current_user.id),
+        recharge=settings,
+        recharge_form=recharge_form
+        or AutoRechargeForm(formdata=None, data=autorecharge.form_values(settings)),
+        recharge_waiting=autorecharge.waiting_attempt(current_user.id),
         recent=reports.ledger_page(current_user.id, None, 5).items,
         packs=[pricing.quote(credits) for credits in current_app.config["CREDIT_PACKS"]],
         chart=chart.build(reports.credits_by_day(current_user.id)),
@@ -24,6 +37,14 @@ def render_index(form: BuyForm, status: int = 200):
 
 @bp.get("")
 def index():
+    card_session = request.args.get("card_session", "")
+    if card_session:
+        try:
+            if autorecharge.card_session_returned(current_user, card_session):
+                flash("Your card is saved for auto-recharge.", "success")
+        except PaymentProviderError:
+            flash("We could not check your card with Stripe just now; it will show here "
+                  "as soon as Stripe confirms it.", "info")
     return render_index(BuyForm())
 
 
@@ -35,7 +56,8 @@ def buy():
     try:
         credits = pricing.parse_credits(form.credits.data)
         purchase = checkout.start_checkout(current_user, credits,
-                                           checkout.public_base_url(request.url_root))
+                                           checkout.public_base_url(request.url_root),
+                                           save_card=form.save_card.data)
     except InvalidPurchaseError as exc:
         form.credits.errors.append(str(exc))
         return render_index(form, 400)

@@ -63,6 +63,20 @@ def summary(user_id: int) -> dict[str, Any]:
             "amount": settings.amount}
 
 
+def form_values(settings: AutoRecharge | None) -> dict[str, Any]:
+    """The settings form's fields as the user last saved them (suggestions when never)."""
+    if settings is None or not settings.amount:
+        packs = current_app.config["CREDIT_PACKS"]
+        return {"enabled": False, "threshold": "100", "amount": str(packs[0] if packs else 500),
+                "monthly_limit": ""}
+    limit = settings.monthly_limit_cents
+    per_major = pricing.minor_units_per_major(current_app.config["CURRENCY"])
+    major, minor = divmod(limit or 0, per_major)
+    text = "" if limit is None else f"{major}.{minor:02d}" if minor else str(major)
+    return {"enabled": settings.enabled, "threshold": str(settings.threshold),
+            "amount": str(settings.amount), "monthly_limit": text}
+
+
 def _settings_row(user_id: int) -> AutoRecharge:
     """The user's row, locked (created empty first if there is none); joins."""
     row = db.session.scalars(

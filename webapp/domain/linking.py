@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from webapp.domain import stripe_gateway
-from webapp.domain.stripe_objects import TOPUP_PURPOSE, id_of
+from webapp.domain.stripe_objects import AUTORECHARGE_PURPOSE, TOPUP_PURPOSE, id_of
 from webapp.extensions import db
 from webapp.models import Purchase
 
@@ -45,7 +45,7 @@ def purchase_for_payment(charge_id: str | None, payment_intent_id: str | None) -
 
 
 def _from_metadata(metadata: Mapping[str, Any], payment_intent_id: str) -> Link:
-    if metadata.get("purpose") != TOPUP_PURPOSE:
+    if metadata.get("purpose") not in (TOPUP_PURPOSE, AUTORECHARGE_PURPOSE):
         return NOT_OURS
     purchase_id, user_id = str(metadata.get("purchase_id")), str(metadata.get("user_id"))
     if not (purchase_id.isdigit() and user_id.isdigit()):
