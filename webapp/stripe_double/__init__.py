@@ -62,6 +62,9 @@ class StripeDouble(stripe.HTTPClient):
         self._lock = threading.RLock()
         self._counter = itertools.count(1)
         self.subscription_data: dict[str, dict[str, Any]] = {}  # by Checkout Session id
+        # Called with (method, path, status, answer) after Stripe has acted, before the app
+        # reads the answer: tests make webhooks overtake answers, or the caller die, here.
+        self.after_answer: Callable[[str, str, int, dict], None] | None = None
         self.intent_data: dict[str, dict[str, Any]] = {}  # payment_intent_data, by session id
         self.setup_data: dict[str, dict[str, Any]] = {}  # setup_intent_data, by session id
 
@@ -90,6 +93,9 @@ class StripeDouble(stripe.HTTPClient):
             body = json.dumps(obj)
             if key and status < 500:
                 self._idempotent[key] = (body, status, signature)
+        if self.after_answer is not None:
+            # Outside the lock: a test may deliver a webhook here, before the app hears back.
+            self.after_answer(method, parts.path, status, obj)
         return body, status, {"Request-Id": f"req_{next(self._counter)}"}
 
     def close(self):
