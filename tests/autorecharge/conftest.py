@@ -8,7 +8,7 @@ from tests.stripe_fakes import deliver, event
 from tests.subscription_fakes import fixed_clock  # noqa: F401
 from webapp.domain import autorecharge, ledger
 from webapp.extensions import db
-from webapp.models import AutoRecharge, LedgerEntry, Purchase
+from webapp.models import AutoRecharge, LedgerEntry, Purchase, User
 
 
 class Recharge:
@@ -68,6 +68,10 @@ class Recharge:
     def intent_requests(self) -> list[dict]:
         return [r for r in self.double.requests_to("post", "/v1/payment_intents")
                 if not r["path"].endswith("/cancel")]
+
+    def user_customer(self) -> str:
+        db.session.expire_all()
+        return db.session.get(User, self.user_id).stripe_customer_id
 
     def balance(self) -> int:
         return balance_of(self.user_id)
