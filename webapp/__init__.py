@@ -7,7 +7,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from webapp.config import BASE_DIR, Config, config_for_environment
-from webapp.extensions import csrf, db, limiter, login_manager, migrate
+from webapp.extensions import csrf, db, limiter, login_manager, mail, migrate
 from webapp.hardening import register_logging, register_security
 
 
@@ -18,6 +18,7 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     app.config.from_object(config_class)
     register_extensions(app)
     register_stripe(app)
+    register_background(app)
     register_blueprints(app)
     register_error_handlers(app)
     register_template_helpers(app)
@@ -52,11 +53,19 @@ def register_extensions(app: Flask) -> None:
     with app.app_context():
         configure_sqlite(db.engine)
 
-    from webapp.models import User
+    from webapp.domain.users import load_session_user
 
-    @login_manager.user_loader
-    def load_user(user_id: str):
-        return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    # The session id is "<user id>:<session version>": ending sessions bumps the version.
+    login_manager.user_loader(load_session_user)
+
+
+def register_background(app: Flask) -> None:
+    """Mail (Flask-Mailman) and the job queue's doorbell (Huey, see webapp/worker.py)."""
+    from webapp import worker
+    from webapp.domain import letters, mailer  # noqa: F401  (register mail and its builders)
+
+    mail.init_app(app)
+    worker.init_app(app)
 
 
 def configure_sqlite(engine: sa.Engine) -> None:
@@ -98,6 +107,10 @@ def register_blueprints(app: Flask) -> None:
 
     for blueprint_package in (auth, credits, webhooks, api, account, admin, billing):
         app.register_blueprint(blueprint_package.bp)
+    if app.config["APP_ENV"] == "development":
+        from webapp import dev
+
+        app.register_blueprint(dev.bp)
     if app.config["SANDBOX_ENABLED"] and app.config["APP_ENV"] != "production":
         from webapp import sandbox
 

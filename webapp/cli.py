@@ -1,5 +1,7 @@
 """Command-line tools: `flask --app wsgi users ...` and `flask --app wsgi credits ...`."""
 
+import logging
+
 import click
 from flask import Flask
 from flask.cli import AppGroup
@@ -61,6 +63,44 @@ def grant(email: str, credits: int, reason: str):
 def register(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(credits_cli)
+    app.cli.add_command(worker_command)
+    app.cli.add_command(jobs_cli)
+
+
+# --- background worker
+
+jobs_cli = AppGroup("jobs", help="Look at and run background jobs.")
+
+
+@click.command("worker")
+@click.option("--threads", type=click.IntRange(1, 64), default=None,
+              help="Jobs run at once in this process (default WORKER_THREADS).")
+def worker_command(threads: int | None):
+    """Run the background worker in the foreground (SIGTERM stops it gracefully)."""
+    from flask import current_app
+
+    from webapp import worker
+
+    huey_log = logging.getLogger("huey")  # the app's own loggers already log (JSON)
+    huey_log.addHandler(logging.StreamHandler())
+    huey_log.setLevel(logging.INFO)
+    worker.run_consumer(threads or current_app.config["WORKER_THREADS"])
+
+
+@jobs_cli.command("run")
+def jobs_run():
+    """Do every due job here and now, without a queue (cron or debugging)."""
+    from webapp.domain import jobs
+
+    click.echo(f"ran {jobs.run_due()} jobs")
+
+
+@jobs_cli.command("sweep")
+def jobs_sweep():
+    """Ring the queue again for every job left pending too long."""
+    from webapp.domain import jobs
+
+    click.echo(f"re-enqueued {jobs.sweep()} jobs")
 
 
 # --- Reconcile

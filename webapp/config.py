@@ -75,6 +75,30 @@ class Config:
 
     PROXY_COUNT = env_int("PROXY_COUNT", 0)
     REDIS_URL = env_str("REDIS_URL")
+
+    PRODUCT_NAME = env_str("PRODUCT_NAME") or "Credits Store"
+    # Flask-Mailman: SMTP when MAIL_SERVER is set, else files under instance/mail (/dev/mail).
+    MAIL_SERVER = env_str("MAIL_SERVER")
+    MAIL_PORT = env_int("MAIL_PORT", 587)
+    MAIL_USERNAME = env_str("MAIL_USERNAME") or None
+    MAIL_PASSWORD = env_str("MAIL_PASSWORD") or None
+    MAIL_USE_TLS = env_bool("MAIL_USE_TLS", True)
+    MAIL_USE_SSL = env_bool("MAIL_USE_SSL", False)
+    MAIL_TIMEOUT = env_int("MAIL_TIMEOUT", 20)
+    MAIL_DEFAULT_SENDER = env_str("MAIL_DEFAULT_SENDER") or "Credits Store <billing@localhost>"
+    MAIL_BACKEND = "smtp" if MAIL_SERVER else "file"
+    MAIL_FILE_PATH = str(INSTANCE_DIR / "mail")
+
+    # The job queue (Huey) only rings the doorbell; the jobs table is the truth.
+    # "redis" at REDIS_URL, "sqlite" (a file under instance/, one host) or "memory" (tests).
+    QUEUE_BACKEND = "redis" if REDIS_URL else "sqlite"
+    QUEUE_NAME = env_str("QUEUE_NAME") or "credits"
+    QUEUE_SQLITE_PATH = str(INSTANCE_DIR / "queue.db")
+    WORKER_THREADS = env_int("WORKER_THREADS", 2)
+    JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 300)
+    JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 8)
+    # A pending job whose doorbell rang this long ago without a worker taking it is re-rung.
+    JOB_SWEEP_AFTER_SECONDS = env_int("JOB_SWEEP_AFTER_SECONDS", 60)
     MAX_CONTENT_LENGTH = 1024 * 1024
     HISTORY_PAGE_SIZE = 25
 
@@ -115,6 +139,11 @@ class TestConfig(Config):
     PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"
     REDIS_URL = ""
     PROXY_COUNT = 0
+    MAIL_BACKEND = "locmem"
+    MAIL_SERVER = ""
+    MAIL_DEFAULT_SENDER = "Credits Store <billing@credits.example.test>"
+    QUEUE_BACKEND = "memory"
+    LOW_BALANCE_THRESHOLD = 100
 
 
 class ProductionConfig(Config):
@@ -123,7 +152,10 @@ class ProductionConfig(Config):
     SESSION_COOKIE_SECURE = True
     REMEMBER_COOKIE_SECURE = True
     PREFERRED_URL_SCHEME = "https"
-    REQUIRED = ("SECRET_KEY", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "DATABASE_URL")
+    REQUIRED = ("SECRET_KEY", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "DATABASE_URL",
+                "MAIL_SERVER", "MAIL_DEFAULT_SENDER", "REDIS_URL")
+    QUEUE_BACKEND = "redis"
+    MAIL_BACKEND = "smtp"
 
 
 CONFIGS = {

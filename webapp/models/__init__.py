@@ -2,6 +2,7 @@
 
 from webapp.models.autorecharge import AutoRecharge
 from webapp.models.billing import AdminAction, Subscription
+from webapp.models.job import Job, JobStatus
 from webapp.models.ledger import (
     CreditGrant,
     Dispute,
@@ -16,7 +17,8 @@ from webapp.models.stripe_event import EventOutcome, StripeEvent
 from webapp.models.user import ApiKey, CreditAccount, User, normalize_email
 
 __all__ = [
-    "AdminAction", "ApiKey", "AutoRecharge", "CreditAccount", "CreditGrant", "Dispute", "EntryKind",
-    "EventOutcome", "LedgerEntry", "Purchase", "PurchaseSource", "PurchaseStatus", "StripeEvent",
+    "AdminAction", "ApiKey", "AutoRecharge", "CreditAccount", "CreditGrant", "Dispute",
+    "EntryKind", "EventOutcome", "Job", "JobStatus", "LedgerEntry", "Purchase", "PurchaseSource",
+    "PurchaseStatus", "StripeEvent",
     "Subscription", "UsageRequest", "User", "normalize_email",
 ]

@@ -26,6 +26,17 @@ class User(UserMixin, db.Model):
     is_admin: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     stripe_customer_id: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Part of every login session's id: bumping it ends all sessions (users.end_sessions).
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Optional messages (receipts and security mail always go).
+    notify_low_balance: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+    notify_auto_recharge: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+    notify_renewals: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+    # Credits; None = the LOW_BALANCE_THRESHOLD setting, 0 = no alert.
+    low_balance_threshold: Mapped[int | None] = mapped_column(sa.BigInteger)
+    # How many low-balance alerts were recorded: names each crossing's mail.
+    low_balance_alerts: Mapped[int] = mapped_column(default=0, server_default="0")
 
     account: Mapped["CreditAccount"] = relationship(back_populates="user", uselist=False)
 
@@ -35,6 +46,10 @@ class User(UserMixin, db.Model):
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
+
+    def get_id(self) -> str:
+        """Flask-Login keeps this in the session: "<id>:<session_version>"."""
+        return f"{self.id}:{self.session_version}"
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.email}>"

@@ -1,0 +1,129 @@
+"""What each mail says: the builders the worker runs at send time (see domain/mailer.py).
+
+Links carrying a token are made here, at send time, so no secret is ever stored in
+the jobs table or shown on the admin pages.
+"""
+
+import logging
+from typing import Any
+
+from webapp.domain import stripe_gateway, users
+from webapp.domain.errors import DomainError
+from webapp.domain.mailer import Letter, letter
+from webapp.domain.pricing import format_money
+from webapp.extensions import db
+from webapp.models import Purchase, User
+
+log = logging.getLogger(__name__)
+
+Payload = dict[str, Any]
+
+
+def _user(payload: Payload) -> User | None:
+    return db.session.get(User, payload["user_id"]) if payload.get("user_id") else None
+
+
+@letter("verify_email")
+def verify_email(payload: Payload) -> Letter | None:
+    user = db.session.get(User, payload["user_id"])
+    if user is None or user.email_verified_at is not None:
+        return None
+    return Letter(user.email, "confirm your email address", "verify_email",
+                  {"token": users.verification_token(user)})
+
+
+@letter("password_reset")
+def password_reset(payload: Payload) -> Letter | None:
+    user = users.find_by_email(payload["email"])
+    if user is None:
+        return None
+    return Letter(user.email, "reset your password", "password_reset",
+                  {"token": users.reset_token(user), "minutes": users.RESET_LINK_SECONDS // 60})
+
+
+@letter("password_changed")
+def password_changed(payload: Payload) -> Letter | None:
+    user = _user(payload)
+    return user and Letter(user.email, "your password was changed", "password_changed")
+
+
+def _purchase(payload: Payload) -> Purchase | None:
+    return db.session.get(Purchase, payload["purchase_id"])
+
+
+def _receipt_url(purchase: Purchase) -> str | None:
+    """Stripe's receipt for the purchase's charge, when Stripe can tell us now."""
+    charge_id = purchase.stripe_charge_id
+    try:
+        if not charge_id and purchase.stripe_payment_intent_id:
+            intent = stripe_gateway.retrieve_payment_intent(purchase.stripe_payment_intent_id)
+            latest = intent.get("latest_charge")
+            charge_id = latest.get("id") if isinstance(latest, dict) else latest
+        return stripe_gateway.retrieve_charge(charge_id).get("receipt_url") if charge_id else None
+    except DomainError:
+        log.warning("receipt link for purchase %s unavailable", purchase.id)
+        return None
+
+
+@letter("receipt")
+def receipt(payload: Payload) -> Letter | None:
+    purchase = _purchase(payload)
+    if purchase is None:
+        return None
+    return Letter(purchase.user.email, f"receipt for {purchase.credits:,} credits", "receipt", {
+        "purchase": purchase, "amount": format_money(purchase.amount_cents, purchase.currency),
+        "tax": _tax(purchase), "receipt_url": _receipt_url(purchase),
+        "invoice_url": getattr(purchase, "hosted_invoice_url", None)})
+
+
+def _tax(purchase: Purchase) -> str | None:
+    cents = getattr(purchase, "amount_tax_cents", None)  # recorded once tax is (issue 13)
+    return format_money(cents, purchase.currency) if cents else None
+
+
+@letter("refund")
+def refund(payload: Payload) -> Letter | None:
+    purchase = _purchase(payload)
+    if purchase is None:
+        return None
+    return Letter(purchase.user.email, "your refund", "refund", {
+        "purchase": purchase, "credits": payload["credits"],
+        "refunded": format_money(payload["refunded_cents"], purchase.currency),
+        "paid": format_money(purchase.amount_cents, purchase.currency)})
+
+
+@letter("dispute_opened")
+def dispute_opened(payload: Payload) -> Letter | None:
+    purchase = _purchase(payload)
+    return purchase and Letter(purchase.user.email, "a payment was disputed", "dispute_opened",
+                               {"purchase": purchase, "credits": payload["credits"]})
+
+
+@letter("dispute_closed")
+def dispute_closed(payload: Payload) -> Letter | None:
+    purchase = _purchase(payload)
+    won = payload["credits"] > 0
+    return purchase and Letter(
+        purchase.user.email, "credits returned after a dispute" if won else "a dispute was settled",
+        "dispute_closed", {"purchase": purchase, "credits": payload["credits"], "won": won})
+
+
+@letter("low_balance")
+def low_balance(payload: Payload) -> Letter | None:
+    user = _user(payload)
+    return user and Letter(user.email, f"your balance is down to {payload['balance']:,} credits",
+                           "low_balance", {"balance": payload["balance"],
+                                           "threshold": payload["threshold"]})
+
+
+@letter("renewed")
+def renewed(payload: Payload) -> Letter | None:
+    user = _user(payload)
+    return user and Letter(user.email, f"your {payload['plan']} plan renewed", "renewed",
+                           {"plan": payload["plan"], "credits": payload["credits"]})
+
+
+@letter("payment_failed")
+def payment_failed(payload: Payload) -> Letter | None:
+    user = _user(payload)
+    return user and Letter(user.email, "your plan's payment failed", "payment_failed")
