@@ -2,11 +2,12 @@
 
 import pytest
 import sqlalchemy as sa
+from flask import current_app
 
 from tests.payments import balance_of, ledger_sum
 from tests.stripe_fakes import deliver, event
 from tests.subscription_fakes import fixed_clock  # noqa: F401
-from webapp.domain import autorecharge, ledger
+from webapp.domain import autorecharge, jobs, ledger
 from webapp.extensions import db
 from webapp.models import AutoRecharge, LedgerEntry, Purchase, User
 
@@ -52,10 +53,25 @@ class Recharge:
         assert attempts, "no auto-recharge attempt was recorded"
         return attempts[-1]
 
-    def run_worker(self) -> list[str]:
-        """What the worker does with each attempt it is told about: charge it."""
-        return [autorecharge.charge_attempt(p.id) for p in self.attempts()
-                if p.status == "pending"]
+    def charge(self) -> list[str]:
+        """The charge job's function, called as the worker calls it, for each open attempt."""
+        outcomes = [autorecharge.charge_attempt(p.id) for p in self.attempts()
+                    if p.status == "pending"]
+        self.run_worker()  # and what the outcome recorded (cancelling, mail)
+        return outcomes
+
+    def run_worker(self) -> int:
+        """The worker: every job due, until none is left; returns how many ran."""
+        ran = 0
+        while (done := jobs.run_due()) > 0:
+            ran += done
+        return ran
+
+    def mails(self) -> list:
+        return list(getattr(current_app.extensions["mailman"], "outbox", []))
+
+    def subjects(self) -> list[str]:
+        return [message.subject for message in self.mails()]
 
     def settings(self) -> AutoRecharge:
         db.session.expire_all()

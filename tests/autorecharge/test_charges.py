@@ -52,7 +52,7 @@ def test_the_charge_is_off_session_with_the_contract_metadata_and_credits_once(r
     recharge.setup(balance=1000, threshold=200, amount=500)
     recharge.spend(850)
 
-    assert recharge.run_worker() == [Outcome.CREDITED]
+    assert recharge.charge() == [Outcome.CREDITED]
 
     attempt = recharge.attempt()
     [request] = recharge.intent_requests()
@@ -80,7 +80,7 @@ def test_succeeded_webhook_before_the_api_answer_credits_once(recharge, stripe_d
     deliver_during(stripe_double, recharge.client, "/v1/payment_intents",
                    lambda intent: [event("payment_intent.succeeded", intent)] * 2)
 
-    assert recharge.run_worker() == [Outcome.ALREADY_CREDITED]
+    assert recharge.charge() == [Outcome.ALREADY_CREDITED]
 
     assert recharge.balance() == 650
     assert len(recharge.purchase_credits()) == 1
@@ -95,7 +95,7 @@ def test_a_worker_killed_after_stripe_charged_makes_one_charge_when_rerun(rechar
         recharge.run_worker()
     assert recharge.attempt().status == "pending" and recharge.balance() == 150
 
-    assert recharge.run_worker() == [Outcome.CREDITED]
+    assert recharge.charge() == [Outcome.CREDITED]
 
     assert len(recharge.intents()) == 1  # the retry was answered from the idempotency key
     assert len(recharge.intent_requests()) == 2
@@ -127,7 +127,7 @@ def test_a_decline_fails_the_attempt_once_whatever_comes_first(recharge, stripe_
         deliver_during(stripe_double, recharge.client, "/v1/payment_intents",
                        lambda intent: [event("payment_intent.payment_failed", intent)])
 
-    outcome = recharge.run_worker()
+    outcome = recharge.charge()
 
     assert outcome == [Outcome.UNCHANGED if webhook_first else Outcome.FAILED]
     attempt = recharge.attempt()
@@ -159,7 +159,7 @@ def test_three_failures_in_a_row_turn_auto_recharge_off_with_a_notice(recharge, 
     recharge.setup(balance=150, threshold=200, amount=500, last4="9995")
     for _ in range(3):
         recharge.spend(10)
-        assert recharge.run_worker() == [Outcome.FAILED]
+        assert recharge.charge() == [Outcome.FAILED]
         fixed_clock.set(fixed_clock.now + timedelta(hours=2))
     recharge.spend(10)
 
@@ -181,7 +181,7 @@ def test_a_success_resets_the_failure_count(recharge, stripe_double, fixed_clock
     fixed_clock.set(fixed_clock.now + timedelta(hours=2))
     recharge.spend(10)
 
-    assert recharge.run_worker() == [Outcome.CREDITED]
+    assert recharge.charge() == [Outcome.CREDITED]
     assert recharge.settings().consecutive_failures == 0
 
 

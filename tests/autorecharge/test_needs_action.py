@@ -15,7 +15,7 @@ def test_authentication_wanted_marks_needs_action_and_cancels_the_intent(recharg
     recharge.setup(balance=1000, threshold=200, amount=500, last4=last4)
     recharge.spend(850)
 
-    assert recharge.run_worker() == [Outcome.NEEDS_ACTION]
+    assert recharge.charge() == [Outcome.NEEDS_ACTION]
 
     attempt = recharge.attempt()
     assert attempt.status == "needs_action"

@@ -8,12 +8,13 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
-from webapp.domain import pricing, stripe_gateway
+from webapp.domain import jobs, pricing, stripe_gateway
 from webapp.domain.checkout import _session_params as checkout_session_params
 from webapp.domain.checkout import ensure_customer
 from webapp.domain.errors import DomainError, InvalidPurchaseError, NotFoundError
 from webapp.domain.ledger import autorecharge as ledger_autorecharge
 from webapp.domain.ledger.autorecharge import Outcome
+from webapp.domain.mailer import Letter, letter
 from webapp.domain.sql import fresh, locked
 from webapp.domain.stripe_objects import (
     AUTORECHARGE_PURPOSE,
@@ -244,7 +245,7 @@ def charge_attempt(purchase_id: int) -> Outcome:
         method_id = ledger_autorecharge.record_payment_method(purchase_id, method_id)
     intent = stripe_gateway.charge_off_session(
         _intent_params(purchase, user, method_id), purchase.idempotency_key)
-    return settle(purchase_id, intent)
+    return ledger_autorecharge.apply_payment_intent(purchase_id, intent)
 
 
 def _default_card(user: User) -> str | None:
@@ -264,14 +265,14 @@ def _intent_params(purchase: Purchase, user: User, method_id: str) -> dict[str, 
     }
 
 
-def settle(purchase_id: int, intent: Mapping[str, Any]) -> Outcome:
-    """Apply a PaymentIntent to its attempt; an intent the bank wants the card holder for is
-    cancelled, so it can never be paid besides the Checkout Session that replaces it."""
-    outcome = ledger_autorecharge.apply_payment_intent(purchase_id, intent)
-    if outcome is Outcome.NEEDS_ACTION and intent.get("id") and intent.get("status") not in (
-            "canceled", "succeeded"):
-        stripe_gateway.cancel_payment_intent(intent["id"])
-    return outcome
+@jobs.handler(ledger_autorecharge.CHARGE_JOB)
+def _charge_job(job: jobs.Claimed) -> None:
+    charge_attempt(int(job.payload["purchase_id"]))
+
+
+@jobs.handler(ledger_autorecharge.CANCEL_JOB)
+def _cancel_job(job: jobs.Claimed) -> None:
+    stripe_gateway.cancel_payment_intent(job.payload["payment_intent"])
 
 
 def on_payment_intent(intent: Mapping[str, Any]) -> Outcome:
@@ -284,7 +285,7 @@ def on_payment_intent(intent: Mapping[str, Any]) -> Outcome:
     owner = db.session.scalar(sa.select(Purchase.user_id).where(Purchase.id == ids[0]))
     if owner != ids[1]:
         return Outcome.UNKNOWN
-    return settle(ids[0], intent)
+    return ledger_autorecharge.apply_payment_intent(ids[0], intent)
 
 
 # --- the card holder confirms
@@ -330,3 +331,57 @@ def waiting_attempt(user_id: int) -> Purchase | None:
                                   Purchase.source == PurchaseSource.AUTO_RECHARGE,
                                   Purchase.status == PurchaseStatus.NEEDS_ACTION)
         .order_by(Purchase.id.desc()).limit(1))
+
+
+# --- mail (built by the worker when it sends; recorded by the ledger with each outcome)
+
+
+def _attempt_letter(payload: dict[str, Any]) -> tuple[Purchase, User] | None:
+    purchase = db.session.get(Purchase, payload.get("purchase_id"))
+    return (purchase, purchase.user) if purchase is not None else None
+
+
+@letter("auto_recharge_succeeded")
+def _succeeded_letter(payload: dict[str, Any]) -> Letter | None:
+    found = _attempt_letter(payload)
+    if found is None:
+        return None
+    purchase, user = found
+    return Letter(user.email, f"auto-recharge added {purchase.credits:,} credits",
+                  "auto_recharge_succeeded", {
+                      "purchase": purchase, "receipt_url": _receipt_url(purchase),
+                      "amount": pricing.format_money(purchase.amount_cents, purchase.currency)})
+
+
+@letter("auto_recharge_failed")
+def _failed_letter(payload: dict[str, Any]) -> Letter | None:
+    found = _attempt_letter(payload)
+    if found is None:
+        return None
+    purchase, user = found
+    settings = settings_for(user.id)
+    return Letter(user.email, "auto-recharge payment failed", "auto_recharge_failed", {
+        "purchase": purchase, "turned_off": bool(settings and settings.disabled_reason
+                                                 and not settings.enabled),
+        "amount": pricing.format_money(purchase.amount_cents, purchase.currency)})
+
+
+@letter("auto_recharge_needs_action")
+def _needs_action_letter(payload: dict[str, Any]) -> Letter | None:
+    found = _attempt_letter(payload)
+    if found is None or found[0].status != PurchaseStatus.NEEDS_ACTION:
+        return None  # paid or expired meanwhile: nothing to confirm
+    purchase, user = found
+    return Letter(user.email, "please confirm your auto-recharge", "auto_recharge_needs_action", {
+        "purchase": purchase,
+        "amount": pricing.format_money(purchase.amount_cents, purchase.currency)})
+
+
+def _receipt_url(purchase: Purchase) -> str | None:
+    if not purchase.stripe_charge_id:
+        return None
+    try:
+        return stripe_gateway.retrieve_charge(purchase.stripe_charge_id).get("receipt_url")
+    except DomainError:
+        log.warning("receipt link for purchase %s unavailable", purchase.id)
+        return None

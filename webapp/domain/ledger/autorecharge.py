@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
-from webapp.domain import clock, pricing
+from webapp.domain import clock, jobs, mailer, pricing
 from webapp.domain.errors import InvalidPurchaseError
 from webapp.domain.ledger.purchases import Fulfilment, credit_paid_purchase, set_status
 from webapp.domain.sql import is_postgresql, locked
@@ -40,6 +40,10 @@ TURNED_OFF = (
 # Statuses whose money counts against the monthly limit (charged, or still may be).
 _NOT_CHARGED = (PurchaseStatus.FAILED, PurchaseStatus.EXPIRED)
 OPEN_STATUSES = (PurchaseStatus.PENDING, PurchaseStatus.PROCESSING, PurchaseStatus.NEEDS_ACTION)
+# Jobs for the worker (domain/jobs.py), recorded in the transaction that causes them.
+CHARGE_JOB = "auto_recharge_charge"
+CANCEL_JOB = "auto_recharge_cancel_intent"
+_CANCELED_OR_DONE = ("canceled", "succeeded")
 
 
 class Outcome(StrEnum):
@@ -88,10 +92,11 @@ def after_debit(user_id: int, balance: int) -> int | None:
         return None
     if charged_this_month(user_id) + quote.amount_cents > monthly_limit(wanted.monthly_limit_cents):
         return None
-    purchase_id = db.session.execute(_insert_attempt(user_id, quote)).scalar_one_or_none()
-    if purchase_id is not None:
-        enqueue_charge(purchase_id, user_id)
-    return purchase_id
+    recorded = db.session.execute(_insert_attempt(user_id, quote)).first()
+    if recorded is None:
+        return None
+    enqueue_charge(recorded.id, user_id, recorded.idempotency_key)
+    return recorded.id
 
 
 def _open_attempt(user_id: int) -> bool:
@@ -144,19 +149,23 @@ def _insert_attempt(user_id: int, quote: pricing.Quote) -> sa.Insert:
     return (
         insert(Purchase).values(values)
         .on_conflict_do_nothing(index_elements=["user_id"], index_where=OPEN_AUTO_RECHARGE)
-        .returning(Purchase.id)
+        .returning(Purchase.id, Purchase.idempotency_key)
     )
 
 
-def enqueue_charge(purchase_id: int, user_id: int) -> None:
-    """Have the worker charge attempt `purchase_id` (joins the debit's transaction)."""
-    # Wired to the worker's jobs table when it lands (issue 12); until then the charge
-    # runs when charge_attempt(purchase_id) is called, as the worker will.
+def enqueue_charge(purchase_id: int, user_id: int, key: str) -> None:
+    """Have the worker charge attempt `purchase_id` (joins the debit's transaction).
+
+    The job row commits with the attempt or not at all; its dedupe key is the attempt's
+    random idempotency key, so nothing can record the same charge twice.
+    """
+    jobs.record(CHARGE_JOB, f"{CHARGE_JOB}:{key}", {"purchase_id": purchase_id}, user_id=user_id)
 
 
 def notify(message: str, purchase: Purchase) -> None:
     """Mail the user about an attempt, once per attempt and message (joins)."""
-    # Wired to the mail outbox when it lands (issue 12).
+    mailer.queue(message, purchase.idempotency_key or f"purchase:{purchase.id}",
+                 user_id=purchase.user_id, purchase_id=purchase.id)
 
 
 # --- outcomes (each one transaction, joining a webhook's)
@@ -168,8 +177,8 @@ def apply_payment_intent(purchase_id: int, intent: Mapping[str, Any]) -> Outcome
     Whichever arrives first changes the purchase; the others find it changed. A
     succeeded intent credits through the same rules as a Checkout purchase (once,
     flagged for review when the money differs); a decline marks it failed (3 in a row
-    turn auto-recharge off); authentication wanted marks it needs_action (the caller
-    cancels the intent). Commits, or joins the caller's transaction.
+    turn auto-recharge off); authentication wanted marks it needs_action (and has
+    the worker cancel the intent). Commits, or joins the caller's transaction.
     """
     with atomic():
         purchase = db.session.scalars(locked(sa.select(Purchase).where(
@@ -186,7 +195,7 @@ def apply_payment_intent(purchase_id: int, intent: Mapping[str, Any]) -> Outcome
         purchase.stripe_payment_intent_id = intent.get("id")
         error = intent.get("last_payment_error") or {}
         if status == "requires_action" or error.get("code") == "authentication_required":
-            return _needs_action(purchase)
+            return _needs_action(purchase, intent)
         if status == "processing":
             set_status(purchase, PurchaseStatus.PROCESSING)
             return Outcome.PROCESSING
@@ -214,9 +223,14 @@ def _succeeded(purchase: Purchase, intent: Mapping[str, Any]) -> Outcome:
     return Outcome.CREDITED
 
 
-def _needs_action(purchase: Purchase) -> Outcome:
+def _needs_action(purchase: Purchase, intent: Mapping[str, Any]) -> Outcome:
+    """Wait for the card holder: the open intent is cancelled (by the worker), so only the
+    Checkout Session the mailed link opens can pay for these credits."""
     set_status(purchase, PurchaseStatus.NEEDS_ACTION,
                failure_reason="Your bank wants you to confirm this payment.")
+    if intent.get("id") and intent.get("status") not in _CANCELED_OR_DONE:
+        jobs.record(CANCEL_JOB, f"{CANCEL_JOB}:{intent['id']}",
+                    {"payment_intent": intent["id"]}, user_id=purchase.user_id)
     notify("auto_recharge_needs_action", purchase)
     return Outcome.NEEDS_ACTION
 
