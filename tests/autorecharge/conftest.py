@@ -27,9 +27,15 @@ class Recharge:
         return session
 
     def enable(self, threshold: int = 200, amount: int = 500, limit: str = "") -> None:
-        response = self.client.post("/credits/auto-recharge", data={
-            "enabled": "y", "threshold": str(threshold), "amount": str(amount),
-            "monthly_limit": limit})
+        response = self.client.post(
+            "/credits/auto-recharge",
+            data={
+                "enabled": "y",
+                "threshold": str(threshold),
+                "amount": str(amount),
+                "monthly_limit": limit,
+            },
+        )
         assert response.status_code == 303, response.data
 
     def setup(self, *, balance: int = 1000, last4: str = "4242", **settings) -> None:
@@ -44,9 +50,13 @@ class Recharge:
 
     def attempts(self) -> list[Purchase]:
         db.session.expire_all()
-        return list(db.session.scalars(sa.select(Purchase).where(
-            Purchase.user_id == self.user_id, Purchase.source == "auto_recharge")
-            .order_by(Purchase.id)))
+        return list(
+            db.session.scalars(
+                sa.select(Purchase)
+                .where(Purchase.user_id == self.user_id, Purchase.source == "auto_recharge")
+                .order_by(Purchase.id)
+            )
+        )
 
     def attempt(self) -> Purchase:
         attempts = self.attempts()
@@ -55,8 +65,9 @@ class Recharge:
 
     def charge(self) -> list[str]:
         """The charge job's function, called as the worker calls it, for each open attempt."""
-        outcomes = [autorecharge.charge_attempt(p.id) for p in self.attempts()
-                    if p.status == "pending"]
+        outcomes = [
+            autorecharge.charge_attempt(p.id) for p in self.attempts() if p.status == "pending"
+        ]
         self.run_worker()  # and what the outcome recorded (cancelling, mail)
         return outcomes
 
@@ -78,12 +89,19 @@ class Recharge:
         return db.session.get(AutoRecharge, self.user_id)
 
     def intents(self) -> list[dict]:
-        return [o for o in self.double.objects.values() if o["object"] == "payment_intent"
-                and o.get("metadata", {}).get("purpose") == "credits_autorecharge"]
+        return [
+            o
+            for o in self.double.objects.values()
+            if o["object"] == "payment_intent"
+            and o.get("metadata", {}).get("purpose") == "credits_autorecharge"
+        ]
 
     def intent_requests(self) -> list[dict]:
-        return [r for r in self.double.requests_to("post", "/v1/payment_intents")
-                if not r["path"].endswith("/cancel")]
+        return [
+            r
+            for r in self.double.requests_to("post", "/v1/payment_intents")
+            if not r["path"].endswith("/cancel")
+        ]
 
     def user_customer(self) -> str:
         db.session.expire_all()
@@ -96,8 +114,13 @@ class Recharge:
         assert self.balance() == ledger_sum(self.user_id)
 
     def purchase_credits(self) -> list[LedgerEntry]:
-        return list(db.session.scalars(sa.select(LedgerEntry).where(
-            LedgerEntry.user_id == self.user_id, LedgerEntry.kind == "purchase")))
+        return list(
+            db.session.scalars(
+                sa.select(LedgerEntry).where(
+                    LedgerEntry.user_id == self.user_id, LedgerEntry.kind == "purchase"
+                )
+            )
+        )
 
 
 @pytest.fixture

@@ -46,7 +46,9 @@ def test_a_purchase_with_save_card_saves_the_paying_card(recharge, stripe_double
     assert response.status_code == 303
     created = stripe_double.requests_to("post", "/v1/checkout/sessions")[-1]["params"]
     assert created["payment_intent_data"]["setup_future_usage"] == "off_session"
-    session = stripe_double.complete_checkout_session(created_session_id(stripe_double), card="4242")
+    session = stripe_double.complete_checkout_session(
+        created_session_id(stripe_double), card="4242"
+    )
 
     assert deliver(recharge.client, event("checkout.session.completed", session)).status_code == 200
 
@@ -74,8 +76,10 @@ def test_a_purchase_without_save_card_saves_nothing(recharge, stripe_double):
 
 
 def test_enabling_without_a_card_is_refused_and_changes_nothing(recharge):
-    response = recharge.client.post("/credits/auto-recharge", data={
-        "enabled": "y", "threshold": "100", "amount": "500", "monthly_limit": ""})
+    response = recharge.client.post(
+        "/credits/auto-recharge",
+        data={"enabled": "y", "threshold": "100", "amount": "500", "monthly_limit": ""},
+    )
     assert response.status_code == 400
     assert "Save a card first" in response.get_data(as_text=True)
     settings = recharge.settings()
@@ -94,8 +98,7 @@ def test_bad_settings_get_clear_errors_and_change_nothing(recharge):
         ({"monthly_limit": "4"}, "more than the monthly limit of 4.00 USD"),
     ]
     for change, message in cases:
-        data = {"enabled": "y", "threshold": "100", "amount": "500", "monthly_limit": "",
-                **change}
+        data = {"enabled": "y", "threshold": "100", "amount": "500", "monthly_limit": "", **change}
         response = recharge.client.post("/credits/auto-recharge", data=data)
         assert response.status_code == 400, change
         assert message in response.get_data(as_text=True), change
@@ -119,8 +122,9 @@ def test_settings_are_saved_and_shown_in_the_balance_api(recharge):
 def test_turning_it_off_keeps_the_card(recharge):
     recharge.save_card()
     recharge.enable()
-    response = recharge.client.post("/credits/auto-recharge", data={
-        "threshold": "200", "amount": "500", "monthly_limit": ""})
+    response = recharge.client.post(
+        "/credits/auto-recharge", data={"threshold": "200", "amount": "500", "monthly_limit": ""}
+    )
     assert response.status_code == 303
     settings = db.session.get(AutoRecharge, recharge.user_id)
     db.session.refresh(settings)

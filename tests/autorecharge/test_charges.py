@@ -24,6 +24,7 @@ def kill_after(double, path: str):
 
 def deliver_during(double, client, path: str, events_for):
     """Deliver webhooks after Stripe acted on `path` but before the app reads its answer."""
+
     def hook(method, request_path, status, answer):
         if method == "post" and request_path == path:
             double.after_answer = None
@@ -60,9 +61,12 @@ def test_the_charge_is_off_session_with_the_contract_metadata_and_credits_once(r
     assert params["off_session"] == "true" and params["confirm"] == "true"
     assert (params["amount"], params["currency"]) == ("500", "usd")
     assert params["payment_method"] == recharge.settings().payment_method_id
-    assert params["metadata"] == {"purpose": "credits_autorecharge",
-                                  "user_id": str(recharge.user_id),
-                                  "purchase_id": str(attempt.id), "credits": "500"}
+    assert params["metadata"] == {
+        "purpose": "credits_autorecharge",
+        "user_id": str(recharge.user_id),
+        "purchase_id": str(attempt.id),
+        "credits": "500",
+    }
     assert request["idempotency_key"] == attempt.idempotency_key
     assert attempt.status == "paid" and attempt.credited_at is not None
     assert recharge.balance() == 150 + 500
@@ -77,8 +81,12 @@ def test_the_charge_is_off_session_with_the_contract_metadata_and_credits_once(r
 def test_succeeded_webhook_before_the_api_answer_credits_once(recharge, stripe_double):
     recharge.setup(balance=1000, threshold=200, amount=500)
     recharge.spend(850)
-    deliver_during(stripe_double, recharge.client, "/v1/payment_intents",
-                   lambda intent: [event("payment_intent.succeeded", intent)] * 2)
+    deliver_during(
+        stripe_double,
+        recharge.client,
+        "/v1/payment_intents",
+        lambda intent: [event("payment_intent.succeeded", intent)] * 2,
+    )
 
     assert recharge.charge() == [Outcome.ALREADY_CREDITED]
 
@@ -104,7 +112,8 @@ def test_a_worker_killed_after_stripe_charged_makes_one_charge_when_rerun(rechar
 
 
 def test_a_killed_worker_whose_charge_the_webhook_settled_does_not_charge_again(
-        recharge, stripe_double):
+    recharge, stripe_double
+):
     recharge.setup(balance=1000, threshold=200, amount=500)
     recharge.spend(850)
     kill_after(stripe_double, "/v1/payment_intents")
@@ -119,13 +128,18 @@ def test_a_killed_worker_whose_charge_the_webhook_settled_does_not_charge_again(
 
 
 @pytest.mark.parametrize("webhook_first", [False, True])
-def test_a_decline_fails_the_attempt_once_whatever_comes_first(recharge, stripe_double,
-                                                                webhook_first):
+def test_a_decline_fails_the_attempt_once_whatever_comes_first(
+    recharge, stripe_double, webhook_first
+):
     recharge.setup(balance=1000, threshold=200, amount=500, last4="0002")
     recharge.spend(850)
     if webhook_first:
-        deliver_during(stripe_double, recharge.client, "/v1/payment_intents",
-                       lambda intent: [event("payment_intent.payment_failed", intent)])
+        deliver_during(
+            stripe_double,
+            recharge.client,
+            "/v1/payment_intents",
+            lambda intent: [event("payment_intent.payment_failed", intent)],
+        )
 
     outcome = recharge.charge()
 
@@ -212,8 +226,14 @@ def test_expiry_below_the_threshold_starts_an_attempt(recharge, fixed_clock):
     recharge.setup(balance=100, threshold=700, amount=500)
     recharge.spend(1)  # 99: below, one attempt, paid: 599
     recharge.run_worker()
-    ledger.grant_plan_credits(recharge.user_id, 1000, invoice_id="in_1", plan_code="basic",
-                              subscription_id=None, expires_at=fixed_clock.now + timedelta(days=1))
+    ledger.grant_plan_credits(
+        recharge.user_id,
+        1000,
+        invoice_id="in_1",
+        plan_code="basic",
+        subscription_id=None,
+        expires_at=fixed_clock.now + timedelta(days=1),
+    )
     fixed_clock.set(fixed_clock.now + timedelta(days=2))
 
     assert ledger.expire_account_grants(recharge.user_id) == 1000

@@ -10,7 +10,9 @@ def confirm(recharge, purchase_id: int):
     return recharge.client.get(f"/credits/auto-recharge/confirm/{purchase_id}")
 
 
-@pytest.mark.parametrize("last4", ["3184", "3220"])  # a 402 authentication_required; requires_action
+@pytest.mark.parametrize(
+    "last4", ["3184", "3220"]
+)  # a 402 authentication_required; requires_action
 def test_authentication_wanted_marks_needs_action_and_cancels_the_intent(recharge, last4):
     recharge.setup(balance=1000, threshold=200, amount=500, last4=last4)
     recharge.spend(850)
@@ -25,8 +27,11 @@ def test_authentication_wanted_marks_needs_action_and_cancels_the_intent(recharg
     assert f"/credits/auto-recharge/confirm/{attempt.id}" in page
     assert recharge.settings().consecutive_failures == 0
     # Events about it, in any order, change nothing.
-    for name in ("payment_intent.payment_failed", "payment_intent.requires_action",
-                 "payment_intent.canceled"):
+    for name in (
+        "payment_intent.payment_failed",
+        "payment_intent.requires_action",
+        "payment_intent.canceled",
+    ):
         assert deliver(recharge.client, event(name, intent)).status_code == 200
     assert recharge.attempt().status == "needs_action"
     assert recharge.balance() == 150
@@ -42,7 +47,8 @@ def test_no_new_attempt_while_one_waits_for_the_card_holder(recharge):
 
 
 def test_the_confirm_link_opens_a_checkout_for_the_same_credits_credited_once(
-        recharge, stripe_double):
+    recharge, stripe_double
+):
     recharge.setup(balance=1000, threshold=200, amount=500, last4="3184")
     recharge.spend(850)
     recharge.run_worker()
@@ -59,8 +65,10 @@ def test_the_confirm_link_opens_a_checkout_for_the_same_credits_credited_once(
     assert params["line_items"][0]["price_data"]["unit_amount"] == "500"
     session = stripe_double.complete_checkout_session(recharge.attempt().stripe_checkout_session_id)
     for _ in range(2):
-        assert deliver(recharge.client, event("checkout.session.completed", session)).status_code \
+        assert (
+            deliver(recharge.client, event("checkout.session.completed", session)).status_code
             == 200
+        )
     assert recharge.attempt().status == "paid"
     assert recharge.balance() == 650
     assert len(recharge.purchase_credits()) == 1

@@ -31,7 +31,8 @@ def test_the_debit_records_the_charge_job_and_the_worker_charges(recharge):
 
 
 def test_a_worker_killed_mid_charge_is_replaced_after_its_lease_and_charges_once(
-        recharge, stripe_double, fixed_clock):
+    recharge, stripe_double, fixed_clock
+):
     recharge.setup(balance=1000, threshold=200, amount=500)
     recharge.spend(850)
     kill_after(stripe_double, "/v1/payment_intents")

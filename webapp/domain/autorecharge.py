@@ -60,31 +60,40 @@ def summary(user_id: int) -> dict[str, Any]:
     settings = settings_for(user_id)
     if settings is None:
         return {"enabled": False, "threshold": 0, "amount": 0}
-    return {"enabled": settings.enabled, "threshold": settings.threshold,
-            "amount": settings.amount}
+    return {"enabled": settings.enabled, "threshold": settings.threshold, "amount": settings.amount}
 
 
 def form_values(settings: AutoRecharge | None) -> dict[str, Any]:
     """The settings form's fields as the user last saved them (suggestions when never)."""
     if settings is None or not settings.amount:
         packs = current_app.config["CREDIT_PACKS"]
-        return {"enabled": False, "threshold": "100", "amount": str(packs[0] if packs else 500),
-                "monthly_limit": ""}
+        return {
+            "enabled": False,
+            "threshold": "100",
+            "amount": str(packs[0] if packs else 500),
+            "monthly_limit": "",
+        }
     limit = settings.monthly_limit_cents
     per_major = pricing.minor_units_per_major(current_app.config["CURRENCY"])
     major, minor = divmod(limit or 0, per_major)
     text = "" if limit is None else f"{major}.{minor:02d}" if minor else str(major)
-    return {"enabled": settings.enabled, "threshold": str(settings.threshold),
-            "amount": str(settings.amount), "monthly_limit": text}
+    return {
+        "enabled": settings.enabled,
+        "threshold": str(settings.threshold),
+        "amount": str(settings.amount),
+        "monthly_limit": text,
+    }
 
 
 def _settings_row(user_id: int) -> AutoRecharge:
     """The user's row, locked (created empty first if there is none); joins."""
     row = db.session.scalars(
-        locked(sa.select(AutoRecharge).where(AutoRecharge.user_id == user_id))).first()
+        locked(sa.select(AutoRecharge).where(AutoRecharge.user_id == user_id))
+    ).first()
     if row is None:
-        row = AutoRecharge(user_id=user_id, enabled=False, threshold=0, amount=0,
-                           consecutive_failures=0)
+        row = AutoRecharge(
+            user_id=user_id, enabled=False, threshold=0, amount=0, consecutive_failures=0
+        )
         db.session.add(row)
         db.session.flush()
     return row
@@ -113,13 +122,15 @@ def parse_settings(enabled: bool, threshold: str, amount: str, monthly_limit: st
             limit = pricing.parse_money(monthly_limit, currency)
         except ValueError:
             errors["monthly_limit"] = (
-                f"Monthly limit must be an amount in {currency.upper()}, like 500 or 120.50.")
+                f"Monthly limit must be an amount in {currency.upper()}, like 500 or 120.50."
+            )
     if quote is not None and "monthly_limit" not in errors:
         effective = ledger_autorecharge.monthly_limit(limit)
         if quote.amount_cents > effective:
             errors["monthly_limit"] = (
                 f"One recharge costs {pricing.format_money(quote.amount_cents, currency)}, "
-                f"more than the monthly limit of {pricing.format_money(effective, currency)}.")
+                f"more than the monthly limit of {pricing.format_money(effective, currency)}."
+            )
     if errors:
         raise InvalidSettingsError(errors)
     return Settings(enabled, threshold_value, amount_value, limit)
@@ -140,10 +151,15 @@ def save_settings(user_id: int, settings: Settings) -> AutoRecharge:
         row = _settings_row(user_id)
         if settings.enabled and not row.has_card:
             raise InvalidSettingsError(
-                {"enabled": "Save a card first: auto-recharge charges your saved card."})
+                {"enabled": "Save a card first: auto-recharge charges your saved card."}
+            )
         if settings.enabled and not row.enabled:
             row.consecutive_failures, row.disabled_reason = 0, None
-        row.enabled, row.threshold, row.amount = settings.enabled, settings.threshold, settings.amount
+        row.enabled, row.threshold, row.amount = (
+            settings.enabled,
+            settings.threshold,
+            settings.amount,
+        )
         row.monthly_limit_cents = settings.monthly_limit_cents
         row.updated_at = utcnow()
     return row
@@ -156,13 +172,19 @@ def start_card_setup(user: User, base_url: str) -> str:
     """Open a setup-mode Checkout Session saving a card for the user; returns its URL."""
     customer_id = ensure_customer(user)
     metadata = {"purpose": CARD_PURPOSE, "user_id": str(user.id)}
-    session = stripe_gateway.create_checkout_session({
-        "mode": "setup", "customer": customer_id, "currency": current_app.config["CURRENCY"],
-        "payment_method_types": ["card"], "metadata": metadata,
-        "setup_intent_data": {"metadata": metadata},
-        "success_url": f"{base_url}/credits?card_session={{CHECKOUT_SESSION_ID}}",
-        "cancel_url": f"{base_url}/credits",
-    }, idempotency_key=f"card-setup-{user.id}-{utcnow().timestamp():.0f}")
+    session = stripe_gateway.create_checkout_session(
+        {
+            "mode": "setup",
+            "customer": customer_id,
+            "currency": current_app.config["CURRENCY"],
+            "payment_method_types": ["card"],
+            "metadata": metadata,
+            "setup_intent_data": {"metadata": metadata},
+            "success_url": f"{base_url}/credits?card_session={{CHECKOUT_SESSION_ID}}",
+            "cancel_url": f"{base_url}/credits",
+        },
+        idempotency_key=f"card-setup-{user.id}-{utcnow().timestamp():.0f}",
+    )
     with atomic():
         _settings_row(user.id).card_session_id = session["id"]
     return session["url"]
@@ -232,8 +254,13 @@ def charge_attempt(purchase_id: int) -> Outcome:
     customer's default as Stripe has it now (one changed in the portal is charged).
     A Stripe failure raises PaymentProviderError: the job is retried later.
     """
-    purchase = db.session.scalars(fresh(sa.select(Purchase).where(
-        Purchase.id == purchase_id, Purchase.source == PurchaseSource.AUTO_RECHARGE))).first()
+    purchase = db.session.scalars(
+        fresh(
+            sa.select(Purchase).where(
+                Purchase.id == purchase_id, Purchase.source == PurchaseSource.AUTO_RECHARGE
+            )
+        )
+    ).first()
     if purchase is None or purchase.status != PurchaseStatus.PENDING:
         return Outcome.UNCHANGED
     user = purchase.user
@@ -244,7 +271,8 @@ def charge_attempt(purchase_id: int) -> Outcome:
             return ledger_autorecharge.fail_attempt(purchase_id, "There is no saved card.")
         method_id = ledger_autorecharge.record_payment_method(purchase_id, method_id)
     intent = stripe_gateway.charge_off_session(
-        _intent_params(purchase, user, method_id), purchase.idempotency_key)
+        _intent_params(purchase, user, method_id), purchase.idempotency_key
+    )
     return ledger_autorecharge.apply_payment_intent(purchase_id, intent)
 
 
@@ -257,11 +285,17 @@ def _default_card(user: User) -> str | None:
 
 def _intent_params(purchase: Purchase, user: User, method_id: str) -> dict[str, Any]:
     return {
-        "amount": purchase.amount_cents, "currency": purchase.currency,
-        "customer": user.stripe_customer_id, "payment_method": method_id,
+        "amount": purchase.amount_cents,
+        "currency": purchase.currency,
+        "customer": user.stripe_customer_id,
+        "payment_method": method_id,
         "description": f"Auto-recharge: {purchase.credits:,} credits",
-        "metadata": {"purpose": AUTORECHARGE_PURPOSE, "user_id": str(purchase.user_id),
-                     "purchase_id": str(purchase.id), "credits": str(purchase.credits)},
+        "metadata": {
+            "purpose": AUTORECHARGE_PURPOSE,
+            "user_id": str(purchase.user_id),
+            "purchase_id": str(purchase.id),
+            "credits": str(purchase.credits),
+        },
     }
 
 
@@ -297,9 +331,13 @@ def confirmation_url(user: User, purchase_id: int, base_url: str) -> str | None:
     NotFoundError for someone else's or an unknown attempt; None when it no longer waits
     (paid, failed or expired).
     """
-    purchase = db.session.scalar(sa.select(Purchase).where(
-        Purchase.id == purchase_id, Purchase.user_id == user.id,
-        Purchase.source == PurchaseSource.AUTO_RECHARGE))
+    purchase = db.session.scalar(
+        sa.select(Purchase).where(
+            Purchase.id == purchase_id,
+            Purchase.user_id == user.id,
+            Purchase.source == PurchaseSource.AUTO_RECHARGE,
+        )
+    )
     if purchase is None:
         raise NotFoundError("No such auto-recharge.")
     if purchase.status != PurchaseStatus.NEEDS_ACTION:
@@ -308,29 +346,40 @@ def confirmation_url(user: User, purchase_id: int, base_url: str) -> str | None:
         return purchase.checkout_url
     params = checkout_session_params(purchase, ensure_customer(user), base_url)
     session = stripe_gateway.create_checkout_session(
-        params, idempotency_key=f"confirm-{purchase.idempotency_key}")
+        params, idempotency_key=f"confirm-{purchase.idempotency_key}"
+    )
     with atomic():
         db.session.execute(
             sa.update(Purchase)
             .where(Purchase.id == purchase_id, Purchase.stripe_checkout_session_id.is_(None))
-            .values(stripe_checkout_session_id=session["id"], checkout_url=session["url"]))
+            .values(stripe_checkout_session_id=session["id"], checkout_url=session["url"])
+        )
     return session["url"]
 
 
 def recent_attempts(user_id: int, limit: int = 10) -> list[Purchase]:
-    return list(db.session.scalars(
-        sa.select(Purchase).where(Purchase.user_id == user_id,
-                                  Purchase.source == PurchaseSource.AUTO_RECHARGE)
-        .order_by(Purchase.id.desc()).limit(limit)))
+    return list(
+        db.session.scalars(
+            sa.select(Purchase)
+            .where(Purchase.user_id == user_id, Purchase.source == PurchaseSource.AUTO_RECHARGE)
+            .order_by(Purchase.id.desc())
+            .limit(limit)
+        )
+    )
 
 
 def waiting_attempt(user_id: int) -> Purchase | None:
     """The attempt waiting for the card holder, if any (shown on /credits)."""
     return db.session.scalar(
-        sa.select(Purchase).where(Purchase.user_id == user_id,
-                                  Purchase.source == PurchaseSource.AUTO_RECHARGE,
-                                  Purchase.status == PurchaseStatus.NEEDS_ACTION)
-        .order_by(Purchase.id.desc()).limit(1))
+        sa.select(Purchase)
+        .where(
+            Purchase.user_id == user_id,
+            Purchase.source == PurchaseSource.AUTO_RECHARGE,
+            Purchase.status == PurchaseStatus.NEEDS_ACTION,
+        )
+        .order_by(Purchase.id.desc())
+        .limit(1)
+    )
 
 
 # --- mail (built by the worker when it sends; recorded by the ledger with each outcome)
@@ -347,10 +396,16 @@ def _succeeded_letter(payload: dict[str, Any]) -> Letter | None:
     if found is None:
         return None
     purchase, user = found
-    return Letter(user.email, f"auto-recharge added {purchase.credits:,} credits",
-                  "auto_recharge_succeeded", {
-                      "purchase": purchase, "receipt_url": _receipt_url(purchase),
-                      "amount": pricing.format_money(purchase.amount_cents, purchase.currency)})
+    return Letter(
+        user.email,
+        f"auto-recharge added {purchase.credits:,} credits",
+        "auto_recharge_succeeded",
+        {
+            "purchase": purchase,
+            "receipt_url": _receipt_url(purchase),
+            "amount": pricing.format_money(purchase.amount_cents, purchase.currency),
+        },
+    )
 
 
 @letter("auto_recharge_failed")
@@ -360,10 +415,16 @@ def _failed_letter(payload: dict[str, Any]) -> Letter | None:
         return None
     purchase, user = found
     settings = settings_for(user.id)
-    return Letter(user.email, "auto-recharge payment failed", "auto_recharge_failed", {
-        "purchase": purchase, "turned_off": bool(settings and settings.disabled_reason
-                                                 and not settings.enabled),
-        "amount": pricing.format_money(purchase.amount_cents, purchase.currency)})
+    return Letter(
+        user.email,
+        "auto-recharge payment failed",
+        "auto_recharge_failed",
+        {
+            "purchase": purchase,
+            "turned_off": bool(settings and settings.disabled_reason and not settings.enabled),
+            "amount": pricing.format_money(purchase.amount_cents, purchase.currency),
+        },
+    )
 
 
 @letter("auto_recharge_needs_action")
@@ -372,9 +433,15 @@ def _needs_action_letter(payload: dict[str, Any]) -> Letter | None:
     if found is None or found[0].status != PurchaseStatus.NEEDS_ACTION:
         return None  # paid or expired meanwhile: nothing to confirm
     purchase, user = found
-    return Letter(user.email, "please confirm your auto-recharge", "auto_recharge_needs_action", {
-        "purchase": purchase,
-        "amount": pricing.format_money(purchase.amount_cents, purchase.currency)})
+    return Letter(
+        user.email,
+        "please confirm your auto-recharge",
+        "auto_recharge_needs_action",
+        {
+            "purchase": purchase,
+            "amount": pricing.format_money(purchase.amount_cents, purchase.currency),
+        },
+    )
 
 
 def _receipt_url(purchase: Purchase) -> str | None:

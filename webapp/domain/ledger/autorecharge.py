@@ -101,11 +101,13 @@ def after_debit(user_id: int, balance: int) -> int | None:
 
 def _open_attempt(user_id: int) -> bool:
     return db.session.scalar(
-        sa.select(sa.exists().where(
-            Purchase.user_id == user_id,
-            Purchase.source == PurchaseSource.AUTO_RECHARGE,
-            Purchase.status.in_(OPEN_STATUSES),
-        ))
+        sa.select(
+            sa.exists().where(
+                Purchase.user_id == user_id,
+                Purchase.source == PurchaseSource.AUTO_RECHARGE,
+                Purchase.status.in_(OPEN_STATUSES),
+            )
+        )
     )
 
 
@@ -138,16 +140,22 @@ def _insert_attempt(user_id: int, quote: pricing.Quote) -> sa.Insert:
     insert = postgresql.insert if is_postgresql() else sqlite.insert
     now = clock.now()
     values = {
-        "user_id": user_id, "credits": quote.credits, "value_cents": quote.value_cents,
-        "fee_cents": quote.fee_cents, "amount_cents": quote.amount_cents,
-        "currency": quote.currency, "status": PurchaseStatus.PENDING,
+        "user_id": user_id,
+        "credits": quote.credits,
+        "value_cents": quote.value_cents,
+        "fee_cents": quote.fee_cents,
+        "amount_cents": quote.amount_cents,
+        "currency": quote.currency,
+        "status": PurchaseStatus.PENDING,
         "source": PurchaseSource.AUTO_RECHARGE,
         # At random, never from the id: ids repeat after a database restore, Stripe's keys not.
         "idempotency_key": f"autorecharge-{secrets.token_urlsafe(24)}",
-        "created_at": now, "updated_at": now,
+        "created_at": now,
+        "updated_at": now,
     }
     return (
-        insert(Purchase).values(values)
+        insert(Purchase)
+        .values(values)
         .on_conflict_do_nothing(index_elements=["user_id"], index_where=OPEN_AUTO_RECHARGE)
         .returning(Purchase.id, Purchase.idempotency_key)
     )
@@ -164,8 +172,12 @@ def enqueue_charge(purchase_id: int, user_id: int, key: str) -> None:
 
 def notify(message: str, purchase: Purchase) -> None:
     """Mail the user about an attempt, once per attempt and message (joins)."""
-    mailer.queue(message, purchase.idempotency_key or f"purchase:{purchase.id}",
-                 user_id=purchase.user_id, purchase_id=purchase.id)
+    mailer.queue(
+        message,
+        purchase.idempotency_key or f"purchase:{purchase.id}",
+        user_id=purchase.user_id,
+        purchase_id=purchase.id,
+    )
 
 
 # --- outcomes (each one transaction, joining a webhook's)
@@ -181,15 +193,21 @@ def apply_payment_intent(purchase_id: int, intent: Mapping[str, Any]) -> Outcome
     the worker cancel the intent). Commits, or joins the caller's transaction.
     """
     with atomic():
-        purchase = db.session.scalars(locked(sa.select(Purchase).where(
-            Purchase.id == purchase_id, Purchase.source == PurchaseSource.AUTO_RECHARGE))).first()
+        purchase = db.session.scalars(
+            locked(
+                sa.select(Purchase).where(
+                    Purchase.id == purchase_id, Purchase.source == PurchaseSource.AUTO_RECHARGE
+                )
+            )
+        ).first()
         if purchase is None or purchase.stripe_payment_intent_id not in (None, intent.get("id")):
             return Outcome.UNKNOWN
         status = intent.get("status")
         if status == "succeeded":
             return _succeeded(purchase, intent)
         if purchase.credited_at is not None or purchase.status not in (
-            PurchaseStatus.PENDING, PurchaseStatus.PROCESSING
+            PurchaseStatus.PENDING,
+            PurchaseStatus.PROCESSING,
         ):
             return Outcome.UNCHANGED
         purchase.stripe_payment_intent_id = intent.get("id")
@@ -206,8 +224,11 @@ def apply_payment_intent(purchase_id: int, intent: Mapping[str, Any]) -> Outcome
 
 def _succeeded(purchase: Purchase, intent: Mapping[str, Any]) -> Outcome:
     result = credit_paid_purchase(
-        purchase, intent.get("amount"), intent.get("currency"),
-        reference=intent["id"], payment_intent_id=intent["id"],
+        purchase,
+        intent.get("amount"),
+        intent.get("currency"),
+        reference=intent["id"],
+        payment_intent_id=intent["id"],
     )
     if result.outcome is Fulfilment.ALREADY_CREDITED:
         return Outcome.ALREADY_CREDITED
@@ -216,7 +237,8 @@ def _succeeded(purchase: Purchase, intent: Mapping[str, Any]) -> Outcome:
     purchase.stripe_charge_id = purchase.stripe_charge_id or id_of(intent.get("latest_charge"))
     purchase.failure_reason = None
     db.session.execute(
-        sa.update(AutoRecharge).where(AutoRecharge.user_id == purchase.user_id)
+        sa.update(AutoRecharge)
+        .where(AutoRecharge.user_id == purchase.user_id)
         .values(consecutive_failures=0)
     )
     notify("auto_recharge_succeeded", purchase)
@@ -226,11 +248,18 @@ def _succeeded(purchase: Purchase, intent: Mapping[str, Any]) -> Outcome:
 def _needs_action(purchase: Purchase, intent: Mapping[str, Any]) -> Outcome:
     """Wait for the card holder: the open intent is cancelled (by the worker), so only the
     Checkout Session the mailed link opens can pay for these credits."""
-    set_status(purchase, PurchaseStatus.NEEDS_ACTION,
-               failure_reason="Your bank wants you to confirm this payment.")
+    set_status(
+        purchase,
+        PurchaseStatus.NEEDS_ACTION,
+        failure_reason="Your bank wants you to confirm this payment.",
+    )
     if intent.get("id") and intent.get("status") not in _CANCELED_OR_DONE:
-        jobs.record(CANCEL_JOB, f"{CANCEL_JOB}:{intent['id']}",
-                    {"payment_intent": intent["id"]}, user_id=purchase.user_id)
+        jobs.record(
+            CANCEL_JOB,
+            f"{CANCEL_JOB}:{intent['id']}",
+            {"payment_intent": intent["id"]},
+            user_id=purchase.user_id,
+        )
     notify("auto_recharge_needs_action", purchase)
     return Outcome.NEEDS_ACTION
 
@@ -264,8 +293,13 @@ def fail(purchase: Purchase, reason: str) -> Outcome:
 def fail_attempt(purchase_id: int, reason: str) -> Outcome:
     """Fail an attempt that cannot be charged at all (no saved card); commits."""
     with atomic():
-        purchase = db.session.scalars(locked(sa.select(Purchase).where(
-            Purchase.id == purchase_id, Purchase.status == PurchaseStatus.PENDING))).first()
+        purchase = db.session.scalars(
+            locked(
+                sa.select(Purchase).where(
+                    Purchase.id == purchase_id, Purchase.status == PurchaseStatus.PENDING
+                )
+            )
+        ).first()
         if purchase is None:
             return Outcome.UNCHANGED
         return fail(purchase, reason)
