@@ -110,6 +110,8 @@ class Config:
 
     # The local checkout sandbox stands in for Stripe when no key is set.
     SANDBOX_ENABLED = not STRIPE_SECRET_KEY
+    # The sandbox's Stripe state, shared by the app and its worker process ("" = in memory).
+    SANDBOX_STATE_PATH = str(INSTANCE_DIR / "stripe_sandbox.json")
 
 
 class DevelopmentConfig(Config):
@@ -134,6 +136,7 @@ class TestConfig(Config):
     PLANS = "basic:1000:900:expire,pro:5000:3900:rollover"
     WTF_CSRF_ENABLED = False
     SANDBOX_ENABLED = False
+    SANDBOX_STATE_PATH = ""
     RATELIMIT_ENABLED = False
     # Fast hashing keeps the suite quick; production uses werkzeug's scrypt default.
     PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"

@@ -277,10 +277,15 @@ def charge_attempt(purchase_id: int) -> Outcome:
 
 
 def _default_card(user: User) -> str | None:
+    """The customer's default card as Stripe has it now (shown on /credits from then on)."""
     if not user.stripe_customer_id:
         return None
     customer = stripe_gateway.retrieve_customer(user.stripe_customer_id)
-    return id_of((customer.get("invoice_settings") or {}).get("default_payment_method"))
+    method_id = id_of((customer.get("invoice_settings") or {}).get("default_payment_method"))
+    settings = settings_for(user.id)
+    if method_id and (settings is None or settings.payment_method_id != method_id):
+        _store_card(user.id, stripe_gateway.retrieve_payment_method(method_id), None)
+    return method_id
 
 
 def _intent_params(purchase: Purchase, user: User, method_id: str) -> dict[str, Any]:

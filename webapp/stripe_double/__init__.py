@@ -499,7 +499,13 @@ def sandbox_double(app) -> StripeDouble:
     """The app's sandbox double, created on first use."""
     double = app.extensions.get("stripe_sandbox")
     if double is None:
-        double = StripeDouble(minimal_templates, checkout_base="")
+        path = app.config.get("SANDBOX_STATE_PATH")
+        if path:  # the app and its worker (another process) share one sandbox Stripe
+            from webapp.stripe_double.shared import SharedDouble
+
+            double = SharedDouble(path)
+        else:
+            double = StripeDouble(minimal_templates, checkout_base="")
         double.pending_events = []  # delivered after each request by webapp.sandbox.routes
         app.extensions["stripe_sandbox"] = double
     return double
