@@ -20,9 +20,11 @@ def user_list():
 def render_user(user: User, form: AdjustForm, status: int = 200):
     before = request.args.get("before", type=int)
     size = current_app.config["HISTORY_PAGE_SIZE"]
+    account = reports.account_for(user.id)
     return render_template(
         "admin/user_detail.html", user=user, form=form, before=before,
-        account=reports.account_for(user.id), ledger=reports.ledger_page(user.id, before, size),
+        account=account, expiring=reports.expiring_grants(account),
+        ledger=reports.ledger_page(user.id, before, size),
         purchases=reports.purchases_page(user.id, None, 10).items,
         actions=reports.admin_actions_for(admin_ops.AdminTarget.USER, user.id),
         recharge=autorecharge.settings_for(user.id),

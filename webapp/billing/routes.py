@@ -2,7 +2,7 @@ from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user, login_required
 
 from webapp.billing import bp
-from webapp.domain import checkout, reports, stripe_gateway, subscriptions
+from webapp.domain import checkout, stripe_gateway, subscriptions
 from webapp.domain.errors import PaymentProviderError, UnknownPlanError
 
 
@@ -41,8 +41,3 @@ def portal():
         return redirect(url_for("credits.index"))
     return redirect(session["url"], code=303)
 
-
-@bp.app_context_processor
-def plan_helpers():
-    """Lets the credits page show plans and expiring credits without changing its view."""
-    return {"plan_view": subscriptions.plan_view, "expiring_grants": reports.expiring_grants}

@@ -3,15 +3,7 @@ from flask_login import current_user, login_required
 
 from webapp.credits import bp, chart
 from webapp.credits.forms import AutoRechargeForm, BuyForm
-from webapp.domain import (
-    autorecharge,
-    checkout,
-    ledger,
-    pricing,
-    reports,
-    stripe_gateway,
-    subscriptions,
-)
+from webapp.domain import autorecharge, checkout, pricing, reports, subscriptions
 from webapp.domain.errors import InvalidPurchaseError, PaymentProviderError
 
 
@@ -22,9 +14,11 @@ def require_login():
 
 
 def render_index(form: BuyForm, status: int = 200, recharge_form: AutoRechargeForm | None = None):
+    account = reports.account_for(current_user.id)
     settings = autorecharge.settings_for(current_user.id)
     return render_template(
-        "credits/index.html", form=form, account=reports.account_for(current_user.id),
+        "credits/index.html", form=form, account=account,
+        expiring=reports.expiring_grants(account), plan=subscriptions.plan_view(current_user.id),
         recharge=settings,
         recharge_form=recharge_form
         or AutoRechargeForm(formdata=None, data=autorecharge.form_values(settings)),
@@ -70,18 +64,13 @@ def buy():
 @bp.get("/success")
 def success():
     session_id = request.args.get("session_id", "")
-    purchase = reports.purchase_for_session(current_user.id, session_id)
-    if purchase is None:
+    returned = checkout.confirm_return(current_user.id, session_id)
+    if returned is None:
         return subscription_success(session_id)
-    if purchase.credited_at is None:
-        # The webhook may not have arrived yet: ask Stripe, fulfil through the same path.
-        try:
-            purchase = ledger.fulfil_checkout_session(
-                stripe_gateway.retrieve_checkout_session(session_id)).purchase or purchase
-        except PaymentProviderError:
-            flash("We could not check this payment with Stripe just now; "
-                  "your credits will arrive as soon as Stripe confirms it.", "info")
-    return render_template("credits/success.html", purchase=purchase,
+    if returned.stripe_unreachable:
+        flash("We could not check this payment with Stripe just now; "
+              "your credits will arrive as soon as Stripe confirms it.", "info")
+    return render_template("credits/success.html", purchase=returned.purchase,
                            account=reports.account_for(current_user.id))
 
 

@@ -1,11 +1,12 @@
 """Starting a credits purchase: record it, then ask Stripe for a Checkout Session."""
 
 import logging
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from flask import current_app
 
-from webapp.domain import pricing, stripe_gateway
+from webapp.domain import ledger, pricing, stripe_gateway
 from webapp.domain.errors import PaymentProviderError
 from webapp.domain.stripe_objects import TOPUP_PURPOSE
 from webapp.domain.transaction import atomic
@@ -111,3 +112,31 @@ def _line(currency: str, unit_amount: int, name: str) -> dict:
 def public_base_url(request_root: str) -> str:
     """Origin for success and cancel URLs: PUBLIC_BASE_URL, else the request's own."""
     return current_app.config["PUBLIC_BASE_URL"] or request_root.rstrip("/")
+
+
+@dataclass(frozen=True)
+class Return:
+    """The user's purchase behind a Checkout Session they came back from."""
+
+    purchase: Purchase
+    stripe_unreachable: bool = False
+
+
+def confirm_return(user_id: int, session_id: str) -> Return | None:
+    """The user's purchase for `session_id`, fulfilled now if Stripe says it is paid.
+
+    The webhook may not have arrived yet: Stripe is asked and the session goes through
+    the same fulfilment as a delivery (commits). None when the session is not one of
+    this user's purchases (Stripe is then never asked about it).
+    """
+    mine = sa.select(Purchase).where(
+        Purchase.user_id == user_id, Purchase.stripe_checkout_session_id == session_id
+    )
+    purchase = db.session.scalar(mine) if session_id else None
+    if purchase is None or purchase.credited_at is not None:
+        return Return(purchase) if purchase is not None else None
+    try:
+        session = stripe_gateway.retrieve_checkout_session(session_id)
+    except PaymentProviderError:
+        return Return(purchase, stripe_unreachable=True)
+    return Return(ledger.fulfil_checkout_session(session).purchase or purchase)

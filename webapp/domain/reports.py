@@ -66,11 +66,6 @@ def purchases_page(user_id: int, before: int | None, size: int) -> Page:
     return keyset_page(query, Purchase.id, before, size)
 
 
-def purchase_for_session(user_id: int, session_id: str) -> Purchase | None:
-    return db.session.scalar(sa.select(Purchase).where(
-        Purchase.stripe_checkout_session_id == session_id, Purchase.user_id == user_id))
-
-
 # --- expiring credits and subscriptions
 
 

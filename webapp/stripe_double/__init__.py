@@ -17,6 +17,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import stripe
 
+from webapp.stripe_double.params import InvalidParams, check_request
+
 Templates = Callable[[str], dict[str, Any]]
 
 
@@ -173,6 +175,10 @@ class StripeDouble(stripe.HTTPClient):
                           None)
         if handler is None:
             return 404, _error("invalid_request_error", f"Unknown route {method} {path}")
+        try:
+            check_request(method, route, params)
+        except InvalidParams as exc:
+            return 400, _error("invalid_request_error", str(exc), param=exc.param)
         object_id = next((s for s in segments if _looks_like_id(s)), None)
         return handler(params, object_id) if object_id else handler(params)
 
@@ -488,10 +494,13 @@ def _looks_like_id(segment: str) -> bool:
         "seti"}
 
 
-def _error(error_type: str, message: str, code: str | None = None) -> dict[str, Any]:
+def _error(error_type: str, message: str, code: str | None = None,
+           param: str | None = None) -> dict[str, Any]:
     error = {"type": error_type, "message": message}
     if code:
         error["code"] = code
+    if param:
+        error["param"] = param
     return {"error": error}
 
 

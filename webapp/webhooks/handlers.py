@@ -39,14 +39,6 @@ def _on_session(apply: Callable[[dict[str, Any]], ledger.FulfilmentResult]):
     return handler
 
 
-HANDLERS: dict[str, Callable[[Event], str]] = {
-    "checkout.session.completed": _on_session(ledger.fulfil_checkout_session),
-    "checkout.session.async_payment_succeeded": _on_session(ledger.fulfil_checkout_session),
-    "checkout.session.async_payment_failed": _on_session(ledger.mark_session_failed),
-    "checkout.session.expired": _on_session(ledger.mark_session_expired),
-}
-
-
 def fast_path(event: Event) -> str | None:
     """PostgreSQL: claim the event and mark a paid top-up session's purchase paid in one
     statement, from the very conditions fulfil_checkout_session uses (events.FastPath)."""
@@ -81,6 +73,7 @@ def handle_event(event: Event) -> str:
 # and the dispute events already carry the whole story. payment_intent.* events matter
 # only for auto-recharge charges (below).
 
+
 def _on_payment(charge_field: str, apply: Callable[[int, dict[str, Any]], int]):
     def handler(event: Event) -> str:
         obj = event["data"]["object"]
@@ -101,6 +94,7 @@ def _on_payment(charge_field: str, apply: Callable[[int, dict[str, Any]], int]):
 
 def _subscription_session_or(topup_handler: Callable[[Event], str]) -> Callable[[Event], str]:
     """Subscription Checkout Sessions go to the subscription code, the rest as before."""
+
     def handler(event: Event) -> str:
         session = event["data"]["object"]
         if purpose_of(session) == SUBSCRIPTION_PURPOSE:
@@ -110,29 +104,13 @@ def _subscription_session_or(topup_handler: Callable[[Event], str]) -> Callable[
     return handler
 
 
-HANDLERS.update({
-    "charge.refunded": _on_payment("id", ledger.apply_refund),
-    "charge.dispute.created": _on_payment("charge", ledger.open_dispute),
-    "charge.dispute.closed": _on_payment("charge", ledger.close_dispute),
-    "checkout.session.completed": _subscription_session_or(HANDLERS["checkout.session.completed"]),
-    "invoice.paid": lambda event: subscriptions.apply_invoice_paid(event["data"]["object"]),
-    "invoice.payment_failed": lambda event: subscriptions.apply_invoice_failed(
-        event["data"]["object"], event.get("created")),
-    "customer.subscription.created": lambda event: subscriptions.apply_subscription(
-        event["data"]["object"], event.get("created")),
-    "customer.subscription.updated": lambda event: subscriptions.apply_subscription(
-        event["data"]["object"], event.get("created")),
-    "customer.subscription.deleted": lambda event: subscriptions.apply_subscription(
-        event["data"]["object"], event.get("created"), deleted=True),
-})
-
-
 # --- auto-recharge: saved cards and off-session charges
 
 
 def _saving_card_or(handler: Callable[[Event], str]) -> Callable[[Event], str]:
     """A setup-mode session saves its card; a purchase with save_card=1 is fulfilled as
     any purchase and saves its card too (whatever the fulfilment found)."""
+
     def saving(event: Event) -> str:
         session = event["data"]["object"]
         if purpose_of(session) == CARD_PURPOSE:
@@ -150,11 +128,32 @@ def _on_payment_intent(event: Event) -> str:
     return EventOutcome.IGNORED if outcome is Outcome.UNKNOWN else EventOutcome.PROCESSED
 
 
-HANDLERS.update({
-    "checkout.session.completed": _saving_card_or(HANDLERS["checkout.session.completed"]),
+HANDLERS: dict[str, Callable[[Event], str]] = {
+    "checkout.session.completed": _saving_card_or(
+        _subscription_session_or(_on_session(ledger.fulfil_checkout_session))
+    ),
+    "checkout.session.async_payment_succeeded": _on_session(ledger.fulfil_checkout_session),
+    "checkout.session.async_payment_failed": _on_session(ledger.mark_session_failed),
+    "checkout.session.expired": _on_session(ledger.mark_session_expired),
+    "charge.refunded": _on_payment("id", ledger.apply_refund),
+    "charge.dispute.created": _on_payment("charge", ledger.open_dispute),
+    "charge.dispute.closed": _on_payment("charge", ledger.close_dispute),
+    "invoice.paid": lambda event: subscriptions.apply_invoice_paid(event["data"]["object"]),
+    "invoice.payment_failed": lambda event: subscriptions.apply_invoice_failed(
+        event["data"]["object"], event.get("created")
+    ),
+    "customer.subscription.created": lambda event: subscriptions.apply_subscription(
+        event["data"]["object"], event.get("created")
+    ),
+    "customer.subscription.updated": lambda event: subscriptions.apply_subscription(
+        event["data"]["object"], event.get("created")
+    ),
+    "customer.subscription.deleted": lambda event: subscriptions.apply_subscription(
+        event["data"]["object"], event.get("created"), deleted=True
+    ),
     "payment_intent.succeeded": _on_payment_intent,
     "payment_intent.payment_failed": _on_payment_intent,
     "payment_intent.canceled": _on_payment_intent,
     "payment_intent.requires_action": _on_payment_intent,
     "payment_intent.processing": _on_payment_intent,
-})
+}

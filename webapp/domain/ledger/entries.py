@@ -133,6 +133,7 @@ def _update_and_insert(
 
 
 def current_balance(user_id: int) -> int:
+    """The account's balance in credits as the current transaction sees it (0 without one)."""
     return (
         db.session.scalar(sa.select(CreditAccount.balance).where(CreditAccount.user_id == user_id))
         or 0

@@ -1,0 +1,168 @@
+"""The webhook's one-statement path and the ordinary path agree on every session state.
+
+Each case runs twice on PostgreSQL, once through process_event with the fast path and once
+without it, from the same starting state; the outcomes, purchases, ledger rows and event
+rows must be identical, and each case's outcome is checked against what the rule says.
+"""
+
+import copy
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import POSTGRES_URL, empty_all_tables, requires_postgres
+from tests.payments import Payment
+from webapp.domain import events, users
+from webapp.domain.ledger import purchases as purchase_rules
+from webapp.extensions import db
+from webapp.models import CreditAccount, LedgerEntry, Purchase, StripeEvent
+from webapp.webhooks.handlers import fast_path, handle_event
+
+pytestmark = [requires_postgres, pytest.mark.parametrize("database_url", [POSTGRES_URL])]
+
+
+def _deliver(evt, use_fast_path):
+    try:
+        return events.process_event(copy.deepcopy(evt), handle_event,
+                                    fast_path if use_fast_path else None)
+    except Exception as exc:  # the webhook answers 500; the failure is recorded
+        return f"raised {type(exc).__name__}"
+
+
+def _snapshot():
+    db.session.expire_all()
+    purchases = [
+        (p.status, p.credits, p.credited_at is not None, p.stripe_checkout_session_id,
+         p.stripe_payment_intent_id, p.review_reason)
+        for p in db.session.scalars(sa.select(Purchase).order_by(Purchase.id))]
+    ledger = [
+        (e.kind, e.credits, e.balance_after, e.purchase_id is not None, e.reference,
+         e.description)
+        for e in db.session.scalars(sa.select(LedgerEntry).order_by(LedgerEntry.id))]
+    stripe_events = [
+        (e.stripe_event_id, e.type, e.outcome, e.attempts, e.error is not None)
+        for e in db.session.scalars(sa.select(StripeEvent).order_by(StripeEvent.id))]
+    balances = db.session.scalars(sa.select(CreditAccount.balance)).all()
+    return _stable_ids((purchases, ledger, stripe_events, balances))
+
+
+def _stable_ids(value, names=None):
+    """Stripe ids (random per run) replaced by the order they first appear in."""
+    names = {} if names is None else names
+    if isinstance(value, list | tuple):
+        return type(value)(_stable_ids(item, names) for item in value)
+    if isinstance(value, str) and value.split("_")[0] in ("cs", "pi", "evt"):
+        return names.setdefault(value, f"{value.split('_')[0]}#{len(names)}")
+    return value
+
+
+def _payment(stripe_double, paid=True):
+    user = users.create_user("buyer@example.com", "correct-horse")
+    return Payment(stripe_double, user, 1000, paid=paid)
+
+
+def _forget_session_id(payment):
+    db.session.execute(sa.update(Purchase).values(stripe_checkout_session_id=None))
+    db.session.commit()
+
+
+def _drop_account(payment):
+    db.session.execute(sa.delete(CreditAccount))
+    db.session.commit()
+
+
+def _restore_account(payment):
+    db.session.add(CreditAccount(user_id=payment.user_id, balance=0))
+    db.session.commit()
+
+
+def _mark(rule, payment, evt):
+    rule(copy.deepcopy(evt["data"]["object"]))
+
+
+# Each case: (setup before the deliveries, events to deliver as (builder, between-step)).
+# A builder takes the Payment and returns the event; the same event object delivered
+# twice is a replay.
+CASES = {
+    "paid": dict(deliveries=[lambda p: p.completed()], credited=True),
+    "unpaid completion (delayed method)": dict(
+        deliveries=[lambda p: p.completed("unpaid")], credited=False, status="processing"),
+    "no payment required": dict(
+        deliveries=[lambda p: p.completed("no_payment_required")], credited=True),
+    "known only by metadata": dict(setup=_forget_session_id,
+                                   deliveries=[lambda p: p.completed()], credited=True),
+    "amount off": dict(deliveries=[lambda p: p.completed(amount_total=p.amount - 1)],
+                       credited=False, status="needs_review"),
+    "currency off": dict(deliveries=[lambda p: p.completed(currency="eur")],
+                         credited=False, status="needs_review"),
+    "needs review, then a matching session": dict(
+        deliveries=[lambda p: p.completed(amount_total=1), lambda p: p.completed()],
+        credited=False, status="needs_review"),
+    "already credited by another event": dict(
+        deliveries=[lambda p: p.completed(), lambda p: p.async_succeeded()], credited=True),
+    "failed, then paid late": dict(
+        deliveries=[lambda p: p.async_failed(), lambda p: p.async_succeeded()], credited=True),
+    "expired, then paid late": dict(
+        deliveries=[lambda p: p.expired(), lambda p: p.completed()], credited=True),
+    "account missing": dict(setup=_drop_account, deliveries=[lambda p: p.completed()],
+                            credited=False, status="pending"),
+    "replay": dict(deliveries=["same"], credited=True),
+    "failed event re-claimed": dict(
+        setup=_drop_account, deliveries=[lambda p: p.completed(), "restore", "again"],
+        credited=True),
+    "not our session": dict(
+        deliveries=[lambda p: p.completed(metadata={"purpose": "credits_topup",
+                                                    "purchase_id": "999999",
+                                                    "user_id": "999999"},
+                                          id="cs_test_someone_else")],
+        credited=False, status="pending"),
+}
+
+
+def _run(case, stripe_double, use_fast_path):
+    payment = _payment(stripe_double)
+    if case.get("setup"):
+        case["setup"](payment)
+    outcomes, last = [], None
+    for step in case["deliveries"]:
+        if step == "restore":
+            _restore_account(payment)
+            continue
+        if step == "same":
+            last = last or payment.completed()
+            outcomes.append(_deliver(last, use_fast_path))
+            step = None
+        elif step == "again":
+            outcomes.append(_deliver(last, use_fast_path))
+            continue
+        if step is not None:
+            last = step(payment)
+            outcomes.append(_deliver(last, use_fast_path))
+    if case["deliveries"] == ["same"]:
+        outcomes.append(_deliver(last, use_fast_path))
+    return outcomes, _snapshot()
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_both_paths_give_the_same_outcome_and_rows(name, app, stripe_double):
+    case = CASES[name]
+    fast = _run(case, stripe_double, use_fast_path=True)
+    empty_all_tables()
+    ordinary = _run(case, stripe_double, use_fast_path=False)
+
+    assert fast == ordinary
+    outcomes, (purchases, ledger, stripe_events, _) = fast
+    credited = [row for row in ledger if row[0] == "purchase"]
+    assert len(credited) == (1 if case["credited"] else 0)
+    if case["credited"]:
+        assert purchases[0][0] == "paid" and purchases[0][2]
+        assert credited[0][1] == 1000
+        assert credited[0][5] == purchase_rules.purchase_description(1000)
+    else:
+        assert purchases[0][0] == case["status"] and not purchases[0][2]
+    if name == "replay":
+        assert outcomes[1] == events.DUPLICATE
+    if name == "failed event re-claimed":
+        assert outcomes[0].startswith("raised") and stripe_events[0][2:4] == ("processed", 2)
+    if name == "not our session":
+        assert stripe_events[0][2] == "unmatched"
