@@ -177,7 +177,6 @@ def start_card_setup(user: User, base_url: str) -> str:
             "mode": "setup",
             "customer": customer_id,
             "currency": current_app.config["CURRENCY"],
-            "payment_method_types": ["card"],
             "metadata": metadata,
             "setup_intent_data": {"metadata": metadata},
             "success_url": f"{base_url}/credits?card_session={{CHECKOUT_SESSION_ID}}",
