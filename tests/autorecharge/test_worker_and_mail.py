@@ -88,3 +88,15 @@ def test_needs_action_mails_the_confirm_link_and_the_worker_cancels_the_intent(r
     assert mail.subject.endswith("please confirm your auto-recharge")
     assert f"/credits/auto-recharge/confirm/{attempt.id}" in mail.body
     assert "sk_" not in mail.body and "whsec" not in mail.body
+
+
+def test_an_attempt_left_uncharged_for_20_hours_is_given_up_not_sent(recharge, fixed_clock):
+    recharge.setup(balance=1000, threshold=200, amount=500)
+    recharge.spend(850)
+    fixed_clock.set(fixed_clock.now + timedelta(hours=21))
+
+    recharge.run_worker()
+
+    assert recharge.attempt().status == "failed"
+    assert recharge.intent_requests() == []
+    assert recharge.balance() == 150

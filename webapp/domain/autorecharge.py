@@ -3,12 +3,13 @@
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
 
-from webapp.domain import jobs, pricing, stripe_gateway
+from webapp.domain import clock, jobs, pricing, stripe_gateway
 from webapp.domain.checkout import _session_params as checkout_session_params
 from webapp.domain.checkout import ensure_customer
 from webapp.domain.errors import DomainError, InvalidPurchaseError, NotFoundError
@@ -32,6 +33,9 @@ from webapp.models.types import utcnow
 log = logging.getLogger(__name__)
 
 MAX_THRESHOLD = 10**12
+# An attempt not charged within this long is given up, well inside the 24 hours for which
+# Stripe answers a repeated idempotency key with its first answer.
+CHARGE_WINDOW = timedelta(hours=20)
 
 
 class InvalidSettingsError(DomainError):
@@ -262,6 +266,9 @@ def charge_attempt(purchase_id: int) -> Outcome:
     ).first()
     if purchase is None or purchase.status != PurchaseStatus.PENDING:
         return Outcome.UNCHANGED
+    if clock.now() - purchase.created_at > CHARGE_WINDOW:
+        # Stripe forgets idempotency keys after 24 hours: never send this key again then.
+        return ledger_autorecharge.fail_attempt(purchase_id, "It could not be charged in time.")
     user = purchase.user
     method_id = purchase.stripe_payment_method_id
     if method_id is None:
