@@ -1,5 +1,7 @@
 """Saving a card (setup mode, or while buying) and the auto-recharge settings form."""
 
+import pytest
+
 from tests.stripe_fakes import deliver, event
 from webapp.extensions import db
 from webapp.models import AutoRecharge
@@ -129,3 +131,28 @@ def test_turning_it_off_keeps_the_card(recharge):
     settings = db.session.get(AutoRecharge, recharge.user_id)
     db.session.refresh(settings)
     assert not settings.enabled and settings.card_last4 == "4242"
+
+
+@pytest.mark.parametrize("config_overrides", [{"WTF_CSRF_ENABLED": True}])
+@pytest.mark.parametrize(
+    ("url", "data"),
+    [
+        ("/credits/auto-recharge/card", {}),
+        ("/credits/auto-recharge", {"enabled": "y", "threshold": "100", "amount": "500"}),
+    ],
+)
+def test_the_auto_recharge_forms_refuse_a_missing_csrf_token(
+    client, user, stripe_double, url, data
+):
+    login_page = client.get("/auth/login").get_data(as_text=True)
+    token = login_page.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
+    client.post(
+        "/auth/login", data={"email": user.email, "password": "correct-horse", "csrf_token": token}
+    )
+    assert client.get("/credits").status_code == 200
+
+    response = client.post(url, data=data)
+
+    assert response.status_code == 400
+    assert stripe_double.requests == []
+    assert db.session.get(AutoRecharge, user.id) is None
