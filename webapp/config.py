@@ -111,7 +111,7 @@ class Config:
     # The local checkout sandbox stands in for Stripe when no key is set.
     SANDBOX_ENABLED = not STRIPE_SECRET_KEY
     # The sandbox's Stripe state, shared by the app and its worker process ("" = in memory).
-    SANDBOX_STATE_PATH = str(INSTANCE_DIR / "stripe_sandbox.json")
+    SANDBOX_STATE_PATH = env_str("SANDBOX_STATE_PATH") or str(INSTANCE_DIR / "stripe_sandbox.json")
 
 
 class DevelopmentConfig(Config):
