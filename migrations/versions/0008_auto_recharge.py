@@ -35,6 +35,9 @@ def upgrade():
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_auto_recharges_user_id_users')),
     sa.PrimaryKeyConstraint('user_id', name=op.f('pk_auto_recharges'))
     )
+    with op.batch_alter_table('credit_accounts', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('auto_recharge_below', sa.BigInteger(), nullable=True))
+
     with op.batch_alter_table('purchases', schema=None) as batch_op:
         batch_op.add_column(sa.Column('source', sa.String(length=20), server_default='checkout', nullable=False))
         batch_op.add_column(sa.Column('idempotency_key', sa.String(length=64), nullable=True))
@@ -53,5 +56,8 @@ def downgrade():
         batch_op.drop_column('stripe_payment_method_id')
         batch_op.drop_column('idempotency_key')
         batch_op.drop_column('source')
+
+    with op.batch_alter_table('credit_accounts', schema=None) as batch_op:
+        batch_op.drop_column('auto_recharge_below')
 
     op.drop_table('auto_recharges')

@@ -166,6 +166,7 @@ def save_settings(user_id: int, settings: Settings) -> AutoRecharge:
         )
         row.monthly_limit_cents = settings.monthly_limit_cents
         row.updated_at = utcnow()
+        ledger_autorecharge.set_trigger(user_id, settings.threshold if settings.enabled else None)
     return row
 
 

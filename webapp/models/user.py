@@ -71,6 +71,9 @@ class CreditAccount(db.Model):
     # Credits in unexpired, expiring grants; purchased credits never expire.
     expiring: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     next_expiry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The auto-recharge threshold while auto-recharge is on (else None): a debit leaving the
+    # balance below it records an attempt (ledger/autorecharge.py).
+    auto_recharge_below: Mapped[int | None] = mapped_column(sa.BigInteger)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     user: Mapped[User] = relationship(back_populates="account")

@@ -26,7 +26,7 @@ from webapp.domain.sql import is_postgresql, locked
 from webapp.domain.stripe_objects import id_of
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
-from webapp.models import AutoRecharge, Purchase, PurchaseSource, PurchaseStatus
+from webapp.models import AutoRecharge, CreditAccount, Purchase, PurchaseSource, PurchaseStatus
 from webapp.models.ledger import OPEN_AUTO_RECHARGE
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,19 @@ def after_debit(user_id: int, balance: int) -> int | None:
         return None
     enqueue_charge(recorded.id, user_id, recorded.idempotency_key)
     return recorded.id
+
+
+def set_trigger(user_id: int, threshold: int | None) -> None:
+    """Arm (a threshold) or disarm (None) the debit check on the account; joins.
+
+    post_entry reads it back with the balance, so a debit costs no extra statement
+    unless it leaves the balance below an armed threshold.
+    """
+    db.session.execute(
+        sa.update(CreditAccount)
+        .where(CreditAccount.user_id == user_id)
+        .values(auto_recharge_below=threshold)
+    )
 
 
 def _open_attempt(user_id: int) -> bool:
@@ -286,6 +299,7 @@ def fail(purchase: Purchase, reason: str) -> Outcome:
         if settings.consecutive_failures >= FAILURES_BEFORE_OFF and settings.enabled:
             settings.enabled = False
             settings.disabled_reason = TURNED_OFF
+            set_trigger(purchase.user_id, None)
     notify("auto_recharge_failed", purchase)
     return Outcome.FAILED
 

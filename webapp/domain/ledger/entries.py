@@ -54,23 +54,26 @@ def post_entry(
     }
     if is_postgresql():
         statement = _update_and_insert(total, allow_negative, unless_expiring, tuple(sorted(refs)))
-        balance = db.session.execute(statement, params).scalar_one_or_none()
+        moved = db.session.execute(statement, params).first()
     else:
         update = _balance_update(total, allow_negative, unless_expiring)
-        balance = db.session.execute(update, params).scalar_one_or_none()
-        if balance is not None:
-            row = {"user_id": user_id, "kind": kind, "credits": credits, "balance_after": balance}
+        moved = db.session.execute(update, params).first()
+        if moved is not None:
+            row = {"user_id": user_id, "kind": kind, "credits": credits, "balance_after": moved[0]}
             db.session.execute(_LEDGER_INSERT, {**row, "created_at": params["b_now"], **refs})
-    if balance is None and unless_expiring:
+    if moved is None and unless_expiring:
         return None
-    if balance is None:
+    if moved is None:
         raise InsufficientCreditsError(current_balance(user_id))
-    if credits < 0 and kind in _RECHARGING_KINDS:
+    balance, recharge_below = moved
+    if recharge_below is not None and balance < recharge_below and kind in _RECHARGING_KINDS:
         _after_debit(user_id, balance)
     return balance
 
 
 # Debits that may start an auto-recharge, in their own transaction (the account is locked).
+# The account's `auto_recharge_below` (the threshold while auto-recharge is on) comes back
+# with the balance, so other debits cost no extra statement.
 _RECHARGING_KINDS = (EntryKind.USAGE, EntryKind.EXPIRY)
 
 
@@ -87,7 +90,8 @@ _LEDGER_INSERT = sa.insert(LedgerEntry.__table__)
 
 @functools.cache
 def _balance_update(total: str | None, allow_negative: bool, unless_expiring: bool) -> sa.Update:
-    """UPDATE the account by :b_credits (and a running total by :b_magnitude) RETURNING it."""
+    """UPDATE the account by :b_credits (and a running total by :b_magnitude) RETURNING it
+    and its auto-recharge threshold."""
     account = CreditAccount.__table__.c
     credits = sa.bindparam("b_credits", type_=account.balance.type)
     values = {
@@ -103,16 +107,17 @@ def _balance_update(total: str | None, allow_negative: bool, unless_expiring: bo
         update = update.where(account.balance + credits >= 0)
     if unless_expiring:
         update = update.where(account.next_expiry_at.is_(None))
-    return update.values(values).returning(account.balance)
+    return update.values(values).returning(account.balance, account.auto_recharge_below)
 
 
 @functools.cache
 def _update_and_insert(
     total: str | None, allow_negative: bool, unless_expiring: bool, ref_names: tuple[str, ...]
-) -> sa.Insert:
+) -> sa.Select:
     """PostgreSQL: the balance UPDATE and the ledger INSERT in one statement (one round
-    trip): WITH moved AS (UPDATE ... RETURNING balance) INSERT ... SELECT FROM moved.
-    When the UPDATE matches nothing (a short balance), nothing is inserted either."""
+    trip): WITH moved AS (UPDATE ... RETURNING balance, auto_recharge_below), inserted AS
+    (INSERT ... SELECT FROM moved RETURNING balance_after) SELECT both. When the UPDATE
+    matches nothing (a short balance), nothing is inserted and no row comes back."""
     moved = _balance_update(total, allow_negative, unless_expiring).cte("moved")
     ledger = LedgerEntry.__table__.c
     names = ("user_id", "kind", "credits", "balance_after", "created_at", *ref_names)
@@ -124,11 +129,14 @@ def _update_and_insert(
         return sa.bindparam(param, type_=ledger[name].type)
 
     row = sa.select(*(value(name) for name in names))
-    return (
+    inserted = (
         sa.insert(LedgerEntry.__table__)
         .from_select(names, row)
-        .add_cte(moved)
         .returning(ledger.balance_after)
+        .cte("inserted")
+    )
+    return sa.select(inserted.c.balance_after, moved.c.auto_recharge_below).select_from(
+        moved.join(inserted, sa.true())
     )
 
 
