@@ -283,7 +283,11 @@ def test_redaction_keeps_ordinary_numbers_and_ids():
 
 REQUIRED_ENV = {"SECRET_KEY": "s3cret-for-test", "STRIPE_SECRET_KEY": "sk_test_startup",
                 "STRIPE_WEBHOOK_SECRET": "whsec_startup",
-                "DATABASE_URL": "sqlite:////tmp/credits-startup-check.db"}
+                "DATABASE_URL": "sqlite:////tmp/credits-startup-check.db",
+                # Required since the mailer and worker landed (issue 12's fix, same values).
+                "MAIL_SERVER": "smtp.example.test",
+                "MAIL_DEFAULT_SENDER": "Credits <b@example.test>",
+                "REDIS_URL": "redis://127.0.0.1:6379/15"}
 
 
 def _import_wsgi(env_overrides: dict[str, str | None]) -> subprocess.CompletedProcess:
