@@ -18,6 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.dialects import postgresql, sqlite
 
 from webapp.domain import clock, jobs, mailer, pricing
 from webapp.domain.errors import InvalidPurchaseError
@@ -148,8 +149,6 @@ def charged_this_month(user_id: int) -> int:
 
 def _insert_attempt(user_id: int, quote: pricing.Quote) -> sa.Insert:
     """INSERT the pending purchase unless one is open (the unique partial index)."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
     insert = postgresql.insert if is_postgresql() else sqlite.insert
     now = clock.now()
     values = {
