@@ -21,9 +21,13 @@ install: $(VENV)/.installed
 migrate: install
 	$(FLASK) db upgrade
 
+# The app and a background worker (mail, schedules) together; Ctrl-C stops both.
 run: migrate
 	@$(FLASK) users demo
 	@echo "Serving on http://$(HOST):$(PORT)  (sandbox checkout: no real payments)"
+	@echo "Mail outbox: http://$(HOST):$(PORT)/dev/mail"
+	@$(FLASK) worker & worker=$$!; \
+	trap 'kill -TERM $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; \
 	$(FLASK) run --host $(HOST) --port $(PORT)
 
 # The browser test needs Debian's Chromium; without it, say so loudly and run the rest.

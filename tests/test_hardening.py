@@ -24,14 +24,22 @@ TEMPLATES = BASE_DIR / "webapp" / "templates"
 
 
 def production_app(**overrides):
-    attrs = {"SQLALCHEMY_DATABASE_URI": "sqlite://", "SECRET_KEY": "prod-secret",
-             "STRIPE_SECRET_KEY": "sk_test_prod", "STRIPE_WEBHOOK_SECRET": "whsec_prod",
-             "STRIPE_HTTP_CLIENT": stripe_fakes.new_double(), "PROXY_COUNT": 0,
-             "RATELIMIT_ENABLED": False, "REDIS_URL": "", **overrides}
+    attrs = {
+        "SQLALCHEMY_DATABASE_URI": "sqlite://",
+        "SECRET_KEY": "prod-secret",
+        "STRIPE_SECRET_KEY": "sk_test_prod",
+        "STRIPE_WEBHOOK_SECRET": "whsec_prod",
+        "STRIPE_HTTP_CLIENT": stripe_fakes.new_double(),
+        "PROXY_COUNT": 0,
+        "RATELIMIT_ENABLED": False,
+        "REDIS_URL": "",
+        **overrides,
+    }
     return create_app(type("ProductionTestConfig", (ProductionConfig,), attrs))
 
 
 # --- headers and cookies
+
 
 @pytest.mark.parametrize("path", ["/", "/auth/login", "/healthz", "/no-such-page"])
 def test_every_response_carries_the_security_headers(client, path):
@@ -55,9 +63,13 @@ def test_templates_have_no_inline_script_or_style():
     offenders = []
     for template in TEMPLATES.rglob("*.html"):
         text = template.read_text()
-        if (re.search(r"<script(?![^>]*\bsrc=)[^>]*>", text) or re.search(r"<style\b", text)
-                or re.search(r"\sstyle\s*=", text) or re.search(r"\son[a-z]+\s*=", text)
-                or "javascript:" in text):
+        if (
+            re.search(r"<script(?![^>]*\bsrc=)[^>]*>", text)
+            or re.search(r"<style\b", text)
+            or re.search(r"\sstyle\s*=", text)
+            or re.search(r"\son[a-z]+\s*=", text)
+            or "javascript:" in text
+        ):
             offenders.append(str(template.relative_to(TEMPLATES)))
     assert offenders == []
 
@@ -87,6 +99,7 @@ def test_production_never_serves_the_sandbox_even_when_asked_to():
 
 # --- rate limits
 
+
 @pytest.fixture
 def limited_app(app):
     return app
@@ -108,8 +121,10 @@ def test_login_is_rate_limited_with_a_page(client, config_overrides):
 
 @pytest.mark.parametrize("config_overrides", [{"RATELIMIT_ENABLED": True}])
 def test_signup_is_rate_limited(client, config_overrides):
-    statuses = [client.post("/auth/signup", data={"email": "x", "password": "y"}).status_code
-                for _ in range(11)]
+    statuses = [
+        client.post("/auth/signup", data={"email": "x", "password": "y"}).status_code
+        for _ in range(11)
+    ]
     assert statuses[-1] == 429 and 429 not in statuses[:10]
 
 
@@ -125,9 +140,16 @@ def _redis():
 REDIS_PREFIX = f"credits-test-{uuid.uuid4().hex[:8]}"
 
 
-@pytest.mark.parametrize("config_overrides", [{
-    "RATELIMIT_ENABLED": True, "REDIS_URL": "redis://127.0.0.1:6379/15",
-    "RATELIMIT_KEY_PREFIX": REDIS_PREFIX}])
+@pytest.mark.parametrize(
+    "config_overrides",
+    [
+        {
+            "RATELIMIT_ENABLED": True,
+            "REDIS_URL": "redis://127.0.0.1:6379/15",
+            "RATELIMIT_KEY_PREFIX": REDIS_PREFIX,
+        }
+    ],
+)
 def test_rate_limits_are_kept_in_redis_when_redis_url_is_set(client, config_overrides):
     redis = _redis()
     try:
@@ -141,6 +163,7 @@ def test_rate_limits_are_kept_in_redis_when_redis_url_is_set(client, config_over
 
 # --- body size
 
+
 def _event_count() -> int:
     return db.session.query(StripeEvent).count()
 
@@ -149,8 +172,12 @@ def test_webhook_body_over_one_mebibyte_is_refused(client):
     evt = stripe_fakes.event("checkout.session.completed", {"id": "cs_x", "object": "x"})
     evt["padding"] = "x" * (1024 * 1024)
     payload = json.dumps(evt)
-    response = client.post("/webhooks/stripe", data=payload, content_type="application/json",
-                           headers={"Stripe-Signature": stripe_fakes.sign(payload)})
+    response = client.post(
+        "/webhooks/stripe",
+        data=payload,
+        content_type="application/json",
+        headers={"Stripe-Signature": stripe_fakes.sign(payload)},
+    )
     assert response.status_code in (400, 413)
     assert _event_count() == 0
 
@@ -177,13 +204,18 @@ def test_webhook_never_reads_past_the_limit(client, declared):
     headers = {"Stripe-Signature": "t=1,v1=00"}
     if declared:
         environ["CONTENT_LENGTH"] = declared
-    response = client.post("/webhooks/stripe", environ_overrides=environ, headers=headers,
-                           content_type="application/json")
+    response = client.post(
+        "/webhooks/stripe",
+        environ_overrides=environ,
+        headers=headers,
+        content_type="application/json",
+    )
     assert response.status_code in (400, 413)
     assert stream.read_bytes <= 1024 * 1024
 
 
 # --- proxies
+
 
 def _probe(app):
     from flask import jsonify, request
@@ -195,8 +227,11 @@ def _probe(app):
     return app.test_client()
 
 
-FORWARDED = {"X-Forwarded-For": "203.0.113.9, 198.51.100.7",
-             "X-Forwarded-Proto": "https", "X-Forwarded-Host": "credits.example.com"}
+FORWARDED = {
+    "X-Forwarded-For": "203.0.113.9, 198.51.100.7",
+    "X-Forwarded-Proto": "https",
+    "X-Forwarded-Host": "credits.example.com",
+}
 
 
 @pytest.mark.parametrize("config_overrides", [{"PROXY_COUNT": 1}])
@@ -216,6 +251,7 @@ def test_without_proxy_count_forwarded_headers_are_ignored(app):
 
 
 # --- logs
+
 
 @pytest.fixture
 def log_lines():
@@ -256,18 +292,29 @@ def test_webhook_log_line_names_the_stripe_event(client, user, log_lines):
 
 def test_logs_never_contain_secrets_or_card_data(app, client, user, log_lines):
     card = "4242424242424242"
-    secrets_seen = [app.config["STRIPE_SECRET_KEY"], app.config["STRIPE_WEBHOOK_SECRET"],
-                    app.config["SECRET_KEY"], "correct-horse", "sk_live_abcdef123", card]
-    client.post("/auth/login?password=correct-horse",
-                data={"email": user.email, "password": "correct-horse"},
-                headers={"Authorization": "Bearer sk_live_abcdef123"})
+    secrets_seen = [
+        app.config["STRIPE_SECRET_KEY"],
+        app.config["STRIPE_WEBHOOK_SECRET"],
+        app.config["SECRET_KEY"],
+        "correct-horse",
+        "sk_live_abcdef123",
+        card,
+    ]
+    client.post(
+        "/auth/login?password=correct-horse",
+        data={"email": user.email, "password": "correct-horse"},
+        headers={"Authorization": "Bearer sk_live_abcdef123"},
+    )
     evt = stripe_fakes.event("charge.succeeded", stripe_fakes.fixture("charge", number=card))
     stripe_fakes.deliver(client, evt)
     client.get("/api/v1/balance", headers={"Authorization": "Bearer sk_live_abcdef123"})
     # A careless message anywhere in the app is still scrubbed.
     logging.getLogger("webapp.somewhere").warning(
         "calling with key %s secret=%s card %s header Authorization: Bearer tok_123",
-        "sk_live_abcdef123", app.config["STRIPE_WEBHOOK_SECRET"], "4242 4242 4242 4242")
+        "sk_live_abcdef123",
+        app.config["STRIPE_WEBHOOK_SECRET"],
+        "4242 4242 4242 4242",
+    )
     text = json.dumps(log_lines())
     assert len(_request_lines(log_lines())) == 3
     for secret in secrets_seen + ["4242 4242 4242 4242", "tok_123"]:
@@ -281,13 +328,15 @@ def test_redaction_keeps_ordinary_numbers_and_ids():
 
 # --- production start-up
 
-REQUIRED_ENV = {"SECRET_KEY": "s3cret-for-test", "STRIPE_SECRET_KEY": "sk_test_startup",
-                "STRIPE_WEBHOOK_SECRET": "whsec_startup",
-                "DATABASE_URL": "sqlite:////tmp/credits-startup-check.db",
-                # Required since the mailer and worker landed (issue 12's fix, same values).
-                "MAIL_SERVER": "smtp.example.test",
-                "MAIL_DEFAULT_SENDER": "Credits <b@example.test>",
-                "REDIS_URL": "redis://127.0.0.1:6379/15"}
+REQUIRED_ENV = {
+    "SECRET_KEY": "s3cret-for-test",
+    "STRIPE_SECRET_KEY": "sk_test_startup",
+    "STRIPE_WEBHOOK_SECRET": "whsec_startup",
+    "DATABASE_URL": "sqlite:////tmp/credits-startup-check.db",
+    "MAIL_SERVER": "smtp.example.test",
+    "MAIL_DEFAULT_SENDER": "Credits <b@example.test>",
+    "REDIS_URL": "redis://127.0.0.1:6379/15",
+}
 
 
 def _import_wsgi(env_overrides: dict[str, str | None]) -> subprocess.CompletedProcess:
@@ -298,10 +347,19 @@ def _import_wsgi(env_overrides: dict[str, str | None]) -> subprocess.CompletedPr
             env.pop(key, None)
         else:
             env[key] = value
-    code = ("import wsgi; rules = [r.rule for r in wsgi.app.url_map.iter_rules()]; "
-            "print('sandbox' if any(r.startswith('/sandbox') for r in rules) else 'no-sandbox')")
-    return subprocess.run([sys.executable, "-c", code], cwd=BASE_DIR, env=env,
-                          capture_output=True, text=True, timeout=60)
+    code = (
+        "import wsgi; rules = [r.rule for r in wsgi.app.url_map.iter_rules()]; "
+        "print('sandbox' if any(r.startswith('/sandbox') for r in rules) else 'no-sandbox',"
+        " 'dev' if any(r.startswith('/dev') for r in rules) else 'no-dev')"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.mark.parametrize("missing", sorted(REQUIRED_ENV))
@@ -316,7 +374,7 @@ def test_production_refuses_to_start_without_each_required_variable(missing, how
 def test_production_starts_when_configured_and_has_no_sandbox():
     result = _import_wsgi({})
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "no-sandbox"
+    assert result.stdout.strip() == "no-sandbox no-dev"
 
 
 def test_gunicorn_config_reads_its_settings_from_the_environment(monkeypatch):

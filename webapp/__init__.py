@@ -13,8 +13,9 @@ from webapp.hardening import register_logging, register_security
 
 def create_app(config_class: type[Config] | None = None) -> Flask:
     config_class = config_class or config_for_environment()
-    app = Flask(__name__, static_folder=str(BASE_DIR / "static"),
-                instance_path=str(BASE_DIR / "instance"))
+    app = Flask(
+        __name__, static_folder=str(BASE_DIR / "static"), instance_path=str(BASE_DIR / "instance")
+    )
     app.config.from_object(config_class)
     register_extensions(app)
     register_stripe(app)
@@ -53,10 +54,10 @@ def register_extensions(app: Flask) -> None:
     with app.app_context():
         configure_sqlite(db.engine)
 
-    from webapp.domain.users import load_session_user
+    from webapp.domain.users import user_for_session
 
-    # The session id is "<user id>:<session version>": ending sessions bumps the version.
-    login_manager.user_loader(load_session_user)
+    # The session id is "<user id>.<session version>": ending sessions bumps the version.
+    login_manager.user_loader(user_for_session)
 
 
 def register_background(app: Flask) -> None:
@@ -163,8 +164,9 @@ def register_template_helpers(app: Flask) -> None:
         from flask_login import current_user
 
         def nav_links() -> list[tuple[str, str]]:
-            links = [(endpoint, label) for endpoint, label in NAV_LINKS
-                     if endpoint in app.view_functions]
+            links = [
+                (endpoint, label) for endpoint, label in NAV_LINKS if endpoint in app.view_functions
+            ]
             if not getattr(current_user, "is_admin", False):
                 links = [link for link in links if not link[0].startswith("admin.")]
             return links
@@ -175,14 +177,25 @@ def register_template_helpers(app: Flask) -> None:
 NAV_LINKS = (("account.index", "Account"), ("admin.dashboard", "Admin"))
 
 STATUS_WORDS = {
-    "pending": "Waiting for payment", "processing": "Payment processing", "paid": "Paid",
-    "failed": "Payment failed", "expired": "Checkout expired", "refunded": "Refunded",
-    "partially_refunded": "Partly refunded", "disputed": "Disputed",
-    "needs_review": "Under review", "needs_action": "Waiting for the card holder",
+    "pending": "Waiting for payment",
+    "processing": "Payment processing",
+    "paid": "Paid",
+    "failed": "Payment failed",
+    "expired": "Checkout expired",
+    "refunded": "Refunded",
+    "partially_refunded": "Partly refunded",
+    "disputed": "Disputed",
+    "needs_review": "Under review",
+    "needs_action": "Waiting for the card holder",
 }
 KIND_WORDS = {
-    "purchase": "Purchase", "usage": "Usage", "refund": "Refund", "dispute": "Dispute",
-    "dispute_reversal": "Credits returned", "adjustment": "Adjustment", "grant": "Plan credits",
+    "purchase": "Purchase",
+    "usage": "Usage",
+    "refund": "Refund",
+    "dispute": "Dispute",
+    "dispute_reversal": "Credits returned",
+    "adjustment": "Adjustment",
+    "grant": "Plan credits",
     "expiry": "Expired",
 }
 
@@ -196,5 +209,6 @@ def register_cli(app: Flask) -> None:
 def register_proxy(app: Flask) -> None:
     count = app.config["PROXY_COUNT"]
     if count:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count,
-                                x_port=count, x_prefix=count)
+        app.wsgi_app = ProxyFix(
+            app.wsgi_app, x_for=count, x_proto=count, x_host=count, x_port=count, x_prefix=count
+        )

@@ -40,7 +40,7 @@ def create_demo_users():
     """Create the demo user and demo admin used by `make run` (idempotent)."""
     for (email, password), is_admin in ((DEMO_USER, False), (DEMO_ADMIN, True)):
         if users.find_by_email(email) is None:
-            users.create_user(email, password, is_admin=is_admin)
+            users.create_user(email, password, is_admin=is_admin, verified=True)
     click.echo(f"Demo login: {DEMO_USER[0]} / {DEMO_USER[1]}")
     click.echo(f"Demo admin login: {DEMO_ADMIN[0]} / {DEMO_ADMIN[1]}")
 
@@ -73,8 +73,12 @@ jobs_cli = AppGroup("jobs", help="Look at and run background jobs.")
 
 
 @click.command("worker")
-@click.option("--threads", type=click.IntRange(1, 64), default=None,
-              help="Jobs run at once in this process (default WORKER_THREADS).")
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Jobs run at once in this process (default WORKER_THREADS).",
+)
 def worker_command(threads: int | None):
     """Run the background worker in the foreground (SIGTERM stops it gracefully)."""
     from flask import current_app
@@ -105,9 +109,15 @@ def jobs_sweep():
 
 # --- Reconcile
 
+
 @credits_cli.command("reconcile")
-@click.option("--hours", type=click.IntRange(min=1), default=72, show_default=True,
-              help="Look at Checkout Sessions created this many hours back.")
+@click.option(
+    "--hours",
+    type=click.IntRange(min=1),
+    default=72,
+    show_default=True,
+    help="Look at Checkout Sessions created this many hours back.",
+)
 @click.option("--page-size", type=click.IntRange(1, 100), default=100, hidden=True)
 def reconcile_command(hours: int, page_size: int):
     """Fulfil paid Checkout Sessions whose webhook never arrived; mark expired ones."""
@@ -123,6 +133,8 @@ def reconcile_command(hours: int, page_size: int):
         purchase = str(row.purchase_id) if row.purchase_id is not None else "-"
         click.echo(f"{row.session_id:<40} {purchase:>8}  {row.stripe_state:<20} {row.action}")
     click.echo(report.summary())
+
+
 # --- expiry
 
 

@@ -39,7 +39,7 @@ def sqlalchemy_url(url: str) -> str:
     """Point plain postgres URLs at psycopg 3, the driver this project installs."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -155,9 +155,16 @@ class ProductionConfig(Config):
     SESSION_COOKIE_SECURE = True
     REMEMBER_COOKIE_SECURE = True
     PREFERRED_URL_SCHEME = "https"
-    REQUIRED = ("SECRET_KEY", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "DATABASE_URL",
-                "MAIL_SERVER", "MAIL_DEFAULT_SENDER", "REDIS_URL")
-    QUEUE_BACKEND = "redis"
+    REQUIRED = (
+        "SECRET_KEY",
+        "STRIPE_SECRET_KEY",
+        "STRIPE_WEBHOOK_SECRET",
+        "DATABASE_URL",
+        "MAIL_SERVER",
+        "MAIL_DEFAULT_SENDER",
+        "REDIS_URL",
+    )
+    # With REDIS_URL required above, the queue is Redis (QUEUE_BACKEND follows it).
     MAIL_BACKEND = "smtp"
 
 
@@ -180,7 +187,5 @@ def config_for_environment() -> type[Config]:
     if config_class is ProductionConfig:
         missing = [var for var in ProductionConfig.REQUIRED if not env_str(var)]
         if missing:
-            raise ConfigurationError(
-                "Production refuses to start: set " + ", ".join(missing)
-            )
+            raise ConfigurationError("Production refuses to start: set " + ", ".join(missing))
     return config_class

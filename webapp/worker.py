@@ -11,6 +11,7 @@ import logging
 from flask import Flask
 from huey import Huey, crontab
 from huey.storage import MemoryStorage, RedisStorage, SqliteStorage
+from redis import ConnectionPool
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,11 @@ def init_app(app: Flask) -> None:
     name = config["QUEUE_NAME"]
     backend = config["QUEUE_BACKEND"]
     if backend == "redis":
-        storage = RedisStorage(name, url=config["REDIS_URL"])
+        # Timeouts: a Redis that does not answer must not hold up the request that rang.
+        pool = ConnectionPool.from_url(
+            config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=10
+        )
+        storage = RedisStorage(name, connection_pool=pool)
     elif backend == "sqlite":
         storage = SqliteStorage(name, filename=config["QUEUE_SQLITE_PATH"])
     else:
@@ -68,8 +73,11 @@ def expire_credits() -> None:
     from webapp.domain import ledger
 
     expired = _in_app(ledger.expire_due_grants)
-    log.info("expiry: %s accounts looked at, %s credits expired", len(expired),
-             sum(credits for _, credits in expired))
+    log.info(
+        "expiry: %s accounts looked at, %s credits expired",
+        len(expired),
+        sum(credits for _, credits in expired),
+    )
 
 
 @huey.periodic_task(crontab(minute="17"))
@@ -88,6 +96,13 @@ def run_consumer(threads: int) -> None:
     hands it to another worker.
     """
     consumer = huey.create_consumer(
-        workers=threads, worker_type="thread", periodic=True, graceful_signal="TERM",
-        initial_delay=0.1, backoff=1.15, max_delay=2.0, check_worker_health=True)
+        workers=threads,
+        worker_type="thread",
+        periodic=True,
+        graceful_signal="TERM",
+        initial_delay=0.1,
+        backoff=1.15,
+        max_delay=2.0,
+        check_worker_health=True,
+    )
     consumer.run()

@@ -9,12 +9,24 @@ from tests.conftest import login
 from webapp.domain import checkout, ledger, users
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
-from webapp.models import AdminAction, LedgerEntry, Purchase, StripeEvent
+from webapp.models import AdminAction, Job, LedgerEntry, Purchase, StripeEvent
 from webapp.models.types import utcnow
 
-ADMIN_PAGES = ["/admin/", "/admin/users", "/admin/users/{user}", "/admin/purchases",
-               "/admin/purchases.csv", "/admin/purchases/{purchase}", "/admin/events"]
-ADMIN_POSTS = ["/admin/users/{user}/adjust", "/admin/purchases/{purchase}/refund"]
+ADMIN_PAGES = [
+    "/admin/",
+    "/admin/users",
+    "/admin/users/{user}",
+    "/admin/purchases",
+    "/admin/purchases.csv",
+    "/admin/purchases/{purchase}",
+    "/admin/events",
+    "/admin/jobs",
+]
+ADMIN_POSTS = [
+    "/admin/users/{user}/adjust",
+    "/admin/purchases/{purchase}/refund",
+    "/admin/jobs/{job}/retry",
+]
 
 
 def paid_purchase(stripe_double, user, credits=1000):
@@ -30,12 +42,15 @@ def as_admin(client, admin):
     return client
 
 
-@pytest.mark.parametrize("method,url", [("get", u) for u in ADMIN_PAGES] +
-                                       [("post", u) for u in ADMIN_POSTS])
+@pytest.mark.parametrize(
+    "method,url", [("get", u) for u in ADMIN_PAGES] + [("post", u) for u in ADMIN_POSTS]
+)
 def test_every_admin_url_sends_anonymous_to_login_and_refuses_non_admins(
-        app, client, user, stripe_double, method, url):
+    app, client, user, stripe_double, method, url
+):
     purchase = paid_purchase(stripe_double, user)
-    path = url.format(user=user.id, purchase=purchase.id)
+    job = db.session.scalar(sa.select(sa.func.max(Job.id)))  # the receipt's mail
+    path = url.format(user=user.id, purchase=purchase.id, job=job)
     anonymous = getattr(client, method)(path, data={"credits": 5, "reason": "x", "amount": ""})
     assert anonymous.status_code == 302
     assert "/auth/login" in anonymous.headers["Location"]
@@ -59,11 +74,23 @@ def test_dashboard_shows_totals(as_admin, user, stripe_double):
     checkout.start_checkout(user, 500, "https://credits.example.test")  # stays pending
     ledger.debit_usage(user.id, 300, "work")
     with atomic():
-        db.session.add(StripeEvent(stripe_event_id="evt_bad", type="charge.refunded",
-                                   outcome="failed", error="boom: handler crashed"))
-        db.session.add(StripeEvent(stripe_event_id="evt_old", type="charge.refunded",
-                                   outcome="failed", error="old",
-                                   received_at=utcnow() - timedelta(days=2)))
+        db.session.add(
+            StripeEvent(
+                stripe_event_id="evt_bad",
+                type="charge.refunded",
+                outcome="failed",
+                error="boom: handler crashed",
+            )
+        )
+        db.session.add(
+            StripeEvent(
+                stripe_event_id="evt_old",
+                type="charge.refunded",
+                outcome="failed",
+                error="old",
+                received_at=utcnow() - timedelta(days=2),
+            )
+        )
     page = as_admin.get("/admin/").get_data(as_text=True)
     assert 'id="credits-sold">1,000<' in page
     assert 'id="outstanding">700<' in page
@@ -112,15 +139,20 @@ def test_user_page_shows_ledger_purchases_and_adjust_form(as_admin, user, stripe
 
 
 def test_adjustment_is_recorded_with_the_admin_and_shown(as_admin, admin, user):
-    response = as_admin.post(f"/admin/users/{user.id}/adjust",
-                             data={"credits": "250", "reason": "goodwill for outage"})
+    response = as_admin.post(
+        f"/admin/users/{user.id}/adjust", data={"credits": "250", "reason": "goodwill for outage"}
+    )
     assert response.status_code == 303
     entry = db.session.scalar(sa.select(LedgerEntry).where(LedgerEntry.user_id == user.id))
     assert entry.kind == "adjustment" and entry.credits == 250 and entry.actor_id == admin.id
     assert entry.description == "goodwill for outage"
     action = db.session.scalar(sa.select(AdminAction))
     assert (action.admin_id, action.action, action.target_type, action.target_id) == (
-        admin.id, "adjust_credits", "user", user.id)
+        admin.id,
+        "adjust_credits",
+        "user",
+        user.id,
+    )
     page = as_admin.get(f"/admin/users/{user.id}").get_data(as_text=True)
     assert "goodwill for outage" in page and admin.email in page and "+250" in page
 
@@ -129,8 +161,9 @@ def test_negative_adjustment_removes_credits_but_never_below_zero(as_admin, user
     ledger.adjust(user.id, 100, "seed")
     ok = as_admin.post(f"/admin/users/{user.id}/adjust", data={"credits": "-60", "reason": "x"})
     assert ok.status_code == 303
-    too_much = as_admin.post(f"/admin/users/{user.id}/adjust",
-                             data={"credits": "-41", "reason": "oops"})
+    too_much = as_admin.post(
+        f"/admin/users/{user.id}/adjust", data={"credits": "-41", "reason": "oops"}
+    )
     assert too_much.status_code == 400
     assert "insufficient credits" in too_much.get_data(as_text=True)
     assert ledger.current_balance(user.id) == 40
@@ -138,9 +171,13 @@ def test_negative_adjustment_removes_credits_but_never_below_zero(as_admin, user
 
 
 def test_adjustment_needs_a_reason_and_a_non_zero_whole_number(as_admin, user):
-    for data in ({"credits": "10", "reason": ""}, {"credits": "10"},
-                 {"credits": "0", "reason": "nothing"}, {"credits": "ten", "reason": "x"},
-                 {"reason": "x"}):
+    for data in (
+        {"credits": "10", "reason": ""},
+        {"credits": "10"},
+        {"credits": "0", "reason": "nothing"},
+        {"credits": "ten", "reason": "x"},
+        {"reason": "x"},
+    ):
         response = as_admin.post(f"/admin/users/{user.id}/adjust", data=data)
         assert response.status_code == 400, data
     assert ledger.current_balance(user.id) == 0
@@ -199,7 +236,8 @@ def test_purchases_csv_streams_the_same_filter(as_admin, user, admin, stripe_dou
     assert paid_row["stripe_payment_intent_id"].startswith("pi_")
     review_only = as_admin.get("/admin/purchases.csv?status=needs_review").get_data(as_text=True)
     assert list(csv.DictReader(io.StringIO(review_only)))[0]["review_reason"] == (
-        "Stripe reported 1 usd")
+        "Stripe reported 1 usd"
+    )
 
 
 def test_purchases_csv_reads_in_batches(monkeypatch, as_admin, user):
@@ -223,16 +261,39 @@ def test_purchases_csv_reads_in_batches(monkeypatch, as_admin, user):
 
 def test_events_page_lists_deliveries_with_outcome_and_error(as_admin):
     with atomic():
-        db.session.add(StripeEvent(stripe_event_id="evt_ok", type="checkout.session.completed",
-                                   object_id="cs_test_1", outcome="processed"))
-        db.session.add(StripeEvent(stripe_event_id="evt_unknown",
-                                   type="checkout.session.completed", outcome="unmatched",
-                                   error="no purchase for this session"))
-        db.session.add(StripeEvent(stripe_event_id="evt_fail", type="charge.refunded",
-                                   outcome="failed", error="database went away"))
+        db.session.add(
+            StripeEvent(
+                stripe_event_id="evt_ok",
+                type="checkout.session.completed",
+                object_id="cs_test_1",
+                outcome="processed",
+            )
+        )
+        db.session.add(
+            StripeEvent(
+                stripe_event_id="evt_unknown",
+                type="checkout.session.completed",
+                outcome="unmatched",
+                error="no purchase for this session",
+            )
+        )
+        db.session.add(
+            StripeEvent(
+                stripe_event_id="evt_fail",
+                type="charge.refunded",
+                outcome="failed",
+                error="database went away",
+            )
+        )
     page = as_admin.get("/admin/events").get_data(as_text=True)
-    for text in ("evt_ok", "evt_unknown", "evt_fail", "unmatched", "database went away",
-                 "cs_test_1"):
+    for text in (
+        "evt_ok",
+        "evt_unknown",
+        "evt_fail",
+        "unmatched",
+        "database went away",
+        "cs_test_1",
+    ):
         assert text in page
     failed = as_admin.get("/admin/events?outcome=failed").get_data(as_text=True)
     assert "evt_fail" in failed and "evt_ok" not in failed
@@ -246,20 +307,24 @@ def test_purchase_page_shows_the_purchase_and_refund_form(as_admin, user, stripe
     assert as_admin.get("/admin/purchases/424242").status_code == 404
 
 
-def test_partial_refund_asks_stripe_and_leaves_the_ledger_alone(as_admin, admin, user,
-                                                              stripe_double):
+def test_partial_refund_asks_stripe_and_leaves_the_ledger_alone(
+    as_admin, admin, user, stripe_double
+):
     purchase = paid_purchase(stripe_double, user)
     response = as_admin.post(f"/admin/purchases/{purchase.id}/refund", data={"amount": "2.50"})
     assert response.status_code == 303
     [sent] = stripe_double.requests_to("post", "/v1/refunds")
-    assert sent["params"] == {"payment_intent": purchase.stripe_payment_intent_id,
-                              "amount": "250"}
+    assert sent["params"] == {"payment_intent": purchase.stripe_payment_intent_id, "amount": "250"}
     assert sent["idempotency_key"] == f"refund-purchase-{purchase.id}-0-250"
     assert ledger.current_balance(user.id) == 1000
     assert db.session.scalar(sa.select(sa.func.count()).select_from(LedgerEntry)) == 1
     action = db.session.scalar(sa.select(AdminAction))
     assert (action.admin_id, action.action, action.target_type, action.target_id) == (
-        admin.id, "refund_requested", "purchase", purchase.id)
+        admin.id,
+        "refund_requested",
+        "purchase",
+        purchase.id,
+    )
     page = as_admin.get(f"/admin/purchases/{purchase.id}").get_data(as_text=True)
     assert "Refund of 2.50 USD requested" in page and admin.email in page
 
@@ -281,12 +346,10 @@ def test_a_second_deliberate_refund_gets_its_own_idempotency_key(as_admin, user,
     assert keys == [f"refund-purchase-{purchase.id}-0-100", f"refund-purchase-{purchase.id}-1-100"]
 
 
-def test_refund_amounts_beyond_what_is_left_or_malformed_are_refused(as_admin, user,
-                                                                     stripe_double):
+def test_refund_amounts_beyond_what_is_left_or_malformed_are_refused(as_admin, user, stripe_double):
     purchase = paid_purchase(stripe_double, user)
     for amount in ("10.01", "0", "-1", "abc", "1.234", "NaN", "Infinity"):
-        response = as_admin.post(f"/admin/purchases/{purchase.id}/refund",
-                                 data={"amount": amount})
+        response = as_admin.post(f"/admin/purchases/{purchase.id}/refund", data={"amount": amount})
         assert response.status_code == 400, amount
     assert stripe_double.requests_to("post", "/v1/refunds") == []
     assert db.session.scalar(sa.select(sa.func.count()).select_from(AdminAction)) == 0
@@ -311,8 +374,9 @@ def test_a_refund_stripe_refuses_is_shown_and_not_recorded(as_admin, user, strip
 
 def test_date_filtered_purchases_page_along_creation_time(app, as_admin, user):
     app.config["HISTORY_PAGE_SIZE"] = 2
-    made = [checkout.start_checkout(user, 500 + n, "https://credits.example.test")
-            for n in range(5)]
+    made = [
+        checkout.start_checkout(user, 500 + n, "https://credits.example.test") for n in range(5)
+    ]
     with atomic():  # creation order differs from id order, as clock skew can make it
         for purchase, day in zip(made, (3, 1, 2, 4, 9), strict=True):
             db.session.get(Purchase, purchase.id).created_at = datetime(2026, 3, day, tzinfo=UTC)
@@ -322,8 +386,11 @@ def test_date_filtered_purchases_page_along_creation_time(app, as_admin, user):
         shown_at = {p.id: page.find(f'/admin/purchases/{p.id}"') for p in made}
         seen += sorted((pid for pid, at in shown_at.items() if at >= 0), key=shown_at.get)
         older = page.split('href="/admin/purchases?before=')
-        query = f"/admin/purchases?before={older[1].split('&')[0]}&from=2026-03-01&to=2026-03-05" \
-            if len(older) > 1 else None
+        query = (
+            f"/admin/purchases?before={older[1].split('&')[0]}&from=2026-03-01&to=2026-03-05"
+            if len(older) > 1
+            else None
+        )
     assert seen == [made[3].id, made[0].id, made[2].id, made[1].id]
 
 

@@ -58,7 +58,8 @@ def test_success_mails_a_receipt_once(recharge):
     recharge.run_worker()
 
     [mail] = [m for m in recharge.mails() if "auto-recharge" in m.subject]
-    assert mail.subject.endswith("auto-recharge added 500 credits")
+    assert mail.subject.endswith("auto-recharge added 500 credits (receipt)")
+    assert "auto-recharge bought more credits" in mail.body
     assert mail.to == ["buyer@example.com"]
     assert "5.00 USD" in mail.body and f"purchase {recharge.attempt().id}" in mail.body
 

@@ -1,10 +1,12 @@
-from flask import abort, flash, redirect, render_template, url_for
-from flask_login import current_user, login_required
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user
 
 from webapp.account import bp
-from webapp.account.forms import ApiKeyForm
-from webapp.domain import api_keys
+from webapp.account.forms import ApiKeyForm, ChangePasswordForm, NotificationsForm
+from webapp.auth.routes import AUTH_LIMIT
+from webapp.domain import api_keys, users
 from webapp.domain.errors import NotFoundError
+from webapp.extensions import limiter
 
 
 @bp.before_request
@@ -14,8 +16,9 @@ def require_login():
 
 
 def render_index(form: ApiKeyForm, new_key: api_keys.MintedKey | None = None, status: int = 200):
-    return render_template("account/index.html", form=form, new_key=new_key,
-                           keys=api_keys.keys_for(current_user.id)), status
+    return render_template(
+        "account/index.html", form=form, new_key=new_key, keys=api_keys.keys_for(current_user.id)
+    ), status
 
 
 @bp.get("")
@@ -29,8 +32,9 @@ def key_create():
     if not form.validate_on_submit():
         return render_index(form, status=400)
     # Rendered, not redirected: this response is the only time the key is ever shown.
-    return render_index(ApiKeyForm(formdata=None),
-                        api_keys.mint(current_user.id, form.label.data or ""), 201)
+    return render_index(
+        ApiKeyForm(formdata=None), api_keys.mint(current_user.id, form.label.data or ""), 201
+    )
 
 
 @bp.post("/api-keys/<int:key_id>/revoke")
@@ -41,3 +45,49 @@ def key_revoke(key_id: int):
         abort(404)
     flash(f"Key {revoked.prefix}… revoked; it no longer works.", "success")
     return redirect(url_for("account.index"), code=303)
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@limiter.limit(AUTH_LIMIT, methods=["POST"])  # it checks the current password, like login
+def password():
+    form = ChangePasswordForm()
+    if form.validate_on_submit():
+        try:
+            users.change_password(current_user, form.current_password.data, form.password.data)
+        except users.WrongPasswordError as exc:
+            form.current_password.errors.append(str(exc))
+        else:
+            login_user(current_user._get_current_object())  # this session, new version
+            flash("Your password is changed; your other sessions were logged out.", "success")
+            return redirect(url_for("account.index"), code=303)
+    status = 400 if form.errors else 200
+    return render_template("account/password.html", form=form), status
+
+
+@bp.route("/notifications", methods=["GET", "POST"])
+def notifications():
+    current = users.preferences(current_user)
+    form = NotificationsForm(
+        data=None
+        if request.method == "POST"
+        else {
+            "low_balance": current.low_balance,
+            "auto_recharge": current.auto_recharge,
+            "renewals": current.renewals,
+            "low_balance_threshold": current.low_balance_threshold,
+        }
+    )
+    if form.validate_on_submit():
+        users.save_preferences(
+            current_user,
+            users.Preferences(
+                form.low_balance.data,
+                form.auto_recharge.data,
+                form.renewals.data,
+                form.low_balance_threshold.data,
+            ),
+        )
+        flash("Your notification settings are saved.", "success")
+        return redirect(url_for("account.notifications"), code=303)
+    status = 400 if form.errors else 200
+    return render_template("account/notifications.html", form=form), status

@@ -16,5 +16,6 @@ def require_admin():
         abort(403)
 
 
+from webapp.admin import jobs as _jobs  # noqa: E402,F401,I001
 from webapp.admin import routes  # noqa: E402,F401
 from webapp.admin import subscriptions as _subscriptions  # noqa: E402,F401,I001

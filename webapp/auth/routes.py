@@ -4,7 +4,7 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from webapp.auth import bp
-from webapp.auth.forms import LoginForm, SignupForm
+from webapp.auth.forms import ForgotPasswordForm, LoginForm, NewPasswordForm, SignupForm
 from webapp.domain import users
 from webapp.extensions import limiter
 
@@ -16,7 +16,12 @@ def safe_next(target: str | None) -> str:
     if not target:
         return url_for("credits.index")
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith(("//", "/\\")):
+    if (
+        parts.scheme
+        or parts.netloc
+        or not target.startswith("/")
+        or target.startswith(("//", "/\\"))
+    ):
         return url_for("credits.index")
     return target
 
@@ -34,7 +39,10 @@ def signup():
             form.email.errors.append(str(exc))
         else:
             login_user(user)
-            flash("Welcome! Your account is ready.", "success")
+            flash(
+                "Welcome! Your account is ready. We mailed you a link to confirm your address.",
+                "success",
+            )
             return redirect(url_for("credits.index"))
     status = 400 if request.method == "POST" else 200
     return render_template("auth/signup.html", form=form), status
@@ -60,3 +68,61 @@ def logout():
     logout_user()
     flash("You are logged out.", "info")
     return redirect(url_for("auth.login"))
+
+
+# --- forgotten passwords and email verification
+
+FORGOT_ANSWER = (
+    "If that address has an account, we have sent it a link to choose a new "
+    "password. It works for one hour."
+)
+
+
+@bp.route("/forgot", methods=["GET", "POST"])
+@limiter.limit(AUTH_LIMIT, methods=["POST"])
+def forgot():
+    form = ForgotPasswordForm()
+    if form.validate_on_submit():
+        # Known or not, the same work and the same page (no account enumeration).
+        users.request_password_reset(form.email.data)
+        return render_template(
+            "auth/forgot.html", form=ForgotPasswordForm(formdata=None), sent=FORGOT_ANSWER
+        )
+    status = 400 if request.method == "POST" else 200
+    return render_template("auth/forgot.html", form=form, sent=None), status
+
+
+@bp.route("/reset/<token>", methods=["GET", "POST"])
+@limiter.limit(AUTH_LIMIT, methods=["POST"])
+def reset(token: str):
+    form = NewPasswordForm()
+    try:
+        users.user_for_reset_token(token)
+        if form.validate_on_submit():
+            user = users.reset_password(token, form.password.data)
+            login_user(user)
+            flash("Your password is changed; any other sessions were logged out.", "success")
+            return redirect(url_for("credits.index"))
+    except users.InvalidLinkError as exc:
+        return render_template("auth/reset.html", form=None, error=str(exc)), 400
+    status = 400 if request.method == "POST" else 200
+    return render_template("auth/reset.html", form=form, error=None), status
+
+
+@bp.get("/verify/<token>")
+def verify(token: str):
+    try:
+        users.verify_email(token)
+    except users.InvalidLinkError as exc:
+        return render_template("auth/verify.html", error=str(exc)), 400
+    flash("Thank you: your email address is confirmed.", "success")
+    return redirect(url_for("credits.index"))
+
+
+@bp.post("/verify/resend")
+@login_required
+@limiter.limit(AUTH_LIMIT)
+def verify_resend():
+    if users.resend_verification(current_user):
+        flash(f"We sent a new confirmation link to {current_user.email}.", "info")
+    return redirect(safe_next(request.form.get("next")), code=303)

@@ -26,8 +26,16 @@ def outbox() -> list[email.message.EmailMessage]:
 
 @bp.get("/mail")
 def mail():
-    messages = [{"subject": m["Subject"], "to": m["To"], "date": m["Date"],
-                 "message_id": m["Message-ID"], "body": m.get_body(("plain",)).get_content()}
-                for m in outbox()]
-    return render_template("dev/mail.html", messages=messages,
-                           backend=current_app.config["MAIL_BACKEND"])
+    messages = [
+        {
+            "subject": m["Subject"],
+            "to": m["To"],
+            "date": m["Date"],
+            "message_id": m["Message-ID"],
+            "body": m.get_body(("plain",)).get_content(),
+        }
+        for m in outbox()
+    ]
+    return render_template(
+        "dev/mail.html", messages=messages, backend=current_app.config["MAIL_BACKEND"]
+    )

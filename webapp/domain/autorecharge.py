@@ -402,24 +402,6 @@ def _attempt_letter(payload: dict[str, Any]) -> tuple[Purchase, User] | None:
     return (purchase, purchase.user) if purchase is not None else None
 
 
-@letter("auto_recharge_succeeded")
-def _succeeded_letter(payload: dict[str, Any]) -> Letter | None:
-    found = _attempt_letter(payload)
-    if found is None:
-        return None
-    purchase, user = found
-    return Letter(
-        user.email,
-        f"auto-recharge added {purchase.credits:,} credits",
-        "auto_recharge_succeeded",
-        {
-            "purchase": purchase,
-            "receipt_url": _receipt_url(purchase),
-            "amount": pricing.format_money(purchase.amount_cents, purchase.currency),
-        },
-    )
-
-
 @letter("auto_recharge_failed")
 def _failed_letter(payload: dict[str, Any]) -> Letter | None:
     found = _attempt_letter(payload)
@@ -454,13 +436,3 @@ def _needs_action_letter(payload: dict[str, Any]) -> Letter | None:
             "amount": pricing.format_money(purchase.amount_cents, purchase.currency),
         },
     )
-
-
-def _receipt_url(purchase: Purchase) -> str | None:
-    if not purchase.stripe_charge_id:
-        return None
-    try:
-        return stripe_gateway.retrieve_charge(purchase.stripe_charge_id).get("receipt_url")
-    except DomainError:
-        log.warning("receipt link for purchase %s unavailable", purchase.id)
-        return None

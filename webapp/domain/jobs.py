@@ -62,6 +62,7 @@ HANDLERS: dict[str, Callable[[Claimed], None]] = {}
 
 def handler(kind: str):
     """Register the function that does jobs of `kind` (see the module docstring)."""
+
     def register(func: Callable[[Claimed], None]) -> Callable[[Claimed], None]:
         HANDLERS[kind] = func
         return func
@@ -72,8 +73,9 @@ def handler(kind: str):
 # --- recording (joins the caller's transaction)
 
 
-def record(kind: str, dedupe_key: str, payload: dict[str, Any], *,
-           user_id: int | None = None) -> bool:
+def record(
+    kind: str, dedupe_key: str, payload: dict[str, Any], *, user_id: int | None = None
+) -> bool:
     """Record work for after the caller's commit; False when `dedupe_key` exists already.
 
     Joins the caller's transaction: the job commits with its cause or not at all. The
@@ -83,10 +85,20 @@ def record(kind: str, dedupe_key: str, payload: dict[str, Any], *,
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     now = clock.now()
     job_id = db.session.execute(
-        insert(Job).values(kind=kind, dedupe_key=dedupe_key[:255], payload=payload,
-                           user_id=user_id, status=JobStatus.PENDING, attempts=0,
-                           next_attempt_at=now, created_at=now, updated_at=now)
-        .on_conflict_do_nothing(index_elements=[Job.dedupe_key]).returning(Job.id)
+        insert(Job)
+        .values(
+            kind=kind,
+            dedupe_key=dedupe_key[:255],
+            payload=payload,
+            user_id=user_id,
+            status=JobStatus.PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=[Job.dedupe_key])
+        .returning(Job.id)
     ).scalar_one_or_none()
     if job_id is None:
         return False
@@ -131,13 +143,23 @@ def claim(job_id: int, worker: str) -> Claimed | None:
     with atomic():
         row = db.session.execute(
             sa.update(Job.__table__)
-            .where(columns.id == job_id, columns.status == JobStatus.PENDING,
-                   columns.next_attempt_at <= now,
-                   sa.or_(columns.locked_until.is_(None), columns.locked_until < now))
-            .values(locked_until=lease, claimed_by=worker, attempts=columns.attempts + 1,
-                    updated_at=now)
-            .returning(columns.id, columns.kind, columns.dedupe_key, columns.payload,
-                       columns.attempts, columns.user_id)
+            .where(
+                columns.id == job_id,
+                columns.status == JobStatus.PENDING,
+                columns.next_attempt_at <= now,
+                sa.or_(columns.locked_until.is_(None), columns.locked_until < now),
+            )
+            .values(
+                locked_until=lease, claimed_by=worker, attempts=columns.attempts + 1, updated_at=now
+            )
+            .returning(
+                columns.id,
+                columns.kind,
+                columns.dedupe_key,
+                columns.payload,
+                columns.attempts,
+                columns.user_id,
+            )
         ).first()
     return Claimed(*row) if row is not None else None
 
@@ -163,17 +185,34 @@ def run(job_id: int, worker: str | None = None) -> str | None:
 def _record_failure(job: Claimed, worker: str, exc: Exception) -> str:
     error = f"{type(exc).__name__}: {exc}"[:2000]
     final = isinstance(exc, PermanentJobError) or (
-        job.attempts >= current_app.config["JOB_MAX_ATTEMPTS"])
+        job.attempts >= current_app.config["JOB_MAX_ATTEMPTS"]
+    )
     if final:
-        log.error("job %s (%s) failed for good after %s attempts: %s", job.id, job.kind,
-                  job.attempts, error)
+        log.error(
+            "job %s (%s) failed for good after %s attempts: %s",
+            job.id,
+            job.kind,
+            job.attempts,
+            error,
+        )
         _finish(job, worker, status=JobStatus.FAILED, error=error, next_at=None)
         return JobStatus.FAILED
     wait = min(RETRY_BASE_SECONDS * 2 ** (job.attempts - 1), RETRY_MAX_SECONDS)
-    log.warning("job %s (%s) attempt %s failed, retrying in %ss: %s", job.id, job.kind,
-                job.attempts, wait, error)
-    _finish(job, worker, status=JobStatus.PENDING, error=error,
-            next_at=clock.now() + timedelta(seconds=wait))
+    log.warning(
+        "job %s (%s) attempt %s failed, retrying in %ss: %s",
+        job.id,
+        job.kind,
+        job.attempts,
+        wait,
+        error,
+    )
+    _finish(
+        job,
+        worker,
+        status=JobStatus.PENDING,
+        error=error,
+        next_at=clock.now() + timedelta(seconds=wait),
+    )
     ring(job.id, delay=wait)
     return JobStatus.PENDING
 
@@ -181,21 +220,33 @@ def _record_failure(job: Claimed, worker: str, exc: Exception) -> str:
 def _finish(job: Claimed, worker: str, *, status: str, error: str | None, next_at) -> None:
     """Settle a job this worker holds; a lease lost to another worker changes nothing."""
     now = clock.now()
-    values: dict[str, Any] = {"status": status, "locked_until": None, "claimed_by": None,
-                              "updated_at": now, "last_error": error}
+    values: dict[str, Any] = {
+        "status": status,
+        "locked_until": None,
+        "claimed_by": None,
+        "updated_at": now,
+        "last_error": error,
+    }
     if next_at is not None:
         values["next_attempt_at"] = next_at
     if status == JobStatus.DONE:
         values["done_at"] = now
     with atomic():
-        db.session.execute(sa.update(Job).where(Job.id == job.id, Job.claimed_by == worker)
-                           .values(values))
+        db.session.execute(
+            sa.update(Job).where(Job.id == job.id, Job.claimed_by == worker).values(values)
+        )
 
 
 def _runnable(now, older_than: timedelta = timedelta(0)) -> sa.Select:
-    return (sa.select(Job.id).where(
-        Job.status == JobStatus.PENDING, Job.next_attempt_at <= now - older_than,
-        sa.or_(Job.locked_until.is_(None), Job.locked_until < now)).order_by(Job.id))
+    return (
+        sa.select(Job.id)
+        .where(
+            Job.status == JobStatus.PENDING,
+            Job.next_attempt_at <= now - older_than,
+            sa.or_(Job.locked_until.is_(None), Job.locked_until < now),
+        )
+        .order_by(Job.id)
+    )
 
 
 def run_due(limit: int = 500) -> int:
@@ -228,17 +279,27 @@ def retry(admin_id: int, job_id: int) -> Job:
     """Put a failed (or waiting) job back in line now, audited; commits. NotFoundError for
     an unknown job or one that is done."""
     with atomic():
-        job = db.session.scalars(sa.select(Job).where(Job.id == job_id).with_for_update()
-                                 .execution_options(populate_existing=True)).first()
+        job = db.session.scalars(
+            sa.select(Job)
+            .where(Job.id == job_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).first()
         if job is None or job.status == JobStatus.DONE:
             raise NotFoundError("No such job waiting or failed.")
         before = f"{job.status}, {job.attempts} attempts"
         job.status, job.attempts, job.next_attempt_at = JobStatus.PENDING, 0, clock.now()
         job.locked_until = job.claimed_by = None
         job.updated_at = clock.now()
-        db.session.add(AdminAction(admin_id=admin_id, action="retry_job", target_type="job",
-                                   target_id=job.id,
-                                   details=f"{job.kind} {job.dedupe_key} (was {before})"))
+        db.session.add(
+            AdminAction(
+                admin_id=admin_id,
+                action="retry_job",
+                target_type="job",
+                target_id=job.id,
+                details=f"{job.kind} {job.dedupe_key} (was {before})",
+            )
+        )
         db.session.info.setdefault("jobs_to_ring", []).append(job.id)
     return job
 

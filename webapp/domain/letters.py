@@ -28,8 +28,12 @@ def verify_email(payload: Payload) -> Letter | None:
     user = db.session.get(User, payload["user_id"])
     if user is None or user.email_verified_at is not None:
         return None
-    return Letter(user.email, "confirm your email address", "verify_email",
-                  {"token": users.verification_token(user)})
+    return Letter(
+        user.email,
+        "confirm your email address",
+        "verify_email",
+        {"token": users.verification_token(user)},
+    )
 
 
 @letter("password_reset")
@@ -37,8 +41,12 @@ def password_reset(payload: Payload) -> Letter | None:
     user = users.find_by_email(payload["email"])
     if user is None:
         return None
-    return Letter(user.email, "reset your password", "password_reset",
-                  {"token": users.reset_token(user), "minutes": users.RESET_LINK_SECONDS // 60})
+    return Letter(
+        user.email,
+        "reset your password",
+        "password_reset",
+        {"token": users.reset_token(user), "minutes": users.RESET_LINK_SECONDS // 60},
+    )
 
 
 @letter("password_changed")
@@ -70,10 +78,21 @@ def receipt(payload: Payload) -> Letter | None:
     purchase = _purchase(payload)
     if purchase is None:
         return None
-    return Letter(purchase.user.email, f"receipt for {purchase.credits:,} credits", "receipt", {
-        "purchase": purchase, "amount": format_money(purchase.amount_cents, purchase.currency),
-        "tax": _tax(purchase), "receipt_url": _receipt_url(purchase),
-        "invoice_url": getattr(purchase, "hosted_invoice_url", None)})
+    subject = f"receipt for {purchase.credits:,} credits"
+    if purchase.source == "auto_recharge":  # the auto-recharge succeeded mail is its receipt
+        subject = f"auto-recharge added {purchase.credits:,} credits (receipt)"
+    return Letter(
+        purchase.user.email,
+        subject,
+        "receipt",
+        {
+            "purchase": purchase,
+            "amount": format_money(purchase.amount_cents, purchase.currency),
+            "tax": _tax(purchase),
+            "receipt_url": _receipt_url(purchase),
+            "invoice_url": getattr(purchase, "hosted_invoice_url", None),
+        },
+    )
 
 
 def _tax(purchase: Purchase) -> str | None:
@@ -86,17 +105,28 @@ def refund(payload: Payload) -> Letter | None:
     purchase = _purchase(payload)
     if purchase is None:
         return None
-    return Letter(purchase.user.email, "your refund", "refund", {
-        "purchase": purchase, "credits": payload["credits"],
-        "refunded": format_money(payload["refunded_cents"], purchase.currency),
-        "paid": format_money(purchase.amount_cents, purchase.currency)})
+    return Letter(
+        purchase.user.email,
+        "your refund",
+        "refund",
+        {
+            "purchase": purchase,
+            "credits": payload["credits"],
+            "refunded": format_money(payload["refunded_cents"], purchase.currency),
+            "paid": format_money(purchase.amount_cents, purchase.currency),
+        },
+    )
 
 
 @letter("dispute_opened")
 def dispute_opened(payload: Payload) -> Letter | None:
     purchase = _purchase(payload)
-    return purchase and Letter(purchase.user.email, "a payment was disputed", "dispute_opened",
-                               {"purchase": purchase, "credits": payload["credits"]})
+    return purchase and Letter(
+        purchase.user.email,
+        "a payment was disputed",
+        "dispute_opened",
+        {"purchase": purchase, "credits": payload["credits"]},
+    )
 
 
 @letter("dispute_closed")
@@ -104,23 +134,33 @@ def dispute_closed(payload: Payload) -> Letter | None:
     purchase = _purchase(payload)
     won = payload["credits"] > 0
     return purchase and Letter(
-        purchase.user.email, "credits returned after a dispute" if won else "a dispute was settled",
-        "dispute_closed", {"purchase": purchase, "credits": payload["credits"], "won": won})
+        purchase.user.email,
+        "credits returned after a dispute" if won else "a dispute was settled",
+        "dispute_closed",
+        {"purchase": purchase, "credits": payload["credits"], "won": won},
+    )
 
 
 @letter("low_balance")
 def low_balance(payload: Payload) -> Letter | None:
     user = _user(payload)
-    return user and Letter(user.email, f"your balance is down to {payload['balance']:,} credits",
-                           "low_balance", {"balance": payload["balance"],
-                                           "threshold": payload["threshold"]})
+    return user and Letter(
+        user.email,
+        f"your balance is down to {payload['balance']:,} credits",
+        "low_balance",
+        {"balance": payload["balance"], "threshold": payload["threshold"]},
+    )
 
 
 @letter("renewed")
 def renewed(payload: Payload) -> Letter | None:
     user = _user(payload)
-    return user and Letter(user.email, f"your {payload['plan']} plan renewed", "renewed",
-                           {"plan": payload["plan"], "credits": payload["credits"]})
+    return user and Letter(
+        user.email,
+        f"your {payload['plan']} plan renewed",
+        "renewed",
+        {"plan": payload["plan"], "credits": payload["credits"]},
+    )
 
 
 @letter("payment_failed")

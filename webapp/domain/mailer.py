@@ -34,6 +34,7 @@ BUILDERS: dict[str, Builder] = {}
 
 def letter(name: str):
     """Register the builder of message `name`: payload -> Letter, or None to send nothing."""
+
     def register(func: Builder) -> Builder:
         BUILDERS[name] = func
         return func
@@ -46,7 +47,7 @@ def queue(message: str, cause: str, *, user_id: int | None, **data: Any) -> bool
 
     False when this message for this cause was recorded before (a redelivered webhook).
     """
-    payload = {"message": message, "base_url": base_url(), **data}
+    payload = {"message": message, "base_url": base_url(), "user_id": user_id, **data}
     return jobs.record("mail", f"mail:{message}:{cause}", payload, user_id=user_id)
 
 
@@ -77,8 +78,16 @@ def send(job: jobs.Claimed) -> None:
         log.info("mail %s (job %s): nothing to send", name, job.id)
         return
     product = current_app.config["PRODUCT_NAME"]
-    body = render_template(f"mail/{built.template}.txt", product=product,
-                           base_url=job.payload.get("base_url") or base_url(), **built.context)
-    EmailMessage(subject=f"{product}: {built.subject}", body=body, to=[built.to],
-                 headers={"Message-ID": message_id(job.dedupe_key)}).send()
+    body = render_template(
+        f"mail/{built.template}.txt",
+        product=product,
+        base_url=job.payload.get("base_url") or base_url(),
+        **built.context,
+    )
+    EmailMessage(
+        subject=f"{product}: {built.subject}",
+        body=body,
+        to=[built.to],
+        headers={"Message-ID": message_id(job.dedupe_key)},
+    ).send()
     log.info("mail %s sent (job %s, user %s): %s", name, job.id, job.user_id, built.subject)

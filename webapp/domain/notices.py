@@ -33,25 +33,40 @@ def password_changed(user_id: int) -> bool:
 
 
 def purchase_credited(purchase_id: int, user_id: int) -> bool:
-    return mailer.queue("receipt", f"purchase:{purchase_id}", user_id=user_id,
-                        purchase_id=purchase_id)
+    return mailer.queue(
+        "receipt", f"purchase:{purchase_id}", user_id=user_id, purchase_id=purchase_id
+    )
 
 
 def refund_taken(purchase_id: int, user_id: int, credits: int, refunded_cents: int) -> bool:
     # Refunds are cumulative: the total refunded so far names this step.
-    return mailer.queue("refund", f"purchase:{purchase_id}:{refunded_cents}", user_id=user_id,
-                        purchase_id=purchase_id, credits=credits, refunded_cents=refunded_cents)
+    return mailer.queue(
+        "refund",
+        f"purchase:{purchase_id}:{refunded_cents}",
+        user_id=user_id,
+        purchase_id=purchase_id,
+        credits=credits,
+        refunded_cents=refunded_cents,
+    )
 
 
 def dispute_opened(purchase_id: int, user_id: int, dispute_id: str, credits: int) -> bool:
-    return mailer.queue("dispute_opened", dispute_id, user_id=user_id, purchase_id=purchase_id,
-                        credits=credits)
+    return mailer.queue(
+        "dispute_opened", dispute_id, user_id=user_id, purchase_id=purchase_id, credits=credits
+    )
 
 
-def dispute_closed(purchase_id: int, user_id: int, dispute_id: str, status: str,
-                   credits_returned: int) -> bool:
-    return mailer.queue("dispute_closed", dispute_id, user_id=user_id, purchase_id=purchase_id,
-                        status=status, credits=credits_returned)
+def dispute_closed(
+    purchase_id: int, user_id: int, dispute_id: str, status: str, credits_returned: int
+) -> bool:
+    return mailer.queue(
+        "dispute_closed",
+        dispute_id,
+        user_id=user_id,
+        purchase_id=purchase_id,
+        status=status,
+        credits=credits_returned,
+    )
 
 
 def balance_fell(user_id: int, balance: int, debited: int) -> bool:
@@ -62,18 +77,25 @@ def balance_fell(user_id: int, balance: int, debited: int) -> bool:
     serialised per account, so concurrent debits see one crossing between them.
     """
     wanted, threshold = db.session.execute(
-        sa.select(User.notify_low_balance, User.low_balance_threshold)
-        .where(User.id == user_id)).one()
+        sa.select(User.notify_low_balance, User.low_balance_threshold).where(User.id == user_id)
+    ).one()
     if threshold is None:
         threshold = current_app.config["LOW_BALANCE_THRESHOLD"]
     if not (wanted and threshold > 0 and balance < threshold <= balance + debited):
         return False
     crossing = db.session.execute(
-        sa.update(User).where(User.id == user_id)
+        sa.update(User)
+        .where(User.id == user_id)
         .values(low_balance_alerts=User.low_balance_alerts + 1)
-        .returning(User.low_balance_alerts)).scalar_one()
-    return mailer.queue("low_balance", f"{user_id}:{crossing}", user_id=user_id,
-                        balance=balance, threshold=threshold)
+        .returning(User.low_balance_alerts)
+    ).scalar_one()
+    return mailer.queue(
+        "low_balance",
+        f"{user_id}:{crossing}",
+        user_id=user_id,
+        balance=balance,
+        threshold=threshold,
+    )
 
 
 # --- subscriptions
@@ -88,5 +110,6 @@ def subscription_renewed(user_id: int, invoice_id: str, plan_code: str, credits:
 
 def subscription_payment_failed(user_id: int, invoice_id: str, attempt: int) -> bool:
     # Each of Stripe's payment attempts on the invoice is its own cause.
-    return mailer.queue("payment_failed", f"{invoice_id}:{attempt}", user_id=user_id,
-                        invoice_id=invoice_id)
+    return mailer.queue(
+        "payment_failed", f"{invoice_id}:{attempt}", user_id=user_id, invoice_id=invoice_id
+    )

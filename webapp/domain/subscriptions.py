@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
-from webapp.domain import ledger, plans, stripe_gateway
+from webapp.domain import ledger, notices, plans, stripe_gateway
 from webapp.domain.checkout import ensure_customer
 from webapp.domain.sql import insert_ignoring_duplicates, locked
 from webapp.domain.stripe_objects import (
@@ -46,25 +46,35 @@ def start_subscription(user: User, plan_code: str, base_url: str) -> str:
     customer_id = ensure_customer(user)
     metadata = {"purpose": SUBSCRIPTION_PURPOSE, "plan": plan.code, "user_id": str(user.id)}
     params = {
-        "mode": "subscription", "customer": customer_id,
-        "client_reference_id": str(user.id), "line_items": [_plan_line(plan)],
-        "metadata": metadata, "subscription_data": {"metadata": metadata},
+        "mode": "subscription",
+        "customer": customer_id,
+        "client_reference_id": str(user.id),
+        "line_items": [_plan_line(plan)],
+        "metadata": metadata,
+        "subscription_data": {"metadata": metadata},
         "success_url": f"{base_url}/credits/success?session_id={{CHECKOUT_SESSION_ID}}",
         "cancel_url": f"{base_url}/credits/cancel",
     }
     session = stripe_gateway.create_checkout_session(
-        params, idempotency_key=f"subscribe-{user.id}-{plan.code}-{secrets.token_hex(8)}")
+        params, idempotency_key=f"subscribe-{user.id}-{plan.code}-{secrets.token_hex(8)}"
+    )
     return session["url"]
 
 
 def _plan_line(plan: plans.Plan) -> dict[str, Any]:
     if plan.price_id:
         return {"price": plan.price_id, "quantity": 1}
-    return {"quantity": 1, "price_data": {
-        "currency": current_app.config["CURRENCY"], "unit_amount": plan.price_minor,
-        "recurring": {"interval": "month"},
-        "product_data": {"name": f"{plan.code.title()} plan: {plan.monthly_credits:,} credits a month"},
-    }}
+    return {
+        "quantity": 1,
+        "price_data": {
+            "currency": current_app.config["CURRENCY"],
+            "unit_amount": plan.price_minor,
+            "recurring": {"interval": "month"},
+            "product_data": {
+                "name": f"{plan.code.title()} plan: {plan.monthly_credits:,} credits a month"
+            },
+        },
+    }
 
 
 # --- following Stripe's events (each joins the event's transaction)
@@ -95,8 +105,13 @@ def apply_invoice_paid(invoice: Obj) -> str:
     if not subscription_id or line is None:
         return EventOutcome.UNMATCHED
     with atomic():
-        record = _subscription_for(subscription_id, invoice_metadata(invoice),
-                                   invoice.get("customer"), line_price_id(line), "active")
+        record = _subscription_for(
+            subscription_id,
+            invoice_metadata(invoice),
+            invoice.get("customer"),
+            line_price_id(line),
+            "active",
+        )
         if record is None:
             return EventOutcome.UNMATCHED
         plan = plans.plan_for_price(line_price_id(line)) or plans.find_plan(record.plan_code)
@@ -107,9 +122,18 @@ def apply_invoice_paid(invoice: Obj) -> str:
             record.current_period_start, record.current_period_end = start, end
             if record.status in ("incomplete", "past_due"):
                 record.status = "active"
-        ledger.grant_plan_credits(
-            record.user_id, plan.monthly_credits, invoice_id=invoice["id"], plan_code=plan.code,
-            subscription_id=record.id, expires_at=None if plan.rollover else end)
+        granted = ledger.grant_plan_credits(
+            record.user_id,
+            plan.monthly_credits,
+            invoice_id=invoice["id"],
+            plan_code=plan.code,
+            subscription_id=record.id,
+            expires_at=None if plan.rollover else end,
+        )
+        if granted is not None and invoice.get("billing_reason") == "subscription_cycle":
+            notices.subscription_renewed(
+                record.user_id, invoice["id"], plan.code, plan.monthly_credits
+            )
     return EventOutcome.PROCESSED
 
 
@@ -119,8 +143,9 @@ def apply_invoice_failed(invoice: Obj, created: int) -> str:
     if not subscription_id:
         return EventOutcome.IGNORED
     with atomic():
-        record = _subscription_for(subscription_id, invoice_metadata(invoice),
-                                   invoice.get("customer"), None, "past_due")
+        record = _subscription_for(
+            subscription_id, invoice_metadata(invoice), invoice.get("customer"), None, "past_due"
+        )
         if record is None:
             return EventOutcome.UNMATCHED
         when = timestamp(created)
@@ -128,6 +153,9 @@ def apply_invoice_failed(invoice: Obj, created: int) -> str:
             return EventOutcome.IGNORED
         record.status, record.updated_at = "past_due", utcnow()
         record.last_event_at = when or record.last_event_at
+        notices.subscription_payment_failed(
+            record.user_id, invoice["id"], int(invoice.get("attempt_count") or 1)
+        )
     return EventOutcome.PROCESSED
 
 
@@ -136,15 +164,21 @@ def apply_subscription(subscription: Obj, created: int, *, deleted: bool = False
     price_id = subscription_price_id(subscription)
     status = "canceled" if deleted else subscription.get("status") or "active"
     with atomic():
-        record = _subscription_for(subscription["id"], subscription.get("metadata") or {},
-                                   subscription.get("customer"), price_id, status)
+        record = _subscription_for(
+            subscription["id"],
+            subscription.get("metadata") or {},
+            subscription.get("customer"),
+            price_id,
+            status,
+        )
         if record is None:
             return EventOutcome.UNMATCHED
         when = timestamp(created)
         if _is_stale(record, when):
             return EventOutcome.IGNORED
         plan = plans.plan_for_price(price_id) or plans.find_plan(
-            (subscription.get("metadata") or {}).get("plan"))
+            (subscription.get("metadata") or {}).get("plan")
+        )
         if plan is not None:
             record.plan_code = plan.code
         start, end = subscription_period(subscription)
@@ -153,7 +187,8 @@ def apply_subscription(subscription: Obj, created: int, *, deleted: bool = False
         record.status = status
         record.cancel_at_period_end = bool(subscription.get("cancel_at_period_end"))
         record.cancel_at = timestamp(subscription.get("cancel_at")) or (
-            record.current_period_end if record.cancel_at_period_end else None)
+            record.current_period_end if record.cancel_at_period_end else None
+        )
         record.last_event_at, record.updated_at = when or record.last_event_at, utcnow()
     return EventOutcome.PROCESSED
 
@@ -162,8 +197,9 @@ def _is_stale(record: Subscription, when: datetime | None) -> bool:
     return bool(when and record.last_event_at and when < record.last_event_at)
 
 
-def _subscription_for(stripe_id: str, metadata: Obj, customer: Any, price_id: str | None,
-                      status: str) -> Subscription | None:
+def _subscription_for(
+    stripe_id: str, metadata: Obj, customer: Any, price_id: str | None, status: str
+) -> Subscription | None:
     """The subscription row, locked; created from the event when it is the first we hear."""
     record = _locked(stripe_id)
     if record is not None:
@@ -176,17 +212,28 @@ def _subscription_for(stripe_id: str, metadata: Obj, customer: Any, price_id: st
 
 
 def _locked(stripe_id: str) -> Subscription | None:
-    return db.session.scalars(locked(sa.select(Subscription).where(
-        Subscription.stripe_subscription_id == stripe_id))).first()
+    return db.session.scalars(
+        locked(sa.select(Subscription).where(Subscription.stripe_subscription_id == stripe_id))
+    ).first()
 
 
-def _ensure_subscription(stripe_id: str, user_id: int, plan_code: str,
-                         status: str) -> Subscription:
+def _ensure_subscription(stripe_id: str, user_id: int, plan_code: str, status: str) -> Subscription:
     now = utcnow()
-    db.session.execute(insert_ignoring_duplicates(Subscription, {
-        "user_id": user_id, "stripe_subscription_id": stripe_id, "plan_code": plan_code,
-        "status": status, "cancel_at_period_end": False, "created_at": now, "updated_at": now,
-    }, Subscription.stripe_subscription_id))
+    db.session.execute(
+        insert_ignoring_duplicates(
+            Subscription,
+            {
+                "user_id": user_id,
+                "stripe_subscription_id": stripe_id,
+                "plan_code": plan_code,
+                "status": status,
+                "cancel_at_period_end": False,
+                "created_at": now,
+                "updated_at": now,
+            },
+            Subscription.stripe_subscription_id,
+        )
+    )
     return _locked(stripe_id)
 
 
@@ -215,12 +262,18 @@ class PlanView:
 def plan_view(user_id: int) -> PlanView:
     """The plans on offer, the user's current subscription and its status in words."""
     record = db.session.scalars(
-        sa.select(Subscription).where(Subscription.user_id == user_id)
-        .order_by(Subscription.status.in_(ENDED), Subscription.id.desc())).first()
+        sa.select(Subscription)
+        .where(Subscription.user_id == user_id)
+        .order_by(Subscription.status.in_(ENDED), Subscription.id.desc())
+    ).first()
     if record is None:
         return PlanView(plans.all_plans(), None, None, None)
-    return PlanView(plans.all_plans(), record, status_words(record),
-                    None if record.status in ENDED or record.cancel_at else record.current_period_end)
+    return PlanView(
+        plans.all_plans(),
+        record,
+        status_words(record),
+        None if record.status in ENDED or record.cancel_at else record.current_period_end,
+    )
 
 
 def status_words(record: Subscription) -> str:
@@ -247,8 +300,7 @@ def confirm_checkout_session(session_id: str, user_id: int) -> Obj | None:
     if session is None:
         return None
     metadata = session.get("metadata") or {}
-    if (metadata.get("purpose") != SUBSCRIPTION_PURPOSE
-            or metadata.get("user_id") != str(user_id)):
+    if metadata.get("purpose") != SUBSCRIPTION_PURPOSE or metadata.get("user_id") != str(user_id):
         return None
     if session.get("status") == "complete":
         with atomic():

@@ -38,8 +38,9 @@ def find_by_email(email: str) -> User | None:
     return db.session.scalar(sa.select(User).where(User.email == normalize_email(email)))
 
 
-def create_user(email: str, password: str, *, is_admin: bool = False,
-                verified: bool = False) -> User:
+def create_user(
+    email: str, password: str, *, is_admin: bool = False, verified: bool = False
+) -> User:
     """A new user with an empty credit account; commits. EmailTakenError if taken.
 
     Unless `verified` (users an operator creates), a verification mail is recorded in
@@ -50,8 +51,9 @@ def create_user(email: str, password: str, *, is_admin: bool = False,
         raise EmailTakenError("An account with that email already exists.")
     try:
         with atomic():
-            user = User(email=email, is_admin=is_admin,
-                        email_verified_at=utcnow() if verified else None)
+            user = User(
+                email=email, is_admin=is_admin, email_verified_at=utcnow() if verified else None
+            )
             user.set_password(password)
             db.session.add(user)
             db.session.flush()
@@ -77,13 +79,14 @@ def make_admin(email: str, password: str | None) -> tuple[User, bool]:
     return user, False
 
 
-# --- sessions: Flask-Login keeps User.get_id() = "<id>:<session_version>" in the session
+# --- sessions: each carries "<user id>.<session version>" (User.get_id); the names and
+# format match the session-version work of issue 11, so the two merge as one.
 
 
-def load_session_user(session_id: str) -> User | None:
-    """The user a login session belongs to, or None when its sessions were ended since."""
-    user_id, _, version = session_id.partition(":")
-    if not user_id.isdigit() or not (version or "0").isdigit():
+def user_for_session(session_id: str) -> User | None:
+    """The user a session belongs to, or None when that session has been ended."""
+    user_id, _, version = session_id.partition(".")
+    if not (user_id.isdigit() and (version or "0").isdigit()) or len(user_id) > 18:
         return None
     user = db.session.get(User, int(user_id))
     if user is None or user.session_version != int(version or 0):
@@ -92,10 +95,17 @@ def load_session_user(session_id: str) -> User | None:
 
 
 def end_sessions(user: User) -> None:
-    """End every login session of the user (joins the caller's transaction)."""
-    db.session.execute(sa.update(User).where(User.id == user.id)
-                       .values(session_version=User.session_version + 1))
-    db.session.refresh(user, ["session_version"])
+    """End every session of this user, on every device; commits (or joins the caller's).
+
+    A password change calls it, then `login_user(user)` keeps the session that made it.
+    """
+    with atomic():
+        db.session.execute(
+            sa.update(User)
+            .where(User.id == user.id)
+            .values(session_version=User.session_version + 1)
+        )
+        db.session.refresh(user, ["session_version"])
 
 
 def _set_password(user: User, password: str) -> None:
@@ -147,8 +157,12 @@ def _load(token: str, salt: str, max_age: int) -> list:
 
 
 def _locked_user(user_id: int) -> User | None:
-    return db.session.scalars(sa.select(User).where(User.id == user_id).with_for_update()
-                              .execution_options(populate_existing=True)).first()
+    return db.session.scalars(
+        sa.select(User)
+        .where(User.id == user_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
 
 
 def user_for_reset_token(token: str) -> User:
@@ -224,8 +238,9 @@ def preferences(user: User) -> Preferences:
     threshold = user.low_balance_threshold
     if threshold is None:
         threshold = current_app.config["LOW_BALANCE_THRESHOLD"]
-    return Preferences(user.notify_low_balance, user.notify_auto_recharge,
-                       user.notify_renewals, threshold)
+    return Preferences(
+        user.notify_low_balance, user.notify_auto_recharge, user.notify_renewals, threshold
+    )
 
 
 def save_preferences(user: User, prefs: Preferences) -> None:

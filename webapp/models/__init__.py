@@ -17,8 +17,23 @@ from webapp.models.stripe_event import EventOutcome, StripeEvent
 from webapp.models.user import ApiKey, CreditAccount, User, normalize_email
 
 __all__ = [
-    "AdminAction", "ApiKey", "AutoRecharge", "CreditAccount", "CreditGrant", "Dispute",
-    "EntryKind", "EventOutcome", "Job", "JobStatus", "LedgerEntry", "Purchase", "PurchaseSource",
-    "PurchaseStatus", "StripeEvent",
-    "Subscription", "UsageRequest", "User", "normalize_email",
+    "AdminAction",
+    "ApiKey",
+    "AutoRecharge",
+    "CreditAccount",
+    "CreditGrant",
+    "Dispute",
+    "EntryKind",
+    "EventOutcome",
+    "Job",
+    "JobStatus",
+    "LedgerEntry",
+    "Purchase",
+    "PurchaseSource",
+    "PurchaseStatus",
+    "StripeEvent",
+    "Subscription",
+    "UsageRequest",
+    "User",
+    "normalize_email",
 ]

@@ -48,8 +48,8 @@ class User(UserMixin, db.Model):
         return check_password_hash(self.password_hash, password)
 
     def get_id(self) -> str:
-        """Flask-Login keeps this in the session: "<id>:<session_version>"."""
-        return f"{self.id}:{self.session_version}"
+        """Flask-Login keeps this in the session: "<id>.<session_version>"."""
+        return f"{self.id}.{self.session_version or 0}"
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.email}>"

@@ -253,7 +253,7 @@ def _succeeded(purchase: Purchase, intent: Mapping[str, Any]) -> Outcome:
         .where(AutoRecharge.user_id == purchase.user_id)
         .values(consecutive_failures=0)
     )
-    notify("auto_recharge_succeeded", purchase)
+    # The receipt every credited purchase gets (ledger.purchases) is the success mail.
     return Outcome.CREDITED
 
 

@@ -5,6 +5,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from webapp.domain import notices
 from webapp.domain.errors import PurchaseNotSettledError
 from webapp.domain.ledger.entries import post_entry
 from webapp.domain.ledger.purchases import set_status
@@ -133,6 +134,7 @@ def _take_refunds_due(purchase: Purchase, reference: str | None) -> int:
             reference=reference,
             description=f"Refund: {refunded} of your {paid} payment returned to you",
         )
+        notices.refund_taken(purchase.id, purchase.user_id, take, purchase.amount_refunded_cents)
     return take
 
 
@@ -171,6 +173,7 @@ def _dispute_row(purchase: Purchase, dispute: Mapping[str, Any], credited: bool)
             description="Payment disputed with your bank: its credits are held "
             "until the dispute is settled",
         )
+        notices.dispute_opened(purchase.id, purchase.user_id, dispute["id"], take)
     return row
 
 
@@ -225,4 +228,5 @@ def close_dispute(purchase_id: int, dispute: Mapping[str, Any]) -> int:
             _take_refunds_due(purchase, purchase.stripe_charge_id)
         if credited:
             _refresh_money_status(purchase)
+            notices.dispute_closed(purchase.id, purchase.user_id, dispute["id"], row.status, given)
         return given

@@ -5,6 +5,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from webapp.domain import notices
 from webapp.domain.errors import InsufficientCreditsError, InvalidAmountError
 from webapp.domain.sql import is_postgresql, locked
 from webapp.domain.transaction import atomic
@@ -66,6 +67,8 @@ def post_entry(
     if moved is None:
         raise InsufficientCreditsError(current_balance(user_id))
     balance, recharge_below = moved
+    if credits < 0:
+        notices.balance_fell(user_id, balance, -credits)
     if recharge_below is not None and balance < recharge_below and kind in _RECHARGING_KINDS:
         _after_debit(user_id, balance)
     return balance

@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from webapp.domain import notices
 from webapp.domain.ledger.entries import post_entry
 from webapp.domain.sql import locked
 from webapp.domain.stripe_objects import id_of, metadata_ids
@@ -197,6 +198,7 @@ def _post_purchase_credit(purchase_id: int, user_id: int, credits: int, session_
         reference=session_id,
         description=purchase_description(credits),
     )
+    notices.purchase_credited(purchase_id, user_id)
 
 
 # --- finding the purchase, and the other outcomes

@@ -1,0 +1,39 @@
+"""Admin: background jobs (mail, later charges): what waits, what failed and why, retry."""
+
+import sqlalchemy as sa
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from webapp.admin import bp
+from webapp.domain import jobs, reports
+from webapp.domain.errors import NotFoundError
+from webapp.models import Job, JobStatus
+
+STATUSES = (JobStatus.PENDING, JobStatus.FAILED, JobStatus.DONE)
+
+
+@bp.get("/jobs")
+def job_list():
+    status = request.args.get("status", "")
+    status = status if status in STATUSES else ""
+    before = request.args.get("before", type=int)
+    query = sa.select(Job).where(Job.status == status) if status else sa.select(Job)
+    page = reports.keyset_page(query, Job.id, before, current_app.config["HISTORY_PAGE_SIZE"])
+    return render_template(
+        "admin/jobs.html",
+        page=page,
+        status=status,
+        before=before,
+        statuses=STATUSES,
+        counts=jobs.counts(),
+    )
+
+
+@bp.post("/jobs/<int:job_id>/retry")
+def job_retry(job_id: int):
+    try:
+        job = jobs.retry(current_user.id, job_id)
+    except NotFoundError:
+        abort(404)
+    flash(f"Job {job.id} ({job.kind}) is queued again.", "success")
+    return redirect(url_for("admin.job_list", status=request.args.get("status") or None), code=303)
