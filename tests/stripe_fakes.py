@@ -1,6 +1,6 @@
 """Stripe answers and signed events built from Stripe's own example objects.
 
-The app's StripeClient gets a StripeDouble (webapp/sandbox/stripe_double.py) as its
+The app's StripeClient gets a StripeDouble (webapp/stripe_double/) as its
 HTTP client, with these fixtures as templates: requests are checked as they leave the
 `stripe` library, and answers have Stripe's real shapes.
 """
@@ -40,7 +40,18 @@ def fixture_templates(object_type: str) -> dict[str, Any]:
         return {"object": object_type, "livemode": False, "metadata": {}}
     obj.pop("id", None)
     obj.pop("created", None)  # new objects are created now, as in Stripe
+    if object_type == "checkout.session":
+        obj.update(NEW_SESSION_FIELDS)
     return obj
+
+
+# Stripe's example session reports tax and an invoice; a session made by a test has none
+# unless it asks.
+NEW_SESSION_FIELDS = {
+    "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
+    "invoice": None,
+    "invoice_creation": {"enabled": False, "invoice_data": {}},
+}
 
 
 def new_double() -> StripeDouble:
@@ -78,5 +89,23 @@ def checkout_session(purchase_id: int, user_id: int, *, amount: int, currency: s
         "payment_intent": f"pi_{secrets.token_hex(8)}", "client_reference_id": str(user_id),
         "metadata": {"purpose": purpose, "purchase_id": str(purchase_id),
                      "user_id": str(user_id)},
+        **NEW_SESSION_FIELDS,
     }
     return fixture("checkout.session", **{**fields, **overrides})
+
+
+def add_price(double: StripeDouble, price_id: str, *, credits: str | None = "500",
+              amount: int | None = 900, currency: str = "usd", product_credits: str | None = None,
+              product_name: str = "Credits pack", product_active: bool = True,
+              **fields: Any) -> dict[str, Any]:
+    """A one-time Price (Stripe's example, made one-time) and its Product, as made in the
+    Dashboard; `credits` goes in the Price's metadata, `product_credits` in the Product's."""
+    product = double.new_object(
+        "product", "prod", name=product_name, active=product_active, default_price=price_id,
+        metadata={} if product_credits is None else {"credits": product_credits})
+    price = {"id": price_id, "active": True, "type": "one_time", "recurring": None,
+             "currency": currency, "unit_amount": amount,
+             "unit_amount_decimal": None if amount is None else str(amount),
+             "product": product["id"], "transform_quantity": None,
+             "metadata": {} if credits is None else {"credits": credits}, **fields}
+    return double.new_object("price", "price", **price)

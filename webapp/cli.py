@@ -161,3 +161,28 @@ def api_key(email: str, label: str):
 
     user = _user_or_fail(email)
     click.echo(api_keys.mint(user.id, label).secret)
+
+
+# --- catalog
+
+
+@credits_cli.command("packs")
+def packs_command():
+    """Re-read the CREDIT_PACKS Prices from Stripe and print what is on offer, and why not."""
+    from webapp.domain import catalog
+    from webapp.domain.pricing import format_money
+
+    packs = catalog.packs(refresh=True)
+    click.echo(f"{'pack':<32} {'credits':>10} {'amount':>16}  currency  offered")
+    for pack in packs:
+        quote = pack.quote
+        credits = f"{quote.credits:,}" if quote else "-"
+        amount = format_money(quote.amount_cents, quote.currency) if quote else "-"
+        currency = quote.currency if quote else "-"
+        state = "yes" if quote else f"no: {pack.reason}"
+        if pack.unreachable and pack.reason != catalog.UNREACHABLE:
+            state += " (Stripe could not be asked; last reading kept)"
+        name = f"  {quote.name}" if quote and quote.name else ""
+        click.echo(f"{pack.entry:<32} {credits:>10} {amount:>16}  {currency:<8}  {state}{name}")
+    offered = sum(1 for pack in packs if pack.quote)
+    click.echo(f"{offered} of {len(packs)} packs offered")

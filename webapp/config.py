@@ -35,6 +35,17 @@ def env_int_list(name: str, default: str) -> tuple[int, ...]:
     return tuple(int(part) for part in raw.split(",") if part.strip())
 
 
+def env_pack_list(name: str, default: str) -> tuple[int | str, ...]:
+    """CREDIT_PACKS: pack sizes as ints, Stripe Price ids (and anything else) as text.
+
+    Entries are checked by webapp.domain.catalog, which reports a bad one and offers the
+    rest, so a typo never stops the app.
+    """
+    raw = env_str(name) or default
+    parts = (part.strip() for part in raw.split(","))
+    return tuple(int(part) if part.isdigit() else part for part in parts if part)
+
+
 def sqlalchemy_url(url: str) -> str:
     """Point plain postgres URLs at psycopg 3, the driver this project installs."""
     for prefix in ("postgres://", "postgresql://"):
@@ -61,7 +72,13 @@ class Config:
     PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL").rstrip("/")
     CURRENCY = (env_str("CURRENCY") or "usd").lower()
     CREDIT_UNIT_AMOUNT = env_int("CREDIT_UNIT_AMOUNT", 1)
-    CREDIT_PACKS = env_int_list("CREDIT_PACKS", "500,1000,2500,10000")
+    CREDIT_PACKS = env_pack_list("CREDIT_PACKS", "500,1000,2500,10000")
+    # Price packs read from Stripe are re-read after this long (and by `credits packs`);
+    # after a failed read, the next try waits PRICE_RETRY_SECONDS.
+    PRICE_CACHE_SECONDS = env_int("PRICE_CACHE_SECONDS", 3600)
+    PRICE_RETRY_SECONDS = env_int("PRICE_RETRY_SECONDS", 60)
+    CHECKOUT_INVOICES = env_bool("CHECKOUT_INVOICES")
+    STRIPE_AUTOMATIC_TAX = env_bool("STRIPE_AUTOMATIC_TAX")
     MIN_PURCHASE_CREDITS = env_int("MIN_PURCHASE_CREDITS", 50)
     MAX_PURCHASE_CREDITS = env_int("MAX_PURCHASE_CREDITS", 1_000_000)
     CUSTOMER_PAYS_FEES = env_bool("CUSTOMER_PAYS_FEES")
@@ -133,6 +150,8 @@ class TestConfig(Config):
     MIN_PURCHASE_CREDITS = 50
     MAX_PURCHASE_CREDITS = 1_000_000
     CUSTOMER_PAYS_FEES = False
+    CHECKOUT_INVOICES = False
+    STRIPE_AUTOMATIC_TAX = False
     PLANS = "basic:1000:900:expire,pro:5000:3900:rollover"
     WTF_CSRF_ENABLED = False
     SANDBOX_ENABLED = False

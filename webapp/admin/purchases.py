@@ -16,14 +16,15 @@ from flask_login import current_user
 
 from webapp.admin import bp
 from webapp.admin.forms import RefundForm
-from webapp.domain import admin_ops, pricing, reports
+from webapp.domain import admin_ops, pricing, receipts, reports
 from webapp.domain.errors import InvalidAmountError, PaymentProviderError
 from webapp.extensions import db
 from webapp.models import Purchase, PurchaseSource, PurchaseStatus
 
-CSV_COLUMNS = ("id", "created_at", "email", "status", "credits", "amount", "fee", "currency",
+CSV_COLUMNS = ("id", "created_at", "email", "status", "credits", "amount", "fee", "tax", "currency",
                "amount_refunded", "credits_refunded", "credits_disputed",
-               "stripe_checkout_session_id", "stripe_payment_intent_id", "review_reason")
+               "stripe_checkout_session_id", "stripe_payment_intent_id", "review_reason",
+               "stripe_price_id", "receipt_url", "invoice_url")
 
 
 SOURCE_WORDS = {PurchaseSource.CHECKOUT: "Checkout", PurchaseSource.AUTO_RECHARGE: "Auto-recharge"}
@@ -83,10 +84,12 @@ def _csv_line(values) -> str:
 
 def _csv_row(p: Purchase) -> tuple:
     return (p.id, p.created_at.isoformat(), p.user.email, p.status, p.credits,
-            _major(p.amount_cents, p.currency), _major(p.fee_cents, p.currency), p.currency,
+            _major(p.amount_cents, p.currency), _major(p.fee_cents, p.currency),
+            _major(p.tax_cents, p.currency), p.currency,
             _major(p.amount_refunded_cents, p.currency), p.credits_refunded, p.credits_disputed,
             p.stripe_checkout_session_id or "", p.stripe_payment_intent_id or "",
-            p.review_reason or "")
+            p.review_reason or "", p.stripe_price_id or "",
+            *((p.receipt_url or "", p.invoice_url or "") if p.credited_at else ("", "")))
 
 
 def _major(cents: int, currency: str) -> str:
@@ -106,7 +109,10 @@ def render_purchase(purchase: Purchase, form: RefundForm, status: int = 200):
 
 @bp.get("/purchases/<int:purchase_id>")
 def purchase_detail(purchase_id: int):
-    return render_purchase(db.get_or_404(Purchase, purchase_id), RefundForm(formdata=None))
+    purchase = db.get_or_404(Purchase, purchase_id)
+    if receipts.fill_missing([purchase]):
+        db.session.refresh(purchase)
+    return render_purchase(purchase, RefundForm(formdata=None))
 
 
 @bp.post("/purchases/<int:purchase_id>/refund")

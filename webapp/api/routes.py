@@ -7,6 +7,7 @@ from webapp.domain.errors import (
     IdempotencyKeyReusedError,
     InvalidPurchaseError,
     PaymentProviderError,
+    UnknownPackError,
 )
 
 MAX_DESCRIPTION_LENGTH = 500
@@ -35,14 +36,27 @@ def _positive_int(value) -> int | None:
 @api_login_required
 def checkout_create():
     body = _json_body()
+    base_url = checkout.public_base_url(request.url_root)
+    if body is not None and "pack" in body:
+        return _pack_checkout(body["pack"], base_url)
     credits = _positive_int(body.get("credits")) if body is not None else None
     if credits is None:
         return api_error(400, "invalid_credits", message="credits must be an integer.")
     try:
-        purchase = checkout.start_checkout(g.api_user, credits,
-                                           checkout.public_base_url(request.url_root))
+        purchase = checkout.start_checkout(g.api_user, credits, base_url)
     except InvalidPurchaseError as exc:
         return api_error(400, "invalid_credits", message=str(exc))
+    except PaymentProviderError as exc:
+        return api_error(502, "payment_provider_error", message=str(exc))
+    return jsonify(id=purchase.stripe_checkout_session_id, url=purchase.checkout_url), 201
+
+
+def _pack_checkout(pack, base_url: str):
+    """{"pack": "price_..."}: a Price pack on offer (UnknownPackError otherwise)."""
+    try:
+        purchase = checkout.start_pack_checkout(g.api_user, pack, base_url)
+    except UnknownPackError as exc:
+        return api_error(400, "unknown_pack", message=str(exc))
     except PaymentProviderError as exc:
         return api_error(502, "payment_provider_error", message=str(exc))
     return jsonify(id=purchase.stripe_checkout_session_id, url=purchase.checkout_url), 201

@@ -3,7 +3,15 @@ from flask_login import current_user, login_required
 
 from webapp.credits import bp, chart
 from webapp.credits.forms import AutoRechargeForm, BuyForm
-from webapp.domain import autorecharge, checkout, pricing, reports, subscriptions
+from webapp.domain import (
+    autorecharge,
+    catalog,
+    checkout,
+    pricing,
+    receipts,
+    reports,
+    subscriptions,
+)
 from webapp.domain.errors import InvalidPurchaseError, PaymentProviderError
 
 
@@ -24,7 +32,7 @@ def render_index(form: BuyForm, status: int = 200, recharge_form: AutoRechargeFo
         or AutoRechargeForm(formdata=None, data=autorecharge.form_values(settings)),
         recharge_waiting=autorecharge.waiting_attempt(current_user.id),
         recent=reports.ledger_page(current_user.id, None, 5).items,
-        packs=[pricing.quote(credits) for credits in current_app.config["CREDIT_PACKS"]],
+        packs=catalog.offered_quotes(),
         chart=chart.build(reports.credits_by_day(current_user.id)),
     ), status
 
@@ -47,13 +55,17 @@ def buy():
     form = BuyForm()
     if not form.validate_on_submit():
         return render_index(form, 400)
+    base_url = checkout.public_base_url(request.url_root)
     try:
-        credits = pricing.parse_credits(form.credits.data)
-        purchase = checkout.start_checkout(current_user, credits,
-                                           checkout.public_base_url(request.url_root),
-                                           save_card=form.save_card.data)
+        if form.pack.data:
+            purchase = checkout.start_pack_checkout(current_user, form.pack.data, base_url,
+                                                    save_card=form.save_card.data)
+        else:
+            credits = pricing.parse_credits(form.credits.data)
+            purchase = checkout.start_checkout(current_user, credits, base_url,
+                                               save_card=form.save_card.data)
     except InvalidPurchaseError as exc:
-        form.credits.errors.append(str(exc))
+        (form.pack if form.pack.data else form.credits).errors.append(str(exc))
         return render_index(form, 400)
     except PaymentProviderError as exc:
         flash(str(exc), "error")
@@ -86,6 +98,8 @@ def history():
     size = current_app.config["HISTORY_PAGE_SIZE"]
     if tab == "payments":
         page = reports.purchases_page(current_user.id, before, size)
+        if receipts.fill_missing(page.items):  # first view of newly paid purchases
+            page = reports.purchases_page(current_user.id, before, size)
     else:
         page = reports.ledger_page(current_user.id, before, size)
     return render_template("credits/history.html", page=page, tab=tab, before=before)

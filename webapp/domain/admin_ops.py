@@ -36,7 +36,7 @@ def refundable_cents(purchase: Purchase) -> int:
     """What Stripe can still refund of this purchase as far as we know (minor units)."""
     if purchase.credited_at is None or not purchase.stripe_payment_intent_id:
         return 0
-    return max(purchase.amount_cents - purchase.amount_refunded_cents, 0)
+    return max(purchase.total_cents - purchase.amount_refunded_cents, 0)
 
 
 def request_refund(admin_id: int, purchase: Purchase, amount_text: str) -> dict:

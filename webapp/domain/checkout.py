@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from flask import current_app
 
-from webapp.domain import ledger, pricing, stripe_gateway
+from webapp.domain import catalog, ledger, pricing, stripe_gateway
 from webapp.domain.errors import PaymentProviderError
 from webapp.domain.stripe_objects import TOPUP_PURPOSE
 from webapp.domain.transaction import atomic
@@ -27,7 +27,20 @@ def start_checkout(user: User, credits: int, base_url: str, *, save_card: bool =
     (InvalidPurchaseError). A Stripe failure marks the attempt failed, credits
     nothing and raises PaymentProviderError with a message for the user.
     """
-    quote = pricing.quote(credits)
+    return _open_checkout(user, pricing.quote(credits), base_url, save_card)
+
+
+def start_pack_checkout(user: User, pack_id: str, base_url: str, *,
+                        save_card: bool = False) -> Purchase:
+    """As start_checkout, for a Price pack: its credits and amount as cached from Stripe.
+
+    UnknownPackError (an InvalidPurchaseError) when the pack is not on offer.
+    """
+    return _open_checkout(user, catalog.pack_quote(pack_id), base_url, save_card)
+
+
+def _open_checkout(user: User, quote: pricing.Quote, base_url: str,
+                   save_card: bool = False) -> Purchase:
     purchase = _record_purchase(user.id, quote)
     try:
         customer_id = ensure_customer(user)
@@ -50,6 +63,7 @@ def _record_purchase(user_id: int, quote: pricing.Quote) -> Purchase:
             user_id=user_id, credits=quote.credits, value_cents=quote.value_cents,
             fee_cents=quote.fee_cents, amount_cents=quote.amount_cents,
             currency=quote.currency, status=PurchaseStatus.PENDING,
+            stripe_price_id=quote.price_id,
         )
         db.session.add(purchase)
     return purchase
@@ -83,7 +97,10 @@ def ensure_customer(user: User) -> str:
 def _session_params(purchase: Purchase, customer_id: str, base_url: str, *,
                     save_card: bool = False) -> dict:
     currency = purchase.currency
-    line_items = [_line(currency, purchase.value_cents, f"{purchase.credits:,} credits")]
+    if purchase.stripe_price_id:
+        line_items = [{"price": purchase.stripe_price_id, "quantity": 1}]
+    else:
+        line_items = [_line(currency, purchase.value_cents, f"{purchase.credits:,} credits")]
     if purchase.fee_cents:
         line_items.append(_line(currency, purchase.fee_cents, "Processing fee"))
     metadata = {"purpose": TOPUP_PURPOSE, "user_id": str(purchase.user_id),
@@ -92,7 +109,7 @@ def _session_params(purchase: Purchase, customer_id: str, base_url: str, *,
     if save_card:
         metadata["save_card"] = "1"
         intent_data["setup_future_usage"] = "off_session"
-    return {
+    params = {
         "mode": "payment",
         "customer": customer_id,
         "client_reference_id": str(purchase.user_id),
@@ -102,11 +119,31 @@ def _session_params(purchase: Purchase, customer_id: str, base_url: str, *,
         "success_url": f"{base_url}/credits/success?session_id={{CHECKOUT_SESSION_ID}}",
         "cancel_url": f"{base_url}/credits/cancel",
     }
+    if current_app.config["CHECKOUT_INVOICES"]:
+        # The invoice carries our metadata so invoice.paid finds its purchase in any order.
+        params["invoice_creation"] = {"enabled": True, "invoice_data": {"metadata": metadata}}
+    return {**params, **tax_params()}
+
+
+def tax_params() -> dict:
+    """STRIPE_AUTOMATIC_TAX: Stripe Tax on a Checkout Session (payment or subscription)."""
+    if not current_app.config["STRIPE_AUTOMATIC_TAX"]:
+        return {}
+    return {"automatic_tax": {"enabled": True},
+            "customer_update": {"address": "auto", "name": "auto"},
+            "tax_id_collection": {"enabled": True}}
+
+
+def price_data_tax() -> dict:
+    """With STRIPE_AUTOMATIC_TAX, the app's own prices are net: tax goes on top (the
+    mismatch rule expects amount_total = amount + amount_tax)."""
+    return {"tax_behavior": "exclusive"} if current_app.config["STRIPE_AUTOMATIC_TAX"] else {}
 
 
 def _line(currency: str, unit_amount: int, name: str) -> dict:
     return {"quantity": 1, "price_data": {
-        "currency": currency, "unit_amount": unit_amount, "product_data": {"name": name}}}
+        "currency": currency, "unit_amount": unit_amount, "product_data": {"name": name},
+        **price_data_tax()}}
 
 
 def public_base_url(request_root: str) -> str:

@@ -9,6 +9,10 @@ class InvalidPurchaseError(DomainError):
     """The requested credits are not a purchase this store accepts."""
 
 
+class UnknownPackError(InvalidPurchaseError):
+    """The pack asked for is not one on offer (not configured, or its Price is not valid)."""
+
+
 class InsufficientCreditsError(DomainError):
     def __init__(self, balance: int):
         super().__init__(f"insufficient credits (balance {balance})")

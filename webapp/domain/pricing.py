@@ -23,6 +23,9 @@ class Quote:
     fee_cents: int
     amount_cents: int
     currency: str
+    # A Price pack (CREDIT_PACKS entry made in the Stripe Dashboard) and its own name.
+    price_id: str | None = None
+    name: str | None = None
 
 
 def fee_for(value_cents: int, percent: Decimal, fixed_cents: int) -> int:
@@ -48,11 +51,20 @@ def parse_credits(raw) -> int:
 def quote(credits: int) -> Quote:
     """Price `credits` with the configured unit price and fee model; enforce the bounds."""
     config = current_app.config
-    low, high = config["MIN_PURCHASE_CREDITS"], config["MAX_PURCHASE_CREDITS"]
+    check_bounds(credits)
+    return quote_value(credits, credits * config["CREDIT_UNIT_AMOUNT"], config["CURRENCY"])
+
+
+def check_bounds(credits: int) -> None:
+    """MIN_PURCHASE_CREDITS..MAX_PURCHASE_CREDITS, or InvalidPurchaseError."""
+    low, high = current_app.config["MIN_PURCHASE_CREDITS"], current_app.config["MAX_PURCHASE_CREDITS"]
     if not low <= credits <= high:
         raise InvalidPurchaseError(f"Buy between {low:,} and {high:,} credits.")
-    currency = config["CURRENCY"]
-    value = credits * config["CREDIT_UNIT_AMOUNT"]
+
+
+def quote_value(credits: int, value: int, currency: str, **pack) -> Quote:
+    """Credits worth `value` (minor units), plus the fee line; within Stripe's limits."""
+    config = current_app.config
     fee = 0
     if config["CUSTOMER_PAYS_FEES"]:
         fee = fee_for(value, Decimal(config["STRIPE_FEE_PERCENT"]), config["STRIPE_FEE_FIXED"])
@@ -64,7 +76,7 @@ def quote(credits: int) -> Quote:
         )
     if amount > STRIPE_MAXIMUM_CHARGE:
         raise InvalidPurchaseError("That is more than one payment can be; buy fewer credits.")
-    return Quote(credits, value, fee, amount, currency)
+    return Quote(credits, value, fee, amount, currency, **pack)
 
 
 def minor_units_per_major(currency: str) -> int:

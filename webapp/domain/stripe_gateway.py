@@ -80,6 +80,30 @@ def retrieve_charge(charge_id: str) -> dict[str, Any]:
     return _plain(_call("charge retrieve", _client().v1.charges.retrieve, charge_id))
 
 
+def find_price(price_id: str) -> dict[str, Any] | None:
+    """The Price with its Product expanded; None when Stripe has no such Price
+    (PaymentProviderError when Stripe cannot be asked)."""
+    try:
+        return _plain(_call("price retrieve", _client().v1.prices.retrieve, price_id,
+                            params={"expand": ["product"]}))
+    except PaymentProviderError as exc:
+        if isinstance(exc.__cause__, stripe.InvalidRequestError):
+            return None
+        raise
+
+
+def retrieve_receipt_charge(payment_intent_id: str) -> dict[str, Any] | None:
+    """The charge that paid a PaymentIntent (its `receipt_url`), None when it has none."""
+    intent = _plain(_call("payment intent retrieve", _client().v1.payment_intents.retrieve,
+                          payment_intent_id, params={"expand": ["latest_charge"]}))
+    charge = intent.get("latest_charge")
+    return charge if isinstance(charge, dict) else None
+
+
+def retrieve_invoice(invoice_id: str) -> dict[str, Any]:
+    return _plain(_call("invoice retrieve", _client().v1.invoices.retrieve, invoice_id))
+
+
 def retrieve_payment_intent(payment_intent_id: str) -> dict[str, Any]:
     return _plain(_call("payment intent retrieve", _client().v1.payment_intents.retrieve,
                         payment_intent_id))

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from webapp.domain import ledger, notices, plans, stripe_gateway
-from webapp.domain.checkout import ensure_customer
+from webapp.domain.checkout import ensure_customer, price_data_tax, tax_params
 from webapp.domain.sql import insert_ignoring_duplicates, locked
 from webapp.domain.stripe_objects import (
     SUBSCRIPTION_PURPOSE,
@@ -54,6 +54,7 @@ def start_subscription(user: User, plan_code: str, base_url: str) -> str:
         "subscription_data": {"metadata": metadata},
         "success_url": f"{base_url}/credits/success?session_id={{CHECKOUT_SESSION_ID}}",
         "cancel_url": f"{base_url}/credits/cancel",
+        **tax_params(),
     }
     session = stripe_gateway.create_checkout_session(
         params, idempotency_key=f"subscribe-{user.id}-{plan.code}-{secrets.token_hex(8)}"
@@ -73,6 +74,7 @@ def _plan_line(plan: plans.Plan) -> dict[str, Any]:
             "product_data": {
                 "name": f"{plan.code.title()} plan: {plan.monthly_credits:,} credits a month"
             },
+            **price_data_tax(),
         },
     }
 

@@ -2,6 +2,7 @@
 
 from webapp.models.autorecharge import AutoRecharge
 from webapp.models.billing import AdminAction, Subscription
+from webapp.models.catalog import CatalogPrice
 from webapp.models.job import Job, JobStatus
 from webapp.models.ledger import (
     CreditGrant,
@@ -20,6 +21,7 @@ __all__ = [
     "AdminAction",
     "ApiKey",
     "AutoRecharge",
+    "CatalogPrice",
     "CreditAccount",
     "CreditGrant",
     "Dispute",

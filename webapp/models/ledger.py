@@ -134,8 +134,23 @@ class Purchase(db.Model):
     failure_reason: Mapped[str | None] = mapped_column(sa.String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The Stripe Price sold (a CREDIT_PACKS Price pack); None for credits priced here.
+    stripe_price_id: Mapped[str | None] = mapped_column(sa.String(255))
+    # Tax Stripe added on top of amount_cents (total_details.amount_tax), set when paid.
+    tax_cents: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    # Stripe's documents for a paid purchase: the charge's receipt and the invoice
+    # (CHECKOUT_INVOICES). receipt_url "" means Stripe had none to give.
+    receipt_url: Mapped[str | None] = mapped_column(sa.Text)
+    stripe_invoice_id: Mapped[str | None] = mapped_column(sa.String(255))
+    invoice_url: Mapped[str | None] = mapped_column(sa.Text)
+    invoice_pdf_url: Mapped[str | None] = mapped_column(sa.Text)
 
     user: Mapped["User"] = relationship()  # noqa: F821
+
+    @property
+    def total_cents(self) -> int:
+        """What the customer paid in all: the recorded amount plus Stripe's tax."""
+        return self.amount_cents + (self.tax_cents or 0)
 
 
 class Dispute(db.Model):

@@ -58,6 +58,8 @@ class StripeDouble(stripe.HTTPClient):
         self.objects: dict[str, dict[str, Any]] = {}
         self.requests: list[dict[str, Any]] = []
         self.failures: list[tuple[str, int, dict]] = []
+        # Path prefixes Stripe cannot be reached for (connection errors) until removed.
+        self.unreachable: set[str] = set()
         self._idempotent: dict[str, tuple[str, int, str]] = {}
         # payment_intent_data.metadata of each session, given to its PaymentIntent as Stripe does.
         self.intent_metadata: dict[str, dict[str, Any]] = {}
@@ -79,6 +81,8 @@ class StripeDouble(stripe.HTTPClient):
             raw = raw.decode()
         params = decode_form(parse_qsl(raw or "", keep_blank_values=True))
         key = (headers or {}).get("Idempotency-Key")
+        if any(parts.path.startswith(prefix) for prefix in self.unreachable):
+            raise stripe.APIConnectionError("Stripe double: unreachable", should_retry=False)
         with self._lock:
             self.requests.append({"method": method, "url": url, "path": parts.path,
                                   "params": params,
@@ -149,11 +153,33 @@ class StripeDouble(stripe.HTTPClient):
                 charge = self.new_object("charge", "ch", amount=session["amount_total"],
                                          currency=session["currency"], amount_refunded=0,
                                          refunded=False, payment_intent=intent["id"])
+                if "receipt_url" in charge:  # Stripe's example charge has one: make it this one's
+                    charge["receipt_url"] = f"https://pay.stripe.com/receipts/payment/{charge['id']}"
                 intent["latest_charge"] = charge["id"]
                 session["payment_intent"] = intent["id"]
+                if paid and (session.get("invoice_creation") or {}).get("enabled"):
+                    self._checkout_invoice(session, intent, charge)
             if session.get("mode") == "subscription" and paid and not session.get("subscription"):
                 self._subscribe(session)
             return copy.deepcopy(session)
+
+    def _checkout_invoice(self, session: dict[str, Any], intent: dict, charge: dict) -> None:
+        """The paid invoice Stripe issues for a session with invoice_creation enabled."""
+        invoice = self.new_object(
+            "invoice", "in", customer=session.get("customer"), billing_reason="manual",
+            status="paid", amount_due=session["amount_total"], amount_paid=session["amount_total"],
+            currency=session["currency"], subscription=None, parent=None,
+            metadata=dict((session["invoice_creation"].get("invoice_data") or {})
+                          .get("metadata") or {}),
+            lines={"object": "list", "has_more": False, "data": []},
+            payments={"object": "list", "data": [{"object": "invoice_payment", "payment": {
+                "type": "payment_intent", "payment_intent": intent["id"]}}]},
+        )
+        invoice["hosted_invoice_url"] = f"https://invoice.stripe.com/i/{invoice['id']}"
+        invoice["invoice_pdf"] = f"https://pay.stripe.com/invoice/{invoice['id']}/pdf"
+        session["invoice"] = invoice["id"]
+        self.emit("invoice.finalized", invoice)
+        self.emit("invoice.paid", invoice)
 
     def expire_checkout_session(self, session_id: str) -> dict[str, Any]:
         with self._lock:
@@ -182,28 +208,55 @@ class StripeDouble(stripe.HTTPClient):
         object_id = next((s for s in segments if _looks_like_id(s)), None)
         return handler(params, object_id) if object_id else handler(params)
 
-    def _stored(self, object_id: str) -> tuple[int, dict]:
+    def _stored(self, object_id: str, params: dict[str, Any] | None = None) -> tuple[int, dict]:
+        """The object as stored, with the fields named in `expand[]` replaced by their objects."""
         obj = self.objects.get(object_id)
         if obj is None:
             return 404, _error("invalid_request_error", f"No such object: '{object_id}'",
                                code="resource_missing")
-        return 200, copy.deepcopy(obj)
+        obj = copy.deepcopy(obj)
+        expand = (params or {}).get("expand") or []
+        for field in expand if isinstance(expand, list) else [expand]:
+            related = obj.get(field)
+            if isinstance(related, str) and related in self.objects:
+                obj[field] = copy.deepcopy(self.objects[related])
+        return 200, obj
 
     def _post_customers(self, params):
         return 200, self.new_object("customer", "cus", email=params.get("email"),
                                     metadata=params.get("metadata", {}))
 
+    # Stripe Tax as the double computes it: this percentage of the subtotal, rounded down,
+    # on sessions with automatic_tax[enabled]=true (0: no tax).
+    tax_percent = 0
+
+    def _line_price(self, item: dict[str, Any]) -> dict[str, Any] | None:
+        """A line item's unit amount and currency: its price_data, or the stored Price."""
+        if "price_data" in item:
+            return item["price_data"]
+        return self.objects.get(item.get("price", ""))
+
     def _post_checkout_sessions(self, params):
         items = params.get("line_items", [])
-        amount = sum(int(i["price_data"]["unit_amount"]) * int(i.get("quantity", 1))
-                     for i in items if "price_data" in i)
+        prices = [self._line_price(item) for item in items]
+        if any(price is None for price in prices):
+            return 400, _error("invalid_request_error", "No such price", code="resource_missing")
+        subtotal = sum(int(price["unit_amount"]) * int(item.get("quantity", 1))
+                       for item, price in zip(items, prices, strict=True))
         mode = params.get("mode", "payment")
+        taxed = (params.get("automatic_tax") or {}).get("enabled") == "true"
+        tax = subtotal * self.tax_percent // 100 if taxed else 0
+        invoice_creation = params.get("invoice_creation") or {}
         session = self.new_object(
             "checkout.session", "cs_test",
             mode=mode, status="open", payment_status="unpaid",
-            amount_total=amount, amount_subtotal=amount,
-            currency=params.get("currency") or (items[0]["price_data"]["currency"]
-                                                if items and "price_data" in items[0] else "usd"),
+            amount_total=subtotal + tax, amount_subtotal=subtotal,
+            total_details={"amount_discount": 0, "amount_shipping": 0, "amount_tax": tax},
+            automatic_tax={"enabled": taxed, "liability": None, "status": None},
+            invoice_creation={"enabled": invoice_creation.get("enabled") == "true",
+                              "invoice_data": invoice_creation.get("invoice_data") or {}},
+            invoice=None,
+            currency=params.get("currency") or (prices[0]["currency"] if prices else "usd"),
             customer=params.get("customer"), client_reference_id=params.get("client_reference_id"),
             metadata=params.get("metadata", {}), success_url=params.get("success_url"),
             cancel_url=params.get("cancel_url"), payment_intent=None, subscription=None,
@@ -245,10 +298,19 @@ class StripeDouble(stripe.HTTPClient):
                      "has_more": len(sessions) > limit, "data": copy.deepcopy(page)}
 
     def _get_charges_id(self, params, charge_id):
-        return self._stored(charge_id)
+        return self._stored(charge_id, params)
 
     def _get_payment_intents_id(self, params, intent_id):
-        return self._stored(intent_id)
+        return self._stored(intent_id, params)
+
+    def _get_prices_id(self, params, price_id):
+        return self._stored(price_id, params)
+
+    def _get_products_id(self, params, product_id):
+        return self._stored(product_id, params)
+
+    def _get_invoices_id(self, params, invoice_id):
+        return self._stored(invoice_id, params)
 
     def _post_refunds(self, params):
         intent = self.objects.get(params.get("payment_intent", ""))

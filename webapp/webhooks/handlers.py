@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from typing import Any
 
-from webapp.domain import autorecharge, events, ledger, linking, subscriptions
+from webapp.domain import autorecharge, events, ledger, linking, receipts, subscriptions
 from webapp.domain.ledger import Fulfilment
 from webapp.domain.ledger.autorecharge import Outcome
 from webapp.domain.sql import is_postgresql
@@ -128,6 +128,18 @@ def _on_payment_intent(event: Event) -> str:
     return EventOutcome.IGNORED if outcome is Outcome.UNKNOWN else EventOutcome.PROCESSED
 
 
+def _topup_invoice_or(other_handler: Callable[[Event], str]) -> Callable[[Event], str]:
+    """A top-up's invoice (CHECKOUT_INVOICES) gives its purchase the invoice links."""
+
+    def handler(event: Event) -> str:
+        invoice = event["data"]["object"]
+        if receipts.is_topup_invoice(invoice):
+            return receipts.apply_invoice(invoice)
+        return other_handler(event)
+
+    return handler
+
+
 HANDLERS: dict[str, Callable[[Event], str]] = {
     "checkout.session.completed": _saving_card_or(
         _subscription_session_or(_on_session(ledger.fulfil_checkout_session))
@@ -138,7 +150,10 @@ HANDLERS: dict[str, Callable[[Event], str]] = {
     "charge.refunded": _on_payment("id", ledger.apply_refund),
     "charge.dispute.created": _on_payment("charge", ledger.open_dispute),
     "charge.dispute.closed": _on_payment("charge", ledger.close_dispute),
-    "invoice.paid": lambda event: subscriptions.apply_invoice_paid(event["data"]["object"]),
+    "invoice.paid": _topup_invoice_or(
+        lambda event: subscriptions.apply_invoice_paid(event["data"]["object"])
+    ),
+    "invoice.finalized": _topup_invoice_or(lambda event: EventOutcome.IGNORED),
     "invoice.payment_failed": lambda event: subscriptions.apply_invoice_failed(
         event["data"]["object"], event.get("created")
     ),

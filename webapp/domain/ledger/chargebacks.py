@@ -35,10 +35,13 @@ def _locked_purchase(purchase_id: int) -> Purchase:
 
 
 def _credits_for(purchase: Purchase, amount_cents: int) -> int:
-    """floor(credits × amount ÷ amount_total); all the credits when the whole amount."""
-    if amount_cents >= purchase.amount_cents:
+    """floor(credits × amount ÷ amount_total); all the credits when the whole amount.
+
+    amount_total is what the charge was for: the recorded amount plus any tax.
+    """
+    if amount_cents >= purchase.total_cents:
         return purchase.credits
-    return purchase.credits * max(amount_cents, 0) // purchase.amount_cents
+    return purchase.credits * max(amount_cents, 0) // purchase.total_cents
 
 
 def _credits_left(purchase: Purchase) -> int:
@@ -78,7 +81,7 @@ def _refresh_money_status(purchase: Purchase) -> None:
     )
     if holding:
         status = PurchaseStatus.DISPUTED
-    elif purchase.amount_refunded_cents >= purchase.amount_cents:
+    elif purchase.amount_refunded_cents >= purchase.total_cents:
         status = PurchaseStatus.REFUNDED
     elif purchase.amount_refunded_cents > 0:
         status = PurchaseStatus.PARTIALLY_REFUNDED
@@ -100,7 +103,7 @@ def apply_refund(purchase_id: int, charge: Mapping[str, Any]) -> int:
         purchase = _locked_purchase(purchase_id)
         refunded = int(charge.get("amount_refunded") or 0)
         if charge.get("refunded"):
-            refunded = max(refunded, purchase.amount_cents)
+            refunded = max(refunded, purchase.total_cents)
         credited = _settled_or_raise(
             purchase, charge.get("id"), id_of(charge.get("payment_intent"))
         )
@@ -124,7 +127,7 @@ def _take_refunds_due(purchase: Purchase, reference: str | None) -> int:
     if take:
         purchase.credits_refunded += take
         refunded = format_money(purchase.amount_refunded_cents, purchase.currency)
-        paid = format_money(purchase.amount_cents, purchase.currency)
+        paid = format_money(purchase.total_cents, purchase.currency)
         post_entry(
             purchase.user_id,
             -take,

@@ -72,7 +72,7 @@ def _fulfil_locked(session: Session) -> FulfilmentResult:
     purchase = _locked_purchase_for_session(session)
     if purchase is None:
         return FulfilmentResult(Fulfilment.UNKNOWN)
-    settled = _not_payable(purchase, session.get("amount_total"), session.get("currency"))
+    settled = _not_payable(purchase, _mismatch(purchase, session))
     if settled is not None:
         return settled
     if session.get("payment_status") not in PAID_PAYMENT_STATUSES:
@@ -80,7 +80,13 @@ def _fulfil_locked(session: Session) -> FulfilmentResult:
             set_status(purchase, PurchaseStatus.PROCESSING)
             return FulfilmentResult(Fulfilment.PROCESSING, purchase)
         return FulfilmentResult(Fulfilment.NOT_PAID, purchase)
-    return _credit(purchase, session["id"], id_of(session.get("payment_intent")))
+    return _credit(
+        purchase,
+        session["id"],
+        stripe_payment_intent_id=id_of(session.get("payment_intent")),
+        tax_cents=reported_tax(session),
+        stripe_invoice_id=_invoice_id(session),
+    )
 
 
 def credit_paid_purchase(
@@ -89,34 +95,37 @@ def credit_paid_purchase(
     """Credit a row-locked purchase that Stripe reports paid by `amount` `currency`; joins.
 
     The rules of Checkout fulfilment, for a payment made without a session (an
-    auto-recharge PaymentIntent): credited once, never under review, flagged for review
-    when the money differs from what was recorded.
+    auto-recharge PaymentIntent, which carries no tax): credited once, never under
+    review, flagged for review when the money differs from what was recorded.
     """
-    settled = _not_payable(purchase, amount, currency)
-    return settled if settled is not None else _credit(purchase, reference, payment_intent_id)
+    currency = (currency or "").lower()
+    reason = None
+    if amount != purchase.amount_cents or currency != purchase.currency:
+        reason = (
+            f"Stripe reported {_shown(amount)} {_shown(currency or '?')} but the purchase was "
+            f"recorded at {purchase.amount_cents} {purchase.currency}"
+        )
+    settled = _not_payable(purchase, reason)
+    if settled is not None:
+        return settled
+    return _credit(purchase, reference, stripe_payment_intent_id=payment_intent_id)
 
 
-def _not_payable(purchase: Purchase, amount: Any, currency: Any) -> FulfilmentResult | None:
+def _not_payable(purchase: Purchase, mismatch: str | None) -> FulfilmentResult | None:
     """The result for a purchase that must not be credited now, else None."""
     if purchase.credited_at is not None:
         return FulfilmentResult(Fulfilment.ALREADY_CREDITED, purchase)
     if purchase.status == PurchaseStatus.NEEDS_REVIEW:
         return FulfilmentResult(Fulfilment.MISMATCH, purchase)
-    reason = _mismatch(purchase, amount, currency)
-    if reason:
-        set_status(purchase, PurchaseStatus.NEEDS_REVIEW, review_reason=reason)
-        log.warning("purchase %s needs review: %s", purchase.id, reason)
+    if mismatch:
+        set_status(purchase, PurchaseStatus.NEEDS_REVIEW, review_reason=mismatch)
+        log.warning("purchase %s needs review: %s", purchase.id, mismatch)
         return FulfilmentResult(Fulfilment.MISMATCH, purchase)
     return None
 
 
-def _credit(purchase: Purchase, reference: str, payment_intent_id: str | None) -> FulfilmentResult:
-    set_status(
-        purchase,
-        PurchaseStatus.PAID,
-        credited_at=utcnow(),
-        stripe_payment_intent_id=payment_intent_id,
-    )
+def _credit(purchase: Purchase, reference: str, **fields: Any) -> FulfilmentResult:
+    set_status(purchase, PurchaseStatus.PAID, credited_at=utcnow(), **fields)
     db.session.flush()
     _post_purchase_credit(purchase.id, purchase.user_id, purchase.credits, reference)
     return FulfilmentResult(Fulfilment.CREDITED, purchase)
@@ -132,7 +141,10 @@ _purchases = Purchase.__table__.c
 
 
 def payable_conditions() -> list[sa.ColumnElement[bool]]:
-    """The purchase behind :b_session_id is payable by a paid session of :b_amount/:b_currency."""
+    """The purchase behind :b_session_id is payable by a paid session of :b_amount/:b_currency.
+
+    :b_amount is the session's amount_total less its reported tax (payable_params).
+    """
     account = CreditAccount.__table__.c
     return [
         _purchases.stripe_checkout_session_id == sa.bindparam("b_session_id", type_=sa.String),
@@ -151,15 +163,42 @@ def payable_params(session: Session) -> dict[str, Any]:
     A session that is not paid (or has no integer amount) binds an amount no purchase has,
     so it matches nothing and goes to the locked checks.
     """
-    amount = session.get("amount_total")
-    paid = session.get("payment_status") in PAID_PAYMENT_STATUSES and isinstance(amount, int)
+    amount, tax = amount_before_tax(session), reported_tax(session)
+    paid = session.get("payment_status") in PAID_PAYMENT_STATUSES and amount is not None
     return {
         "b_session_id": session.get("id") or "",
         "b_amount": amount if paid else -1,
         "b_currency": (session.get("currency") or "").lower(),
         "b_now": utcnow(),
         "b_payment_intent": id_of(session.get("payment_intent")),
+        "b_tax": tax or 0,
+        "b_invoice": _invoice_id(session),
     }
+
+
+def _invoice_id(session: Session) -> str | None:
+    """The invoice Stripe issued for the session (CHECKOUT_INVOICES), when it names one."""
+    invoice = id_of(session.get("invoice"))
+    return invoice if isinstance(invoice, str) and len(invoice) <= 255 else None
+
+
+def reported_tax(session: Session) -> int | None:
+    """The tax Stripe added (total_details.amount_tax; 0 when absent), None when malformed."""
+    tax = (session.get("total_details") or {}).get("amount_tax")
+    if tax is None:
+        return 0
+    return tax if isinstance(tax, int) and not isinstance(tax, bool) and tax >= 0 else None
+
+
+def amount_before_tax(session: Session) -> int | None:
+    """amount_total less the reported tax: what must equal the purchase's recorded amount.
+
+    None when either is missing or malformed, which no purchase matches.
+    """
+    total, tax = session.get("amount_total"), reported_tax(session)
+    if not isinstance(total, int) or isinstance(total, bool) or tax is None or total < tax:
+        return None
+    return total - tax
 
 
 def mark_paid_statement(*, only_if: sa.CTE | None = None) -> sa.Update:
@@ -177,6 +216,10 @@ def mark_paid_statement(*, only_if: sa.CTE | None = None) -> sa.Update:
         updated_at=sa.bindparam("b_now", type_=_purchases.updated_at.type),
         stripe_payment_intent_id=sa.func.coalesce(
             sa.bindparam("b_payment_intent", type_=sa.String), _purchases.stripe_payment_intent_id
+        ),
+        tax_cents=sa.bindparam("b_tax", type_=sa.BigInteger),
+        stripe_invoice_id=sa.func.coalesce(
+            sa.bindparam("b_invoice", type_=sa.String), _purchases.stripe_invoice_id
         ),
     ).returning(_purchases.id, _purchases.user_id, _purchases.credits)
 
@@ -227,14 +270,23 @@ def _locked_purchase_for_session(session: Session) -> Purchase | None:
     return purchase
 
 
-def _mismatch(purchase: Purchase, amount: Any, currency: Any) -> str | None:
-    currency = (currency or "").lower()
-    if amount != purchase.amount_cents or currency != purchase.currency:
+def _mismatch(purchase: Purchase, session: Session) -> str | None:
+    """Why the session cannot pay for the purchase: the same rule as payable_params."""
+    currency = (session.get("currency") or "").lower()
+    if amount_before_tax(session) != purchase.amount_cents or currency != purchase.currency:
+        tax = (session.get("total_details") or {}).get("amount_tax", 0)
         return (
-            f"Stripe reported {amount} {currency or '?'} but the purchase was "
-            f"recorded at {purchase.amount_cents} {purchase.currency}"
+            f"Stripe reported {_shown(session.get('amount_total'))} {_shown(currency or '?')} "
+            f"(tax {_shown(tax)}) but the purchase was recorded at {purchase.amount_cents} "
+            f"{purchase.currency} before tax"
         )
     return None
+
+
+def _shown(value: Any) -> str:
+    """A value from Stripe, short enough for the review reason whatever it is."""
+    text = str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def set_status(purchase: Purchase, status: str, **fields: Any) -> None:
