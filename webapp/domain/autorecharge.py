@@ -70,11 +70,12 @@ def summary(user_id: int) -> dict[str, Any]:
 def form_values(settings: AutoRecharge | None) -> dict[str, Any]:
     """The settings form's fields as the user last saved them (suggestions when never)."""
     if settings is None or not settings.amount:
-        packs = current_app.config["CREDIT_PACKS"]
+        config = current_app.config
+        amount = max(config["MIN_PURCHASE_CREDITS"], min(500, config["MAX_PURCHASE_CREDITS"]))
         return {
             "enabled": False,
             "threshold": "100",
-            "amount": str(packs[0] if packs else 500),
+            "amount": str(amount),
             "monthly_limit": "",
         }
     limit = settings.monthly_limit_cents
