@@ -21,12 +21,14 @@ install: $(VENV)/.installed
 migrate: install
 	$(FLASK) db upgrade
 
-# The app and a background worker (mail, schedules) together; Ctrl-C stops both.
+# The app and a background worker (mail, schedules) together; Ctrl-C stops both. Links in
+# mail (and Checkout's return URLs) use the address printed below unless PUBLIC_BASE_URL is set.
 run: migrate
 	@$(FLASK) users demo
 	@echo "Serving on http://$(HOST):$(PORT)  (sandbox checkout: no real payments)"
 	@echo "Mail outbox: http://$(HOST):$(PORT)/dev/mail"
-	@$(FLASK) worker & worker=$$!; \
+	@export PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://$(HOST):$(PORT)}; \
+	$(FLASK) worker & worker=$$!; \
 	trap 'kill -TERM $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; \
 	$(FLASK) run --host $(HOST) --port $(PORT)
 

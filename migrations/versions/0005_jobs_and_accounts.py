@@ -1,13 +1,13 @@
 """jobs table (background work), account fields: verification, session version, notifications
 
 Revision ID: 0005_jobs_and_accounts
-Revises: 0001
+Revises: 0007_catalog_receipts_tax
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_jobs_and_accounts"
-down_revision = "0001"
+down_revision = "0007_catalog_receipts_tax"
 branch_labels = None
 depends_on = None
 

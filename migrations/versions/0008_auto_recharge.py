@@ -1,7 +1,7 @@
 """auto-recharge: settings and saved card per user; purchase source, idempotency key, failure
 
 Revision ID: 0008_auto_recharge
-Revises: 0005_jobs_and_accounts, 0007_catalog_receipts_tax (joins both heads)
+Revises: 0005_jobs_and_accounts
 """
 from alembic import op
 import sqlalchemy as sa
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0008_auto_recharge'
-down_revision = ('0005_jobs_and_accounts', '0007_catalog_receipts_tax')
+down_revision = '0005_jobs_and_accounts'
 branch_labels = None
 depends_on = None
 

@@ -4,17 +4,13 @@ Links carrying a token are made here, at send time, so no secret is ever stored 
 the jobs table or shown on the admin pages.
 """
 
-import logging
 from typing import Any
 
-from webapp.domain import stripe_gateway, users
-from webapp.domain.errors import DomainError
+from webapp.domain import receipts, users
 from webapp.domain.mailer import Letter, letter
 from webapp.domain.pricing import format_money
 from webapp.extensions import db
 from webapp.models import Purchase, User
-
-log = logging.getLogger(__name__)
 
 Payload = dict[str, Any]
 
@@ -59,25 +55,16 @@ def _purchase(payload: Payload) -> Purchase | None:
     return db.session.get(Purchase, payload["purchase_id"])
 
 
-def _receipt_url(purchase: Purchase) -> str | None:
-    """Stripe's receipt for the purchase's charge, when Stripe can tell us now."""
-    charge_id = purchase.stripe_charge_id
-    try:
-        if not charge_id and purchase.stripe_payment_intent_id:
-            intent = stripe_gateway.retrieve_payment_intent(purchase.stripe_payment_intent_id)
-            latest = intent.get("latest_charge")
-            charge_id = latest.get("id") if isinstance(latest, dict) else latest
-        return stripe_gateway.retrieve_charge(charge_id).get("receipt_url") if charge_id else None
-    except DomainError:
-        log.warning("receipt link for purchase %s unavailable", purchase.id)
-        return None
-
-
 @letter("receipt")
 def receipt(payload: Payload) -> Letter | None:
     purchase = _purchase(payload)
     if purchase is None:
         return None
+    # Stripe's receipt and invoice links, fetched once and kept (domain/receipts.py); a
+    # Stripe failure leaves them out rather than holding the receipt back.
+    if receipts.fill_missing([purchase]):
+        db.session.refresh(purchase)
+    currency = purchase.currency
     subject = f"receipt for {purchase.credits:,} credits"
     if purchase.source == "auto_recharge":  # the auto-recharge succeeded mail is its receipt
         subject = f"auto-recharge added {purchase.credits:,} credits (receipt)"
@@ -87,17 +74,12 @@ def receipt(payload: Payload) -> Letter | None:
         "receipt",
         {
             "purchase": purchase,
-            "amount": format_money(purchase.amount_cents, purchase.currency),
-            "tax": _tax(purchase),
-            "receipt_url": _receipt_url(purchase),
-            "invoice_url": getattr(purchase, "hosted_invoice_url", None),
+            "amount": format_money(purchase.total_cents, currency),
+            "tax": format_money(purchase.tax_cents, currency) if purchase.tax_cents else None,
+            "receipt_url": purchase.receipt_url or None,
+            "invoice_url": purchase.invoice_url or None,
         },
     )
-
-
-def _tax(purchase: Purchase) -> str | None:
-    cents = getattr(purchase, "amount_tax_cents", None)  # recorded once tax is (issue 13)
-    return format_money(cents, purchase.currency) if cents else None
 
 
 @letter("refund")
@@ -113,7 +95,7 @@ def refund(payload: Payload) -> Letter | None:
             "purchase": purchase,
             "credits": payload["credits"],
             "refunded": format_money(payload["refunded_cents"], purchase.currency),
-            "paid": format_money(purchase.amount_cents, purchase.currency),
+            "paid": format_money(purchase.total_cents, purchase.currency),
         },
     )
 
