@@ -249,6 +249,7 @@ STATUS_WORDS = {
     "partially_refunded": "Partly refunded",
     "disputed": "Disputed",
     "needs_review": "Under review",
+    "needs_action": "Waiting for the card holder",
 }
 KIND_WORDS = {
     "purchase": "Purchase",

@@ -92,6 +92,9 @@ class Config:
     STRIPE_FEE_FIXED = env_int("STRIPE_FEE_FIXED", 30)
     PLANS = env_str("PLANS") or "basic:1000:900:expire,pro:5000:3900:rollover"
     LOW_BALANCE_THRESHOLD = env_int("LOW_BALANCE_THRESHOLD", 100)
+    # Auto-recharge charges per user per calendar month (UTC), minor units, unless the user
+    # sets their own limit.
+    AUTO_RECHARGE_MONTHLY_LIMIT = env_int("AUTO_RECHARGE_MONTHLY_LIMIT", 50000)
 
     # Flask-Limiter strings, per user (browser) or per API key; generous, against runaways.
     CHECKOUT_RATE_LIMIT = env_str("CHECKOUT_RATE_LIMIT") or "20 per minute;200 per day"
@@ -134,6 +137,8 @@ class Config:
 
     # The local checkout sandbox stands in for Stripe when no key is set.
     SANDBOX_ENABLED = not STRIPE_SECRET_KEY
+    # The sandbox's Stripe state, shared by the app and its worker process ("" = in memory).
+    SANDBOX_STATE_PATH = env_str("SANDBOX_STATE_PATH") or str(INSTANCE_DIR / "stripe_sandbox.json")
 
 
 class DevelopmentConfig(Config):
@@ -160,6 +165,7 @@ class TestConfig(Config):
     PLANS = "basic:1000:900:expire,pro:5000:3900:rollover"
     WTF_CSRF_ENABLED = False
     SANDBOX_ENABLED = False
+    SANDBOX_STATE_PATH = ""
     RATELIMIT_ENABLED = False
     # Fast hashing keeps the suite quick; production uses werkzeug's scrypt default.
     PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"

@@ -30,7 +30,8 @@ def test_success_page_fulfils_a_paid_session_when_the_webhook_is_late(logged_in,
     assert b"1,000 credits added" in response.data
     assert logged_in.get("/api/v1/balance").get_json() == {"balance": 1000, "purchased": 1000,
                                                            "used": 0, "held": 0, "available": 1000,
-                                                           "expiring": []}
+                                                           "expiring": [],
+                                                           "auto_recharge": {"enabled": False, "threshold": 0, "amount": 0}}
 
 
 def test_success_page_then_webhook_credits_once(client, logged_in, started, stripe_double):

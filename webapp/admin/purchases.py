@@ -21,7 +21,7 @@ from webapp.domain import admin_ops, pricing, receipts, reports
 from webapp.domain.errors import InvalidAmountError, NotUnderReviewError, PaymentProviderError
 from webapp.extensions import db
 from webapp.hardening import cursor_arg
-from webapp.models import Purchase, PurchaseStatus
+from webapp.models import Purchase, PurchaseSource, PurchaseStatus
 
 CSV_COLUMNS = (
     "id",
@@ -45,6 +45,9 @@ CSV_COLUMNS = (
 )
 
 
+SOURCE_WORDS = {PurchaseSource.CHECKOUT: "Checkout", PurchaseSource.AUTO_RECHARGE: "Auto-recharge"}
+
+
 def _date_arg(name: str) -> date | None:
     try:
         return date.fromisoformat(request.args.get(name, "").strip())
@@ -54,21 +57,17 @@ def _date_arg(name: str) -> date | None:
 
 def purchase_filter() -> reports.PurchaseFilter:
     status = request.args.get("status", "")
+    source = request.args.get("source", "")
     return reports.PurchaseFilter(
-        status=status if status in tuple(PurchaseStatus) else "",
-        q=request.args.get("q", ""),
-        start=_date_arg("from"),
-        end=_date_arg("to"),
-    )
+        status=status if status in tuple(PurchaseStatus) else "", q=request.args.get("q", ""),
+        source=source if source in tuple(PurchaseSource) else "",
+        start=_date_arg("from"), end=_date_arg("to"))
 
 
 def filter_args(filters: reports.PurchaseFilter) -> dict[str, str]:
-    args = {
-        "status": filters.status,
-        "q": filters.q.strip(),
-        "from": filters.start.isoformat() if filters.start else "",
-        "to": filters.end.isoformat() if filters.end else "",
-    }
+    args = {"status": filters.status, "source": filters.source, "q": filters.q.strip(),
+            "from": filters.start.isoformat() if filters.start else "",
+            "to": filters.end.isoformat() if filters.end else ""}
     return {name: value for name, value in args.items() if value}
 
 
@@ -77,14 +76,9 @@ def purchase_list():
     filters = purchase_filter()
     before = cursor_arg()
     page = reports.purchases_admin_page(filters, before, current_app.config["HISTORY_PAGE_SIZE"])
-    return render_template(
-        "admin/purchases.html",
-        page=page,
-        filters=filters,
-        before=before,
-        args=filter_args(filters),
-        statuses=tuple(PurchaseStatus),
-    )
+    return render_template("admin/purchases.html", page=page, filters=filters, before=before,
+                           args=filter_args(filters), statuses=tuple(PurchaseStatus),
+                           sources=SOURCE_WORDS)
 
 
 @bp.get("/purchases.csv")

@@ -3,7 +3,7 @@ from flask_login import current_user
 
 from webapp.admin import bp
 from webapp.admin.forms import AdjustForm
-from webapp.domain import admin_ops, ledger, reports
+from webapp.domain import admin_ops, autorecharge, ledger, reports
 from webapp.domain.errors import (
     HoldNotOpenError,
     InsufficientCreditsError,
@@ -38,6 +38,8 @@ def render_user(user: User, form: AdjustForm, status: int = 200):
         purchases=reports.purchases_page(user.id, None, 10).items,
         actions=reports.admin_actions_for(admin_ops.AdminTarget.USER, user.id),
         holds=ledger.open_holds(user.id),
+        recharge=autorecharge.settings_for(user.id),
+        recharge_attempts=autorecharge.recent_attempts(user.id, 5),
     ), status
 
 

@@ -4,7 +4,7 @@ from werkzeug.exceptions import BadRequest, UnprocessableEntity
 from webapp.api import bp
 from webapp.api import schemas as s
 from webapp.api.auth import api_error, api_login_required
-from webapp.domain import checkout, hold_requests, reports, usage
+from webapp.domain import autorecharge, checkout, hold_requests, reports, usage
 from webapp.domain.errors import (
     IdempotencyKeyReusedError,
     InvalidPurchaseError,
@@ -92,8 +92,10 @@ _KEY_REUSED = (409, s.Error, "idempotency_key_reused")
 @bp.response(200, s.Balance)
 @_documented()
 def balance():
-    """Balance, credits bought and used, on hold and available, and what expires when."""
-    return jsonify(reports.balance_json(reports.account_for(g.api_user.id)))
+    """Balance, credits bought and used, on hold and available, what expires when, and the
+    auto-recharge settings."""
+    body = reports.balance_json(reports.account_for(g.api_user.id))
+    return jsonify({**body, "auto_recharge": autorecharge.summary(g.api_user.id)})
 
 
 @bp.post("/checkout")

@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("credits", __name__, url_prefix="/credits")
 
-from webapp.credits import routes  # noqa: E402,F401
+from webapp.credits import autorecharge, routes  # noqa: E402,F401

@@ -1,5 +1,5 @@
 from flask_wtf import FlaskForm
-from wtforms import StringField
+from wtforms import BooleanField, StringField
 from wtforms.validators import InputRequired, Optional
 
 
@@ -8,8 +8,17 @@ class BuyForm(FlaskForm):
     credits = StringField("Credits", validators=[InputRequired("Enter a number of credits.")])
     # A Price pack's Stripe Price id; when given, `credits` is not needed.
     pack = StringField("Pack", validators=[Optional()])
+    save_card = BooleanField("Save this card for auto-recharge")
 
     def validate(self, extra_validators=None) -> bool:
         if self.pack.data:
             self.credits.validators = [Optional()]
         return super().validate(extra_validators)
+
+
+class AutoRechargeForm(FlaskForm):
+    # Strings for the same reason as BuyForm: the domain gives the clear messages.
+    enabled = BooleanField("Recharge automatically")
+    threshold = StringField("When my balance falls below (credits)")
+    amount = StringField("Buy this many credits")
+    monthly_limit = StringField("At most this much per month")

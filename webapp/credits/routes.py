@@ -2,8 +2,17 @@ from flask import abort, current_app, flash, redirect, render_template, request
 from flask_login import current_user, login_required
 
 from webapp.credits import bp, chart
-from webapp.credits.forms import BuyForm
-from webapp.domain import catalog, checkout, ledger, pricing, receipts, reports, subscriptions
+from webapp.credits.forms import AutoRechargeForm, BuyForm
+from webapp.domain import (
+    autorecharge,
+    catalog,
+    checkout,
+    ledger,
+    pricing,
+    receipts,
+    reports,
+    subscriptions,
+)
 from webapp.domain.errors import InvalidPurchaseError, PaymentProviderError
 from webapp.extensions import caller_key, configured_limit, limiter
 from webapp.hardening import MAX_BIG_ID, MAX_ID, cursor_arg
@@ -15,8 +24,9 @@ def require_login():
     pass
 
 
-def render_index(form: BuyForm, status: int = 200):
+def render_index(form: BuyForm, status: int = 200, recharge_form: AutoRechargeForm | None = None):
     account = reports.account_for(current_user.id)
+    settings = autorecharge.settings_for(current_user.id)
     return render_template(
         "credits/index.html",
         form=form,
@@ -24,6 +34,10 @@ def render_index(form: BuyForm, status: int = 200):
         held=ledger.held_now(account),
         expiring=reports.expiring_grants(account),
         plan=subscriptions.plan_view(current_user.id),
+        recharge=settings,
+        recharge_form=recharge_form
+        or AutoRechargeForm(formdata=None, data=autorecharge.form_values(settings)),
+        recharge_waiting=autorecharge.waiting_attempt(current_user.id),
         recent=reports.ledger_page(current_user.id, None, 5).items,
         packs=catalog.offered_quotes(),
         chart=chart.build(reports.credits_by_day(current_user.id)),
@@ -32,6 +46,14 @@ def render_index(form: BuyForm, status: int = 200):
 
 @bp.get("")
 def index():
+    card_session = request.args.get("card_session", "")
+    if card_session:
+        try:
+            if autorecharge.card_session_returned(current_user, card_session):
+                flash("Your card is saved for auto-recharge.", "success")
+        except PaymentProviderError:
+            flash("We could not check your card with Stripe just now; it will show here "
+                  "as soon as Stripe confirms it.", "info")
     return render_index(BuyForm())
 
 
@@ -46,10 +68,12 @@ def buy():
     base_url = checkout.public_base_url(request.url_root)
     try:
         if form.pack.data:
-            purchase = checkout.start_pack_checkout(current_user, form.pack.data, base_url)
+            purchase = checkout.start_pack_checkout(current_user, form.pack.data, base_url,
+                                                    save_card=form.save_card.data)
         else:
             credits = pricing.parse_credits(form.credits.data)
-            purchase = checkout.start_checkout(current_user, credits, base_url)
+            purchase = checkout.start_checkout(current_user, credits, base_url,
+                                               save_card=form.save_card.data)
     except InvalidPurchaseError as exc:
         (form.pack if form.pack.data else form.credits).errors.append(str(exc))
         return render_index(form, 400)

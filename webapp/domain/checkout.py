@@ -18,30 +18,34 @@ from webapp.models import Purchase, PurchaseStatus, User
 log = logging.getLogger(__name__)
 
 
-def start_checkout(user: User, credits: int, base_url: str) -> Purchase:
+def start_checkout(user: User, credits: int, base_url: str, *, save_card: bool = False) -> Purchase:
     """Record a pending purchase of `credits` and open its Checkout Session.
+
+    With `save_card`, the card paying is also saved for auto-recharge (off-session use).
 
     Bounds and Stripe's limits are checked before anything is stored or sent
     (InvalidPurchaseError). A Stripe failure marks the attempt failed, credits
     nothing and raises PaymentProviderError with a message for the user.
     """
-    return _open_checkout(user, pricing.quote(credits), base_url)
+    return _open_checkout(user, pricing.quote(credits), base_url, save_card)
 
 
-def start_pack_checkout(user: User, pack_id: str, base_url: str) -> Purchase:
+def start_pack_checkout(user: User, pack_id: str, base_url: str, *,
+                        save_card: bool = False) -> Purchase:
     """As start_checkout, for a Price pack: its credits and amount as cached from Stripe.
 
     UnknownPackError (an InvalidPurchaseError) when the pack is not on offer.
     """
-    return _open_checkout(user, catalog.pack_quote(pack_id), base_url)
+    return _open_checkout(user, catalog.pack_quote(pack_id), base_url, save_card)
 
 
-def _open_checkout(user: User, quote: pricing.Quote, base_url: str) -> Purchase:
+def _open_checkout(user: User, quote: pricing.Quote, base_url: str,
+                   save_card: bool = False) -> Purchase:
     purchase = _record_purchase(user.id, quote)
     try:
         customer_id = ensure_customer(user)
         session = stripe_gateway.create_checkout_session(
-            _session_params(purchase, customer_id, base_url),
+            _session_params(purchase, customer_id, base_url, save_card=save_card),
             idempotency_key=purchase.stripe_idempotency_key,
         )
     except PaymentProviderError:
@@ -103,7 +107,8 @@ def ensure_customer(user: User) -> str:
     return user.stripe_customer_id
 
 
-def _session_params(purchase: Purchase, customer_id: str, base_url: str) -> dict:
+def _session_params(purchase: Purchase, customer_id: str, base_url: str, *,
+                    save_card: bool = False) -> dict:
     currency = purchase.currency
     if purchase.stripe_price_id:
         line_items = [{"price": purchase.stripe_price_id, "quantity": 1}]
@@ -111,19 +116,19 @@ def _session_params(purchase: Purchase, customer_id: str, base_url: str) -> dict
         line_items = [_line(currency, purchase.value_cents, f"{purchase.credits:,} credits")]
     if purchase.fee_cents:
         line_items.append(_line(currency, purchase.fee_cents, "Processing fee"))
-    metadata = {
-        "purpose": TOPUP_PURPOSE,
-        "user_id": str(purchase.user_id),
-        "purchase_id": str(purchase.id),
-        "credits": str(purchase.credits),
-    }
+    metadata = {"purpose": TOPUP_PURPOSE, "user_id": str(purchase.user_id),
+                "purchase_id": str(purchase.id), "credits": str(purchase.credits)}
+    intent_data: dict = {"metadata": metadata}
+    if save_card:
+        metadata["save_card"] = "1"
+        intent_data["setup_future_usage"] = "off_session"
     params = {
         "mode": "payment",
         "customer": customer_id,
         "client_reference_id": str(purchase.user_id),
         "line_items": line_items,
         "metadata": metadata,
-        "payment_intent_data": {"metadata": metadata},
+        "payment_intent_data": intent_data,
         "success_url": f"{base_url}/credits/success?session_id={{CHECKOUT_SESSION_ID}}",
         "cancel_url": f"{base_url}/credits/cancel?purchase={purchase.id}",
     }

@@ -65,9 +65,12 @@ def receipt(payload: Payload) -> Letter | None:
     if receipts.fill_missing([purchase]):
         db.session.refresh(purchase)
     currency = purchase.currency
+    subject = f"receipt for {purchase.credits:,} credits"
+    if purchase.source == "auto_recharge":  # the auto-recharge succeeded mail is its receipt
+        subject = f"auto-recharge added {purchase.credits:,} credits (receipt)"
     return Letter(
         purchase.user.email,
-        f"receipt for {purchase.credits:,} credits",
+        subject,
         "receipt",
         {
             "purchase": purchase,

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from webapp.domain import stripe_gateway
 from webapp.domain.errors import PurchaseNotSettledError
 from webapp.domain.stripe_objects import (
+    AUTORECHARGE_PURPOSE,
     SUBSCRIPTION_PURPOSE,
     TOPUP_PURPOSE,
     id_of,
@@ -89,7 +90,7 @@ def _from_invoice(invoice_id: str | None) -> Link:
 
 
 def _from_metadata(metadata: Mapping[str, Any], payment_intent_id: str) -> Link:
-    if metadata.get("purpose") != TOPUP_PURPOSE:
+    if metadata.get("purpose") not in (TOPUP_PURPOSE, AUTORECHARGE_PURPOSE):
         return NOT_OURS
     purchase_id, user_id = str(metadata.get("purchase_id")), str(metadata.get("user_id"))
     if not (purchase_id.isdigit() and user_id.isdigit()):

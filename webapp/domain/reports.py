@@ -349,12 +349,15 @@ def users_page(q: str, before: int | None, size: int) -> Page:
 class PurchaseFilter:
     status: str = ""
     q: str = ""
+    source: str = ""  # checkout or auto_recharge
     start: date | None = None  # first day included (UTC)
     end: date | None = None  # last day included (UTC)
 
     def apply(self, query: sa.Select) -> sa.Select:
         if self.status:
             query = query.where(Purchase.status == self.status)
+        if self.source:
+            query = query.where(Purchase.source == self.source)
         if self.q.strip():
             matching = sa.select(User.id).where(
                 User.email.like(_like(self.q.strip().lower()), escape="\\")

@@ -181,6 +181,73 @@ def create_refund(payment_intent_id: str, amount_cents: int | None, idempotency_
     return _plain(refund)
 
 
+# --- auto-recharge: saved cards and off-session charges
+
+
+def retrieve_customer(customer_id: str) -> dict[str, Any]:
+    return _plain(_call("customer retrieve", _client().v1.customers.retrieve, customer_id))
+
+
+def set_default_payment_method(customer_id: str, payment_method_id: str) -> dict[str, Any]:
+    customer = _call(
+        "customer update", _client().v1.customers.update, customer_id,
+        params={"invoice_settings": {"default_payment_method": payment_method_id}},
+    )
+    return _plain(customer)
+
+
+def retrieve_setup_intent(setup_intent_id: str) -> dict[str, Any]:
+    return _plain(_call("setup intent retrieve", _client().v1.setup_intents.retrieve,
+                        setup_intent_id))
+
+
+def retrieve_payment_method(payment_method_id: str) -> dict[str, Any]:
+    return _plain(_call("payment method retrieve", _client().v1.payment_methods.retrieve,
+                        payment_method_id))
+
+
+def charge_off_session(params: Mapping[str, Any], idempotency_key: str) -> dict[str, Any]:
+    """Create and confirm an off-session PaymentIntent; returns it as Stripe answered.
+
+    A card error (a decline, or `authentication_required`) is an answer, not a failure:
+    the PaymentIntent Stripe attached to the error comes back with `last_payment_error`
+    set. Anything else (network, API errors) raises PaymentProviderError; the same
+    idempotency key again never makes a second charge.
+    """
+    end_idle_read()
+    try:
+        intent = _client().v1.payment_intents.create(
+            params={**params, "confirm": True, "off_session": True},
+            options={"idempotency_key": idempotency_key},
+        )
+    except stripe.CardError as exc:
+        error = (exc.json_body or {}).get("error") or {}
+        intent = dict(error.get("payment_intent") or {})
+        details = {key: error.get(key) for key in ("type", "code", "decline_code", "message")}
+        intent["last_payment_error"] = {**(intent.get("last_payment_error") or {}), **details}
+        intent.setdefault("status", "requires_payment_method")
+        return intent
+    except stripe.StripeError as exc:
+        log.warning("stripe payment intent create failed: %s (%s, request %s)",
+                    type(exc).__name__, getattr(exc, "code", None),
+                    getattr(exc, "request_id", None))
+        raise PaymentProviderError(USER_MESSAGE) from exc
+    return _plain(intent)
+
+
+def cancel_payment_intent(payment_intent_id: str) -> dict[str, Any] | None:
+    """Cancel an open PaymentIntent; None when it is no longer open (nothing to cancel)."""
+    try:
+        return _plain(_call("payment intent cancel", _client().v1.payment_intents.cancel,
+                            payment_intent_id))
+    except PaymentProviderError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, stripe.InvalidRequestError) and (
+                cause.code == "payment_intent_unexpected_state"):
+            return None
+        raise
+
+
 def create_portal_session(customer_id: str, return_url: str) -> dict[str, Any]:
     portal = _call(
         "portal session create",

@@ -9,6 +9,8 @@ Obj = Mapping[str, Any]
 # metadata.purpose on everything this app creates at Stripe.
 TOPUP_PURPOSE = "credits_topup"
 SUBSCRIPTION_PURPOSE = "credits_subscription"
+AUTORECHARGE_PURPOSE = "credits_autorecharge"  # an off-session auto-recharge PaymentIntent
+CARD_PURPOSE = "credits_autorecharge_card"  # a setup-mode session saving the card
 
 
 def id_of(value: Any) -> str | None:

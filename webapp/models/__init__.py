@@ -1,5 +1,6 @@
 """Every model module is imported here so Alembic autogenerate sees them all."""
 
+from webapp.models.autorecharge import AutoRecharge
 from webapp.models.billing import AdminAction, Subscription
 from webapp.models.catalog import CatalogPrice
 from webapp.models.job import Job, JobStatus
@@ -13,6 +14,7 @@ from webapp.models.ledger import (
     HoldStatus,
     LedgerEntry,
     Purchase,
+    PurchaseSource,
     PurchaseStatus,
     UsageRequest,
 )
@@ -22,6 +24,7 @@ from webapp.models.user import ApiKey, CreditAccount, User, normalize_email
 __all__ = [
     "AdminAction",
     "ApiKey",
+    "AutoRecharge",
     "CatalogPrice",
     "CreditAccount",
     "CreditDay",
@@ -36,6 +39,7 @@ __all__ = [
     "JobStatus",
     "LedgerEntry",
     "Purchase",
+    "PurchaseSource",
     "PurchaseStatus",
     "StripeEvent",
     "Subscription",

@@ -31,6 +31,18 @@ class PurchaseStatus(StrEnum):
     PARTIALLY_REFUNDED = "partially_refunded"
     DISPUTED = "disputed"
     NEEDS_REVIEW = "needs_review"
+    NEEDS_ACTION = "needs_action"  # an auto-recharge the bank wants the card holder for
+
+
+class PurchaseSource(StrEnum):
+    CHECKOUT = "checkout"
+    AUTO_RECHARGE = "auto_recharge"
+
+
+# Auto-recharge attempts still in flight: at most one per account (a unique index).
+OPEN_AUTO_RECHARGE = sa.text(
+    "source = 'auto_recharge' AND status IN ('pending', 'processing', 'needs_action')"
+)
 
 
 class LedgerEntry(db.Model):
@@ -94,6 +106,12 @@ class Purchase(db.Model):
         ),
         # Admin date-range filters page along (created_at, id).
         sa.Index("ix_purchases_created_at_id", "created_at", "id"),
+        sa.Index("uq_purchases_open_auto_recharge", "user_id", unique=True,
+                 sqlite_where=OPEN_AUTO_RECHARGE, postgresql_where=OPEN_AUTO_RECHARGE),
+        # Admin's source filter and the monthly limit read auto-recharge purchases only.
+        sa.Index("ix_purchases_auto_recharge", "user_id", "created_at",
+                 sqlite_where=sa.text("source = 'auto_recharge'"),
+                 postgresql_where=sa.text("source = 'auto_recharge'")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -128,6 +146,15 @@ class Purchase(db.Model):
     # request again (a double submit, a retry) reuses the key, a new one gets a new key.
     refund_idempotency_key: Mapped[str | None] = mapped_column(sa.String(64))
     refund_request: Mapped[str | None] = mapped_column(sa.String(64))
+    source: Mapped[str] = mapped_column(
+        sa.String(20), default=PurchaseSource.CHECKOUT, server_default=PurchaseSource.CHECKOUT
+    )
+    # Auto-recharge: the Stripe idempotency key of its PaymentIntent (not the Checkout key above), made at random when
+    # the purchase is recorded (a database id repeats after a restore), and why it failed.
+    idempotency_key: Mapped[str | None] = mapped_column(sa.String(64))
+    # The card charged, recorded before Stripe is asked, so a retry sends the same request.
+    stripe_payment_method_id: Mapped[str | None] = mapped_column(sa.String(255))
+    failure_reason: Mapped[str | None] = mapped_column(sa.String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # The Stripe Price sold (a CREDIT_PACKS Price pack); None for credits priced here.

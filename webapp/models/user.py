@@ -78,6 +78,9 @@ class CreditAccount(db.Model):
     # next_hold_expiry_at, so while it lies ahead no hold needs releasing.
     held: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     next_hold_expiry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The auto-recharge threshold while auto-recharge is on (else None): a debit leaving the
+    # balance below it records an attempt (ledger/autorecharge.py).
+    auto_recharge_below: Mapped[int | None] = mapped_column(sa.BigInteger)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     user: Mapped[User] = relationship(back_populates="account")

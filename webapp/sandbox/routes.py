@@ -4,7 +4,7 @@ import json
 import secrets
 import time
 
-from flask import abort, current_app, flash, redirect, render_template, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from webapp.domain import stripe_gateway
@@ -47,10 +47,16 @@ def deliver(event_type: str, obj: dict) -> int:
     return response.status_code
 
 
+# The saved test cards the sandbox offers, and what their next off-session charge does.
+SANDBOX_CARDS = (("4242", "succeeds"), ("0002", "is declined"),
+                 ("3184", "needs the card holder (authentication)"))
+
+
 @bp.get("/sandbox/checkout/<session_id>")
 @login_required
 def checkout(session_id):
-    return render_template("sandbox/checkout.html", session=_session_or_404(session_id))
+    return render_template("sandbox/checkout.html", session=_session_or_404(session_id),
+                           sandbox_cards=SANDBOX_CARDS)
 
 
 @bp.post("/sandbox/checkout/<session_id>/<action>")
@@ -61,7 +67,10 @@ def act(session_id, action):
     if action == "pay" and session.get("mode") == "subscription":
         _deliver_subscription_start(double, session_id)
     elif action == "pay":
-        deliver("checkout.session.completed", double.complete_checkout_session(session_id))
+        card = request.form.get("card", "4242")
+        card = card if card in {last4 for last4, _ in SANDBOX_CARDS} else "4242"
+        deliver("checkout.session.completed",
+                double.complete_checkout_session(session_id, card=card))
     elif action == "pay-later":
         deliver(
             "checkout.session.completed", double.complete_checkout_session(session_id, paid=False)
@@ -110,9 +119,22 @@ def portal(portal_id):
     session = double.objects.get(portal_id)
     if session is None or session.get("customer") != current_user.stripe_customer_id:
         abort(404)
-    return render_template(
-        "sandbox/portal.html", portal=session, subscriptions=_own_subscriptions(double)
-    )
+    return render_template("sandbox/portal.html", portal=session,
+                           subscriptions=_own_subscriptions(double), sandbox_cards=SANDBOX_CARDS)
+
+
+@bp.post("/sandbox/portal/<portal_id>/card")
+@login_required
+def portal_card(portal_id):
+    """The customer replaces their default card in the portal."""
+    double = sandbox_double(current_app)
+    session = double.objects.get(portal_id)
+    card = request.form.get("card", "")
+    if (session is None or session.get("customer") != current_user.stripe_customer_id
+            or card not in {last4 for last4, _ in SANDBOX_CARDS}):
+        abort(404)
+    double.change_default_card(session["customer"], card)
+    return redirect(url_for("sandbox.portal", portal_id=portal_id))
 
 
 @bp.post("/sandbox/subscriptions/<sub_id>/<action>")

@@ -60,12 +60,17 @@ class StripeDouble(stripe.HTTPClient):
         self.failures: list[tuple[str, int, dict]] = []
         # Path prefixes Stripe cannot be reached for (connection errors) until removed.
         self.unreachable: set[str] = set()
-        self._idempotent: dict[str, tuple[str, int]] = {}
+        self._idempotent: dict[str, tuple[str, int, str]] = {}
         # payment_intent_data.metadata of each session, given to its PaymentIntent as Stripe does.
         self.intent_metadata: dict[str, dict[str, Any]] = {}
         self._lock = threading.RLock()
         self._counter = itertools.count(1)
         self.subscription_data: dict[str, dict[str, Any]] = {}  # by Checkout Session id
+        # Called with (method, path, status, answer) after Stripe has acted, before the app
+        # reads the answer: tests make webhooks overtake answers, or the caller die, here.
+        self.after_answer: Callable[[str, str, int, dict], None] | None = None
+        self.intent_data: dict[str, dict[str, Any]] = {}  # payment_intent_data, by session id
+        self.setup_data: dict[str, dict[str, Any]] = {}  # setup_intent_data, by session id
 
     # --- the HTTPClient interface -------------------------------------------------
 
@@ -79,23 +84,24 @@ class StripeDouble(stripe.HTTPClient):
         if any(parts.path.startswith(prefix) for prefix in self.unreachable):
             raise stripe.APIConnectionError("Stripe double: unreachable", should_retry=False)
         with self._lock:
-            self.requests.append(
-                {
-                    "method": method,
-                    "url": url,
-                    "path": parts.path,
-                    "params": params,
-                    "idempotency_key": key,
-                    "headers": dict(headers or {}),
-                }
-            )
+            self.requests.append({"method": method, "url": url, "path": parts.path,
+                                  "params": params,
+                                  "idempotency_key": key, "headers": dict(headers or {})})
+            signature = json.dumps([method, parts.path, params], sort_keys=True)
             if key and key in self._idempotent:
-                body, status = self._idempotent[key]
+                body, status, first = self._idempotent[key]
+                if first != signature:
+                    return json.dumps(_error(
+                        "idempotency_error", "Keys for idempotent requests can only be used "
+                        "with the same parameters they were first used with.")), 400, {}
                 return body, status, {"Idempotent-Replayed": "true"}
             status, obj = self._answer(method, parts.path, params)
             body = json.dumps(obj)
             if key and status < 500:
-                self._idempotent[key] = (body, status)
+                self._idempotent[key] = (body, status, signature)
+        if self.after_answer is not None:
+            # Outside the lock: a test may deliver a webhook here, before the app hears back.
+            self.after_answer(method, parts.path, status, obj)
         return body, status, {"Request-Id": f"req_{next(self._counter)}"}
 
     def close(self):
@@ -133,30 +139,31 @@ class StripeDouble(stripe.HTTPClient):
             self.objects[obj["id"]] = obj
         return obj
 
-    def complete_checkout_session(self, session_id: str, *, paid: bool = True) -> dict[str, Any]:
-        """The customer pays (or starts a delayed payment): the session as Stripe then has it."""
+    def complete_checkout_session(self, session_id: str, *, paid: bool = True,
+                                  card: str = "4242") -> dict[str, Any]:
+        """The customer pays (or starts a delayed payment, or saves a card in setup mode) with
+        the test card ending in `card` (see TEST_CARDS): the session as Stripe then has it."""
         with self._lock:
             session = self.objects[session_id]
             session["status"] = "complete"
             session["payment_status"] = "paid" if paid else "unpaid"
+            if session.get("mode") == "setup" and not session.get("setup_intent"):
+                self._complete_setup(session, card)
             if session.get("mode") == "payment" and not session.get("payment_intent"):
-                intent = self.new_object(
-                    "payment_intent",
-                    "pi",
-                    amount=session["amount_total"],
-                    currency=session["currency"],
-                    status="succeeded",
-                    metadata=dict(self.intent_metadata.get(session_id, {})),
-                )
-                charge = self.new_object(
-                    "charge",
-                    "ch",
-                    amount=session["amount_total"],
-                    currency=session["currency"],
-                    amount_refunded=0,
-                    refunded=False,
-                    payment_intent=intent["id"],
-                )
+                method = self.new_card(card, session.get("customer"))
+                if self.intent_data.get(session_id, {}).get("setup_future_usage") != "off_session":
+                    method["customer"] = None  # only a card saved for later stays attached
+                intent = self.new_object("payment_intent", "pi", amount=session["amount_total"],
+                                         currency=session["currency"], status="succeeded",
+                                         customer=session.get("customer"),
+                                         payment_method=method["id"], last_payment_error=None,
+                                         next_action=None, canceled_at=None,
+                                         setup_future_usage=self.intent_data.get(
+                                             session_id, {}).get("setup_future_usage"),
+                                         metadata=dict(self.intent_metadata.get(session_id, {})))
+                charge = self.new_object("charge", "ch", amount=session["amount_total"],
+                                         currency=session["currency"], amount_refunded=0,
+                                         refunded=False, payment_intent=intent["id"])
                 if "receipt_url" in charge:  # Stripe's example charge has one: make it this one's
                     charge["receipt_url"] = (
                         f"https://pay.stripe.com/receipts/payment/{charge['id']}"
@@ -302,8 +309,12 @@ class StripeDouble(stripe.HTTPClient):
             }
         session["url"] = self._checkout_url(session)
         self.intent_metadata[session["id"]] = dict(
-            (params.get("payment_intent_data") or {}).get("metadata") or {}
-        )
+            (params.get("payment_intent_data") or {}).get("metadata") or {})
+        self.intent_data[session["id"]] = dict(params.get("payment_intent_data") or {})
+        if mode == "setup":
+            session.update(amount_total=None, amount_subtotal=None, currency=params.get("currency"),
+                           payment_status="no_payment_required", setup_intent=None)
+            self.setup_data[session["id"]] = dict(params.get("setup_intent_data") or {})
         return 200, copy.deepcopy(session)
 
     def _post_checkout_sessions_id_expire(self, params, session_id):
@@ -408,6 +419,111 @@ class StripeDouble(stripe.HTTPClient):
         else:
             portal["url"] = f"https://billing.stripe.com/p/session/{portal['id']}"
         return 200, copy.deepcopy(portal)
+
+    # --- saved cards and off-session charges ------------------------------------------
+
+    def new_card(self, last4: str, customer: str | None) -> dict[str, Any]:
+        """A card PaymentMethod like Stripe's test card ending in `last4`, attached to `customer`."""
+        brand = TEST_CARDS.get(last4, ("visa", "succeeds"))[0]
+        return self.new_object("payment_method", "pm", type="card", customer=customer,
+                               metadata={}, card={
+                                   "brand": brand, "display_brand": brand, "last4": last4,
+                                   "exp_month": 12, "exp_year": time.gmtime().tm_year + 4,
+                                   "funding": "credit", "country": "US"})
+
+    def _complete_setup(self, session: dict[str, Any], card: str) -> None:
+        method = self.new_card(card, session.get("customer"))
+        data = self.setup_data.get(session["id"], {})
+        intent = self.new_object("setup_intent", "seti", status="succeeded", usage="off_session",
+                                 customer=session.get("customer"), payment_method=method["id"],
+                                 metadata=dict(data.get("metadata") or {}),
+                                 last_setup_error=None, next_action=None)
+        session["setup_intent"] = intent["id"]
+        session["payment_status"] = "no_payment_required"
+
+    def change_default_card(self, customer_id: str, last4: str) -> dict[str, Any]:
+        """What the customer portal does: a new card becomes the customer's default."""
+        with self._lock:
+            method = self.new_card(last4, customer_id)
+            customer = self.objects[customer_id]
+            customer.setdefault("invoice_settings", {})["default_payment_method"] = method["id"]
+            return copy.deepcopy(method)
+
+    def _get_customers_id(self, params, customer_id):
+        return self._stored(customer_id)
+
+    def _post_customers_id(self, params, customer_id):
+        customer = self.objects.get(customer_id)
+        if customer is None:
+            return self._stored(customer_id)
+        wanted = (params.get("invoice_settings") or {}).get("default_payment_method")
+        if wanted is not None:
+            method = self.objects.get(wanted)
+            if method is None or method.get("customer") != customer_id:
+                return 400, _error("invalid_request_error",
+                                   "The customer does not have a payment method with that ID.",
+                                   code="resource_missing")
+            customer.setdefault("invoice_settings", {})["default_payment_method"] = wanted
+        return 200, copy.deepcopy(customer)
+
+    def _get_setup_intents_id(self, params, intent_id):
+        return self._stored(intent_id)
+
+    def _get_payment_methods_id(self, params, method_id):
+        return self._stored(method_id)
+
+    def _post_payment_intents(self, params):
+        method = self.objects.get(params.get("payment_method", ""))
+        if method is None or method.get("customer") != params.get("customer"):
+            return 400, _error("invalid_request_error",
+                               "The payment method is not attached to this customer.",
+                               code="resource_missing")
+        intent = self.new_object(
+            "payment_intent", "pi", amount=int(params["amount"]), currency=params["currency"],
+            customer=params["customer"], payment_method=method["id"],
+            metadata=params.get("metadata", {}), status="requires_confirmation",
+            amount_received=0, latest_charge=None, last_payment_error=None, next_action=None,
+            canceled_at=None, cancellation_reason=None, setup_future_usage=None)
+        if params.get("confirm") != "true":
+            return 200, copy.deepcopy(intent)
+        return self._confirm(intent, method)
+
+    def _confirm(self, intent: dict[str, Any], method: dict[str, Any]) -> tuple[int, dict]:
+        outcome = TEST_CARDS.get(method["card"]["last4"], ("visa", "succeeds"))[1]
+        if outcome == "succeeds":
+            charge = self.new_object("charge", "ch", amount=intent["amount"],
+                                     currency=intent["currency"], amount_refunded=0,
+                                     refunded=False, paid=True, status="succeeded",
+                                     payment_intent=intent["id"], payment_method=method["id"])
+            intent.update(status="succeeded", amount_received=intent["amount"],
+                          latest_charge=charge["id"])
+            self.emit("payment_intent.succeeded", intent)
+            return 200, copy.deepcopy(intent)
+        if outcome == "requires_action":
+            intent.update(status="requires_action", next_action={"type": "use_stripe_sdk"})
+            self.emit("payment_intent.requires_action", intent)
+            return 200, copy.deepcopy(intent)
+        code, decline_code, message = DECLINES[outcome]
+        error = {"type": "card_error", "code": code, "message": message,
+                 "payment_method": copy.deepcopy(method)}
+        if decline_code:
+            error["decline_code"] = decline_code
+        intent.update(status="requires_payment_method", last_payment_error=copy.deepcopy(error))
+        self.emit("payment_intent.payment_failed", intent)
+        return 402, {"error": {**error, "payment_intent": copy.deepcopy(intent)}}
+
+    def _post_payment_intents_id_cancel(self, params, intent_id):
+        intent = self.objects.get(intent_id)
+        if intent is None:
+            return self._stored(intent_id)
+        if intent["status"] not in CANCELABLE_INTENT_STATUSES:
+            return 400, _error("invalid_request_error",
+                               f"You cannot cancel this PaymentIntent because it has a status "
+                               f"of {intent['status']}.", code="payment_intent_unexpected_state")
+        intent.update(status="canceled", canceled_at=int(time.time()),
+                      cancellation_reason=params.get("cancellation_reason"))
+        self.emit("payment_intent.canceled", intent)
+        return 200, copy.deepcopy(intent)
 
     # --- subscriptions: what Stripe does over a subscription's life -----------------
 
@@ -597,20 +713,31 @@ class StripeDouble(stripe.HTTPClient):
             return events
 
 
+# Stripe's test cards, by last 4 digits: (brand, what an off-session charge does).
+TEST_CARDS = {
+    "4242": ("visa", "succeeds"),
+    "4444": ("mastercard", "succeeds"),
+    "0002": ("visa", "declined"),  # 4000 0000 0000 0002
+    "9995": ("visa", "insufficient_funds"),  # 4000 0000 0000 9995
+    "3184": ("visa", "authentication_required"),  # 4000 0027 6000 3184
+    "3220": ("visa", "requires_action"),  # 4000 0000 0000 3220
+}
+DECLINES = {
+    "declined": ("card_declined", "generic_decline", "Your card was declined."),
+    "insufficient_funds": ("card_declined", "insufficient_funds",
+                           "Your card has insufficient funds."),
+    "authentication_required": ("authentication_required", "authentication_required",
+                                "Your card was declined. This transaction requires "
+                                "authentication."),
+}
+CANCELABLE_INTENT_STATUSES = ("requires_payment_method", "requires_capture",
+                              "requires_confirmation", "requires_action", "processing")
+
+
 def _looks_like_id(segment: str) -> bool:
     return "_" in segment and segment.split("_", 1)[0] in {
-        "cs",
-        "cus",
-        "ch",
-        "pi",
-        "re",
-        "in",
-        "sub",
-        "bps",
-        "dp",
-        "price",
-        "prod",
-        "evt",
+        "cs", "cus", "ch", "pi", "re", "in", "sub", "bps", "dp", "price", "prod", "evt", "pm",
+        "seti",
     }
 
 
@@ -629,7 +756,13 @@ def sandbox_double(app) -> StripeDouble:
     """The app's sandbox double, created on first use."""
     double = app.extensions.get("stripe_sandbox")
     if double is None:
-        double = StripeDouble(minimal_templates, checkout_base="")
+        path = app.config.get("SANDBOX_STATE_PATH")
+        if path:  # the app and its worker (another process) share one sandbox Stripe
+            from webapp.stripe_double.shared import SharedDouble
+
+            double = SharedDouble(path)
+        else:
+            double = StripeDouble(minimal_templates, checkout_base="")
         double.pending_events = []  # delivered after each request by webapp.sandbox.routes
         app.extensions["stripe_sandbox"] = double
     return double

@@ -3,10 +3,17 @@
 from collections.abc import Callable
 from typing import Any
 
-from webapp.domain import events, ledger, linking, receipts, subscriptions
+from webapp.domain import autorecharge, events, ledger, linking, receipts, subscriptions
 from webapp.domain.ledger import Fulfilment
+from webapp.domain.ledger.autorecharge import Outcome
 from webapp.domain.sql import is_postgresql
-from webapp.domain.stripe_objects import SUBSCRIPTION_PURPOSE, TOPUP_PURPOSE, id_of, purpose_of
+from webapp.domain.stripe_objects import (
+    CARD_PURPOSE,
+    SUBSCRIPTION_PURPOSE,
+    TOPUP_PURPOSE,
+    id_of,
+    purpose_of,
+)
 from webapp.models import EventOutcome
 
 Event = dict[str, Any]
@@ -38,6 +45,8 @@ def fast_path(event: Event) -> str | None:
     if event["type"] not in _FAST_TYPES or not is_postgresql():
         return None
     session = _topup_session(event)
+    if session is not None and (session.get("metadata") or {}).get("save_card") == "1":
+        return None  # the card is saved besides the credit: the full handler does both
     params = ledger.payable_params(session) if session is not None else None
     if params is None or params["b_amount"] < 0:
         return None
@@ -60,8 +69,9 @@ def handle_event(event: Event) -> str:
 
 # --- Refunds and disputes: found through the charge or payment intent they carry.
 # Companion events (refund.created, refund.updated, charge.refund.updated,
-# charge.dispute.funds_withdrawn / funds_reinstated, payment_intent.*) are left
-# unmapped: charge.refunded and the dispute events already carry the whole story.
+# charge.dispute.funds_withdrawn / funds_reinstated) are left unmapped: charge.refunded
+# and the dispute events already carry the whole story. payment_intent.* events matter
+# only for auto-recharge charges (below).
 
 Apply = Callable[[int, dict[str, Any]], int]
 
@@ -101,6 +111,30 @@ def _subscription_session_or(topup_handler: Callable[[Event], str]) -> Callable[
     return handler
 
 
+# --- auto-recharge: saved cards and off-session charges
+
+
+def _saving_card_or(handler: Callable[[Event], str]) -> Callable[[Event], str]:
+    """A setup-mode session saves its card; a purchase with save_card=1 is fulfilled as
+    any purchase and saves its card too (whatever the fulfilment found)."""
+
+    def saving(event: Event) -> str:
+        session = event["data"]["object"]
+        if purpose_of(session) == CARD_PURPOSE:
+            saved = autorecharge.save_card_from_session(session)
+            return EventOutcome.PROCESSED if saved else EventOutcome.UNMATCHED
+        outcome = handler(event)
+        autorecharge.save_card_from_session(session)
+        return outcome
+
+    return saving
+
+
+def _on_payment_intent(event: Event) -> str:
+    outcome = autorecharge.on_payment_intent(event["data"]["object"])
+    return EventOutcome.IGNORED if outcome is Outcome.UNKNOWN else EventOutcome.PROCESSED
+
+
 def _topup_invoice_or(other_handler: Callable[[Event], str]) -> Callable[[Event], str]:
     """A top-up's invoice (CHECKOUT_INVOICES) gives its purchase the invoice links."""
 
@@ -114,8 +148,8 @@ def _topup_invoice_or(other_handler: Callable[[Event], str]) -> Callable[[Event]
 
 
 HANDLERS: dict[str, Callable[[Event], str]] = {
-    "checkout.session.completed": _subscription_session_or(
-        _on_session(ledger.fulfil_checkout_session)
+    "checkout.session.completed": _saving_card_or(
+        _subscription_session_or(_on_session(ledger.fulfil_checkout_session))
     ),
     "checkout.session.async_payment_succeeded": _on_session(ledger.fulfil_checkout_session),
     "checkout.session.async_payment_failed": _on_session(ledger.mark_session_failed),
@@ -141,4 +175,9 @@ HANDLERS: dict[str, Callable[[Event], str]] = {
     "customer.subscription.deleted": lambda event: subscriptions.apply_subscription(
         event["data"]["object"], event.get("created"), deleted=True
     ),
+    "payment_intent.succeeded": _on_payment_intent,
+    "payment_intent.payment_failed": _on_payment_intent,
+    "payment_intent.canceled": _on_payment_intent,
+    "payment_intent.requires_action": _on_payment_intent,
+    "payment_intent.processing": _on_payment_intent,
 }

@@ -79,33 +79,46 @@ def post_entry(
             day_column,
             totals_params is not None,
         )
-        balance = db.session.execute(
-            statement, {**params, **(totals_params or {})}
-        ).scalar_one_or_none()
+        moved = db.session.execute(statement, {**params, **(totals_params or {})}).first()
         if totals_params is not None:
-            totals.posted(balance is not None)
+            totals.posted(moved is not None)
             metric = None  # written by the statement
     else:
         update = _balance_update(total, allow_negative, unless_expiring)
-        balance = db.session.execute(update, params).scalar_one_or_none()
-        if balance is not None:
-            row = {"user_id": user_id, "kind": kind, "credits": credits, "balance_after": balance}
+        moved = db.session.execute(update, params).first()
+        if moved is not None:
+            row = {"user_id": user_id, "kind": kind, "credits": credits, "balance_after": moved[0]}
             db.session.execute(_LEDGER_INSERT, {**row, "created_at": now, **refs})
             if day_column:
                 db.session.execute(
                     _day_upsert(day_column, "VALUES (:b_user_id, :b_day, {})"), params
                 )
-    if balance is None and unless_expiring:
+    if moved is None and unless_expiring:
         return None
-    if balance is None:
+    if moved is None:
         raise InsufficientCreditsError(current_balance(user_id))
+    balance, recharge_below = moved
     if credits < 0 and not unless_expiring:
         draw_down(user_id, -credits, first_grant_id=refs.get("grant_id"))
     if metric:
         totals.add(metric, credits)
     if credits < 0:
         notices.balance_fell(user_id, balance, -credits)
+    if recharge_below is not None and balance < recharge_below and kind in _RECHARGING_KINDS:
+        _after_debit(user_id, balance)
     return balance
+
+
+# Debits that may start an auto-recharge, in their own transaction (the account is locked).
+# The account's `auto_recharge_below` (the threshold while auto-recharge is on) comes back
+# with the balance, so other debits cost no extra statement.
+_RECHARGING_KINDS = (EntryKind.USAGE, EntryKind.EXPIRY)
+
+
+def _after_debit(user_id: int, balance: int) -> None:
+    from webapp.domain.ledger import autorecharge  # it builds on purchases, which import us
+
+    autorecharge.after_debit(user_id, balance)
 
 
 # Built once: a prebuilt statement's cache key is memoised, so every webhook and API debit
@@ -115,7 +128,8 @@ _LEDGER_INSERT = sa.insert(LedgerEntry.__table__)
 
 @functools.cache
 def _balance_update(total: str | None, allow_negative: bool, unless_expiring: bool) -> sa.Update:
-    """UPDATE the account by :b_credits (and a running total by :b_magnitude) RETURNING it."""
+    """UPDATE the account by :b_credits (and a running total by :b_magnitude) RETURNING it
+    and its auto-recharge threshold."""
     account = CreditAccount.__table__.c
     credits = sa.bindparam("b_credits", type_=account.balance.type)
     values = {
@@ -131,7 +145,7 @@ def _balance_update(total: str | None, allow_negative: bool, unless_expiring: bo
         update = update.where(account.balance - account.held + credits >= 0)
     if unless_expiring:
         update = update.where(account.next_expiry_at.is_(None))
-    return update.values(values).returning(account.balance)
+    return update.values(values).returning(account.balance, account.auto_recharge_below)
 
 
 @functools.cache
@@ -160,10 +174,11 @@ def _update_and_insert(
     ref_names: tuple[str, ...],
     day_column: str | None = None,
     with_totals: bool = False,
-) -> sa.Insert:
+) -> sa.Select:
     """PostgreSQL: the balance UPDATE and the ledger INSERT in one statement (one round
-    trip): WITH moved AS (UPDATE ... RETURNING balance) INSERT ... SELECT FROM moved.
-    When the UPDATE matches nothing (a short balance), nothing is inserted either. With a
+    trip): WITH moved AS (UPDATE ... RETURNING balance, auto_recharge_below), inserted AS
+    (INSERT ... SELECT FROM moved RETURNING balance_after) SELECT both. When the UPDATE
+    matches nothing (a short balance), nothing is inserted and no row comes back. With a
     `day_column`, the user's day in credit_days moves in the same statement (after the
     account row's lock, so writers of one user's day never wait in another order).
     `with_totals`: the transaction's pending totals too (totals.posting_params)."""
@@ -184,11 +199,16 @@ def _update_and_insert(
         return sa.bindparam(param, type_=ledger[name].type)
 
     row = sa.select(*(value(name) for name in names))
-    return (
+    inserted = (
         sa.insert(LedgerEntry.__table__)
         .from_select(names, row)
-        .add_cte(*ctes)
         .returning(ledger.balance_after)
+        .cte("inserted")
+    )
+    return (
+        sa.select(inserted.c.balance_after, moved.c.auto_recharge_below)
+        .select_from(moved.join(inserted, sa.true()))
+        .add_cte(*ctes)
     )
 
 

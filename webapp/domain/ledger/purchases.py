@@ -73,39 +73,89 @@ def _fulfil_locked(session: Session) -> FulfilmentResult:
     purchase = _locked_purchase_for_session(session)
     if purchase is None:
         return FulfilmentResult(Fulfilment.UNKNOWN)
-    if purchase.credited_at is not None:
-        return FulfilmentResult(Fulfilment.ALREADY_CREDITED, purchase)
-    if purchase.status == PurchaseStatus.NEEDS_REVIEW or refunded_in_review(purchase):
-        return FulfilmentResult(Fulfilment.MISMATCH, purchase)
-    reason = _mismatch(purchase, session)
-    if reason:
-        # The payment intent lets an admin refund it, and later refunds find the purchase.
-        amount = session.get("amount_total")
-        set_status(
-            purchase,
-            PurchaseStatus.NEEDS_REVIEW,
-            review_reason=reason,
-            stripe_payment_intent_id=id_of(session.get("payment_intent")),
-            review_amount_cents=amount if isinstance(amount, int) else None,
-            review_currency=(session.get("currency") or "").lower()[:3] or None,
-        )
-        log.warning("purchase %s needs review: %s", purchase.id, reason)
-        return FulfilmentResult(Fulfilment.MISMATCH, purchase)
+    amount = session.get("amount_total")
+    settled = _not_payable(
+        purchase,
+        _mismatch(purchase, session),
+        amount=amount,
+        currency=session.get("currency"),
+        payment_intent_id=id_of(session.get("payment_intent")),
+    )
+    if settled is not None:
+        return settled
     if session.get("payment_status") not in PAID_PAYMENT_STATUSES:
         if session.get("status") == "complete" and purchase.status == PurchaseStatus.PENDING:
             set_status(purchase, PurchaseStatus.PROCESSING)
             return FulfilmentResult(Fulfilment.PROCESSING, purchase)
         return FulfilmentResult(Fulfilment.NOT_PAID, purchase)
-    set_status(
+    return _credit(
         purchase,
-        PurchaseStatus.PAID,
-        credited_at=utcnow(),
+        session["id"],
         stripe_payment_intent_id=id_of(session.get("payment_intent")),
         tax_cents=reported_tax(session),
         stripe_invoice_id=_invoice_id(session),
     )
+
+
+def credit_paid_purchase(
+    purchase: Purchase, amount: Any, currency: Any, *, reference: str, payment_intent_id: str
+) -> FulfilmentResult:
+    """Credit a row-locked purchase that Stripe reports paid by `amount` `currency`; joins.
+
+    The rules of Checkout fulfilment, for a payment made without a session (an
+    auto-recharge PaymentIntent, which carries no tax): credited once, never under
+    review, flagged for review when the money differs from what was recorded.
+    """
+    currency = (currency or "").lower()
+    reason = None
+    if amount != purchase.amount_cents or currency != purchase.currency:
+        reason = (
+            f"Stripe reported {_shown(amount)} {_shown(currency or '?')} but the purchase was "
+            f"recorded at {purchase.amount_cents} {purchase.currency}"
+        )
+    settled = _not_payable(
+        purchase, reason, amount=amount, currency=currency, payment_intent_id=payment_intent_id
+    )
+    if settled is not None:
+        return settled
+    return _credit(purchase, reference, stripe_payment_intent_id=payment_intent_id)
+
+
+def _not_payable(
+    purchase: Purchase,
+    mismatch: str | None,
+    *,
+    amount: Any = None,
+    currency: Any = None,
+    payment_intent_id: str | None = None,
+) -> FulfilmentResult | None:
+    """The result for a purchase that must not be credited now, else None.
+
+    A mismatch flags the purchase for review and keeps what Stripe reported: the payment
+    intent lets an admin refund it and later refunds find it.
+    """
+    if purchase.credited_at is not None:
+        return FulfilmentResult(Fulfilment.ALREADY_CREDITED, purchase)
+    if purchase.status == PurchaseStatus.NEEDS_REVIEW or refunded_in_review(purchase):
+        return FulfilmentResult(Fulfilment.MISMATCH, purchase)
+    if mismatch:
+        set_status(
+            purchase,
+            PurchaseStatus.NEEDS_REVIEW,
+            review_reason=mismatch,
+            stripe_payment_intent_id=payment_intent_id,
+            review_amount_cents=amount if isinstance(amount, int) else None,
+            review_currency=(currency or "").lower()[:3] or None,
+        )
+        log.warning("purchase %s needs review: %s", purchase.id, mismatch)
+        return FulfilmentResult(Fulfilment.MISMATCH, purchase)
+    return None
+
+
+def _credit(purchase: Purchase, reference: str, **fields: Any) -> FulfilmentResult:
+    set_status(purchase, PurchaseStatus.PAID, credited_at=utcnow(), **fields)
     db.session.flush()
-    _post_purchase_credit(purchase.id, purchase.user_id, purchase.credits, session["id"])
+    _post_purchase_credit(purchase.id, purchase.user_id, purchase.credits, reference)
     return FulfilmentResult(Fulfilment.CREDITED, purchase)
 
 
@@ -352,13 +402,17 @@ def abandon_checkout(purchase_id: int) -> None:
 def mark_session_failed(session: Session) -> FulfilmentResult:
     """A delayed payment failed: the purchase is failed, nothing is credited; commits."""
     return _mark_uncredited(
-        session, PurchaseStatus.FAILED, (PurchaseStatus.PENDING, PurchaseStatus.PROCESSING)
+        session,
+        PurchaseStatus.FAILED,
+        (PurchaseStatus.PENDING, PurchaseStatus.PROCESSING, PurchaseStatus.NEEDS_ACTION),
     )
 
 
 def mark_session_expired(session: Session) -> FulfilmentResult:
     """The Checkout Session expired unpaid: an open purchase is expired; commits."""
-    return _mark_uncredited(session, PurchaseStatus.EXPIRED, (PurchaseStatus.PENDING,))
+    return _mark_uncredited(
+        session, PurchaseStatus.EXPIRED, (PurchaseStatus.PENDING, PurchaseStatus.NEEDS_ACTION)
+    )
 
 
 def _mark_uncredited(
