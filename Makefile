@@ -64,6 +64,7 @@ loadtest: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache tests/e2e/node_modules

@@ -13,7 +13,9 @@ def _int(name: str, default: int) -> int:
     return int(raw) if raw else default
 
 
-bind = os.environ.get("GUNICORN_BIND") or f"{os.environ.get('HOST', '0.0.0.0')}:{_int('PORT', 8000)}"
+bind = (
+    os.environ.get("GUNICORN_BIND") or f"{os.environ.get('HOST', '0.0.0.0')}:{_int('PORT', 8000)}"
+)
 workers = _int("WEB_CONCURRENCY", 2 * multiprocessing.cpu_count() + 1)
 # Threads keep connections alive and let one worker overlap database waits; each
 # worker's SQLAlchemy pool (5 + 10 overflow) covers them.

@@ -55,8 +55,11 @@ def schema_ready():
 
 
 def make_config(database_url: str, **overrides) -> type[TestConfig]:
-    attrs = {"SQLALCHEMY_DATABASE_URI": database_url,
-             "STRIPE_HTTP_CLIENT": stripe_fakes.new_double(), **overrides}
+    attrs = {
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "STRIPE_HTTP_CLIENT": stripe_fakes.new_double(),
+        **overrides,
+    }
     return type("TestRunConfig", (TestConfig,), attrs)
 
 

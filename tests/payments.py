@@ -20,7 +20,8 @@ class Payment:
         self.purchase_id, self.user_id = purchase.id, user.id
         self.credits, self.amount = purchase.credits, purchase.amount_cents
         self.session = stripe_double.complete_checkout_session(
-            purchase.stripe_checkout_session_id, paid=paid)
+            purchase.stripe_checkout_session_id, paid=paid
+        )
         self.intent = stripe_double.objects[self.session["payment_intent"]]
         self.charge = stripe_double.objects[self.intent["latest_charge"]]
 
@@ -28,32 +29,51 @@ class Payment:
         return event(event_type, {**copy.deepcopy(self.session), **fields})
 
     def completed(self, payment_status: str = "paid", **fields) -> dict:
-        return self._session_event("checkout.session.completed", status="complete",
-                                   payment_status=payment_status, **fields)
+        return self._session_event(
+            "checkout.session.completed", status="complete", payment_status=payment_status, **fields
+        )
 
     def async_succeeded(self) -> dict:
-        return self._session_event("checkout.session.async_payment_succeeded",
-                                   status="complete", payment_status="paid")
+        return self._session_event(
+            "checkout.session.async_payment_succeeded", status="complete", payment_status="paid"
+        )
 
     def async_failed(self) -> dict:
-        return self._session_event("checkout.session.async_payment_failed",
-                                   status="complete", payment_status="unpaid")
+        return self._session_event(
+            "checkout.session.async_payment_failed", status="complete", payment_status="unpaid"
+        )
 
     def expired(self) -> dict:
-        return self._session_event("checkout.session.expired", status="expired",
-                                   payment_status="unpaid")
+        return self._session_event(
+            "checkout.session.expired", status="expired", payment_status="unpaid"
+        )
 
     def refunded(self, amount_refunded: int) -> dict:
-        charge = {**copy.deepcopy(self.charge), "amount_refunded": amount_refunded,
-                  "refunded": amount_refunded >= self.charge["amount"]}
+        charge = {
+            **copy.deepcopy(self.charge),
+            "amount_refunded": amount_refunded,
+            "refunded": amount_refunded >= self.charge["amount"],
+        }
         return event("charge.refunded", charge)
 
-    def dispute(self, event_type: str, amount: int | None = None, status: str = "needs_response",
-                dispute_id: str | None = None, *, with_intent: bool = True) -> dict:
-        dispute = fixture("dispute", id=dispute_id or f"dp_{secrets.token_hex(8)}",
-                          charge=self.charge["id"], amount=self.amount if amount is None else amount,
-                          currency=self.charge["currency"], status=status,
-                          payment_intent=self.intent["id"] if with_intent else None)
+    def dispute(
+        self,
+        event_type: str,
+        amount: int | None = None,
+        status: str = "needs_response",
+        dispute_id: str | None = None,
+        *,
+        with_intent: bool = True,
+    ) -> dict:
+        dispute = fixture(
+            "dispute",
+            id=dispute_id or f"dp_{secrets.token_hex(8)}",
+            charge=self.charge["id"],
+            amount=self.amount if amount is None else amount,
+            currency=self.charge["currency"],
+            status=status,
+            payment_intent=self.intent["id"] if with_intent else None,
+        )
         return event(event_type, dispute)
 
     def purchase(self) -> Purchase:
@@ -63,13 +83,17 @@ class Payment:
 
 def balance_of(user_id: int) -> int:
     db.session.expire_all()
-    return db.session.scalar(sa.select(CreditAccount.balance)
-                             .where(CreditAccount.user_id == user_id))
+    return db.session.scalar(
+        sa.select(CreditAccount.balance).where(CreditAccount.user_id == user_id)
+    )
 
 
 def ledger_sum(user_id: int) -> int:
-    return db.session.scalar(sa.select(sa.func.coalesce(sa.func.sum(LedgerEntry.credits), 0))
-                             .where(LedgerEntry.user_id == user_id))
+    return db.session.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(LedgerEntry.credits), 0)).where(
+            LedgerEntry.user_id == user_id
+        )
+    )
 
 
 def entries(user_id: int, kind: str | None = None) -> list[LedgerEntry]:
@@ -79,8 +103,12 @@ def entries(user_id: int, kind: str | None = None) -> list[LedgerEntry]:
     return list(db.session.scalars(query.order_by(LedgerEntry.id)))
 
 
-def deliver_until_done(client, events: list[dict], max_rounds: int = 10,
-                       on_answer: Callable[[dict, int], None] | None = None) -> list[int]:
+def deliver_until_done(
+    client,
+    events: list[dict],
+    max_rounds: int = 10,
+    on_answer: Callable[[dict, int], None] | None = None,
+) -> list[int]:
     """Deliver in order; an event answered 500 is delivered again later, as Stripe retries."""
     queue, statuses = list(events), []
     attempts = 0

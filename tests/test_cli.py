@@ -10,8 +10,9 @@ from webapp.models import LedgerEntry, User
 
 
 def test_create_admin_makes_a_new_admin_with_a_password(runner):
-    result = runner.invoke(args=["users", "create-admin", "Ops@Example.com", "--password",
-                                 "long-enough"])
+    result = runner.invoke(
+        args=["users", "create-admin", "Ops@Example.com", "--password", "long-enough"]
+    )
     assert result.exit_code == 0 and "Created admin ops@example.com" in result.output
     admin = db.session.scalar(sa.select(User))
     assert admin.is_admin and admin.check_password("long-enough")
@@ -41,21 +42,28 @@ def test_demo_users_are_created_once_and_printed(runner):
 
 
 def test_grant_adds_credits_with_the_reason_on_the_ledger(runner, user):
-    result = runner.invoke(args=["credits", "grant", user.email, "300", "--reason",
-                                 "apology for the outage"])
+    result = runner.invoke(
+        args=["credits", "grant", user.email, "300", "--reason", "apology for the outage"]
+    )
     assert result.exit_code == 0 and "balance now 300" in result.output
     entry = db.session.scalar(sa.select(LedgerEntry))
     assert (entry.kind, entry.credits, entry.description) == (
-        "adjustment", 300, "apology for the outage")
+        "adjustment",
+        300,
+        "apology for the outage",
+    )
     assert balance_of(user.id) == 300 == ledger_sum(user.id)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["ghost@example.com", "10", "--reason", "x"], "No user"),
-    (["buyer@example.com", "-10", "--reason", "x"], "insufficient"),
-    (["buyer@example.com", "0", "--reason", "x"], "non-zero"),
-    (["buyer@example.com", "10"], "--reason"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["ghost@example.com", "10", "--reason", "x"], "No user"),
+        (["buyer@example.com", "-10", "--reason", "x"], "insufficient"),
+        (["buyer@example.com", "0", "--reason", "x"], "non-zero"),
+        (["buyer@example.com", "10"], "--reason"),
+    ],
+)
 def test_grant_refuses_bad_input_and_changes_nothing(runner, user, args, message):
     result = runner.invoke(args=["credits", "grant", *args])
     assert result.exit_code != 0 and message in result.output
@@ -66,5 +74,4 @@ def test_grant_refuses_bad_input_and_changes_nothing(runner, user, args, message
 def test_stripe_api_base_redirects_the_client(logged_in, stripe_double):
     logged_in.post("/credits/checkout", data={"credits": "1000"})
     assert stripe_double.requests
-    assert all(r["url"].startswith("http://stripe-mock:12111/v1/")
-               for r in stripe_double.requests)
+    assert all(r["url"].startswith("http://stripe-mock:12111/v1/") for r in stripe_double.requests)

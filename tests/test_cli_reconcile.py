@@ -9,8 +9,10 @@ from tests.payments import Payment, balance_of, entries, ledger_sum
 from tests.stripe_fakes import deliver, new_double
 from webapp.domain import checkout, users
 
-SUMMARY = re.compile(r"checked (\d+), fulfilled (\d+), already (\d+), mismatched (\d+), "
-                     r"expired (\d+)")
+SUMMARY = re.compile(
+    r"checked (\d+), fulfilled (\d+), already (\d+), mismatched (\d+), "
+    r"expired (\d+)"
+)
 
 
 def _build_sessions(client, user, stripe_double):
@@ -28,9 +30,16 @@ def _build_sessions(client, user, stripe_double):
         checkout.start_checkout(user, 100, "https://credits.example.test")  # still open
     Payment(stripe_double, user, 100, paid=False)  # a delayed payment, not settled yet
     for purpose in ("credits_subscription", "something_else"):
-        stripe_double.new_object("checkout.session", "cs_test", status="complete",
-                                 payment_status="paid", mode="payment", amount_total=100,
-                                 currency="usd", metadata={"purpose": purpose})
+        stripe_double.new_object(
+            "checkout.session",
+            "cs_test",
+            status="complete",
+            payment_status="paid",
+            mode="payment",
+            amount_total=100,
+            currency="usd",
+            metadata={"purpose": purpose},
+        )
     old = Payment(stripe_double, user, 100)
     stripe_double.objects[old.session["id"]]["created"] = int(time.time()) - 100 * 3600
     return paid, credited, mismatched, old
@@ -40,17 +49,28 @@ def summary_of(output):
     lines = output.strip().splitlines()
     match = SUMMARY.fullmatch(lines[-1])
     assert match, lines[-1]
-    return dict(zip(("checked", "fulfilled", "already", "mismatched", "expired"),
-                    map(int, match.groups()), strict=True))
+    return dict(
+        zip(
+            ("checked", "fulfilled", "already", "mismatched", "expired"),
+            map(int, match.groups()),
+            strict=True,
+        )
+    )
 
 
-def test_reconcile_follows_every_page_and_fulfils_only_what_is_missing(client, runner, user,
-                                                                       stripe_double):
+def test_reconcile_follows_every_page_and_fulfils_only_what_is_missing(
+    client, runner, user, stripe_double
+):
     paid, credited, mismatched, old = _build_sessions(client, user, stripe_double)
     result = runner.invoke(args=["credits", "reconcile", "--page-size", "5"])
     assert result.exit_code == 0, result.output
-    assert summary_of(result.output) == {"checked": 21, "fulfilled": 10, "already": 4,
-                                         "mismatched": 1, "expired": 3}
+    assert summary_of(result.output) == {
+        "checked": 21,
+        "fulfilled": 10,
+        "already": 4,
+        "mismatched": 1,
+        "expired": 3,
+    }
     assert len(stripe_double.requests_to("get", "/v1/checkout/sessions")) == 5  # 25 in the window
     assert balance_of(user.id) == 1400 == ledger_sum(user.id)
     assert len(entries(user.id, "purchase")) == 14
@@ -59,21 +79,24 @@ def test_reconcile_follows_every_page_and_fulfils_only_what_is_missing(client, r
     assert paid[0].session["id"] in result.output
 
     again = runner.invoke(args=["credits", "reconcile", "--page-size", "5"])
-    assert summary_of(again.output) == {"checked": 21, "fulfilled": 0, "already": 14,
-                                        "mismatched": 1, "expired": 3}
+    assert summary_of(again.output) == {
+        "checked": 21,
+        "fulfilled": 0,
+        "already": 14,
+        "mismatched": 1,
+        "expired": 3,
+    }
     assert balance_of(user.id) == 1400
 
 
-def test_reconcile_with_a_longer_window_reaches_older_sessions(client, runner, user,
-                                                               stripe_double):
+def test_reconcile_with_a_longer_window_reaches_older_sessions(client, runner, user, stripe_double):
     _, _, _, old = _build_sessions(client, user, stripe_double)
     result = runner.invoke(args=["credits", "reconcile", "--hours", "200"])
     assert summary_of(result.output)["fulfilled"] == 11
     assert old.purchase().status == "paid"
 
 
-def test_reconcile_reports_a_stripe_failure_without_changing_anything(runner, user,
-                                                                      stripe_double):
+def test_reconcile_reports_a_stripe_failure_without_changing_anything(runner, user, stripe_double):
     Payment(stripe_double, user, 100)
     for _ in range(3):
         stripe_double.fail_next("/v1/checkout/sessions", 500)
@@ -91,22 +114,25 @@ def _reconcile_in_process(objects, barrier, results):
     app = create_app(make_config(POSTGRES_URL, STRIPE_HTTP_CLIENT=double))
     with app.app_context():
         barrier.wait(timeout=60)
-        result = app.test_cli_runner().invoke(args=["credits", "reconcile",
-                                                    "--page-size", "4"])
+        result = app.test_cli_runner().invoke(args=["credits", "reconcile", "--page-size", "4"])
         results.put(result.output)
 
 
 @requires_postgres
 def test_two_reconciles_at_once_credit_each_session_once_and_count_honestly(
-        client, user, stripe_double, database_url):
+    client, user, stripe_double, database_url
+):
     paid, credited, _, _ = _build_sessions(client, user, stripe_double)
     extra_users = [users.create_user(f"other{i}@example.com", "correct-horse") for i in range(3)]
     paid += [Payment(stripe_double, other, 250) for other in extra_users]
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(2), context.Queue()
-    processes = [context.Process(target=_reconcile_in_process,
-                                 args=(stripe_double.objects, barrier, results))
-                 for _ in range(2)]
+    processes = [
+        context.Process(
+            target=_reconcile_in_process, args=(stripe_double.objects, barrier, results)
+        )
+        for _ in range(2)
+    ]
     for process in processes:
         process.start()
     outputs = [results.get(timeout=120) for _ in processes]

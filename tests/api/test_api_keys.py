@@ -42,9 +42,15 @@ def test_a_key_authenticates_the_api_and_records_last_use(client, user):
     secret = api_keys.mint(user.id, "ci").secret
     response = client.get("/api/v1/balance", headers={"Authorization": f"Bearer {secret}"})
     assert response.status_code == 200
-    assert response.get_json() == {"balance": 70, "purchased": 0, "used": 0, "held": 0,
-                                   "available": 70, "expiring": [],
-                                   "auto_recharge": {"enabled": False, "threshold": 0, "amount": 0}}
+    assert response.get_json() == {
+        "balance": 70,
+        "purchased": 0,
+        "used": 0,
+        "held": 0,
+        "available": 70,
+        "expiring": [],
+        "auto_recharge": {"enabled": False, "threshold": 0, "amount": 0},
+    }
     assert db.session.scalar(sa.select(ApiKey.last_used_at)) is not None
 
 

@@ -82,7 +82,12 @@ def test_balance_needs_auth(client):
 
 
 def test_balance_answers_a_logged_in_session(logged_in):
-    assert logged_in.get("/api/v1/balance").get_json() == {"balance": 0, "purchased": 0,
-                                                           "used": 0, "held": 0, "available": 0,
-                                                           "expiring": [],
-                                                           "auto_recharge": {"enabled": False, "threshold": 0, "amount": 0}}
+    assert logged_in.get("/api/v1/balance").get_json() == {
+        "balance": 0,
+        "purchased": 0,
+        "used": 0,
+        "held": 0,
+        "available": 0,
+        "expiring": [],
+        "auto_recharge": {"enabled": False, "threshold": 0, "amount": 0},
+    }

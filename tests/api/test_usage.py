@@ -23,11 +23,12 @@ def spend(client, key, body, idempotency_key=None):
     return client.post("/api/v1/usage", json=body, headers=headers)
 
 
-
-
 def usage_rows(user_id):
-    return db.session.scalar(sa.select(sa.func.count()).select_from(LedgerEntry).where(
-        LedgerEntry.user_id == user_id, LedgerEntry.kind == "usage"))
+    return db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(LedgerEntry)
+        .where(LedgerEntry.user_id == user_id, LedgerEntry.kind == "usage")
+    )
 
 
 def test_usage_debits_and_returns_the_balance(client, user, key):
@@ -42,8 +43,11 @@ def test_usage_debits_and_returns_the_balance(client, user, key):
 def test_usage_beyond_the_balance_is_402_and_changes_nothing(client, user, key):
     response = spend(client, key, {"credits": 101})
     assert response.status_code == 402
-    assert response.get_json() == {"error": "insufficient_credits", "balance": 100,
-                                   "available": 100}
+    assert response.get_json() == {
+        "error": "insufficient_credits",
+        "balance": 100,
+        "available": 100,
+    }
     assert balance_of(user.id) == 100 and usage_rows(user.id) == 0
 
 
@@ -53,9 +57,18 @@ def test_spending_the_exact_balance_reaches_zero(client, user, key):
 
 
 BAD_BODIES = [
-    {"credits": 0}, {"credits": -5}, {"credits": True}, {"credits": 2.0}, {"credits": 2.5},
-    {"credits": "3"}, {"credits": None}, {}, {"credits": 1, "description": 7},
-    {"credits": 1, "description": "x" * 501}, [1, 2], {"credits": 1, "description": "a\u0000"},
+    {"credits": 0},
+    {"credits": -5},
+    {"credits": True},
+    {"credits": 2.0},
+    {"credits": 2.5},
+    {"credits": "3"},
+    {"credits": None},
+    {},
+    {"credits": 1, "description": 7},
+    {"credits": 1, "description": "x" * 501},
+    [1, 2],
+    {"credits": 1, "description": "a\u0000"},
 ]
 
 
@@ -69,15 +82,18 @@ def test_bad_usage_bodies_are_400_json(client, user, key):
 
 
 def test_a_body_that_is_not_json_is_400_json(client, key):
-    response = client.post("/api/v1/usage", data="credits=3",
-                           headers={"Authorization": f"Bearer {key}"})
+    response = client.post(
+        "/api/v1/usage", data="credits=3", headers={"Authorization": f"Bearer {key}"}
+    )
     assert response.status_code == 400 and response.is_json
 
 
 def test_json_nested_beyond_the_parser_is_400_not_500(client, user, key):
-    response = client.post("/api/v1/usage", data="[" * 100_000 + "]" * 100_000,
-                           headers={"Authorization": f"Bearer {key}",
-                                    "Content-Type": "application/json"})
+    response = client.post(
+        "/api/v1/usage",
+        data="[" * 100_000 + "]" * 100_000,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
     assert response.status_code == 400 and response.get_json()["error"] == "invalid_body"
     assert balance_of(user.id) == 100
 
@@ -110,8 +126,7 @@ def test_a_replayed_402_stays_402_even_after_a_top_up(client, user, key):
     ledger.adjust(user.id, 1000, "top up")
     again = spend(client, key, {"credits": 500}, "big-job")
     assert again.status_code == 402
-    assert again.get_json() == {"error": "insufficient_credits", "balance": 100,
-                                   "available": 100}
+    assert again.get_json() == {"error": "insufficient_credits", "balance": 100, "available": 100}
     assert balance_of(user.id) == 1100 and usage_rows(user.id) == 0
 
 
@@ -151,18 +166,19 @@ def test_the_usage_row_and_the_debit_commit_together(client, user, key):
 def test_session_usage_needs_the_csrf_token_but_bearer_does_not(client, user, key):
     login_page = client.get("/auth/login").get_data(as_text=True)
     token = login_page.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
-    response = client.post("/auth/login", data={"email": user.email, "password": "correct-horse",
-                                                "csrf_token": token})
+    response = client.post(
+        "/auth/login", data={"email": user.email, "password": "correct-horse", "csrf_token": token}
+    )
     assert response.status_code in (302, 303)
     without = client.post("/api/v1/usage", json={"credits": 1})
     assert without.status_code == 400 and without.get_json()["error"] == "csrf_failed"
     page = client.get("/account").get_data(as_text=True)
     token = page.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
-    with_token = client.post("/api/v1/usage", json={"credits": 1},
-                             headers={"X-CSRFToken": token})
+    with_token = client.post("/api/v1/usage", json={"credits": 1}, headers={"X-CSRFToken": token})
     assert with_token.status_code == 200 and with_token.get_json() == {"balance": 99}
     bearer = client.application.test_client().post(
-        "/api/v1/usage", json={"credits": 1}, headers={"Authorization": f"Bearer {key}"})
+        "/api/v1/usage", json={"credits": 1}, headers={"Authorization": f"Bearer {key}"}
+    )
     assert bearer.status_code == 200 and bearer.get_json() == {"balance": 98}
 
 
@@ -195,9 +211,12 @@ def _debit_worker(database_url, secret, count, credits, results, keys):
 def _run_workers(secret, processes, count, credits, keys=()):
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
-    workers = [context.Process(target=_debit_worker,
-                               args=(POSTGRES_URL, secret, count, credits, results, list(keys)))
-               for _ in range(processes)]
+    workers = [
+        context.Process(
+            target=_debit_worker, args=(POSTGRES_URL, secret, count, credits, results, list(keys))
+        )
+        for _ in range(processes)
+    ]
     for worker in workers:
         worker.start()
     outcomes = [results.get(timeout=120) for _ in workers]
@@ -223,7 +242,8 @@ def test_many_processes_debiting_one_account_never_overdraw(app, database_url, u
 
 @requires_postgres
 def test_processes_racing_with_the_same_idempotency_keys_debit_once_per_key(
-        app, database_url, user):
+    app, database_url, user
+):
     user_id = user.id
     ledger.adjust(user_id, 1000, "seed")
     secret = api_keys.mint(user_id).secret

@@ -17,10 +17,14 @@ app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
 engine = sa.create_engine(os.environ["DATABASE_URL"], pool_pre_ping=True)
 SECRET = os.environ["STRIPE_WEBHOOK_SECRET"]
 
-CREDIT = sa.text("UPDATE credit_accounts SET balance = balance + :credits, "
-                 "purchased = purchased + :credits WHERE user_id = :user_id RETURNING balance")
-ENTRY = sa.text("INSERT INTO ledger_entries (user_id, kind, credits, balance_after, reference, "
-                "created_at) VALUES (:user_id, 'purchase', :credits, :balance, :reference, :now)")
+CREDIT = sa.text(
+    "UPDATE credit_accounts SET balance = balance + :credits, "
+    "purchased = purchased + :credits WHERE user_id = :user_id RETURNING balance"
+)
+ENTRY = sa.text(
+    "INSERT INTO ledger_entries (user_id, kind, credits, balance_after, reference, "
+    "created_at) VALUES (:user_id, 'purchase', :credits, :balance, :reference, :now)"
+)
 
 
 @app.get("/healthz")
@@ -33,14 +37,19 @@ def stripe_webhook():
     payload = request.get_data(as_text=True)
     try:
         stripe.WebhookSignature.verify_header(
-            payload, request.headers.get("Stripe-Signature", ""), SECRET, 300)
+            payload, request.headers.get("Stripe-Signature", ""), SECRET, 300
+        )
     except stripe.SignatureVerificationError:
         return jsonify(error="invalid_payload"), 400
     session = json.loads(payload)["data"]["object"]
     metadata = session.get("metadata") or {}
     if "user_id" in metadata and "credits" in metadata:
-        values = {"user_id": int(metadata["user_id"]), "credits": int(metadata["credits"]),
-                  "reference": session["id"], "now": datetime.now(UTC)}
+        values = {
+            "user_id": int(metadata["user_id"]),
+            "credits": int(metadata["credits"]),
+            "reference": session["id"],
+            "now": datetime.now(UTC),
+        }
         with engine.begin() as conn:
             values["balance"] = conn.execute(CREDIT, values).scalar_one()
             conn.execute(ENTRY, values)

@@ -36,8 +36,7 @@ REUSE = os.environ.get("BENCH_REUSE") == "1"
 def recreate_database(url: str) -> None:
     parsed = sa.make_url(url)
     admin_url = parsed.set(drivername="postgresql", database="postgres")
-    with psycopg.connect(admin_url.render_as_string(hide_password=False),
-                         autocommit=True) as conn:
+    with psycopg.connect(admin_url.render_as_string(hide_password=False), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{parsed.database}"')
 
@@ -103,14 +102,16 @@ def seed(app) -> tuple[int, str]:
         db.create_all()
         hot = users.create_user("hot@bench.test", PASSWORD)
         users.create_user("admin@bench.test", PASSWORD, is_admin=True)
-        params = {"users": SEED_USERS, "purchases": PURCHASES, "rows": LEDGER_ROWS,
-                  "uid": hot.id}
+        params = {"users": SEED_USERS, "purchases": PURCHASES, "rows": LEDGER_ROWS, "uid": hot.id}
         for statement in SEED_SQL:
             started = time.perf_counter()
             db.session.execute(sa.text(statement), params)
             db.session.commit()
-            print(f"  seeded in {time.perf_counter() - started:5.1f}s: "
-                  f"{' '.join(statement.split()[:3])}", flush=True)
+            print(
+                f"  seeded in {time.perf_counter() - started:5.1f}s: "
+                f"{' '.join(statement.split()[:3])}",
+                flush=True,
+            )
         started = time.perf_counter()
         ledger.totals.rebuild()  # the rows above were written behind the ledger's back
         db.session.commit()
@@ -156,16 +157,19 @@ def bench_pages(app) -> None:
 
         middle = db.session.scalar(sa.select(sa.func.min(LedgerEntry.id))) + LEDGER_ROWS // 2
     pages = [
-        (client, "/credits"), (client, "/credits/history"),
-        (client, f"/credits/history?before={middle}"), (client, "/credits/history?tab=payments"),
-        (admin, "/admin/purchases"), (admin, "/admin/purchases?status=needs_review"),
+        (client, "/credits"),
+        (client, "/credits/history"),
+        (client, f"/credits/history?before={middle}"),
+        (client, "/credits/history?tab=payments"),
+        (admin, "/admin/purchases"),
+        (admin, "/admin/purchases?status=needs_review"),
         (admin, "/admin/purchases?q=customer42%40"),
         (admin, "/admin/purchases?from=2026-01-01&to=2026-01-31"),
-        (admin, "/admin/users"), (admin, "/admin/users?q=customer77"),
+        (admin, "/admin/users"),
+        (admin, "/admin/users?q=customer77"),
         (admin, "/admin/"),
     ]
-    print(f"\nPage latency ({REQUESTS} requests each; "
-          "Flask test client, one process)")
+    print(f"\nPage latency ({REQUESTS} requests each; Flask test client, one process)")
     print(f"  {'page':52} {'p50 ms':>8} {'p95 ms':>8}  target")
     for who, path in pages:
         p50, p95 = time_page(who, path, REQUESTS)
@@ -192,17 +196,22 @@ def _debit_worker(secret: str, count: int, start, results, direct: bool) -> None
                 ledger.debit_usage(user_id, 1, "bench")
                 ok += 1
             else:
-                ok += client.post("/api/v1/usage", json={"credits": 1},
-                                  headers=headers).status_code == 200
+                ok += (
+                    client.post("/api/v1/usage", json={"credits": 1}, headers=headers).status_code
+                    == 200
+                )
         results.put((ok, began, time.perf_counter()))
 
 
 def bench_debits(secret: str, processes: int, direct: bool = False) -> float:
     context = multiprocessing.get_context("spawn")
     start, results = context.Event(), context.Queue()
-    workers = [context.Process(target=_debit_worker,
-                               args=(secret, DEBITS_PER_PROCESS, start, results, direct))
-               for _ in range(processes)]
+    workers = [
+        context.Process(
+            target=_debit_worker, args=(secret, DEBITS_PER_PROCESS, start, results, direct)
+        )
+        for _ in range(processes)
+    ]
     for worker in workers:
         worker.start()
     time.sleep(3)  # let every process import, connect and warm up
@@ -223,27 +232,31 @@ def main() -> int:
     else:
         recreate_database(BENCH_URL)
         app = make_app()
-        print(f"Seeding {SEED_USERS:,} users, {PURCHASES:,} purchases, "
-              f"{LEDGER_ROWS:,} ledger rows for one user ...", flush=True)
+        print(
+            f"Seeding {SEED_USERS:,} users, {PURCHASES:,} purchases, "
+            f"{LEDGER_ROWS:,} ledger rows for one user ...",
+            flush=True,
+        )
         hot_user_id, secret = seed(app)
     bench_pages(app)
     print("\nPOST /api/v1/usage on one hot account (Bearer key, 1 credit each)")
     for processes in sorted({1, DEBIT_PROCESSES}):
         rate = bench_debits(secret, processes)
-        print(f"  {processes} process(es) x {DEBITS_PER_PROCESS}: {rate:8.0f} debits/s",
-              flush=True)
+        print(f"  {processes} process(es) x {DEBITS_PER_PROCESS}: {rate:8.0f} debits/s", flush=True)
     print("ledger.debit_usage called directly (no HTTP, no auth), same hot account")
     for processes in sorted({1, DEBIT_PROCESSES}):
         rate = bench_debits(secret, processes, direct=True)
-        print(f"  {processes} process(es) x {DEBITS_PER_PROCESS}: {rate:8.0f} debits/s",
-              flush=True)
+        print(f"  {processes} process(es) x {DEBITS_PER_PROCESS}: {rate:8.0f} debits/s", flush=True)
     with app.app_context():
         from webapp.extensions import db
 
-        balance, total = db.session.execute(sa.text(
-            "SELECT (SELECT balance FROM credit_accounts WHERE user_id = :u), "
-            "(SELECT sum(credits) FROM ledger_entries WHERE user_id = :u)"),
-            {"u": hot_user_id}).one()
+        balance, total = db.session.execute(
+            sa.text(
+                "SELECT (SELECT balance FROM credit_accounts WHERE user_id = :u), "
+                "(SELECT sum(credits) FROM ledger_entries WHERE user_id = :u)"
+            ),
+            {"u": hot_user_id},
+        ).one()
         print(f"  hot account balance {balance:,} == ledger sum {total:,}: {balance == total}")
     return 0
 

@@ -24,13 +24,16 @@ TARGET_RATIO = 0.8
 
 
 def run_once(label: str, app_spec: str, url: str, payloads, warmup, args) -> float:
-    server = common.start_gunicorn(app_spec, common.app_environment(url), label,
-                                   workers=args.workers)
+    server = common.start_gunicorn(
+        app_spec, common.app_environment(url), label, workers=args.workers
+    )
     try:
-        common.send_all(server.port, warmup, processes=args.processes,
-                        threads=args.clients // args.processes)
-        statuses, seconds = common.send_all(server.port, payloads, processes=args.processes,
-                                            threads=args.clients // args.processes)
+        common.send_all(
+            server.port, warmup, processes=args.processes, threads=args.clients // args.processes
+        )
+        statuses, seconds = common.send_all(
+            server.port, payloads, processes=args.processes, threads=args.clients // args.processes
+        )
     finally:
         server.stop()
     failed = sum(1 for status in statuses.values() if status != 200)
@@ -53,23 +56,36 @@ def main() -> None:
     url = common.recreate_database(DB_NAME)
     try:
         purchases = seed.create_schema_and_seed(url, max(args.events // 2, 1), args.events, rng)
-        payloads = [(p.purchase_id, common.event_payload(
-            "checkout.session.completed", p.session(), f"evt_{secrets.token_hex(12)}"))
-            for p in purchases]
+        payloads = [
+            (
+                p.purchase_id,
+                common.event_payload(
+                    "checkout.session.completed", p.session(), f"evt_{secrets.token_hex(12)}"
+                ),
+            )
+            for p in purchases
+        ]
         expected = sum(p.credits for p in purchases)
         # Warm-up: events both handlers accept and ignore, so every worker has imported
         # and connected before the clock starts.
-        warmup = [(i, common.event_payload("customer.created", {"id": f"cus_{i}"},
-                                           f"evt_warm_{secrets.token_hex(8)}"))
-                  for i in range(200)]
+        warmup = [
+            (
+                i,
+                common.event_payload(
+                    "customer.created", {"id": f"cus_{i}"}, f"evt_warm_{secrets.token_hex(8)}"
+                ),
+            )
+            for i in range(200)
+        ]
         figures: dict[str, list[float]] = {"bare": [], "app": []}
         for _ in range(args.rounds):
             for label, spec in (("bare", "tests.bench.bare_webhook:app"), ("app", "wsgi:app")):
                 seed.reset_money(url)
                 figures[label].append(run_once(label, spec, url, payloads, warmup, args))
                 got = seed.totals(url)
-                if not (got["balance"] == got["ledger"] == expected
-                        and got["entries"] == len(purchases)):
+                if not (
+                    got["balance"] == got["ledger"] == expected and got["entries"] == len(purchases)
+                ):
                     sys.exit(f"{label}: balances {got} do not match the {expected} credits sent")
     finally:
         if not args.keep_db:
@@ -77,18 +93,26 @@ def main() -> None:
 
     bare, app = statistics.median(figures["bare"]), statistics.median(figures["app"])
     workers = args.workers or f"default ({2 * (os.cpu_count() or 1) + 1})"
-    print(f"webhook bench: {args.events} checkout.session.completed deliveries, "
-          f"{args.clients} keep-alive clients, gunicorn workers={workers}, "
-          f"median of {args.rounds} rounds (bare and app alternate)")
-    print(f"  bare handler (verify + UPDATE + INSERT): {bare:8.1f} events/s  "
-          f"(rounds: {', '.join(f'{x:.0f}' for x in figures['bare'])})")
-    print(f"  app webhook  (full fulfilment path):     {app:8.1f} events/s  "
-          f"(rounds: {', '.join(f'{x:.0f}' for x in figures['app'])})")
+    print(
+        f"webhook bench: {args.events} checkout.session.completed deliveries, "
+        f"{args.clients} keep-alive clients, gunicorn workers={workers}, "
+        f"median of {args.rounds} rounds (bare and app alternate)"
+    )
+    print(
+        f"  bare handler (verify + UPDATE + INSERT): {bare:8.1f} events/s  "
+        f"(rounds: {', '.join(f'{x:.0f}' for x in figures['bare'])})"
+    )
+    print(
+        f"  app webhook  (full fulfilment path):     {app:8.1f} events/s  "
+        f"(rounds: {', '.join(f'{x:.0f}' for x in figures['app'])})"
+    )
     pairs = [a / b for a, b in zip(figures["app"], figures["bare"], strict=True)]
     print(f"  ratio per round: {', '.join(f'{r:.2f}' for r in pairs)}")
     ratio = app / bare
-    print(f"  ratio app/bare: {ratio:.2f} (target >= {TARGET_RATIO}) "
-          + ("PASS" if ratio >= TARGET_RATIO else "FAIL"))
+    print(
+        f"  ratio app/bare: {ratio:.2f} (target >= {TARGET_RATIO}) "
+        + ("PASS" if ratio >= TARGET_RATIO else "FAIL")
+    )
 
 
 if __name__ == "__main__":

@@ -24,12 +24,14 @@ import stripe
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "bench"
-ADMIN_URL = os.environ.get("BENCH_POSTGRES_ADMIN_URL",
-                           "postgresql://postgres@127.0.0.1:5432/postgres")
+ADMIN_URL = os.environ.get(
+    "BENCH_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 WEBHOOK_SECRET = "whsec_bench_only_secret"
 
 
 # --- databases
+
 
 def bench_database_name(suffix: str) -> str:
     """`<BENCH_DATABASE_URL's database>_<suffix>` (credits_bench_<suffix> without it)."""
@@ -63,21 +65,35 @@ def terminate_connections(name: str) -> int:
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         rows = conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = %s AND pid <> pg_backend_pid()", (name,)).fetchall()
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        ).fetchall()
     return sum(1 for (done,) in rows if done)
 
 
 def app_environment(url: str, **extra: str) -> dict[str, str]:
     """The environment of a production app on `url` (never the sandbox, never Stripe)."""
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("STRIPE_", "APP_", "DATABASE_", "REDIS_"))}
-    env.update({"APP_ENV": "production", "DATABASE_URL": url, "SECRET_KEY": "bench-secret",
-                "STRIPE_SECRET_KEY": "sk_test_bench_never_used",
-                "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET, "PYTHONUNBUFFERED": "1", **extra})
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("STRIPE_", "APP_", "DATABASE_", "REDIS_"))
+    }
+    env.update(
+        {
+            "APP_ENV": "production",
+            "DATABASE_URL": url,
+            "SECRET_KEY": "bench-secret",
+            "STRIPE_SECRET_KEY": "sk_test_bench_never_used",
+            "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "PYTHONUNBUFFERED": "1",
+            **extra,
+        }
+    )
     return env
 
 
 # --- gunicorn
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -105,8 +121,9 @@ class Server:
                 self.process.wait()
 
 
-def start_gunicorn(app_spec: str, env: dict[str, str], label: str, *,
-                   workers: int | None = None) -> Server:
+def start_gunicorn(
+    app_spec: str, env: dict[str, str], label: str, *, workers: int | None = None
+) -> Server:
     """gunicorn -c gunicorn.conf.py APP on a free local port; waits until /healthz answers."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -116,8 +133,13 @@ def start_gunicorn(app_spec: str, env: dict[str, str], label: str, *,
     log_path = ARTIFACTS / f"{label}.log"
     log = log_path.open("w")
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
-    process = subprocess.Popen([gunicorn, "-c", str(ROOT / "gunicorn.conf.py"), app_spec],
-                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [gunicorn, "-c", str(ROOT / "gunicorn.conf.py"), app_spec],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     server = Server(process, port, log_path)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -137,14 +159,19 @@ def start_gunicorn(app_spec: str, env: dict[str, str], label: str, *,
 
 # --- load generator
 
+
 def signed_headers(payload: str) -> dict[str, str]:
-    return {"Content-Type": "application/json",
-            "Stripe-Signature": stripe.WebhookSignature.generate_signature_header(
-                payload, WEBHOOK_SECRET)}
+    return {
+        "Content-Type": "application/json",
+        "Stripe-Signature": stripe.WebhookSignature.generate_signature_header(
+            payload, WEBHOOK_SECRET
+        ),
+    }
 
 
-def _client_thread(port: int, jobs: queue.Queue, results: list, timeout: float,
-                   progress=None) -> None:
+def _client_thread(
+    port: int, jobs: queue.Queue, results: list, timeout: float, progress=None
+) -> None:
     conn = None
     while True:
         try:
@@ -178,14 +205,17 @@ def _client_thread(port: int, jobs: queue.Queue, results: list, timeout: float,
         conn.close()
 
 
-def _client_process(port: int, batch: list[tuple[int, str]], threads: int,
-                    timeout: float, out, progress=None) -> None:
+def _client_process(
+    port: int, batch: list[tuple[int, str]], threads: int, timeout: float, out, progress=None
+) -> None:
     jobs: queue.Queue = queue.Queue()
     for job in batch:
         jobs.put(job)
     results: list[tuple[int, int]] = []
-    workers = [threading.Thread(target=_client_thread, args=(port, jobs, results, timeout, progress))
-               for _ in range(threads)]
+    workers = [
+        threading.Thread(target=_client_thread, args=(port, jobs, results, timeout, progress))
+        for _ in range(threads)
+    ]
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -193,9 +223,15 @@ def _client_process(port: int, batch: list[tuple[int, str]], threads: int,
     out.put(results)
 
 
-def send_all(port: int, payloads: Iterable[tuple[int, str]], *, processes: int = 4,
-             threads: int = 8, timeout: float = 30.0,
-             progress=None) -> tuple[dict[int, int], float]:
+def send_all(
+    port: int,
+    payloads: Iterable[tuple[int, str]],
+    *,
+    processes: int = 4,
+    threads: int = 8,
+    timeout: float = 30.0,
+    progress=None,
+) -> tuple[dict[int, int], float]:
     """POST every (index, payload) signed to /webhooks/stripe from processes × threads
     keep-alive clients; returns ({index: status (0 = connection error)}, seconds).
     A payload that is a (path, body, headers) tuple is POSTed as it is instead.
@@ -208,8 +244,11 @@ def send_all(port: int, payloads: Iterable[tuple[int, str]], *, processes: int =
     out = context.Queue()
     batches = [jobs[i::processes] for i in range(processes)]
     started = time.perf_counter()
-    children = [context.Process(target=_client_process, args=(port, batch, threads, timeout, out, progress))
-                for batch in batches if batch]
+    children = [
+        context.Process(target=_client_process, args=(port, batch, threads, timeout, out, progress))
+        for batch in batches
+        if batch
+    ]
     for child in children:
         child.start()
     statuses: dict[int, int] = {}
@@ -222,9 +261,16 @@ def send_all(port: int, payloads: Iterable[tuple[int, str]], *, processes: int =
 
 
 def event_payload(event_type: str, obj: dict, event_id: str, created: int | None = None) -> str:
-    return json.dumps({
-        "id": event_id, "object": "event", "api_version": "2025-09-30",
-        "created": created or int(time.time()), "livemode": False, "pending_webhooks": 1,
-        "request": {"id": None, "idempotency_key": None}, "type": event_type,
-        "data": {"object": obj},
-    })
+    return json.dumps(
+        {
+            "id": event_id,
+            "object": "event",
+            "api_version": "2025-09-30",
+            "created": created or int(time.time()),
+            "livemode": False,
+            "pending_webhooks": 1,
+            "request": {"id": None, "idempotency_key": None},
+            "type": event_type,
+            "data": {"object": obj},
+        }
+    )

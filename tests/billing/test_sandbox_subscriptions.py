@@ -11,8 +11,12 @@ from webapp.models import CreditAccount, LedgerEntry, Subscription
 
 @pytest.fixture
 def config_overrides():
-    return {"SANDBOX_ENABLED": True, "STRIPE_SECRET_KEY": "", "STRIPE_HTTP_CLIENT": None,
-            "PUBLIC_BASE_URL": ""}
+    return {
+        "SANDBOX_ENABLED": True,
+        "STRIPE_SECRET_KEY": "",
+        "STRIPE_HTTP_CLIENT": None,
+        "PUBLIC_BASE_URL": "",
+    }
 
 
 def state(user_id):

@@ -49,8 +49,14 @@ def test_credits_page_draws_the_chart_as_svg_without_inline_styles(logged_in, us
     assert 'class="chart-bought"' in svg and 'class="chart-spent"' in svg
     assert "300 bought" in svg and "120 spent" in svg
     assert "style=" not in page and "<script>" not in page
-    heights = [float(h) for h in re.findall(r'class="chart-\w+" x="[\d.]+" y="[\d.]+" '
-                                            r'width="[\d.]+" height="([\d.]+)"', svg)]
+    heights = [
+        float(h)
+        for h in re.findall(
+            r'class="chart-\w+" x="[\d.]+" y="[\d.]+" '
+            r'width="[\d.]+" height="([\d.]+)"',
+            svg,
+        )
+    ]
     assert max(heights) == chart.HEIGHT - chart.TOP - chart.BOTTOM
 
 

@@ -37,11 +37,19 @@ def test_payments_tab_names_every_state(logged_in, user, stripe_double, paid):
     deliver(logged_in, expired.expired())
 
     text = page_text(logged_in, "/credits/history?tab=payments")
-    for words in ("Paid", "Partly refunded", "200 credits taken back for 2.00 USD refunded",
-                  "Disputed", "600 credits held: this payment is disputed with your bank",
-                  "Payment processing", "Your bank is still confirming this payment",
-                  "Payment failed", "Under review", "checking this payment by hand",
-                  "Checkout expired"):
+    for words in (
+        "Paid",
+        "Partly refunded",
+        "200 credits taken back for 2.00 USD refunded",
+        "Disputed",
+        "600 credits held: this payment is disputed with your bank",
+        "Payment processing",
+        "Your bank is still confirming this payment",
+        "Payment failed",
+        "Under review",
+        "checking this payment by hand",
+        "Checkout expired",
+    ):
         assert words in text, words
     for code in ("partially_refunded", "needs_review"):
         assert f">{code}<" not in text
@@ -52,9 +60,17 @@ def test_activity_tab_shows_refund_and_dispute_lines(logged_in, paid):
     deliver(logged_in, paid.dispute("charge.dispute.created", 750, dispute_id="dp_page"))
     deliver(logged_in, paid.dispute("charge.dispute.closed", 750, "won", dispute_id="dp_page"))
     text = page_text(logged_in, "/credits/history")
-    for words in ("Refund", "-250", "Refund: 2.50 USD of your 10.00 USD payment returned to you",
-                  "Dispute", "-750", "Payment disputed with your bank",
-                  "Credits returned", "+750", "Dispute settled: the held credits are yours again"):
+    for words in (
+        "Refund",
+        "-250",
+        "Refund: 2.50 USD of your 10.00 USD payment returned to you",
+        "Dispute",
+        "-750",
+        "Payment disputed with your bank",
+        "Credits returned",
+        "+750",
+        "Dispute settled: the held credits are yours again",
+    ):
         assert words in text, words
 
 

@@ -22,16 +22,22 @@ def success_page(client, purchase):
     return client.get(f"/credits/success?session_id={purchase.stripe_checkout_session_id}")
 
 
-def test_success_page_fulfils_a_paid_session_when_the_webhook_is_late(logged_in, started,
-                                                                      stripe_double):
+def test_success_page_fulfils_a_paid_session_when_the_webhook_is_late(
+    logged_in, started, stripe_double
+):
     stripe_double.complete_checkout_session(started.stripe_checkout_session_id)
     response = success_page(logged_in, started)
     assert response.status_code == 200
     assert b"1,000 credits added" in response.data
-    assert logged_in.get("/api/v1/balance").get_json() == {"balance": 1000, "purchased": 1000,
-                                                           "used": 0, "held": 0, "available": 1000,
-                                                           "expiring": [],
-                                                           "auto_recharge": {"enabled": False, "threshold": 0, "amount": 0}}
+    assert logged_in.get("/api/v1/balance").get_json() == {
+        "balance": 1000,
+        "purchased": 1000,
+        "used": 0,
+        "held": 0,
+        "available": 1000,
+        "expiring": [],
+        "auto_recharge": {"enabled": False, "threshold": 0, "amount": 0},
+    }
 
 
 def test_success_page_then_webhook_credits_once(client, logged_in, started, stripe_double):
@@ -55,8 +61,9 @@ def test_success_page_before_payment_says_waiting(logged_in, started):
     assert b"Waiting for your payment" in response.data
 
 
-def test_success_page_when_stripe_is_down_credits_nothing_and_explains(logged_in, started,
-                                                                       stripe_double):
+def test_success_page_when_stripe_is_down_credits_nothing_and_explains(
+    logged_in, started, stripe_double
+):
     for _ in range(3):
         stripe_double.fail_next("/v1/checkout/sessions/", status=503)
     response = success_page(logged_in, started)
@@ -145,8 +152,9 @@ def test_cancel_page(logged_in):
     assert b"Payment cancelled" in logged_in.get("/credits/cancel").data
 
 
-@pytest.mark.parametrize("url", ["/credits", "/credits/history", "/credits/cancel",
-                                 "/credits/success?session_id=cs_x"])
+@pytest.mark.parametrize(
+    "url", ["/credits", "/credits/history", "/credits/cancel", "/credits/success?session_id=cs_x"]
+)
 def test_credit_pages_require_login(client, url):
     response = client.get(url)
     assert response.status_code == 302 and "/auth/login?next=" in response.headers["Location"]

@@ -160,5 +160,6 @@ def test_usage_on_an_account_without_expiring_grants_is_one_update_and_one_inser
         expected = ["WITH", "SELECT"]
     else:
         expected = ["UPDATE", "INSERT", "INSERT", "SELECT", "INSERT"]
-    assert [s for s in statements if s in ("SELECT", "UPDATE", "INSERT", "DELETE", "WITH")] == \
-        expected
+    assert [
+        s for s in statements if s in ("SELECT", "UPDATE", "INSERT", "DELETE", "WITH")
+    ] == expected

@@ -45,10 +45,13 @@ def _expire(url: str, rounds: int, results) -> None:
 
 def _snapshot(user_id: int) -> tuple[int, int]:
     """Balance and ledger sum read in one statement, hence from one snapshot."""
-    row = db.session.execute(sa.text(
-        "SELECT a.balance, (SELECT COALESCE(SUM(credits), 0) FROM ledger_entries "
-        "WHERE user_id = a.user_id) FROM credit_accounts a WHERE a.user_id = :u"),
-        {"u": user_id}).one()
+    row = db.session.execute(
+        sa.text(
+            "SELECT a.balance, (SELECT COALESCE(SUM(credits), 0) FROM ledger_entries "
+            "WHERE user_id = a.user_id) FROM credit_accounts a WHERE a.user_id = :u"
+        ),
+        {"u": user_id},
+    ).one()
     db.session.rollback()
     return int(row[0]), int(row[1])
 
@@ -60,19 +63,30 @@ def test_usage_racing_the_expiry_command_never_spends_expired_credits(app, user)
     now = utcnow()
     ledger.adjust(user.id, 20, "bought")  # spendable: 20 bought + 80 unexpired < 120 tries
     for index in range(3):
-        ledger.grant_plan_credits(user.id, 100, invoice_id=f"in_due_{index}", plan_code="basic",
-                                  subscription_id=None, expires_at=now - timedelta(hours=1))
+        ledger.grant_plan_credits(
+            user.id,
+            100,
+            invoice_id=f"in_due_{index}",
+            plan_code="basic",
+            subscription_id=None,
+            expires_at=now - timedelta(hours=1),
+        )
     for index in range(2):
-        ledger.grant_plan_credits(user.id, 40, invoice_id=f"in_later_{index}",
-                                  plan_code="basic", subscription_id=None,
-                                  expires_at=now + timedelta(days=1))
+        ledger.grant_plan_credits(
+            user.id,
+            40,
+            invoice_id=f"in_later_{index}",
+            plan_code="basic",
+            subscription_id=None,
+            expires_at=now + timedelta(days=1),
+        )
     user_id = user.id
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
-    workers = [context.Process(target=_spend, args=(POSTGRES_URL, user_id, 60, results))
-               for _ in range(2)]
-    workers += [context.Process(target=_expire, args=(POSTGRES_URL, 10, results))
-                for _ in range(2)]
+    workers = [
+        context.Process(target=_spend, args=(POSTGRES_URL, user_id, 60, results)) for _ in range(2)
+    ]
+    workers += [context.Process(target=_expire, args=(POSTGRES_URL, 10, results)) for _ in range(2)]
     for worker in workers:
         worker.start()
     snapshots = 0
@@ -90,8 +104,9 @@ def test_usage_racing_the_expiry_command_never_spends_expired_credits(app, user)
     # Only the 20 bought and the 80 unexpired plan credits could be spent.
     assert spent == 100
     assert _snapshot(user_id) == (0, 0)
-    expired = db.session.scalars(sa.select(LedgerEntry.credits)
-                                 .where(LedgerEntry.kind == "expiry")).all()
+    expired = db.session.scalars(
+        sa.select(LedgerEntry.credits).where(LedgerEntry.kind == "expiry")
+    ).all()
     assert sorted(expired) == [-100, -100, -100]  # one row per due grant, all of it
     grants = db.session.scalars(sa.select(CreditGrant).order_by(CreditGrant.id)).all()
     assert [g.expired_at is not None for g in grants] == [True] * 3 + [False] * 2

@@ -19,8 +19,13 @@ def purchase(app, user):
 
 
 def session_for(purchase, **overrides):
-    return checkout_session(purchase.id, purchase.user_id, amount=purchase.amount_cents,
-                            session_id=purchase.stripe_checkout_session_id, **overrides)
+    return checkout_session(
+        purchase.id,
+        purchase.user_id,
+        amount=purchase.amount_cents,
+        session_id=purchase.stripe_checkout_session_id,
+        **overrides,
+    )
 
 
 def entries(user_id):
@@ -42,29 +47,38 @@ def test_upper_case_currency_is_the_same_currency(purchase):
 
 
 def test_a_session_without_payment_intent_keeps_the_recorded_one(purchase):
-    db.session.execute(sa.update(Purchase).where(Purchase.id == purchase.id)
-                       .values(stripe_payment_intent_id="pi_recorded"))
+    db.session.execute(
+        sa.update(Purchase)
+        .where(Purchase.id == purchase.id)
+        .values(stripe_payment_intent_id="pi_recorded")
+    )
     db.session.commit()
     ledger.fulfil_checkout_session(session_for(purchase, payment_intent=None))
     assert db.session.get(Purchase, purchase.id).stripe_payment_intent_id == "pi_recorded"
 
 
 def test_a_purchase_under_review_is_not_credited_by_a_matching_session(purchase):
-    assert ledger.fulfil_checkout_session(
-        session_for(purchase, amount_total=1)).outcome is Fulfilment.MISMATCH
-    assert ledger.fulfil_checkout_session(
-        session_for(purchase)).outcome is Fulfilment.MISMATCH
+    assert (
+        ledger.fulfil_checkout_session(session_for(purchase, amount_total=1)).outcome
+        is Fulfilment.MISMATCH
+    )
+    assert ledger.fulfil_checkout_session(session_for(purchase)).outcome is Fulfilment.MISMATCH
     assert entries(purchase.user_id) == []
 
 
 def test_a_session_missing_its_amount_is_a_mismatch(purchase):
-    assert ledger.fulfil_checkout_session(
-        session_for(purchase, amount_total=None)).outcome is Fulfilment.MISMATCH
+    assert (
+        ledger.fulfil_checkout_session(session_for(purchase, amount_total=None)).outcome
+        is Fulfilment.MISMATCH
+    )
 
 
 def test_a_session_known_only_by_metadata_is_still_credited(purchase):
-    db.session.execute(sa.update(Purchase).where(Purchase.id == purchase.id)
-                       .values(stripe_checkout_session_id=None))
+    db.session.execute(
+        sa.update(Purchase)
+        .where(Purchase.id == purchase.id)
+        .values(stripe_checkout_session_id=None)
+    )
     db.session.commit()
     session = session_for(purchase)
     session["id"] = "cs_test_late"
@@ -76,8 +90,9 @@ def test_a_session_known_only_by_metadata_is_still_credited(purchase):
 def test_an_expired_purchase_paid_late_is_credited_once(purchase):
     ledger.mark_session_expired(session_for(purchase, status="expired", payment_status="unpaid"))
     assert ledger.fulfil_checkout_session(session_for(purchase)).outcome is Fulfilment.CREDITED
-    assert ledger.fulfil_checkout_session(
-        session_for(purchase)).outcome is Fulfilment.ALREADY_CREDITED
+    assert (
+        ledger.fulfil_checkout_session(session_for(purchase)).outcome is Fulfilment.ALREADY_CREDITED
+    )
     assert [e.credits for e in entries(purchase.user_id)] == [1000]
 
 
@@ -97,6 +112,7 @@ def test_many_processes_fulfilling_one_session_credit_it_once(purchase):
         outcomes = sum(pool.starmap(_fulfil_in_process, [(session, 5)] * 4), [])
     assert outcomes.count("credited") == 1
     assert outcomes.count("already_credited") == 19
-    balance = db.session.scalar(sa.select(CreditAccount.balance)
-                                .where(CreditAccount.user_id == purchase.user_id))
+    balance = db.session.scalar(
+        sa.select(CreditAccount.balance).where(CreditAccount.user_id == purchase.user_id)
+    )
     assert balance == 1000 == sum(e.credits for e in entries(purchase.user_id))

@@ -15,8 +15,11 @@ def account(user_id):
 
 
 def ledger_sum(user_id):
-    return db.session.scalar(sa.select(sa.func.coalesce(sa.func.sum(LedgerEntry.credits), 0))
-                             .where(LedgerEntry.user_id == user_id))
+    return db.session.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(LedgerEntry.credits), 0)).where(
+            LedgerEntry.user_id == user_id
+        )
+    )
 
 
 def test_adjust_and_debit_write_one_entry_each_with_the_balance_after(user):
@@ -24,7 +27,9 @@ def test_adjust_and_debit_write_one_entry_each_with_the_balance_after(user):
     assert ledger.debit_usage(user.id, 30, "job 1") == 70
     entries = db.session.scalars(sa.select(LedgerEntry).order_by(LedgerEntry.id)).all()
     assert [(e.kind, e.credits, e.balance_after) for e in entries] == [
-        ("adjustment", 100, 100), ("usage", -30, 70)]
+        ("adjustment", 100, 100),
+        ("usage", -30, 70),
+    ]
     assert (account(user.id).balance, account(user.id).used) == (70, 30)
     assert ledger_sum(user.id) == 70
 
@@ -94,8 +99,9 @@ def test_parse_credits_rejects_everything_else(raw):
         pricing.parse_credits(raw)
 
 
-@pytest.mark.parametrize("text, currency, cents", [("12.50", "usd", 1250), ("3", "usd", 300),
-                                                   ("500", "jpy", 500)])
+@pytest.mark.parametrize(
+    "text, currency, cents", [("12.50", "usd", 1250), ("3", "usd", 300), ("500", "jpy", 500)]
+)
 def test_parse_money_in_major_units(text, currency, cents):
     assert pricing.parse_money(text, currency) == cents
 

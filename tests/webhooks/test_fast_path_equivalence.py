@@ -23,8 +23,9 @@ pytestmark = [requires_postgres, pytest.mark.parametrize("database_url", [POSTGR
 
 def _deliver(evt, use_fast_path):
     try:
-        return events.process_event(copy.deepcopy(evt), handle_event,
-                                    fast_path if use_fast_path else None)
+        return events.process_event(
+            copy.deepcopy(evt), handle_event, fast_path if use_fast_path else None
+        )
     except Exception as exc:  # the webhook answers 500; the failure is recorded
         return f"raised {type(exc).__name__}"
 
@@ -32,16 +33,24 @@ def _deliver(evt, use_fast_path):
 def _snapshot():
     db.session.expire_all()
     purchases = [
-        (p.status, p.credits, p.credited_at is not None, p.stripe_checkout_session_id,
-         p.stripe_payment_intent_id, p.review_reason)
-        for p in db.session.scalars(sa.select(Purchase).order_by(Purchase.id))]
+        (
+            p.status,
+            p.credits,
+            p.credited_at is not None,
+            p.stripe_checkout_session_id,
+            p.stripe_payment_intent_id,
+            p.review_reason,
+        )
+        for p in db.session.scalars(sa.select(Purchase).order_by(Purchase.id))
+    ]
     ledger = [
-        (e.kind, e.credits, e.balance_after, e.purchase_id is not None, e.reference,
-         e.description)
-        for e in db.session.scalars(sa.select(LedgerEntry).order_by(LedgerEntry.id))]
+        (e.kind, e.credits, e.balance_after, e.purchase_id is not None, e.reference, e.description)
+        for e in db.session.scalars(sa.select(LedgerEntry).order_by(LedgerEntry.id))
+    ]
     stripe_events = [
         (e.stripe_event_id, e.type, e.outcome, e.attempts, e.error is not None)
-        for e in db.session.scalars(sa.select(StripeEvent).order_by(StripeEvent.id))]
+        for e in db.session.scalars(sa.select(StripeEvent).order_by(StripeEvent.id))
+    ]
     balances = db.session.scalars(sa.select(CreditAccount.balance)).all()
     return _stable_ids((purchases, ledger, stripe_events, balances))
 
@@ -86,36 +95,53 @@ def _mark(rule, payment, evt):
 CASES = {
     "paid": dict(deliveries=[lambda p: p.completed()], credited=True),
     "unpaid completion (delayed method)": dict(
-        deliveries=[lambda p: p.completed("unpaid")], credited=False, status="processing"),
+        deliveries=[lambda p: p.completed("unpaid")], credited=False, status="processing"
+    ),
     "no payment required": dict(
-        deliveries=[lambda p: p.completed("no_payment_required")], credited=True),
-    "known only by metadata": dict(setup=_forget_session_id,
-                                   deliveries=[lambda p: p.completed()], credited=True),
-    "amount off": dict(deliveries=[lambda p: p.completed(amount_total=p.amount - 1)],
-                       credited=False, status="needs_review"),
-    "currency off": dict(deliveries=[lambda p: p.completed(currency="eur")],
-                         credited=False, status="needs_review"),
+        deliveries=[lambda p: p.completed("no_payment_required")], credited=True
+    ),
+    "known only by metadata": dict(
+        setup=_forget_session_id, deliveries=[lambda p: p.completed()], credited=True
+    ),
+    "amount off": dict(
+        deliveries=[lambda p: p.completed(amount_total=p.amount - 1)],
+        credited=False,
+        status="needs_review",
+    ),
+    "currency off": dict(
+        deliveries=[lambda p: p.completed(currency="eur")], credited=False, status="needs_review"
+    ),
     "needs review, then a matching session": dict(
         deliveries=[lambda p: p.completed(amount_total=1), lambda p: p.completed()],
-        credited=False, status="needs_review"),
+        credited=False,
+        status="needs_review",
+    ),
     "already credited by another event": dict(
-        deliveries=[lambda p: p.completed(), lambda p: p.async_succeeded()], credited=True),
+        deliveries=[lambda p: p.completed(), lambda p: p.async_succeeded()], credited=True
+    ),
     "failed, then paid late": dict(
-        deliveries=[lambda p: p.async_failed(), lambda p: p.async_succeeded()], credited=True),
+        deliveries=[lambda p: p.async_failed(), lambda p: p.async_succeeded()], credited=True
+    ),
     "expired, then paid late": dict(
-        deliveries=[lambda p: p.expired(), lambda p: p.completed()], credited=True),
-    "account missing": dict(setup=_drop_account, deliveries=[lambda p: p.completed()],
-                            credited=False, status="pending"),
+        deliveries=[lambda p: p.expired(), lambda p: p.completed()], credited=True
+    ),
+    "account missing": dict(
+        setup=_drop_account, deliveries=[lambda p: p.completed()], credited=False, status="pending"
+    ),
     "replay": dict(deliveries=["same"], credited=True),
     "failed event re-claimed": dict(
-        setup=_drop_account, deliveries=[lambda p: p.completed(), "restore", "again"],
-        credited=True),
+        setup=_drop_account, deliveries=[lambda p: p.completed(), "restore", "again"], credited=True
+    ),
     "not our session": dict(
-        deliveries=[lambda p: p.completed(metadata={"purpose": "credits_topup",
-                                                    "purchase_id": "999999",
-                                                    "user_id": "999999"},
-                                          id="cs_test_someone_else")],
-        credited=False, status="pending"),
+        deliveries=[
+            lambda p: p.completed(
+                metadata={"purpose": "credits_topup", "purchase_id": "999999", "user_id": "999999"},
+                id="cs_test_someone_else",
+            )
+        ],
+        credited=False,
+        status="pending",
+    ),
 }
 
 

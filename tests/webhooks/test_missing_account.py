@@ -8,8 +8,7 @@ from webapp.extensions import db
 from webapp.models import CreditAccount, StripeEvent
 
 
-def test_a_delivery_that_cannot_credit_changes_nothing_and_is_retried(client, user,
-                                                                       stripe_double):
+def test_a_delivery_that_cannot_credit_changes_nothing_and_is_retried(client, user, stripe_double):
     payment = Payment(stripe_double, user)
     db.session.execute(sa.delete(CreditAccount).where(CreditAccount.user_id == user.id))
     db.session.commit()

@@ -51,12 +51,16 @@ def test_expired_event_does_not_touch_a_credited_purchase(client, payment):
     assert balance_of(payment.user_id) == 1000
 
 
-@pytest.mark.parametrize("fields, words", [
-    ({"amount_total": 999}, "999 usd"),
-    ({"currency": "eur"}, "1000 eur"),
-])
-def test_amount_or_currency_mismatch_credits_nothing_and_asks_for_review(client, payment,
-                                                                         fields, words):
+@pytest.mark.parametrize(
+    "fields, words",
+    [
+        ({"amount_total": 999}, "999 usd"),
+        ({"currency": "eur"}, "1000 eur"),
+    ],
+)
+def test_amount_or_currency_mismatch_credits_nothing_and_asks_for_review(
+    client, payment, fields, words
+):
     assert deliver(client, payment.completed(**fields)).status_code == 200
     purchase = payment.purchase()
     assert purchase.status == "needs_review"
@@ -75,8 +79,9 @@ def _deliver_twice(client, events):
 
 def test_a_paid_session_is_credited_once_in_every_order(client, user, stripe_double):
     """All 24 orders of completed / async_succeeded / async_failed / expired, each twice."""
-    for number, order in enumerate(itertools.permutations(
-            ["completed", "async_succeeded", "async_failed", "expired"])):
+    for number, order in enumerate(
+        itertools.permutations(["completed", "async_succeeded", "async_failed", "expired"])
+    ):
         payment = Payment(stripe_double, user, 1000)
         _deliver_twice(client, [getattr(payment, name)() for name in order])
         assert payment.purchase().status == "paid", order
@@ -84,11 +89,13 @@ def test_a_paid_session_is_credited_once_in_every_order(client, user, stripe_dou
     assert len(entries(user.id, "purchase")) == 24
 
 
-@pytest.mark.parametrize("second, status, credited", [
-    ("async_succeeded", "paid", 1000), ("async_failed", "failed", 0)])
+@pytest.mark.parametrize(
+    "second, status, credited", [("async_succeeded", "paid", 1000), ("async_failed", "failed", 0)]
+)
 @pytest.mark.parametrize("first_is_completed", [True, False])
-def test_a_delayed_payment_ends_right_in_either_order(client, payment, second, status,
-                                                      credited, first_is_completed):
+def test_a_delayed_payment_ends_right_in_either_order(
+    client, payment, second, status, credited, first_is_completed
+):
     completed = payment.completed("unpaid")
     other = getattr(payment, second)()
     _deliver_twice(client, [completed, other] if first_is_completed else [other, completed])

@@ -13,12 +13,15 @@ from webapp.models import CreditAccount, EntryKind, LedgerEntry
 CREDITS = 1000  # each purchase; at 3 cents a credit its amount_total is 3000
 TAKING_KINDS = (EntryKind.REFUND, EntryKind.DISPUTE, EntryKind.DISPUTE_WON)
 
-purchase_plans = st.fixed_dictionaries({
-    "delayed": st.booleans(),
-    "refunds": st.lists(st.integers(0, 3000), max_size=3),  # cumulative, any order
-    "dispute": st.none() | st.tuples(st.integers(1, 3000), st.sampled_from([None, "won", "lost"])),
-    "owner": st.integers(0, 1),
-})
+purchase_plans = st.fixed_dictionaries(
+    {
+        "delayed": st.booleans(),
+        "refunds": st.lists(st.integers(0, 3000), max_size=3),  # cumulative, any order
+        "dispute": st.none()
+        | st.tuples(st.integers(1, 3000), st.sampled_from([None, "won", "lost"])),
+        "owner": st.integers(0, 1),
+    }
+)
 
 
 def expected_outcome(plan, amount):
@@ -38,16 +41,20 @@ def expected_outcome(plan, amount):
 
 
 def events_for(payment, plan, number):
-    events = [payment.completed("unpaid"), payment.async_succeeded()] if plan["delayed"] \
+    events = (
+        [payment.completed("unpaid"), payment.async_succeeded()]
+        if plan["delayed"]
         else [payment.completed()]
+    )
     events += [payment.refunded(amount) for amount in plan["refunds"]]
     if plan["dispute"]:
         amount, outcome = plan["dispute"]
         dispute_id = f"dp_{payment.purchase_id}_{number}"
         events.append(payment.dispute("charge.dispute.created", amount, dispute_id=dispute_id))
         if outcome:
-            events.append(payment.dispute("charge.dispute.closed", amount, outcome,
-                                          dispute_id=dispute_id))
+            events.append(
+                payment.dispute("charge.dispute.closed", amount, outcome, dispute_id=dispute_id)
+            )
     return events
 
 
@@ -56,8 +63,9 @@ def check_invariants(payments):
     for account in accounts:
         assert account.balance == ledger_sum(account.user_id)
     for payment in payments:
-        rows = db.session.scalars(sa.select(LedgerEntry).where(
-            LedgerEntry.purchase_id == payment.purchase_id)).all()
+        rows = db.session.scalars(
+            sa.select(LedgerEntry).where(LedgerEntry.purchase_id == payment.purchase_id)
+        ).all()
         credited = [row for row in rows if row.kind == EntryKind.PURCHASE]
         assert len(credited) <= 1
         taken = -sum(row.credits for row in rows if row.kind in TAKING_KINDS)
@@ -68,8 +76,9 @@ def check_invariants(payments):
 def test_random_deliveries_keep_every_invariant(client, app, user, stripe_double):
     owners = [user, users.create_user("second@example.com", "correct-horse")]
 
-    @settings(max_examples=12, deadline=None, derandomize=True,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=12, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+    )
     @given(plans=st.lists(purchase_plans, min_size=1, max_size=3), data=st.data())
     def run(plans, data):
         before = {owner.id: balance_of(owner.id) for owner in owners}
@@ -80,8 +89,10 @@ def test_random_deliveries_keep_every_invariant(client, app, user, stripe_double
                 if refunded >= 3000:
                     plan = {**plan, "dispute": None}
                 else:
-                    plan = {**plan, "dispute": (min(plan["dispute"][0], 3000 - refunded),
-                                                plan["dispute"][1])}
+                    plan = {
+                        **plan,
+                        "dispute": (min(plan["dispute"][0], 3000 - refunded), plan["dispute"][1]),
+                    }
                 plans[number] = plan
             payment = Payment(stripe_double, owners[plan["owner"]], CREDITS)
             payments.append(payment)

@@ -24,8 +24,10 @@ def _deliver_in_process(events, barrier, results):
 def _run_everywhere(event_lists):
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(len(event_lists)), context.Queue()
-    processes = [context.Process(target=_deliver_in_process, args=(events, barrier, results))
-                 for events in event_lists]
+    processes = [
+        context.Process(target=_deliver_in_process, args=(events, barrier, results))
+        for events in event_lists
+    ]
     for process in processes:
         process.start()
     answers = [results.get(timeout=120) for _ in processes]
@@ -37,7 +39,8 @@ def _run_everywhere(event_lists):
 
 @requires_postgres
 def test_refund_and_dispute_events_delivered_at_once_take_exactly_once(
-        app, client, user, stripe_double, database_url):
+    app, client, user, stripe_double, database_url
+):
     first, second = (Payment(stripe_double, user, 1000) for _ in range(2))
     for payment in (first, second):
         assert deliver(client, payment.completed()).status_code == 200
@@ -45,11 +48,13 @@ def test_refund_and_dispute_events_delivered_at_once_take_exactly_once(
     # then a dispute that is won. Second: a dispute that is lost, closed and created
     # racing each other. Every process gets every event, each in another order.
     refund_events = [first.refunded(300) for _ in range(PROCESSES)]
-    shared = [first.refunded(500),
-              first.dispute("charge.dispute.created", 500, dispute_id="dp_race"),
-              first.dispute("charge.dispute.closed", 500, "won", dispute_id="dp_race"),
-              second.dispute("charge.dispute.created", 1000, dispute_id="dp_lost_race"),
-              second.dispute("charge.dispute.closed", 1000, "lost", dispute_id="dp_lost_race")]
+    shared = [
+        first.refunded(500),
+        first.dispute("charge.dispute.created", 500, dispute_id="dp_race"),
+        first.dispute("charge.dispute.closed", 500, "won", dispute_id="dp_race"),
+        second.dispute("charge.dispute.created", 1000, dispute_id="dp_lost_race"),
+        second.dispute("charge.dispute.closed", 1000, "lost", dispute_id="dp_lost_race"),
+    ]
     event_lists = []
     for number in range(PROCESSES):
         events = [refund_events[number], *shared]
@@ -67,6 +72,7 @@ def test_refund_and_dispute_events_delivered_at_once_take_exactly_once(
     assert len(entries(user.id, "dispute")) == len(disputes)  # at most one row per dispute
     assert disputes["dp_lost_race"] == -1000
     assert [e.credits for e in entries(user.id, "dispute_reversal")] == (
-        [-disputes["dp_race"]] if "dp_race" in disputes else [])
+        [-disputes["dp_race"]] if "dp_race" in disputes else []
+    )
     assert first.purchase().status == "partially_refunded"
     assert second.purchase().status == "disputed"

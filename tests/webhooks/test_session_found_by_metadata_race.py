@@ -23,16 +23,27 @@ def test_concurrent_events_for_a_session_found_by_metadata(app, user, second, mo
 
     user_id = user.id
     with atomic():
-        purchase = Purchase(user_id=user_id, credits=1000, value_cents=1000, fee_cents=0,
-                            amount_cents=1000, currency="usd", status="pending")
+        purchase = Purchase(
+            user_id=user_id,
+            credits=1000,
+            value_cents=1000,
+            fee_cents=0,
+            amount_cents=1000,
+            currency="usd",
+            status="pending",
+        )
         db.session.add(purchase)
     purchase_id = purchase.id
     db.session.close()
-    unpaid = checkout_session(purchase_id, user_id, amount=1000, session_id="cs_test_lost_id",
-                              payment_status="unpaid")
+    unpaid = checkout_session(
+        purchase_id, user_id, amount=1000, session_id="cs_test_lost_id", payment_status="unpaid"
+    )
     later = dict(unpaid, payment_status="paid") if second == "async_succeeded" else dict(unpaid)
-    second_call = (ledger.fulfil_checkout_session if second == "async_succeeded"
-                   else ledger.mark_session_failed)
+    second_call = (
+        ledger.fulfil_checkout_session
+        if second == "async_succeeded"
+        else ledger.mark_session_failed
+    )
 
     results = {}
     original = purchases.set_status
@@ -52,9 +63,12 @@ def test_concurrent_events_for_a_session_found_by_metadata(app, user, second, mo
             db.session.remove()
             db.engine.dispose()
 
-    threads = [threading.Thread(name="A", target=run,
-                                args=("A", ledger.fulfil_checkout_session, unpaid, 0)),
-               threading.Thread(name="B", target=run, args=("B", second_call, later, 0.5))]
+    threads = [
+        threading.Thread(
+            name="A", target=run, args=("A", ledger.fulfil_checkout_session, unpaid, 0)
+        ),
+        threading.Thread(name="B", target=run, args=("B", second_call, later, 0.5)),
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -17,11 +17,14 @@ def purchase(app, user):
 
 
 def completed(purchase, **overrides):
-    session = checkout_session(purchase.id, purchase.user_id, amount=purchase.amount_cents,
-                               session_id=purchase.stripe_checkout_session_id, **overrides)
+    session = checkout_session(
+        purchase.id,
+        purchase.user_id,
+        amount=purchase.amount_cents,
+        session_id=purchase.stripe_checkout_session_id,
+        **overrides,
+    )
     return event("checkout.session.completed", session)
-
-
 
 
 def test_completed_paid_session_credits_the_recorded_credits_once(client, purchase):
@@ -62,8 +65,9 @@ def test_credits_come_from_the_purchase_not_from_event_metadata(client, purchase
 def test_missing_or_wrong_signature_is_rejected(client, purchase, header):
     payload = json.dumps(completed(purchase))
     headers = {} if header is None else {"Stripe-Signature": header}
-    response = client.post("/webhooks/stripe", data=payload, headers=headers,
-                           content_type="application/json")
+    response = client.post(
+        "/webhooks/stripe", data=payload, headers=headers, content_type="application/json"
+    )
     assert response.status_code == 400
     assert balance_of(purchase.user_id) == 0
 
@@ -84,28 +88,42 @@ def test_body_changed_after_signing_is_rejected(client, purchase):
     payload = json.dumps(completed(purchase))
     header = sign(payload)
     tampered = payload.replace('"amount_total": 1000', '"amount_total": 1')
-    response = client.post("/webhooks/stripe", data=tampered, content_type="application/json",
-                           headers={"Stripe-Signature": header})
+    response = client.post(
+        "/webhooks/stripe",
+        data=tampered,
+        content_type="application/json",
+        headers={"Stripe-Signature": header},
+    )
     assert response.status_code == 400
 
 
 @pytest.mark.parametrize("body", ["not json", "[]", '{"id": "evt_1"}', '{"object": "event"}'])
 def test_malformed_signed_body_is_rejected(client, body):
-    response = client.post("/webhooks/stripe", data=body, content_type="application/json",
-                           headers={"Stripe-Signature": sign(body)})
+    response = client.post(
+        "/webhooks/stripe",
+        data=body,
+        content_type="application/json",
+        headers={"Stripe-Signature": sign(body)},
+    )
     assert response.status_code == 400
 
 
 def test_oversized_body_is_refused(client):
     body = "x" * (1024 * 1024 + 10)
-    response = client.post("/webhooks/stripe", data=body, content_type="application/json",
-                           headers={"Stripe-Signature": sign(body)})
+    response = client.post(
+        "/webhooks/stripe",
+        data=body,
+        content_type="application/json",
+        headers={"Stripe-Signature": sign(body)},
+    )
     assert response.status_code in (400, 413)
 
 
 def test_event_for_a_session_this_app_never_created_is_recorded_and_acknowledged(client, user):
-    evt = event("checkout.session.completed",
-                checkout_session(987654, user.id, amount=500, session_id="cs_test_foreign"))
+    evt = event(
+        "checkout.session.completed",
+        checkout_session(987654, user.id, amount=500, session_id="cs_test_foreign"),
+    )
     assert deliver(client, evt).status_code == 200
     recorded = db.session.scalar(sa.select(StripeEvent))
     assert recorded.outcome == "unmatched"
@@ -129,17 +147,29 @@ def test_unhandled_event_types_are_acknowledged(client):
 def ledger_inserts_fail(app):
     """A database trigger that makes every ledger INSERT fail; removed by calling it."""
     if db.engine.dialect.name == "postgresql":
-        db.session.execute(sa.text(
-            "CREATE FUNCTION fail_ledger() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN RAISE EXCEPTION 'injected: disk full'; END $$"))
-        db.session.execute(sa.text("CREATE TRIGGER fail_ledger BEFORE INSERT ON ledger_entries "
-                                   "FOR EACH ROW EXECUTE FUNCTION fail_ledger()"))
-        drops = ["DROP TRIGGER IF EXISTS fail_ledger ON ledger_entries",
-                 "DROP FUNCTION IF EXISTS fail_ledger()"]
+        db.session.execute(
+            sa.text(
+                "CREATE FUNCTION fail_ledger() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'injected: disk full'; END $$"
+            )
+        )
+        db.session.execute(
+            sa.text(
+                "CREATE TRIGGER fail_ledger BEFORE INSERT ON ledger_entries "
+                "FOR EACH ROW EXECUTE FUNCTION fail_ledger()"
+            )
+        )
+        drops = [
+            "DROP TRIGGER IF EXISTS fail_ledger ON ledger_entries",
+            "DROP FUNCTION IF EXISTS fail_ledger()",
+        ]
     else:
-        db.session.execute(sa.text(
-            "CREATE TRIGGER fail_ledger BEFORE INSERT ON ledger_entries "
-            "BEGIN SELECT RAISE(ABORT, 'injected: disk full'); END"))
+        db.session.execute(
+            sa.text(
+                "CREATE TRIGGER fail_ledger BEFORE INSERT ON ledger_entries "
+                "BEGIN SELECT RAISE(ABORT, 'injected: disk full'); END"
+            )
+        )
         drops = ["DROP TRIGGER IF EXISTS fail_ledger"]
     db.session.commit()
 
@@ -152,8 +182,9 @@ def ledger_inserts_fail(app):
     remove()
 
 
-def test_failure_mid_handling_rolls_back_and_a_redelivery_succeeds(client, purchase,
-                                                                   ledger_inserts_fail):
+def test_failure_mid_handling_rolls_back_and_a_redelivery_succeeds(
+    client, purchase, ledger_inserts_fail
+):
     evt = completed(purchase)
     # The event row and the purchase update happen first; the ledger insert then fails.
     assert deliver(client, evt).status_code == 500

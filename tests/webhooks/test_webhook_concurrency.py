@@ -28,11 +28,19 @@ def _deliver_all(events, seed, barrier, results):
 
 def _events_for(purchase: Purchase) -> list[dict]:
     """What Stripe may send for one paid session: completed (twice), and a redelivery."""
-    session = checkout_session(purchase.id, purchase.user_id, amount=purchase.amount_cents,
-                               session_id=purchase.stripe_checkout_session_id)
+    session = checkout_session(
+        purchase.id,
+        purchase.user_id,
+        amount=purchase.amount_cents,
+        session_id=purchase.stripe_checkout_session_id,
+    )
     first = event("checkout.session.completed", session)
-    return [first, first, event("checkout.session.completed", session),
-            event("checkout.session.async_payment_succeeded", session)]
+    return [
+        first,
+        first,
+        event("checkout.session.completed", session),
+        event("checkout.session.async_payment_succeeded", session),
+    ]
 
 
 @requires_postgres
@@ -49,8 +57,10 @@ def test_parallel_deliveries_from_several_processes_credit_every_session_once(ap
 
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(PROCESSES), context.Queue()
-    workers = [context.Process(target=_deliver_all, args=(list(events), seed, barrier, results))
-               for seed in range(PROCESSES)]
+    workers = [
+        context.Process(target=_deliver_all, args=(list(events), seed, barrier, results))
+        for seed in range(PROCESSES)
+    ]
     for worker in workers:
         worker.start()
     statuses = [status for _ in workers for status in results.get(timeout=180)]
@@ -58,13 +68,21 @@ def test_parallel_deliveries_from_several_processes_credit_every_session_once(ap
         worker.join(timeout=60)
 
     assert statuses == [200] * (len(events) * PROCESSES)
-    balances = dict(db.session.execute(
-        sa.select(CreditAccount.user_id, CreditAccount.balance)).all())
+    balances = dict(
+        db.session.execute(sa.select(CreditAccount.user_id, CreditAccount.balance)).all()
+    )
     assert balances == expected
-    sums = dict(db.session.execute(sa.select(LedgerEntry.user_id, sa.func.sum(LedgerEntry.credits))
-                                   .group_by(LedgerEntry.user_id)).all())
+    sums = dict(
+        db.session.execute(
+            sa.select(LedgerEntry.user_id, sa.func.sum(LedgerEntry.credits)).group_by(
+                LedgerEntry.user_id
+            )
+        ).all()
+    )
     assert sums == expected
-    assert db.session.scalar(sa.select(sa.func.count()).select_from(LedgerEntry)) == \
-        USERS * PURCHASES_PER_USER
+    assert (
+        db.session.scalar(sa.select(sa.func.count()).select_from(LedgerEntry))
+        == USERS * PURCHASES_PER_USER
+    )
     statuses_by_purchase = set(db.session.scalars(sa.select(Purchase.status)))
     assert statuses_by_purchase == {"paid"}

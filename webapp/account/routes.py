@@ -20,7 +20,10 @@ NEW_KEY = "new_api_key"
 
 def render_index(form: ApiKeyForm, new_key: dict | None = None, status: int = 200):
     html = render_template(
-        "account/index.html", form=form, new_key=new_key, keys=api_keys.keys_for(current_user.id),
+        "account/index.html",
+        form=form,
+        new_key=new_key,
+        keys=api_keys.keys_for(current_user.id),
         spend=reports.spend_by_key(current_user.id),
     )
     # The page may hold a key shown once: no cache, no back-button copy, keeps it.

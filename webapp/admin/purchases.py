@@ -59,15 +59,22 @@ def purchase_filter() -> reports.PurchaseFilter:
     status = request.args.get("status", "")
     source = request.args.get("source", "")
     return reports.PurchaseFilter(
-        status=status if status in tuple(PurchaseStatus) else "", q=request.args.get("q", ""),
+        status=status if status in tuple(PurchaseStatus) else "",
+        q=request.args.get("q", ""),
         source=source if source in tuple(PurchaseSource) else "",
-        start=_date_arg("from"), end=_date_arg("to"))
+        start=_date_arg("from"),
+        end=_date_arg("to"),
+    )
 
 
 def filter_args(filters: reports.PurchaseFilter) -> dict[str, str]:
-    args = {"status": filters.status, "source": filters.source, "q": filters.q.strip(),
-            "from": filters.start.isoformat() if filters.start else "",
-            "to": filters.end.isoformat() if filters.end else ""}
+    args = {
+        "status": filters.status,
+        "source": filters.source,
+        "q": filters.q.strip(),
+        "from": filters.start.isoformat() if filters.start else "",
+        "to": filters.end.isoformat() if filters.end else "",
+    }
     return {name: value for name, value in args.items() if value}
 
 
@@ -76,9 +83,15 @@ def purchase_list():
     filters = purchase_filter()
     before = cursor_arg()
     page = reports.purchases_admin_page(filters, before, current_app.config["HISTORY_PAGE_SIZE"])
-    return render_template("admin/purchases.html", page=page, filters=filters, before=before,
-                           args=filter_args(filters), statuses=tuple(PurchaseStatus),
-                           sources=SOURCE_WORDS)
+    return render_template(
+        "admin/purchases.html",
+        page=page,
+        filters=filters,
+        before=before,
+        args=filter_args(filters),
+        statuses=tuple(PurchaseStatus),
+        sources=SOURCE_WORDS,
+    )
 
 
 @bp.get("/purchases.csv")

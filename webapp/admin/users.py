@@ -75,6 +75,7 @@ def user_hold_release(user_id: int, hold_id: str):
     except HoldNotOpenError as exc:
         flash(f"Hold {hold_id} was not released: {exc}", "error")
     else:
-        flash(f"Released hold {hold_id}: {answer['released']:,} credits available again.",
-              "success")
+        flash(
+            f"Released hold {hold_id}: {answer['released']:,} credits available again.", "success"
+        )
     return redirect(url_for("admin.user_detail", user_id=user.id), code=303)

@@ -56,7 +56,9 @@ class Text(fields.String):
 
 def credits_field(minimum: int = 1, **kwargs) -> StrictInteger:
     bounds = f"credits must be a whole number from {minimum} to {MAX_CREDITS:,}."
-    return StrictInteger(validate=validate.Range(min=minimum, max=MAX_CREDITS, error=bounds), **kwargs)
+    return StrictInteger(
+        validate=validate.Range(min=minimum, max=MAX_CREDITS, error=bounds), **kwargs
+    )
 
 
 def description_field() -> fields.String:

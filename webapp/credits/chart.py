@@ -38,12 +38,30 @@ def build(days: list[DayTotals]) -> Chart:
     bought, spent, labels = [], [], []
     for index, day in enumerate(days):
         x = LEFT + index * slot
-        for value, bars, offset, verb in ((day.bought, bought, 0, "bought"),
-                                          (day.spent, spent, bar, "spent")):
+        for value, bars, offset, verb in (
+            (day.bought, bought, 0, "bought"),
+            (day.spent, spent, bar, "spent"),
+        ):
             height = round(plot * value / peak, 1) if peak else 0
-            bars.append(Bar(round(x + offset, 1), round(TOP + plot - height, 1), height,
-                            round(bar, 1), f"{day.day.isoformat()}: {value:,} {verb}"))
+            bars.append(
+                Bar(
+                    round(x + offset, 1),
+                    round(TOP + plot - height, 1),
+                    height,
+                    round(bar, 1),
+                    f"{day.day.isoformat()}: {value:,} {verb}",
+                )
+            )
         if (len(days) - 1 - index) % 7 == 0:  # weekly, ending on today: labels never collide
             labels.append((round(x, 1), day.day.strftime("%b %d")))
-    return Chart(WIDTH, HEIGHT, TOP + plot, peak, bought, spent, labels,
-                 sum(d.bought for d in days), sum(d.spent for d in days))
+    return Chart(
+        WIDTH,
+        HEIGHT,
+        TOP + plot,
+        peak,
+        bought,
+        spent,
+        labels,
+        sum(d.bought for d in days),
+        sum(d.spent for d in days),
+    )

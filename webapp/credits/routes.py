@@ -52,8 +52,11 @@ def index():
             if autorecharge.card_session_returned(current_user, card_session):
                 flash("Your card is saved for auto-recharge.", "success")
         except PaymentProviderError:
-            flash("We could not check your card with Stripe just now; it will show here "
-                  "as soon as Stripe confirms it.", "info")
+            flash(
+                "We could not check your card with Stripe just now; it will show here "
+                "as soon as Stripe confirms it.",
+                "info",
+            )
     return render_index(BuyForm())
 
 
@@ -68,12 +71,14 @@ def buy():
     base_url = checkout.public_base_url(request.url_root)
     try:
         if form.pack.data:
-            purchase = checkout.start_pack_checkout(current_user, form.pack.data, base_url,
-                                                    save_card=form.save_card.data)
+            purchase = checkout.start_pack_checkout(
+                current_user, form.pack.data, base_url, save_card=form.save_card.data
+            )
         else:
             credits = pricing.parse_credits(form.credits.data)
-            purchase = checkout.start_checkout(current_user, credits, base_url,
-                                               save_card=form.save_card.data)
+            purchase = checkout.start_checkout(
+                current_user, credits, base_url, save_card=form.save_card.data
+            )
     except InvalidPurchaseError as exc:
         (form.pack if form.pack.data else form.credits).errors.append(str(exc))
         return render_index(form, 400)

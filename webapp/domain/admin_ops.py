@@ -55,8 +55,13 @@ def release_hold(admin_id: int, user_id: int, hold_id: str) -> dict:
     """
     with atomic():
         answer = ledger.release_hold(user_id, hold_id)
-        _record(admin_id, "release_hold", AdminTarget.USER, user_id,
-                f"released hold {hold_id} ({answer['released']:,} credits)")
+        _record(
+            admin_id,
+            "release_hold",
+            AdminTarget.USER,
+            user_id,
+            f"released hold {hold_id} ({answer['released']:,} credits)",
+        )
     return answer
 
 

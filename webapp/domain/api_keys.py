@@ -34,22 +34,30 @@ def mint(user_id: int, label: str = "") -> MintedKey:
     """A new key for the user; commits. Only its hash and first characters are kept."""
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
     with atomic():
-        api_key = ApiKey(user_id=user_id, label=(label or "").strip()[:100],
-                         prefix=secret[:SHOWN_PREFIX_LENGTH], key_hash=hash_key(secret))
+        api_key = ApiKey(
+            user_id=user_id,
+            label=(label or "").strip()[:100],
+            prefix=secret[:SHOWN_PREFIX_LENGTH],
+            key_hash=hash_key(secret),
+        )
         db.session.add(api_key)
     return MintedKey(api_key, secret)
 
 
 def keys_for(user_id: int) -> list[ApiKey]:
-    return list(db.session.scalars(
-        sa.select(ApiKey).where(ApiKey.user_id == user_id).order_by(ApiKey.id.desc())))
+    return list(
+        db.session.scalars(
+            sa.select(ApiKey).where(ApiKey.user_id == user_id).order_by(ApiKey.id.desc())
+        )
+    )
 
 
 def revoke(user_id: int, key_id: int) -> ApiKey:
     """Revoke one of the user's keys (idempotent); commits. NotFoundError if not theirs."""
     with atomic():
-        api_key = db.session.scalar(sa.select(ApiKey).where(
-            ApiKey.id == key_id, ApiKey.user_id == user_id))
+        api_key = db.session.scalar(
+            sa.select(ApiKey).where(ApiKey.id == key_id, ApiKey.user_id == user_id)
+        )
         if api_key is None:
             raise NotFoundError("No such API key.")
         if api_key.revoked_at is None:
@@ -70,8 +78,11 @@ def authenticate(secret: str) -> tuple[User, ApiKey] | None:
 
 
 # Built once: its cache key is memoised, so every API call skips building and hashing it.
-_BY_HASH = (sa.select(User, ApiKey).join(ApiKey, ApiKey.user_id == User.id)
-            .where(ApiKey.key_hash == sa.bindparam("key_hash"), ApiKey.revoked_at.is_(None)))
+_BY_HASH = (
+    sa.select(User, ApiKey)
+    .join(ApiKey, ApiKey.user_id == User.id)
+    .where(ApiKey.key_hash == sa.bindparam("key_hash"), ApiKey.revoked_at.is_(None))
+)
 
 
 def _touch(api_key: ApiKey) -> None:
@@ -87,8 +98,9 @@ def _touch(api_key: ApiKey) -> None:
     expire_on_commit, session.expire_on_commit = session.expire_on_commit, False
     try:
         with atomic():
-            db.session.execute(sa.update(ApiKey).where(ApiKey.id == api_key.id).values(
-                last_used_at=now))
+            db.session.execute(
+                sa.update(ApiKey).where(ApiKey.id == api_key.id).values(last_used_at=now)
+            )
     finally:
         session.expire_on_commit = expire_on_commit
     sa.orm.attributes.set_committed_value(api_key, "last_used_at", now)

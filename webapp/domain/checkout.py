@@ -30,8 +30,9 @@ def start_checkout(user: User, credits: int, base_url: str, *, save_card: bool =
     return _open_checkout(user, pricing.quote(credits), base_url, save_card)
 
 
-def start_pack_checkout(user: User, pack_id: str, base_url: str, *,
-                        save_card: bool = False) -> Purchase:
+def start_pack_checkout(
+    user: User, pack_id: str, base_url: str, *, save_card: bool = False
+) -> Purchase:
     """As start_checkout, for a Price pack: its credits and amount as cached from Stripe.
 
     UnknownPackError (an InvalidPurchaseError) when the pack is not on offer.
@@ -39,8 +40,9 @@ def start_pack_checkout(user: User, pack_id: str, base_url: str, *,
     return _open_checkout(user, catalog.pack_quote(pack_id), base_url, save_card)
 
 
-def _open_checkout(user: User, quote: pricing.Quote, base_url: str,
-                   save_card: bool = False) -> Purchase:
+def _open_checkout(
+    user: User, quote: pricing.Quote, base_url: str, save_card: bool = False
+) -> Purchase:
     purchase = _record_purchase(user.id, quote)
     try:
         customer_id = ensure_customer(user)
@@ -107,8 +109,9 @@ def ensure_customer(user: User) -> str:
     return user.stripe_customer_id
 
 
-def _session_params(purchase: Purchase, customer_id: str, base_url: str, *,
-                    save_card: bool = False) -> dict:
+def _session_params(
+    purchase: Purchase, customer_id: str, base_url: str, *, save_card: bool = False
+) -> dict:
     currency = purchase.currency
     if purchase.stripe_price_id:
         line_items = [{"price": purchase.stripe_price_id, "quantity": 1}]
@@ -116,8 +119,12 @@ def _session_params(purchase: Purchase, customer_id: str, base_url: str, *,
         line_items = [_line(currency, purchase.value_cents, f"{purchase.credits:,} credits")]
     if purchase.fee_cents:
         line_items.append(_line(currency, purchase.fee_cents, "Processing fee"))
-    metadata = {"purpose": TOPUP_PURPOSE, "user_id": str(purchase.user_id),
-                "purchase_id": str(purchase.id), "credits": str(purchase.credits)}
+    metadata = {
+        "purpose": TOPUP_PURPOSE,
+        "user_id": str(purchase.user_id),
+        "purchase_id": str(purchase.id),
+        "credits": str(purchase.credits),
+    }
     intent_data: dict = {"metadata": metadata}
     if save_card:
         metadata["save_card"] = "1"

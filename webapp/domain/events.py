@@ -26,8 +26,7 @@ DUPLICATE = "duplicate"
 CLAIMED = "claimed"
 
 
-def process_event(event: dict[str, Any], handle: Handler,
-                  fast_path: FastPath | None = None) -> str:
+def process_event(event: dict[str, Any], handle: Handler, fast_path: FastPath | None = None) -> str:
     """Handle a verified event exactly once; returns its outcome.
 
     The event row is claimed (inserted, or a failed one taken back) in the same
@@ -68,8 +67,10 @@ CLAIM_SQL = (
     " processed_at = excluded.processed_at, attempts = stripe_events.attempts + 1"
     " WHERE stripe_events.outcome = :failed RETURNING id"
 )
-CLAIM_TYPES = tuple(sa.bindparam(name, type_=UTCDateTime)
-                    for name in ("stripe_created_at", "received_at", "processed_at"))
+CLAIM_TYPES = tuple(
+    sa.bindparam(name, type_=UTCDateTime)
+    for name in ("stripe_created_at", "received_at", "processed_at")
+)
 _CLAIM = sa.text(CLAIM_SQL).bindparams(*CLAIM_TYPES)
 
 
@@ -112,18 +113,24 @@ def _claim(event: dict[str, Any]) -> bool:
 def _event_row(event: dict[str, Any], outcome: str, now: datetime) -> dict[str, Any]:
     created = event.get("created")
     return {
-        "stripe_event_id": event["id"], "type": event["type"][:100],
+        "stripe_event_id": event["id"],
+        "type": event["type"][:100],
         "object_id": str(event["data"]["object"].get("id", ""))[:255] or None,
-        "outcome": outcome, "received_at": now, "processed_at": now,
-        "stripe_created_at": (datetime.fromtimestamp(created, UTC)
-                              if isinstance(created, int) else None),
+        "outcome": outcome,
+        "received_at": now,
+        "processed_at": now,
+        "stripe_created_at": (
+            datetime.fromtimestamp(created, UTC) if isinstance(created, int) else None
+        ),
     }
 
 
 def _set_outcome(event_id: str, outcome: str) -> None:
-    db.session.execute(sa.update(StripeEvent)
-                       .where(StripeEvent.stripe_event_id == event_id)
-                       .values(outcome=outcome))
+    db.session.execute(
+        sa.update(StripeEvent)
+        .where(StripeEvent.stripe_event_id == event_id)
+        .values(outcome=outcome)
+    )
 
 
 def _record_failure(event: dict[str, Any], exc: Exception) -> None:
@@ -131,12 +138,19 @@ def _record_failure(event: dict[str, Any], exc: Exception) -> None:
     log.exception("stripe event %s (%s) failed", event["id"], event["type"])
     try:
         with atomic():
-            stmt = _insert({**_event_row(event, EventOutcome.FAILED, utcnow()),
-                            "error": error, "processed_at": None})
-            db.session.execute(stmt.on_conflict_do_update(
-                index_elements=[StripeEvent.stripe_event_id],
-                set_={"error": error, "attempts": StripeEvent.attempts + 1},
-                where=StripeEvent.outcome == EventOutcome.FAILED,
-            ))
+            stmt = _insert(
+                {
+                    **_event_row(event, EventOutcome.FAILED, utcnow()),
+                    "error": error,
+                    "processed_at": None,
+                }
+            )
+            db.session.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[StripeEvent.stripe_event_id],
+                    set_={"error": error, "attempts": StripeEvent.attempts + 1},
+                    where=StripeEvent.outcome == EventOutcome.FAILED,
+                )
+            )
     except Exception:  # the database itself may be what failed
         log.exception("could not record the failure of stripe event %s", event["id"])

@@ -22,7 +22,9 @@ def parse_plans(text: str) -> tuple[Plan, ...]:
     for entry in filter(None, (part.strip() for part in text.split(","))):
         fields = entry.split(":")
         if len(fields) not in (4, 5) or fields[3] not in ("rollover", "expire"):
-            raise ValueError(f"PLANS entry {entry!r} is not code:credits:price:rollover|expire[:price]")
+            raise ValueError(
+                f"PLANS entry {entry!r} is not code:credits:price:rollover|expire[:price]"
+            )
         code, credits, price = fields[0].strip(), int(fields[1]), int(fields[2])
         if not code or credits <= 0 or price <= 0:
             raise ValueError(f"PLANS entry {entry!r} needs a code and positive numbers")

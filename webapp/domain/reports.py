@@ -38,8 +38,9 @@ class Page:
 def account_for(user_id: int) -> CreditAccount:
     account = db.session.get(CreditAccount, user_id)
     if account is None:
-        return CreditAccount(user_id=user_id, balance=0, purchased=0, granted=0, used=0,
-                             expiring=0, held=0)
+        return CreditAccount(
+            user_id=user_id, balance=0, purchased=0, granted=0, used=0, expiring=0, held=0
+        )
     return ledger.with_due_grants_expired(account)
 
 
@@ -85,12 +86,15 @@ def purchases_page(user_id: int, before: int | None, size: int) -> Page:
 # --- usage by API key
 
 
-def usage_page(user_id: int, start: datetime | None, end: datetime | None,
-               before: int | None, size: int) -> Page:
+def usage_page(
+    user_id: int, start: datetime | None, end: datetime | None, before: int | None, size: int
+) -> Page:
     """The user's usage rows (debits and hold captures) in [start, end), newest first."""
-    query = (sa.select(LedgerEntry)
-             .where(LedgerEntry.user_id == user_id, LedgerEntry.kind == EntryKind.USAGE)
-             .options(sa.orm.joinedload(LedgerEntry.api_key)))
+    query = (
+        sa.select(LedgerEntry)
+        .where(LedgerEntry.user_id == user_id, LedgerEntry.kind == EntryKind.USAGE)
+        .options(sa.orm.joinedload(LedgerEntry.api_key))
+    )
     if start is not None:
         query = query.where(LedgerEntry.created_at >= start)
     if end is not None:
@@ -109,11 +113,19 @@ def spend_by_key(user_id: int, days: int = 30) -> list[KeySpend]:
     since = utcnow() - timedelta(days=days)
     rows = db.session.execute(
         sa.select(LedgerEntry.api_key_id, sa.func.sum(-LedgerEntry.credits))
-        .where(LedgerEntry.user_id == user_id, LedgerEntry.kind == EntryKind.USAGE,
-               LedgerEntry.created_at >= since)
-        .group_by(LedgerEntry.api_key_id)).all()
-    keys = {key.id: key for key in db.session.scalars(
-        sa.select(ApiKey).where(ApiKey.id.in_([r[0] for r in rows if r[0] is not None])))}
+        .where(
+            LedgerEntry.user_id == user_id,
+            LedgerEntry.kind == EntryKind.USAGE,
+            LedgerEntry.created_at >= since,
+        )
+        .group_by(LedgerEntry.api_key_id)
+    ).all()
+    keys = {
+        key.id: key
+        for key in db.session.scalars(
+            sa.select(ApiKey).where(ApiKey.id.in_([r[0] for r in rows if r[0] is not None]))
+        )
+    }
     spends = [KeySpend(keys.get(key_id), int(total or 0)) for key_id, total in rows]
     return sorted(spends, key=lambda spend: -spend.credits)
 
@@ -184,8 +196,9 @@ def credits_by_day(user_id: int, days: int = 30, today: date | None = None) -> l
     today = today or utcnow().date()
     first = today - timedelta(days=days - 1)
     rows = db.session.execute(
-        sa.select(CreditDay.day, CreditDay.bought, CreditDay.spent)
-        .where(CreditDay.user_id == user_id, CreditDay.day >= first)
+        sa.select(CreditDay.day, CreditDay.bought, CreditDay.spent).where(
+            CreditDay.user_id == user_id, CreditDay.day >= first
+        )
     ).all()
     found = {row.day: (row.bought, row.spent) for row in rows}
     result = []
@@ -311,8 +324,10 @@ def dashboard() -> Dashboard:
         return figures.get((ledger.totals.credits_metric(kind), ""), 0)
 
     outstanding = sum(credits(kind) for kind in EntryKind)
-    by_status = {status: figures.get((ledger.totals.status_metric(status), ""), 0)
-                 for status in PurchaseStatus}
+    by_status = {
+        status: figures.get((ledger.totals.status_metric(status), ""), 0)
+        for status in PurchaseStatus
+    }
     since = utcnow() - timedelta(hours=24)
     failed = sa.select(StripeEvent).where(
         StripeEvent.outcome == EventOutcome.FAILED, StripeEvent.received_at >= since

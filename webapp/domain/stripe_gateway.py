@@ -190,20 +190,24 @@ def retrieve_customer(customer_id: str) -> dict[str, Any]:
 
 def set_default_payment_method(customer_id: str, payment_method_id: str) -> dict[str, Any]:
     customer = _call(
-        "customer update", _client().v1.customers.update, customer_id,
+        "customer update",
+        _client().v1.customers.update,
+        customer_id,
         params={"invoice_settings": {"default_payment_method": payment_method_id}},
     )
     return _plain(customer)
 
 
 def retrieve_setup_intent(setup_intent_id: str) -> dict[str, Any]:
-    return _plain(_call("setup intent retrieve", _client().v1.setup_intents.retrieve,
-                        setup_intent_id))
+    return _plain(
+        _call("setup intent retrieve", _client().v1.setup_intents.retrieve, setup_intent_id)
+    )
 
 
 def retrieve_payment_method(payment_method_id: str) -> dict[str, Any]:
-    return _plain(_call("payment method retrieve", _client().v1.payment_methods.retrieve,
-                        payment_method_id))
+    return _plain(
+        _call("payment method retrieve", _client().v1.payment_methods.retrieve, payment_method_id)
+    )
 
 
 def charge_off_session(params: Mapping[str, Any], idempotency_key: str) -> dict[str, Any]:
@@ -228,9 +232,12 @@ def charge_off_session(params: Mapping[str, Any], idempotency_key: str) -> dict[
         intent.setdefault("status", "requires_payment_method")
         return intent
     except stripe.StripeError as exc:
-        log.warning("stripe payment intent create failed: %s (%s, request %s)",
-                    type(exc).__name__, getattr(exc, "code", None),
-                    getattr(exc, "request_id", None))
+        log.warning(
+            "stripe payment intent create failed: %s (%s, request %s)",
+            type(exc).__name__,
+            getattr(exc, "code", None),
+            getattr(exc, "request_id", None),
+        )
         raise PaymentProviderError(USER_MESSAGE) from exc
     return _plain(intent)
 
@@ -238,12 +245,14 @@ def charge_off_session(params: Mapping[str, Any], idempotency_key: str) -> dict[
 def cancel_payment_intent(payment_intent_id: str) -> dict[str, Any] | None:
     """Cancel an open PaymentIntent; None when it is no longer open (nothing to cancel)."""
     try:
-        return _plain(_call("payment intent cancel", _client().v1.payment_intents.cancel,
-                            payment_intent_id))
+        return _plain(
+            _call("payment intent cancel", _client().v1.payment_intents.cancel, payment_intent_id)
+        )
     except PaymentProviderError as exc:
         cause = exc.__cause__
         if isinstance(cause, stripe.InvalidRequestError) and (
-                cause.code == "payment_intent_unexpected_state"):
+            cause.code == "payment_intent_unexpected_state"
+        ):
             return None
         raise
 

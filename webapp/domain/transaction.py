@@ -31,6 +31,7 @@ def end_idle_read() -> None:
     atomic() nothing is touched: the caller's unit of work continues.
     """
     session = db.session
-    if session.info.get("atomic_depth", 0) == 0 and not (session.new or session.dirty
-                                                         or session.deleted):
+    if session.info.get("atomic_depth", 0) == 0 and not (
+        session.new or session.dirty or session.deleted
+    ):
         session.rollback()

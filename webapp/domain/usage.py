@@ -24,21 +24,32 @@ class UsageAnswer:
     replayed: bool = False
 
 
-def spend(user_id: int, credits: int, description: str, *,
-          idempotency_key: str | None = None, reference: str | None = None,
-          api_key_id: int | None = None) -> UsageAnswer:
+def spend(
+    user_id: int,
+    credits: int,
+    description: str,
+    *,
+    idempotency_key: str | None = None,
+    reference: str | None = None,
+    api_key_id: int | None = None,
+) -> UsageAnswer:
     """Debit `credits` (>= 1) for usage; commits. A short available balance is a 402 answer.
 
     `api_key_id` is the key that spent them (recorded on the ledger row). With an
     idempotency key the first answer is replayed (see `idempotent`).
     """
     request_hash = _request_hash(credits, description)
-    return idempotent(user_id, idempotency_key, request_hash,
-                      lambda: _debit(user_id, credits, description, reference, api_key_id))
+    return idempotent(
+        user_id,
+        idempotency_key,
+        request_hash,
+        lambda: _debit(user_id, credits, description, reference, api_key_id),
+    )
 
 
-def idempotent(user_id: int, key: str | None, request_hash: str,
-               work: Callable[[], UsageAnswer]) -> UsageAnswer:
+def idempotent(
+    user_id: int, key: str | None, request_hash: str, work: Callable[[], UsageAnswer]
+) -> UsageAnswer:
     """Run `work` once per (user, Idempotency-Key); commits.
 
     The answer and the work commit together in one transaction; the same key again
@@ -55,9 +66,15 @@ def idempotent(user_id: int, key: str | None, request_hash: str,
     try:
         with atomic():
             answer = work()
-            db.session.add(UsageRequest(
-                user_id=user_id, idempotency_key=key, request_hash=request_hash,
-                response_status=answer.status, response_body=json.dumps(answer.body)))
+            db.session.add(
+                UsageRequest(
+                    user_id=user_id,
+                    idempotency_key=key,
+                    request_hash=request_hash,
+                    response_status=answer.status,
+                    response_body=json.dumps(answer.body),
+                )
+            )
             db.session.flush()
     except sa.exc.IntegrityError:
         stored = _stored(user_id, key)
@@ -67,20 +84,31 @@ def idempotent(user_id: int, key: str | None, request_hash: str,
     return answer
 
 
-def _debit(user_id: int, credits: int, description: str, reference: str | None,
-           api_key_id: int | None) -> UsageAnswer:
+def _debit(
+    user_id: int, credits: int, description: str, reference: str | None, api_key_id: int | None
+) -> UsageAnswer:
     try:
-        balance = ledger.debit_usage(user_id, credits, description, reference=reference,
-                                     api_key_id=api_key_id)
+        balance = ledger.debit_usage(
+            user_id, credits, description, reference=reference, api_key_id=api_key_id
+        )
     except InsufficientCreditsError as exc:
-        return UsageAnswer(402, {"error": "insufficient_credits", "balance": exc.balance,
-                                 "available": ledger.available_credits(user_id)})
+        return UsageAnswer(
+            402,
+            {
+                "error": "insufficient_credits",
+                "balance": exc.balance,
+                "available": ledger.available_credits(user_id),
+            },
+        )
     return UsageAnswer(200, {"balance": balance})
 
 
 def _stored(user_id: int, key: str) -> UsageRequest | None:
-    return db.session.scalar(sa.select(UsageRequest).where(
-        UsageRequest.user_id == user_id, UsageRequest.idempotency_key == key))
+    return db.session.scalar(
+        sa.select(UsageRequest).where(
+            UsageRequest.user_id == user_id, UsageRequest.idempotency_key == key
+        )
+    )
 
 
 def _replay(stored: UsageRequest, request_hash: str) -> UsageAnswer:

@@ -106,12 +106,21 @@ class Purchase(db.Model):
         ),
         # Admin date-range filters page along (created_at, id).
         sa.Index("ix_purchases_created_at_id", "created_at", "id"),
-        sa.Index("uq_purchases_open_auto_recharge", "user_id", unique=True,
-                 sqlite_where=OPEN_AUTO_RECHARGE, postgresql_where=OPEN_AUTO_RECHARGE),
+        sa.Index(
+            "uq_purchases_open_auto_recharge",
+            "user_id",
+            unique=True,
+            sqlite_where=OPEN_AUTO_RECHARGE,
+            postgresql_where=OPEN_AUTO_RECHARGE,
+        ),
         # Admin's source filter and the monthly limit read auto-recharge purchases only.
-        sa.Index("ix_purchases_auto_recharge", "user_id", "created_at",
-                 sqlite_where=sa.text("source = 'auto_recharge'"),
-                 postgresql_where=sa.text("source = 'auto_recharge'")),
+        sa.Index(
+            "ix_purchases_auto_recharge",
+            "user_id",
+            "created_at",
+            sqlite_where=sa.text("source = 'auto_recharge'"),
+            postgresql_where=sa.text("source = 'auto_recharge'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -123,16 +132,18 @@ class Purchase(db.Model):
     # active_history: the totals (domain/ledger/totals.py) see the value a change replaces.
     amount_cents: Mapped[int] = mapped_column(sa.BigInteger, active_history=True)
     currency: Mapped[str] = mapped_column(sa.String(3), active_history=True)
-    status: Mapped[str] = mapped_column(sa.String(20), default=PurchaseStatus.PENDING,
-                                        active_history=True)
+    status: Mapped[str] = mapped_column(
+        sa.String(20), default=PurchaseStatus.PENDING, active_history=True
+    )
     stripe_checkout_session_id: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
     stripe_payment_intent_id: Mapped[str | None] = mapped_column(sa.String(255), index=True)
     stripe_charge_id: Mapped[str | None] = mapped_column(sa.String(255))
     checkout_url: Mapped[str | None] = mapped_column(sa.Text)
     credited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Cumulative figures: refunds and disputes only ever add the difference.
-    amount_refunded_cents: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0",
-                                                       active_history=True)
+    amount_refunded_cents: Mapped[int] = mapped_column(
+        sa.BigInteger, default=0, server_default="0", active_history=True
+    )
     credits_refunded: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     credits_disputed: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     review_reason: Mapped[str | None] = mapped_column(sa.String(500))
@@ -262,8 +273,12 @@ class DailyTotal(db.Model):
     __tablename__ = "daily_totals"
     __table_args__ = (
         # Rows not folded yet (today's, and past days' before `compact`): a few per day.
-        sa.Index("ix_daily_totals_unfolded", "day",
-                 sqlite_where=sa.text("shard <> 0"), postgresql_where=sa.text("shard <> 0")),
+        sa.Index(
+            "ix_daily_totals_unfolded",
+            "day",
+            sqlite_where=sa.text("shard <> 0"),
+            postgresql_where=sa.text("shard <> 0"),
+        ),
     )
 
     day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
@@ -306,9 +321,12 @@ class Hold(db.Model):
     __table_args__ = (
         sa.Index("ix_holds_user_id_id", "user_id", "id"),
         # Due holds are found by expiry among the open ones only.
-        sa.Index("ix_holds_open_expires_at", "expires_at",
-                 sqlite_where=sa.text("status = 'held'"),
-                 postgresql_where=sa.text("status = 'held'")),
+        sa.Index(
+            "ix_holds_open_expires_at",
+            "expires_at",
+            sqlite_where=sa.text("status = 'held'"),
+            postgresql_where=sa.text("status = 'held'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)

@@ -23,9 +23,13 @@ class StripeEvent(db.Model):
         # /admin/events?outcome=... pages newest first by id. Processed events are nearly
         # all of them and are paged by the primary key; leaving them out of this index
         # spares every successful delivery an index write.
-        sa.Index("ix_stripe_events_outcome_id", "outcome", "id",
-                 sqlite_where=sa.text("outcome <> 'processed'"),
-                 postgresql_where=sa.text("outcome <> 'processed'")),
+        sa.Index(
+            "ix_stripe_events_outcome_id",
+            "outcome",
+            "id",
+            sqlite_where=sa.text("outcome <> 'processed'"),
+            postgresql_where=sa.text("outcome <> 'processed'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)

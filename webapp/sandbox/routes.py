@@ -48,15 +48,19 @@ def deliver(event_type: str, obj: dict) -> int:
 
 
 # The saved test cards the sandbox offers, and what their next off-session charge does.
-SANDBOX_CARDS = (("4242", "succeeds"), ("0002", "is declined"),
-                 ("3184", "needs the card holder (authentication)"))
+SANDBOX_CARDS = (
+    ("4242", "succeeds"),
+    ("0002", "is declined"),
+    ("3184", "needs the card holder (authentication)"),
+)
 
 
 @bp.get("/sandbox/checkout/<session_id>")
 @login_required
 def checkout(session_id):
-    return render_template("sandbox/checkout.html", session=_session_or_404(session_id),
-                           sandbox_cards=SANDBOX_CARDS)
+    return render_template(
+        "sandbox/checkout.html", session=_session_or_404(session_id), sandbox_cards=SANDBOX_CARDS
+    )
 
 
 @bp.post("/sandbox/checkout/<session_id>/<action>")
@@ -69,8 +73,9 @@ def act(session_id, action):
     elif action == "pay":
         card = request.form.get("card", "4242")
         card = card if card in {last4 for last4, _ in SANDBOX_CARDS} else "4242"
-        deliver("checkout.session.completed",
-                double.complete_checkout_session(session_id, card=card))
+        deliver(
+            "checkout.session.completed", double.complete_checkout_session(session_id, card=card)
+        )
     elif action == "pay-later":
         deliver(
             "checkout.session.completed", double.complete_checkout_session(session_id, paid=False)
@@ -119,8 +124,12 @@ def portal(portal_id):
     session = double.objects.get(portal_id)
     if session is None or session.get("customer") != current_user.stripe_customer_id:
         abort(404)
-    return render_template("sandbox/portal.html", portal=session,
-                           subscriptions=_own_subscriptions(double), sandbox_cards=SANDBOX_CARDS)
+    return render_template(
+        "sandbox/portal.html",
+        portal=session,
+        subscriptions=_own_subscriptions(double),
+        sandbox_cards=SANDBOX_CARDS,
+    )
 
 
 @bp.post("/sandbox/portal/<portal_id>/card")
@@ -130,8 +139,11 @@ def portal_card(portal_id):
     double = sandbox_double(current_app)
     session = double.objects.get(portal_id)
     card = request.form.get("card", "")
-    if (session is None or session.get("customer") != current_user.stripe_customer_id
-            or card not in {last4 for last4, _ in SANDBOX_CARDS}):
+    if (
+        session is None
+        or session.get("customer") != current_user.stripe_customer_id
+        or card not in {last4 for last4, _ in SANDBOX_CARDS}
+    ):
         abort(404)
     double.change_default_card(session["customer"], card)
     return redirect(url_for("sandbox.portal", portal_id=portal_id))

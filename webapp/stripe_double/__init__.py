@@ -84,16 +84,31 @@ class StripeDouble(stripe.HTTPClient):
         if any(parts.path.startswith(prefix) for prefix in self.unreachable):
             raise stripe.APIConnectionError("Stripe double: unreachable", should_retry=False)
         with self._lock:
-            self.requests.append({"method": method, "url": url, "path": parts.path,
-                                  "params": params,
-                                  "idempotency_key": key, "headers": dict(headers or {})})
+            self.requests.append(
+                {
+                    "method": method,
+                    "url": url,
+                    "path": parts.path,
+                    "params": params,
+                    "idempotency_key": key,
+                    "headers": dict(headers or {}),
+                }
+            )
             signature = json.dumps([method, parts.path, params], sort_keys=True)
             if key and key in self._idempotent:
                 body, status, first = self._idempotent[key]
                 if first != signature:
-                    return json.dumps(_error(
-                        "idempotency_error", "Keys for idempotent requests can only be used "
-                        "with the same parameters they were first used with.")), 400, {}
+                    return (
+                        json.dumps(
+                            _error(
+                                "idempotency_error",
+                                "Keys for idempotent requests can only be used "
+                                "with the same parameters they were first used with.",
+                            )
+                        ),
+                        400,
+                        {},
+                    )
                 return body, status, {"Idempotent-Replayed": "true"}
             status, obj = self._answer(method, parts.path, params)
             body = json.dumps(obj)
@@ -139,8 +154,9 @@ class StripeDouble(stripe.HTTPClient):
             self.objects[obj["id"]] = obj
         return obj
 
-    def complete_checkout_session(self, session_id: str, *, paid: bool = True,
-                                  card: str = "4242") -> dict[str, Any]:
+    def complete_checkout_session(
+        self, session_id: str, *, paid: bool = True, card: str = "4242"
+    ) -> dict[str, Any]:
         """The customer pays (or starts a delayed payment, or saves a card in setup mode) with
         the test card ending in `card` (see TEST_CARDS): the session as Stripe then has it."""
         with self._lock:
@@ -153,17 +169,31 @@ class StripeDouble(stripe.HTTPClient):
                 method = self.new_card(card, session.get("customer"))
                 if self.intent_data.get(session_id, {}).get("setup_future_usage") != "off_session":
                     method["customer"] = None  # only a card saved for later stays attached
-                intent = self.new_object("payment_intent", "pi", amount=session["amount_total"],
-                                         currency=session["currency"], status="succeeded",
-                                         customer=session.get("customer"),
-                                         payment_method=method["id"], last_payment_error=None,
-                                         next_action=None, canceled_at=None,
-                                         setup_future_usage=self.intent_data.get(
-                                             session_id, {}).get("setup_future_usage"),
-                                         metadata=dict(self.intent_metadata.get(session_id, {})))
-                charge = self.new_object("charge", "ch", amount=session["amount_total"],
-                                         currency=session["currency"], amount_refunded=0,
-                                         refunded=False, payment_intent=intent["id"])
+                intent = self.new_object(
+                    "payment_intent",
+                    "pi",
+                    amount=session["amount_total"],
+                    currency=session["currency"],
+                    status="succeeded",
+                    customer=session.get("customer"),
+                    payment_method=method["id"],
+                    last_payment_error=None,
+                    next_action=None,
+                    canceled_at=None,
+                    setup_future_usage=self.intent_data.get(session_id, {}).get(
+                        "setup_future_usage"
+                    ),
+                    metadata=dict(self.intent_metadata.get(session_id, {})),
+                )
+                charge = self.new_object(
+                    "charge",
+                    "ch",
+                    amount=session["amount_total"],
+                    currency=session["currency"],
+                    amount_refunded=0,
+                    refunded=False,
+                    payment_intent=intent["id"],
+                )
                 if "receipt_url" in charge:  # Stripe's example charge has one: make it this one's
                     charge["receipt_url"] = (
                         f"https://pay.stripe.com/receipts/payment/{charge['id']}"
@@ -309,11 +339,17 @@ class StripeDouble(stripe.HTTPClient):
             }
         session["url"] = self._checkout_url(session)
         self.intent_metadata[session["id"]] = dict(
-            (params.get("payment_intent_data") or {}).get("metadata") or {})
+            (params.get("payment_intent_data") or {}).get("metadata") or {}
+        )
         self.intent_data[session["id"]] = dict(params.get("payment_intent_data") or {})
         if mode == "setup":
-            session.update(amount_total=None, amount_subtotal=None, currency=params.get("currency"),
-                           payment_status="no_payment_required", setup_intent=None)
+            session.update(
+                amount_total=None,
+                amount_subtotal=None,
+                currency=params.get("currency"),
+                payment_status="no_payment_required",
+                setup_intent=None,
+            )
             self.setup_data[session["id"]] = dict(params.get("setup_intent_data") or {})
         return 200, copy.deepcopy(session)
 
@@ -425,19 +461,37 @@ class StripeDouble(stripe.HTTPClient):
     def new_card(self, last4: str, customer: str | None) -> dict[str, Any]:
         """A card PaymentMethod like Stripe's test card ending in `last4`, attached to `customer`."""
         brand = TEST_CARDS.get(last4, ("visa", "succeeds"))[0]
-        return self.new_object("payment_method", "pm", type="card", customer=customer,
-                               metadata={}, card={
-                                   "brand": brand, "display_brand": brand, "last4": last4,
-                                   "exp_month": 12, "exp_year": time.gmtime().tm_year + 4,
-                                   "funding": "credit", "country": "US"})
+        return self.new_object(
+            "payment_method",
+            "pm",
+            type="card",
+            customer=customer,
+            metadata={},
+            card={
+                "brand": brand,
+                "display_brand": brand,
+                "last4": last4,
+                "exp_month": 12,
+                "exp_year": time.gmtime().tm_year + 4,
+                "funding": "credit",
+                "country": "US",
+            },
+        )
 
     def _complete_setup(self, session: dict[str, Any], card: str) -> None:
         method = self.new_card(card, session.get("customer"))
         data = self.setup_data.get(session["id"], {})
-        intent = self.new_object("setup_intent", "seti", status="succeeded", usage="off_session",
-                                 customer=session.get("customer"), payment_method=method["id"],
-                                 metadata=dict(data.get("metadata") or {}),
-                                 last_setup_error=None, next_action=None)
+        intent = self.new_object(
+            "setup_intent",
+            "seti",
+            status="succeeded",
+            usage="off_session",
+            customer=session.get("customer"),
+            payment_method=method["id"],
+            metadata=dict(data.get("metadata") or {}),
+            last_setup_error=None,
+            next_action=None,
+        )
         session["setup_intent"] = intent["id"]
         session["payment_status"] = "no_payment_required"
 
@@ -460,9 +514,11 @@ class StripeDouble(stripe.HTTPClient):
         if wanted is not None:
             method = self.objects.get(wanted)
             if method is None or method.get("customer") != customer_id:
-                return 400, _error("invalid_request_error",
-                                   "The customer does not have a payment method with that ID.",
-                                   code="resource_missing")
+                return 400, _error(
+                    "invalid_request_error",
+                    "The customer does not have a payment method with that ID.",
+                    code="resource_missing",
+                )
             customer.setdefault("invoice_settings", {})["default_payment_method"] = wanted
         return 200, copy.deepcopy(customer)
 
@@ -475,15 +531,28 @@ class StripeDouble(stripe.HTTPClient):
     def _post_payment_intents(self, params):
         method = self.objects.get(params.get("payment_method", ""))
         if method is None or method.get("customer") != params.get("customer"):
-            return 400, _error("invalid_request_error",
-                               "The payment method is not attached to this customer.",
-                               code="resource_missing")
+            return 400, _error(
+                "invalid_request_error",
+                "The payment method is not attached to this customer.",
+                code="resource_missing",
+            )
         intent = self.new_object(
-            "payment_intent", "pi", amount=int(params["amount"]), currency=params["currency"],
-            customer=params["customer"], payment_method=method["id"],
-            metadata=params.get("metadata", {}), status="requires_confirmation",
-            amount_received=0, latest_charge=None, last_payment_error=None, next_action=None,
-            canceled_at=None, cancellation_reason=None, setup_future_usage=None)
+            "payment_intent",
+            "pi",
+            amount=int(params["amount"]),
+            currency=params["currency"],
+            customer=params["customer"],
+            payment_method=method["id"],
+            metadata=params.get("metadata", {}),
+            status="requires_confirmation",
+            amount_received=0,
+            latest_charge=None,
+            last_payment_error=None,
+            next_action=None,
+            canceled_at=None,
+            cancellation_reason=None,
+            setup_future_usage=None,
+        )
         if params.get("confirm") != "true":
             return 200, copy.deepcopy(intent)
         return self._confirm(intent, method)
@@ -491,12 +560,21 @@ class StripeDouble(stripe.HTTPClient):
     def _confirm(self, intent: dict[str, Any], method: dict[str, Any]) -> tuple[int, dict]:
         outcome = TEST_CARDS.get(method["card"]["last4"], ("visa", "succeeds"))[1]
         if outcome == "succeeds":
-            charge = self.new_object("charge", "ch", amount=intent["amount"],
-                                     currency=intent["currency"], amount_refunded=0,
-                                     refunded=False, paid=True, status="succeeded",
-                                     payment_intent=intent["id"], payment_method=method["id"])
-            intent.update(status="succeeded", amount_received=intent["amount"],
-                          latest_charge=charge["id"])
+            charge = self.new_object(
+                "charge",
+                "ch",
+                amount=intent["amount"],
+                currency=intent["currency"],
+                amount_refunded=0,
+                refunded=False,
+                paid=True,
+                status="succeeded",
+                payment_intent=intent["id"],
+                payment_method=method["id"],
+            )
+            intent.update(
+                status="succeeded", amount_received=intent["amount"], latest_charge=charge["id"]
+            )
             self.emit("payment_intent.succeeded", intent)
             return 200, copy.deepcopy(intent)
         if outcome == "requires_action":
@@ -504,8 +582,12 @@ class StripeDouble(stripe.HTTPClient):
             self.emit("payment_intent.requires_action", intent)
             return 200, copy.deepcopy(intent)
         code, decline_code, message = DECLINES[outcome]
-        error = {"type": "card_error", "code": code, "message": message,
-                 "payment_method": copy.deepcopy(method)}
+        error = {
+            "type": "card_error",
+            "code": code,
+            "message": message,
+            "payment_method": copy.deepcopy(method),
+        }
         if decline_code:
             error["decline_code"] = decline_code
         intent.update(status="requires_payment_method", last_payment_error=copy.deepcopy(error))
@@ -517,11 +599,17 @@ class StripeDouble(stripe.HTTPClient):
         if intent is None:
             return self._stored(intent_id)
         if intent["status"] not in CANCELABLE_INTENT_STATUSES:
-            return 400, _error("invalid_request_error",
-                               f"You cannot cancel this PaymentIntent because it has a status "
-                               f"of {intent['status']}.", code="payment_intent_unexpected_state")
-        intent.update(status="canceled", canceled_at=int(time.time()),
-                      cancellation_reason=params.get("cancellation_reason"))
+            return 400, _error(
+                "invalid_request_error",
+                f"You cannot cancel this PaymentIntent because it has a status "
+                f"of {intent['status']}.",
+                code="payment_intent_unexpected_state",
+            )
+        intent.update(
+            status="canceled",
+            canceled_at=int(time.time()),
+            cancellation_reason=params.get("cancellation_reason"),
+        )
         self.emit("payment_intent.canceled", intent)
         return 200, copy.deepcopy(intent)
 
@@ -724,19 +812,41 @@ TEST_CARDS = {
 }
 DECLINES = {
     "declined": ("card_declined", "generic_decline", "Your card was declined."),
-    "insufficient_funds": ("card_declined", "insufficient_funds",
-                           "Your card has insufficient funds."),
-    "authentication_required": ("authentication_required", "authentication_required",
-                                "Your card was declined. This transaction requires "
-                                "authentication."),
+    "insufficient_funds": (
+        "card_declined",
+        "insufficient_funds",
+        "Your card has insufficient funds.",
+    ),
+    "authentication_required": (
+        "authentication_required",
+        "authentication_required",
+        "Your card was declined. This transaction requires authentication.",
+    ),
 }
-CANCELABLE_INTENT_STATUSES = ("requires_payment_method", "requires_capture",
-                              "requires_confirmation", "requires_action", "processing")
+CANCELABLE_INTENT_STATUSES = (
+    "requires_payment_method",
+    "requires_capture",
+    "requires_confirmation",
+    "requires_action",
+    "processing",
+)
 
 
 def _looks_like_id(segment: str) -> bool:
     return "_" in segment and segment.split("_", 1)[0] in {
-        "cs", "cus", "ch", "pi", "re", "in", "sub", "bps", "dp", "price", "prod", "evt", "pm",
+        "cs",
+        "cus",
+        "ch",
+        "pi",
+        "re",
+        "in",
+        "sub",
+        "bps",
+        "dp",
+        "price",
+        "prod",
+        "evt",
+        "pm",
         "seti",
     }
 

@@ -42,8 +42,18 @@ PARAMS_FOR_ROUTE = {
 }
 
 # Request options travel as headers, never in the form body.
-_OPTIONS = frozenset({"api_key", "stripe_version", "stripe_account", "stripe_context",
-                      "max_network_retries", "idempotency_key", "content_type", "headers"})
+_OPTIONS = frozenset(
+    {
+        "api_key",
+        "stripe_version",
+        "stripe_account",
+        "stripe_context",
+        "max_network_retries",
+        "idempotency_key",
+        "content_type",
+        "headers",
+    }
+)
 
 
 class InvalidParams(ValueError):
@@ -62,8 +72,9 @@ def check_request(method: str, route: str, params: dict[str, Any]) -> None:
     """
     spec = PARAMS_FOR_ROUTE.get((method, route))
     if spec is None:
-        raise InvalidParams(f"The Stripe double has no parameter schema for {method} {route}",
-                            route)
+        raise InvalidParams(
+            f"The Stripe double has no parameter schema for {method} {route}", route
+        )
     module_name, class_name = spec.split(":")
     cls = getattr(importlib.import_module(module_name), class_name)
     _check_object(cls, params, "")
@@ -115,8 +126,7 @@ def _check(hint: Any, value: Any, path: str, namespace: dict[str, Any]) -> None:
         raise errors[-1]
     if origin is typing_extensions.Literal or origin is typing.Literal:
         if value not in [str(a).lower() if isinstance(a, bool) else str(a) for a in args]:
-            raise InvalidParams(f"Invalid {path}: must be one of {', '.join(map(str, args))}",
-                                path)
+            raise InvalidParams(f"Invalid {path}: must be one of {', '.join(map(str, args))}", path)
         return None
     if origin in (list, typing.List):  # noqa: UP006
         if not isinstance(value, list):

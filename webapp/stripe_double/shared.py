@@ -16,8 +16,15 @@ from typing import Any
 
 from webapp.stripe_double import StripeDouble, minimal_templates
 
-_STATE = ("_objects", "_idempotent", "intent_metadata", "intent_data", "setup_data",
-          "subscription_data", "pending_events")
+_STATE = (
+    "_objects",
+    "_idempotent",
+    "intent_metadata",
+    "intent_data",
+    "setup_data",
+    "subscription_data",
+    "pending_events",
+)
 
 
 class SharedDouble(StripeDouble):
@@ -96,7 +103,15 @@ def _sharing(name: str):
     return wrapper
 
 
-for _name in ("request", "complete_checkout_session", "expire_checkout_session",
-              "renew_subscription", "cancel_subscription", "change_default_card",
-              "take_pending_events", "new_object", "emit"):
+for _name in (
+    "request",
+    "complete_checkout_session",
+    "expire_checkout_session",
+    "renew_subscription",
+    "cancel_subscription",
+    "change_default_card",
+    "take_pending_events",
+    "new_object",
+    "emit",
+):
     setattr(SharedDouble, _name, _sharing(_name))

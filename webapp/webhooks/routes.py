@@ -13,8 +13,9 @@ from webapp.webhooks.handlers import fast_path, handle_event
 @limiter.exempt
 def stripe_webhook():
     try:
-        event = stripe_gateway.verify_event(request.get_data(cache=False),
-                                            request.headers.get("Stripe-Signature"))
+        event = stripe_gateway.verify_event(
+            request.get_data(cache=False), request.headers.get("Stripe-Signature")
+        )
     except SignatureError as exc:
         return jsonify(error="invalid_payload", message=str(exc)), 400
     request.environ["stripe.event_id"] = event["id"]
