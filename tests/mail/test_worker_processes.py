@@ -72,7 +72,8 @@ def start_worker(smtp_port: int, log_path: Path) -> subprocess.Popen:
         "MAIL_USE_TLS": "false",
         "JOB_LEASE_SECONDS": "3",
         "STRIPE_SECRET_KEY": "",
-        "PUBLIC_BASE_URL": "https://credits.example.test",
+        # Outside production only a loopback address is accepted (config.refuse_live_settings).
+        "PUBLIC_BASE_URL": "http://127.0.0.1:5000",
         "MAIL_DEFAULT_SENDER": TestConfig.MAIL_DEFAULT_SENDER,
     }
     return subprocess.Popen(
