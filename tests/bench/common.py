@@ -85,6 +85,14 @@ def app_environment(url: str, **extra: str) -> dict[str, str]:
             "SECRET_KEY": "bench-secret",
             "STRIPE_SECRET_KEY": "sk_test_bench_never_used",
             "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            # Production refuses to start without these; the bench runs no worker, so no
+            # mail leaves, and the rate limits sit far above what a bench sends.
+            "PUBLIC_BASE_URL": "http://127.0.0.1",
+            "REDIS_URL": "redis://127.0.0.1:6379/14",
+            "MAIL_SERVER": "127.0.0.1",
+            "MAIL_DEFAULT_SENDER": "Bench <bench@example.test>",
+            "USAGE_RATE_LIMIT": "1000000 per minute",
+            "CHECKOUT_RATE_LIMIT": "1000000 per minute",
             "PYTHONUNBUFFERED": "1",
             **extra,
         }
