@@ -26,11 +26,11 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from webapp.domain import clock
 from webapp.domain.errors import NotFoundError
+from webapp.domain.sql import insert_ignoring_duplicates
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
 from webapp.models import AdminAction, Job, JobStatus
@@ -81,25 +81,23 @@ def record(
     Joins the caller's transaction: the job commits with its cause or not at all. The
     doorbell rings after that commit.
     """
-    dialect = db.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     now = clock.now()
-    job_id = db.session.execute(
-        insert(Job)
-        .values(
-            kind=kind,
-            dedupe_key=dedupe_key[:255],
-            payload=payload,
-            user_id=user_id,
-            status=JobStatus.PENDING,
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=[Job.dedupe_key])
-        .returning(Job.id)
-    ).scalar_one_or_none()
+    job_id = insert_ignoring_duplicates(
+        Job,
+        {
+            "kind": kind,
+            "dedupe_key": dedupe_key[:255],
+            "payload": payload,
+            "user_id": user_id,
+            "status": JobStatus.PENDING,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+            "updated_at": now,
+        },
+        Job.dedupe_key,
+        returning=Job.id,
+    )
     if job_id is None:
         return False
     db.session.info.setdefault("jobs_to_ring", []).append(job_id)

@@ -1,9 +1,9 @@
 """Small SQL helpers every domain module shares: the dialect, upserts, locked and fresh reads."""
 
+import functools
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from webapp.extensions import db
 
@@ -31,11 +31,48 @@ def utc_day(column: Any) -> sa.ColumnElement:
 
 
 def insert_ignoring_duplicates(
-    model: Any, values: dict[str, Any], *unique_columns: Any
-) -> sa.Insert:
-    """INSERT ... ON CONFLICT (unique_columns) DO NOTHING, in this database's dialect."""
-    insert = postgresql.insert if is_postgresql() else sqlite.insert
-    return insert(model).values(values).on_conflict_do_nothing(index_elements=list(unique_columns))
+    model: Any, values: dict[str, Any], *unique_columns: Any, returning: Any
+) -> Any:
+    """INSERT ... ON CONFLICT (unique_columns) DO NOTHING RETURNING `returning`; joins the
+    caller's transaction. Returns the new row's `returning` value, or None when a row with
+    the same unique values exists. Columns left out get their model defaults.
+    """
+    table = model.__table__
+    row = {**_defaults(table, values), **values}
+    statement = _insert_ignoring(
+        table, tuple(row), tuple(column.name for column in unique_columns), returning.name
+    )
+    return db.session.execute(statement, row).scalar_one_or_none()
+
+
+@functools.cache
+def _insert_ignoring(
+    table: sa.Table, names: tuple[str, ...], unique: tuple[str, ...], returning: str
+) -> sa.TextClause:
+    # Plain SQL both databases accept, built once per shape: the dialects' upsert
+    # constructs are never cached, and compiling one on every call cost more than running
+    # it (it sits on the webhook's path: every receipt is such an insert).
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(names)})"
+        f" VALUES ({', '.join(f':{name}' for name in names)})"
+        f" ON CONFLICT ({', '.join(unique)}) DO NOTHING RETURNING {returning}"
+    )
+    binds = [sa.bindparam(name, type_=table.c[name].type) for name in names]
+    return sa.text(sql).bindparams(*binds).columns(table.c[returning])
+
+
+def _defaults(table: sa.Table, values: dict[str, Any]) -> dict[str, Any]:
+    """The Python-side defaults of the columns `values` leaves out, as Core would fill them."""
+    filled = {}
+    for column in table.columns:
+        default = column.default
+        if column.name in values or default is None or column.primary_key:
+            continue
+        if default.is_scalar:
+            filled[column.name] = default.arg
+        elif default.is_callable:
+            filled[column.name] = default.arg(None)
+    return filled
 
 
 def locked(statement: sa.Select) -> sa.Select:

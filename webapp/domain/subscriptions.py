@@ -316,20 +316,19 @@ def _locked(stripe_id: str) -> Subscription | None:
 
 def _ensure_subscription(stripe_id: str, user_id: int, plan_code: str, status: str) -> Subscription:
     now = utcnow()
-    db.session.execute(
-        insert_ignoring_duplicates(
-            Subscription,
-            {
-                "user_id": user_id,
-                "stripe_subscription_id": stripe_id,
-                "plan_code": plan_code,
-                "status": status,
-                "cancel_at_period_end": False,
-                "created_at": now,
-                "updated_at": now,
-            },
-            Subscription.stripe_subscription_id,
-        )
+    insert_ignoring_duplicates(
+        Subscription,
+        {
+            "user_id": user_id,
+            "stripe_subscription_id": stripe_id,
+            "plan_code": plan_code,
+            "status": status,
+            "cancel_at_period_end": False,
+            "created_at": now,
+            "updated_at": now,
+        },
+        Subscription.stripe_subscription_id,
+        returning=Subscription.id,
     )
     return _locked(stripe_id)
 

@@ -114,8 +114,9 @@ def _insert_grant(user_id, invoice_id, plan_code, subscription_id, payment, **va
     }
     if row["expires_at"] is None:
         row["remaining"] = row["credits"]
-    insert = insert_ignoring_duplicates(CreditGrant, row, CreditGrant.stripe_invoice_id)
-    return db.session.execute(insert.returning(CreditGrant.id)).scalar_one_or_none()
+    return insert_ignoring_duplicates(
+        CreditGrant, row, CreditGrant.stripe_invoice_id, returning=CreditGrant.id
+    )
 
 
 def expire_account_grants(user_id: int) -> int:
