@@ -224,14 +224,6 @@ class Dashboard:
     recent_failures: list[StripeEvent]
 
 
-_REVENUE_STATUSES = (
-    PurchaseStatus.PAID,
-    PurchaseStatus.REFUNDED,
-    PurchaseStatus.PARTIALLY_REFUNDED,
-    PurchaseStatus.DISPUTED,
-)
-
-
 @dataclass(frozen=True)
 class Revenue:
     """One currency's money (minor units): charged = credited top-ups and plan invoices
@@ -249,9 +241,13 @@ class Revenue:
         return self.charged - self.refunded - self.disputes_lost
 
 
-def revenue_by_currency() -> list[Revenue]:
-    """Revenue per currency, alphabetical: four grouped queries (purchases, plan invoices,
-    lost disputes, money under review); the dashboard shows it."""
+def revenue_by_currency(figures: "ledger.totals.Figures | None" = None) -> list[Revenue]:
+    """Revenue per currency, alphabetical; the dashboard shows it.
+
+    Top-ups (credited, refunded, under review) come from the totals the ledger keeps
+    (`figures`, read when not given); plan invoices and lost disputes from two grouped
+    queries over those few rows.
+    """
     totals: dict[str, dict[str, int]] = {}
 
     def add(rows, *fields):
@@ -264,18 +260,15 @@ def revenue_by_currency() -> list[Revenue]:
             for name, amount in zip(fields, amounts, strict=True):
                 entry[name] += int(amount or 0)
 
+    figures = ledger.totals.all_time() if figures is None else figures
+    kept = ("charged", "refunded", "under_review")
+    currencies = {currency for (metric, currency) in figures if metric in kept}
     add(
-        db.session.execute(
-            sa.select(
-                Purchase.currency,
-                sa.func.sum(Purchase.amount_cents),
-                sa.func.sum(Purchase.amount_refunded_cents),
-            )
-            .where(Purchase.status.in_(_REVENUE_STATUSES), Purchase.credited_at.is_not(None))
-            .group_by(Purchase.currency)
+        (
+            (currency, *(figures.get((metric, currency), 0) for metric in kept))
+            for currency in currencies
         ),
-        "charged",
-        "refunded",
+        *kept,
     )
     granted = CreditGrant.review_reason.is_(None)
     add(
@@ -305,14 +298,6 @@ def revenue_by_currency() -> list[Revenue]:
         ),
         "disputes_lost",
     )
-    add(
-        db.session.execute(
-            sa.select(Purchase.review_currency, sa.func.sum(Purchase.review_amount_cents))
-            .where(Purchase.status == PurchaseStatus.NEEDS_REVIEW)
-            .group_by(Purchase.review_currency)
-        ),
-        "under_review",
-    )
     return [Revenue(currency, **totals[currency]) for currency in sorted(totals)]
 
 
@@ -340,7 +325,7 @@ def dashboard() -> Dashboard:
         credits(EntryKind.GRANT),
         -credits(EntryKind.USAGE),
         outstanding,
-        revenue_by_currency(),
+        revenue_by_currency(figures),
         by_status,
         failed_count or 0,
         recent,

@@ -14,6 +14,7 @@ The figures (reports.dashboard reads whatever metrics exist):
   credits.<entry kind>  credits posted, signed: every post_entry adds its own
   purchases.<status>    how many purchases are in each status
   charged, refunded     money (per currency) of purchases in a revenue status
+  under_review          money (per currency) Stripe reported for purchases in needs_review
 
 Adding a figure is one line: in `purchase_figures` when it follows from a purchase's
 status and amounts (the rebuild then counts it too), or one `add(...)` call in the
@@ -70,13 +71,24 @@ def status_metric(status: str) -> str:
 
 
 def purchase_figures(
-    status: str, currency: str, amount_cents: int, refunded_cents: int, count: int = 1
+    status: str,
+    currency: str,
+    amount_cents: int,
+    refunded_cents: int,
+    review_currency: str | None = None,
+    review_cents: int | None = None,
+    count: int = 1,
 ) -> Figures:
-    """What `count` purchases in `status` add to the totals (amounts summed over them)."""
+    """What `count` purchases in `status` add to the totals (amounts summed over them).
+
+    `review_*`: what Stripe reported for a purchase it took money for that could not be
+    credited (needs_review)."""
     figures = {(status_metric(status), ""): count}
     if status in REVENUE_STATUSES:
         figures[("charged", currency)] = amount_cents
         figures[("refunded", currency)] = refunded_cents
+    elif status == PurchaseStatus.NEEDS_REVIEW and review_currency:
+        figures[("under_review", review_currency)] = review_cents or 0
     return figures
 
 
@@ -94,7 +106,8 @@ def _add(info: dict, metric: str, amount: int, currency: str) -> None:
 def purchase_moved(before: tuple | None, after: tuple | None, info: dict | None = None) -> None:
     """Count a purchase going from state `before` to `after` (None: not there).
 
-    A state is (status, currency, amount_cents, amount_refunded_cents).
+    A state is (status, currency, amount_cents, amount_refunded_cents[, review_currency,
+    review_amount_cents]).
     """
     info = db.session.info if info is None else info
     for state, sign in ((before, -1), (after, 1)):
@@ -105,7 +118,14 @@ def purchase_moved(before: tuple | None, after: tuple | None, info: dict | None 
 
 # --- purchases changed through the ORM (set_status, refunds, new purchases)
 
-_TRACKED = ("status", "currency", "amount_cents", "amount_refunded_cents")
+_TRACKED = (
+    "status",
+    "currency",
+    "amount_cents",
+    "amount_refunded_cents",
+    "review_currency",
+    "review_amount_cents",
+)
 _DEFAULTS = {"status": PurchaseStatus.PENDING.value, "amount_refunded_cents": 0}
 
 
@@ -305,11 +325,19 @@ def rebuild() -> None:
             sa.func.count(),
             sa.func.sum(Purchase.amount_cents),
             sa.func.sum(Purchase.amount_refunded_cents),
-        ).group_by(purchase_day, Purchase.status, Purchase.currency)
+            Purchase.review_currency,
+            sa.func.sum(Purchase.review_amount_cents),
+        ).group_by(purchase_day, Purchase.status, Purchase.currency, Purchase.review_currency)
     )
-    for day, status, currency, count, charged, refunded in groups:
+    for day, status, currency, count, charged, refunded, review_currency, review in groups:
         for (metric, money), amount in purchase_figures(
-            status, currency, int(charged), int(refunded), count
+            status,
+            currency,
+            int(charged),
+            int(refunded),
+            review_currency,
+            int(review or 0),
+            count,
         ).items():
             totals[(_as_date(day), metric, money)] += amount
     _rebuild_credit_days()
