@@ -1,6 +1,7 @@
 """The migration chain builds the whole schema on an empty database, with no drift."""
 
 import uuid
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -11,7 +12,9 @@ from flask_migrate import downgrade, upgrade
 
 from tests.conftest import POSTGRES_URL, make_config
 from webapp import create_app
+from webapp.domain import ledger
 from webapp.extensions import db
+from webapp.models import Purchase, User
 
 
 @pytest.fixture
@@ -40,4 +43,47 @@ def test_upgrade_builds_the_schema_the_models_describe(empty_database_url):
             assert compare_metadata(context, db.metadata) == []
         downgrade(revision="base")
         assert sa.inspect(db.engine).get_table_names() == ["alembic_version"]
+        db.engine.dispose()
+
+
+def test_under_review_money_already_waiting_is_counted_on_upgrade(empty_database_url):
+    """0009 fills the new `under_review` figure for purchases waiting in needs_review,
+    as a rebuild of the totals would."""
+    app = create_app(make_config(empty_database_url))
+    with app.app_context():
+        upgrade(revision="0008_auto_recharge")
+        day = datetime(2026, 11, 1, 10, tzinfo=UTC)
+        # Core inserts: rows written before this revision, behind the ledger's back.
+        db.session.execute(sa.insert(User).values(id=1, email="a@example.com", password_hash="!"))
+        db.session.execute(
+            sa.insert(Purchase),
+            [
+                {
+                    "user_id": 1,
+                    "credits": 500,
+                    "value_cents": 500,
+                    "amount_cents": 500,
+                    "currency": "usd",
+                    "status": status,
+                    "review_amount_cents": reported,
+                    "review_currency": currency,
+                    "created_at": day,
+                    "updated_at": day,
+                }
+                for status, reported, currency in (
+                    ("needs_review", 999, "usd"),
+                    ("needs_review", 1500, "eur"),
+                    ("needs_review", 1, "eur"),
+                    ("paid", 700, "usd"),  # reviewed and credited: no longer under review
+                )
+            ],
+        )
+        db.session.commit()
+        upgrade()
+        migrated = {k: v for k, v in ledger.totals.all_time().items() if k[0] == "under_review"}
+        assert migrated == {("under_review", "usd"): 999, ("under_review", "eur"): 1501}
+        ledger.totals.rebuild()
+        rebuilt = {k: v for k, v in ledger.totals.all_time().items() if k[0] == "under_review"}
+        assert rebuilt == migrated
+        db.session.rollback()
         db.engine.dispose()
