@@ -126,11 +126,15 @@ def _event_row(event: dict[str, Any], outcome: str, now: datetime) -> dict[str, 
 
 
 def _set_outcome(event_id: str, outcome: str) -> None:
-    db.session.execute(
-        sa.update(StripeEvent)
-        .where(StripeEvent.stripe_event_id == event_id)
-        .values(outcome=outcome)
-    )
+    db.session.execute(_SET_OUTCOME, {"event_id": event_id, "outcome": outcome})
+
+
+_EVENTS = StripeEvent.__table__.c
+_SET_OUTCOME = (
+    sa.update(StripeEvent.__table__)
+    .where(_EVENTS.stripe_event_id == sa.bindparam("event_id"))
+    .values(outcome=sa.bindparam("outcome"))
+)
 
 
 def _record_failure(event: dict[str, Any], exc: Exception) -> None:
