@@ -2,6 +2,7 @@
 
 entries      posting a balance change with its row, adjustments, balances
 purchases    Checkout fulfilment, failed and expired sessions
+payable      "paid and payable": the one rule as SQL conditions, the mark-paid UPDATE
 chargebacks  refunds and disputes (of purchases and of plan grants' invoices)
 grants       plan grants, expiry, usage debits
 review       crediting a purchase under review (an admin's decision)
@@ -53,16 +54,15 @@ from webapp.domain.ledger.holds import (
     place_hold,
     release_hold,
 )
+from webapp.domain.ledger.payable import mark_paid_statement, payable_params
 from webapp.domain.ledger.purchases import (
     Fulfilment,
     FulfilmentResult,
     abandon_checkout,
     credit_marked_purchase,
     fulfil_checkout_session,
-    mark_paid_statement,
     mark_session_expired,
     mark_session_failed,
-    payable_params,
     purchase_description,
     set_status,
 )
