@@ -241,19 +241,19 @@ def test_purchases_csv_streams_the_same_filter(as_admin, user, admin, stripe_dou
 
 
 def test_purchases_csv_reads_in_batches(monkeypatch, as_admin, user):
-    from webapp.domain import reports
+    from webapp.domain import admin_reports
 
     for credits in (500, 600, 700):
         checkout.start_checkout(user, credits, "https://credits.example.test")
     batches = []
-    original = reports.purchases_in_batches
+    original = admin_reports.purchases_in_batches
 
     def small_batches(filters, batch_size=1000):
         for batch in original(filters, batch_size=2):
             batches.append(len(batch))
             yield batch
 
-    monkeypatch.setattr(reports, "purchases_in_batches", small_batches)
+    monkeypatch.setattr(admin_reports, "purchases_in_batches", small_batches)
     text = as_admin.get("/admin/purchases.csv").get_data(as_text=True)
     assert batches == [2, 1]
     assert len(list(csv.DictReader(io.StringIO(text)))) == 3

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from tests.conftest import POSTGRES_URL, make_config, requires_postgres
 from tests.payments import Payment
 from tests.stripe_fakes import deliver
-from webapp.domain import checkout, ledger, reports
+from webapp.domain import admin_reports, checkout, ledger
 from webapp.domain.errors import InsufficientCreditsError
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
@@ -57,7 +57,7 @@ def recomputed() -> dict:
 
 def kept() -> dict:
     db.session.expire_all()
-    totals = reports.dashboard()
+    totals = admin_reports.dashboard()
     return {
         "sold": totals.credits_sold,
         "granted": totals.credits_granted,

@@ -5,7 +5,7 @@ from tests.money.test_review_ways_out import MismatchedPayment
 from tests.payments import Payment
 from tests.stripe_fakes import deliver, event
 from tests.subscription_fakes import invoice, new_id
-from webapp.domain import reports
+from webapp.domain import admin_reports
 
 
 def send(client, evt):
@@ -40,7 +40,7 @@ def test_revenue_counts_every_kind_of_money_once(client, admin, user, stripe_dou
     held = invoice(new_id("sub"), user.id, amount_paid=100)  # did not pay the plan: held
     send(client, event("invoice.paid", held))
 
-    [usd] = reports.revenue_by_currency()
+    [usd] = admin_reports.revenue_by_currency()
     assert usd.currency == "usd"
     assert usd.charged == 1000 + 500 + 700 + 900
     assert usd.refunded == 300

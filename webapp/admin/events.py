@@ -1,7 +1,7 @@
 from flask import current_app, render_template, request
 
 from webapp.admin import bp
-from webapp.domain import reports
+from webapp.domain import admin_reports
 from webapp.hardening import MAX_BIG_ID, cursor_arg
 from webapp.models import EventOutcome
 
@@ -18,7 +18,7 @@ def event_list():
     outcome = request.args.get("outcome", "")
     outcome = outcome if outcome in OUTCOMES else ""
     before = cursor_arg(largest=MAX_BIG_ID)
-    page = reports.events_page(outcome, before, current_app.config["HISTORY_PAGE_SIZE"])
+    page = admin_reports.events_page(outcome, before, current_app.config["HISTORY_PAGE_SIZE"])
     return render_template(
         "admin/events.html", page=page, outcome=outcome, before=before, outcomes=OUTCOMES
     )

@@ -5,7 +5,7 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_login import current_user
 
 from webapp.admin import bp
-from webapp.domain import jobs, reports
+from webapp.domain import jobs, paging
 from webapp.domain.errors import NotFoundError
 from webapp.models import Job, JobStatus
 
@@ -18,7 +18,7 @@ def job_list():
     status = status if status in STATUSES else ""
     before = request.args.get("before", type=int)
     query = sa.select(Job).where(Job.status == status) if status else sa.select(Job)
-    page = reports.keyset_page(query, Job.id, before, current_app.config["HISTORY_PAGE_SIZE"])
+    page = paging.keyset_page(query, Job, before, current_app.config["HISTORY_PAGE_SIZE"])
     return render_template(
         "admin/jobs.html",
         page=page,

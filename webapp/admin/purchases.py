@@ -17,7 +17,7 @@ from flask_login import current_user
 
 from webapp.admin import bp
 from webapp.admin.forms import RefundForm, ReviewCreditForm
-from webapp.domain import admin_ops, pricing, receipts, reports
+from webapp.domain import admin_ops, admin_reports, pricing, receipts
 from webapp.domain.errors import InvalidAmountError, NotUnderReviewError, PaymentProviderError
 from webapp.extensions import db
 from webapp.hardening import cursor_arg
@@ -55,10 +55,10 @@ def _date_arg(name: str) -> date | None:
         return None
 
 
-def purchase_filter() -> reports.PurchaseFilter:
+def purchase_filter() -> admin_reports.PurchaseFilter:
     status = request.args.get("status", "")
     source = request.args.get("source", "")
-    return reports.PurchaseFilter(
+    return admin_reports.PurchaseFilter(
         status=status if status in tuple(PurchaseStatus) else "",
         q=request.args.get("q", ""),
         source=source if source in tuple(PurchaseSource) else "",
@@ -67,7 +67,7 @@ def purchase_filter() -> reports.PurchaseFilter:
     )
 
 
-def filter_args(filters: reports.PurchaseFilter) -> dict[str, str]:
+def filter_args(filters: admin_reports.PurchaseFilter) -> dict[str, str]:
     args = {
         "status": filters.status,
         "source": filters.source,
@@ -82,7 +82,9 @@ def filter_args(filters: reports.PurchaseFilter) -> dict[str, str]:
 def purchase_list():
     filters = purchase_filter()
     before = cursor_arg()
-    page = reports.purchases_admin_page(filters, before, current_app.config["HISTORY_PAGE_SIZE"])
+    page = admin_reports.purchases_admin_page(
+        filters, before, current_app.config["HISTORY_PAGE_SIZE"]
+    )
     return render_template(
         "admin/purchases.html",
         page=page,
@@ -100,7 +102,7 @@ def purchases_csv():
 
     def rows():
         yield _csv_line(CSV_COLUMNS)
-        for batch in reports.purchases_in_batches(filters):
+        for batch in admin_reports.purchases_in_batches(filters):
             yield "".join(_csv_line(_csv_row(purchase)) for purchase in batch)
 
     return Response(
@@ -171,7 +173,7 @@ def render_purchase(
         form=form,
         review_form=review_form or ReviewCreditForm(formdata=None),
         refundable=admin_ops.refundable_cents(purchase),
-        actions=reports.admin_actions_for(admin_ops.AdminTarget.PURCHASE, purchase.id),
+        actions=admin_reports.admin_actions_for(admin_ops.AdminTarget.PURCHASE, purchase.id),
     ), status
 
 

@@ -4,7 +4,7 @@ import sqlalchemy as sa
 from flask import current_app, render_template
 
 from webapp.admin import bp
-from webapp.domain import reports, subscriptions
+from webapp.domain import admin_reports, subscriptions
 from webapp.extensions import db
 from webapp.hardening import cursor_arg
 from webapp.models import CreditGrant
@@ -13,7 +13,7 @@ from webapp.models import CreditGrant
 @bp.get("/subscriptions")
 def subscription_list():
     before = cursor_arg()
-    page = reports.subscriptions_page(before, current_app.config["HISTORY_PAGE_SIZE"])
+    page = admin_reports.subscriptions_page(before, current_app.config["HISTORY_PAGE_SIZE"])
     ids = [record.id for record in page.items]
     grants = (
         db.session.scalars(
@@ -30,5 +30,5 @@ def subscription_list():
         before=before,
         grants=grants,
         status_words=subscriptions.status_words,
-        held=reports.invoices_held_for_review(),
+        held=admin_reports.invoices_held_for_review(),
     )

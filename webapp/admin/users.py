@@ -3,7 +3,7 @@ from flask_login import current_user
 
 from webapp.admin import bp
 from webapp.admin.forms import AdjustForm
-from webapp.domain import admin_ops, autorecharge, ledger, reports
+from webapp.domain import admin_ops, admin_reports, autorecharge, ledger, reports
 from webapp.domain.errors import (
     HoldNotOpenError,
     InsufficientCreditsError,
@@ -19,7 +19,7 @@ from webapp.models import User
 def user_list():
     q = request.args.get("q", "")
     before = cursor_arg()
-    page = reports.users_page(q, before, current_app.config["HISTORY_PAGE_SIZE"])
+    page = admin_reports.users_page(q, before, current_app.config["HISTORY_PAGE_SIZE"])
     return render_template("admin/users.html", page=page, q=q, before=before)
 
 
@@ -36,7 +36,7 @@ def render_user(user: User, form: AdjustForm, status: int = 200):
         expiring=reports.expiring_grants(account),
         ledger=reports.ledger_page(user.id, before, size),
         purchases=reports.purchases_page(user.id, None, 10).items,
-        actions=reports.admin_actions_for(admin_ops.AdminTarget.USER, user.id),
+        actions=admin_reports.admin_actions_for(admin_ops.AdminTarget.USER, user.id),
         holds=ledger.open_holds(user.id),
         recharge=autorecharge.settings_for(user.id),
         recharge_attempts=autorecharge.recent_attempts(user.id, 5),

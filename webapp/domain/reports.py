@@ -1,38 +1,27 @@
-"""Read-only views of accounts, ledgers and purchases, paginated by keyset."""
+"""What a user sees: their account, ledger, purchases, usage, expiring credits and chart.
+
+Admin lists and the dashboard are in admin_reports; paging in paging."""
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
 from webapp.domain import clock, ledger
 from webapp.domain.ledger.hold_expiry import held_now
-from webapp.domain.sql import max_value
+from webapp.domain.paging import Page, keyset_page
 from webapp.extensions import db
 from webapp.models import (
-    AdminAction,
     ApiKey,
     CreditAccount,
     CreditDay,
     CreditGrant,
-    Dispute,
     EntryKind,
-    EventOutcome,
     LedgerEntry,
     Purchase,
-    PurchaseStatus,
-    StripeEvent,
-    Subscription,
-    User,
 )
 from webapp.models.types import utcnow
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list[Any]
-    next_before: int | None  # pass as ?before= for the next (older) page
 
 
 def account_for(user_id: int) -> CreditAccount:
@@ -59,28 +48,18 @@ def balance_json(account: CreditAccount) -> dict[str, Any]:
     }
 
 
-def keyset_page(query: sa.Select, id_column, before: int | None, size: int) -> Page:
-    """Newest first, `size` rows with id below `before`; reads one extra row to know if more."""
-    if before and before <= max_value(id_column):  # beyond the column: every row is below
-        query = query.where(id_column < before)
-    rows = list(db.session.scalars(query.order_by(id_column.desc()).limit(size + 1)))
-    more = len(rows) > size
-    rows = rows[:size]
-    return Page(rows, rows[-1].id if more and rows else None)
-
-
 def ledger_page(user_id: int, before: int | None, size: int) -> Page:
     query = (
         sa.select(LedgerEntry)
         .where(LedgerEntry.user_id == user_id)
         .options(sa.orm.joinedload(LedgerEntry.purchase))
     )
-    return keyset_page(query, LedgerEntry.id, before, size)
+    return keyset_page(query, LedgerEntry, before, size)
 
 
 def purchases_page(user_id: int, before: int | None, size: int) -> Page:
     query = sa.select(Purchase).where(Purchase.user_id == user_id)
-    return keyset_page(query, Purchase.id, before, size)
+    return keyset_page(query, Purchase, before, size)
 
 
 # --- usage by API key
@@ -99,7 +78,7 @@ def usage_page(
         query = query.where(LedgerEntry.created_at >= start)
     if end is not None:
         query = query.where(LedgerEntry.created_at < end)
-    return keyset_page(query, LedgerEntry.id, before, size)
+    return keyset_page(query, LedgerEntry, before, size)
 
 
 @dataclass(frozen=True)
@@ -161,23 +140,6 @@ def iso_z(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def subscriptions_page(before: int | None, size: int) -> Page:
-    query = sa.select(Subscription).options(sa.orm.joinedload(Subscription.user))
-    return keyset_page(query, Subscription.id, before, size)
-
-
-def invoices_held_for_review(limit: int = 100) -> list[CreditGrant]:
-    """Paid subscription invoices that granted nothing, newest first (partial index)."""
-    return list(
-        db.session.scalars(
-            sa.select(CreditGrant)
-            .where(CreditGrant.review_reason.is_not(None))
-            .order_by(CreditGrant.id.desc())
-            .limit(limit)
-        )
-    )
-
-
 # --- usage chart
 
 
@@ -207,230 +169,3 @@ def credits_by_day(user_id: int, days: int = 30, today: date | None = None) -> l
         b, s = found.get(current, (0, 0))
         result.append(DayTotals(current, b, s))
     return result
-
-
-# --- admin views
-
-
-@dataclass(frozen=True)
-class Dashboard:
-    credits_sold: int
-    credits_granted: int
-    credits_used: int
-    outstanding: int
-    revenue: list["Revenue"]
-    by_status: dict[str, int]
-    failed_events_24h: int
-    recent_failures: list[StripeEvent]
-
-
-@dataclass(frozen=True)
-class Revenue:
-    """One currency's money (minor units): charged = credited top-ups and plan invoices
-    that granted; refunded and lost in disputes come off it; under review is money
-    Stripe took that credited nothing yet (a purchase or invoice an admin must look at)."""
-
-    currency: str
-    charged: int = 0
-    refunded: int = 0
-    disputes_lost: int = 0
-    under_review: int = 0
-
-    @property
-    def net(self) -> int:
-        return self.charged - self.refunded - self.disputes_lost
-
-
-def revenue_by_currency(figures: "ledger.totals.Figures | None" = None) -> list[Revenue]:
-    """Revenue per currency, alphabetical; the dashboard shows it.
-
-    Top-ups (credited, refunded, under review) come from the totals the ledger keeps
-    (`figures`, read when not given); plan invoices and lost disputes from two grouped
-    queries over those few rows.
-    """
-    totals: dict[str, dict[str, int]] = {}
-
-    def add(rows, *fields):
-        for currency, *amounts in rows:
-            if currency is None:
-                continue
-            entry = totals.setdefault(
-                currency, dict.fromkeys(("charged", "refunded", "disputes_lost", "under_review"), 0)
-            )
-            for name, amount in zip(fields, amounts, strict=True):
-                entry[name] += int(amount or 0)
-
-    figures = ledger.totals.all_time() if figures is None else figures
-    kept = ("charged", "refunded", "under_review")
-    currencies = {currency for (metric, currency) in figures if metric in kept}
-    add(
-        (
-            (currency, *(figures.get((metric, currency), 0) for metric in kept))
-            for currency in currencies
-        ),
-        *kept,
-    )
-    granted = CreditGrant.review_reason.is_(None)
-    add(
-        db.session.execute(
-            sa.select(
-                CreditGrant.currency,
-                sa.func.sum(sa.case((granted, CreditGrant.amount_cents), else_=0)),
-                sa.func.sum(sa.case((granted, CreditGrant.amount_refunded_cents), else_=0)),
-                sa.func.sum(sa.case((granted, 0), else_=CreditGrant.amount_cents)),
-            )
-            .where(CreditGrant.amount_cents > 0)
-            .group_by(CreditGrant.currency)
-        ),
-        "charged",
-        "refunded",
-        "under_review",
-    )
-    currency = sa.func.coalesce(Purchase.currency, CreditGrant.currency)
-    add(
-        db.session.execute(
-            sa.select(currency, sa.func.sum(Dispute.amount_cents))
-            .select_from(Dispute)
-            .outerjoin(Purchase, Purchase.id == Dispute.purchase_id)
-            .outerjoin(CreditGrant, CreditGrant.id == Dispute.grant_id)
-            .where(Dispute.status == "lost")
-            .group_by(currency)
-        ),
-        "disputes_lost",
-    )
-    return [Revenue(currency, **totals[currency]) for currency in sorted(totals)]
-
-
-def dashboard() -> Dashboard:
-    """Totals for /admin/ as the ledger keeps them (daily_totals), and recent failures."""
-    figures = ledger.totals.all_time()
-
-    def credits(kind: str) -> int:
-        return figures.get((ledger.totals.credits_metric(kind), ""), 0)
-
-    outstanding = sum(credits(kind) for kind in EntryKind)
-    by_status = {
-        status: figures.get((ledger.totals.status_metric(status), ""), 0)
-        for status in PurchaseStatus
-    }
-    since = utcnow() - timedelta(hours=24)
-    failed = sa.select(StripeEvent).where(
-        StripeEvent.outcome == EventOutcome.FAILED, StripeEvent.received_at >= since
-    )
-    failed_count = db.session.scalar(sa.select(sa.func.count()).select_from(failed.subquery()))
-    # Failed events are few: the (outcome, id) index finds them, newest first by id.
-    recent = list(db.session.scalars(failed.order_by(StripeEvent.id.desc()).limit(10)))
-    return Dashboard(
-        credits(EntryKind.PURCHASE),
-        credits(EntryKind.GRANT),
-        -credits(EntryKind.USAGE),
-        outstanding,
-        revenue_by_currency(figures),
-        by_status,
-        failed_count or 0,
-        recent,
-    )
-
-
-def _like(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-def users_page(q: str, before: int | None, size: int) -> Page:
-    """Users newest first with their account, filtered by a piece of their email."""
-    query = sa.select(User).options(sa.orm.joinedload(User.account))
-    if q.strip():
-        query = query.where(User.email.like(_like(q.strip().lower()), escape="\\"))
-    return keyset_page(query, User.id, before, size)
-
-
-@dataclass(frozen=True)
-class PurchaseFilter:
-    status: str = ""
-    q: str = ""
-    source: str = ""  # checkout or auto_recharge
-    start: date | None = None  # first day included (UTC)
-    end: date | None = None  # last day included (UTC)
-
-    def apply(self, query: sa.Select) -> sa.Select:
-        if self.status:
-            query = query.where(Purchase.status == self.status)
-        if self.source:
-            query = query.where(Purchase.source == self.source)
-        if self.q.strip():
-            matching = sa.select(User.id).where(
-                User.email.like(_like(self.q.strip().lower()), escape="\\")
-            )
-            query = query.where(Purchase.user_id.in_(matching))
-        if self.start:
-            query = query.where(
-                Purchase.created_at >= datetime.combine(self.start, time.min, tzinfo=UTC)
-            )
-        if self.end:
-            query = query.where(
-                Purchase.created_at
-                < datetime.combine(self.end + timedelta(days=1), time.min, tzinfo=UTC)
-            )
-        return query
-
-
-def purchases_admin_page(filters: PurchaseFilter, before: int | None, size: int) -> Page:
-    query = filters.apply(sa.select(Purchase).options(sa.orm.joinedload(Purchase.user)))
-    if filters.start or filters.end:
-        # A date range walks the (created_at, id) index: walking ids from the newest
-        # would first skip every purchase made after the range.
-        return time_keyset_page(query, Purchase, before, size)
-    return keyset_page(query, Purchase.id, before, size)
-
-
-def time_keyset_page(query: sa.Select, model, before: int | None, size: int) -> Page:
-    """Like keyset_page, newest first by (created_at, id); `before` is still the last id."""
-    if before and before <= max_value(model.id):
-        cursor = db.session.get(model, before)
-        if cursor is not None:
-            query = query.where(
-                sa.tuple_(model.created_at, model.id)
-                < sa.tuple_(
-                    sa.literal(cursor.created_at, model.created_at.type), sa.literal(cursor.id)
-                )
-            )
-    rows = list(
-        db.session.scalars(query.order_by(model.created_at.desc(), model.id.desc()).limit(size + 1))
-    )
-    more = len(rows) > size
-    rows = rows[:size]
-    return Page(rows, rows[-1].id if more and rows else None)
-
-
-def purchases_in_batches(filters: PurchaseFilter, batch_size: int = 1000):
-    """Every matching purchase newest first, one keyset batch (a list) at a time."""
-    before = None
-    while True:
-        page = purchases_admin_page(filters, before, batch_size)
-        if page.items:
-            yield page.items
-        if page.next_before is None:
-            return
-        before = page.next_before
-        for purchase in page.items:  # keep memory flat: the batch is already written out
-            db.session.expunge(purchase)
-
-
-def events_page(outcome: str, before: int | None, size: int) -> Page:
-    query = sa.select(StripeEvent)
-    if outcome:
-        query = query.where(StripeEvent.outcome == outcome)
-    return keyset_page(query, StripeEvent.id, before, size)
-
-
-def admin_actions_for(target_type: str, target_id: int, limit: int = 50) -> list[AdminAction]:
-    return list(
-        db.session.scalars(
-            sa.select(AdminAction)
-            .options(sa.orm.joinedload(AdminAction.admin))
-            .where(AdminAction.target_type == target_type, AdminAction.target_id == target_id)
-            .order_by(AdminAction.id.desc())
-            .limit(limit)
-        )
-    )

@@ -9,7 +9,7 @@ the first post_entry of a transaction writes them in its own statement instead: 
 round trip), and each database connection writes rows of its own shard, so concurrent
 writers never wait on each other there.
 
-The figures (reports.dashboard reads whatever metrics exist):
+The figures (admin_reports.dashboard reads whatever metrics exist):
 
   credits.<entry kind>  credits posted, signed: every post_entry adds its own
   purchases.<status>    how many purchases are in each status
