@@ -69,16 +69,16 @@ def dispute_closed(
     )
 
 
-def balance_fell(user_id: int, balance: int, debited: int) -> bool:
+def balance_fell(
+    user_id: int, balance: int, debited: int, wanted: bool, threshold: int | None
+) -> bool:
     """A debit of `debited` credits left `balance`: alert once when it crossed the threshold.
 
-    A crossing is a debit that took the balance from at or above the user's threshold
-    to below it; the balance must rise again before another one. Balance updates are
-    serialised per account, so concurrent debits see one crossing between them.
+    `wanted` and `threshold` are the user's settings (None: the configured default), read
+    with the balance. A crossing is a debit that took the balance from at or above the
+    threshold to below it; the balance must rise again before another one. Balance
+    updates are serialised per account, so concurrent debits see one crossing between them.
     """
-    wanted, threshold = db.session.execute(
-        sa.select(User.notify_low_balance, User.low_balance_threshold).where(User.id == user_id)
-    ).one()
     if threshold is None:
         threshold = current_app.config["LOW_BALANCE_THRESHOLD"]
     if not (wanted and threshold > 0 and balance < threshold <= balance + debited):

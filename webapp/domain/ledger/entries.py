@@ -13,7 +13,7 @@ from webapp.domain.limits import check_credits
 from webapp.domain.sql import is_postgresql, locked
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
-from webapp.models import CreditAccount, EntryKind, LedgerEntry
+from webapp.models import CreditAccount, EntryKind, LedgerEntry, User
 from webapp.models.types import utcnow
 
 # Which running total on the account a kind of entry moves, besides the balance.
@@ -97,13 +97,13 @@ def post_entry(
         return None
     if moved is None:
         raise InsufficientCreditsError(current_balance(user_id))
-    balance, recharge_below = moved
+    balance, recharge_below, wants_alert, alert_threshold = moved
     if credits < 0 and not unless_expiring:
         draw_down(user_id, -credits, first_grant_id=refs.get("grant_id"))
     if metric:
         totals.add(metric, credits)
     if credits < 0:
-        notices.balance_fell(user_id, balance, -credits)
+        notices.balance_fell(user_id, balance, -credits, wants_alert, alert_threshold)
     if recharge_below is not None and balance < recharge_below and kind in _RECHARGING_KINDS:
         _after_debit(user_id, balance)
     return balance
@@ -145,7 +145,19 @@ def _balance_update(total: str | None, allow_negative: bool, unless_expiring: bo
         update = update.where(account.balance - account.held + credits >= 0)
     if unless_expiring:
         update = update.where(account.next_expiry_at.is_(None))
-    return update.values(values).returning(account.balance, account.auto_recharge_below)
+    return update.values(values).returning(
+        account.balance, account.auto_recharge_below, *_low_balance_settings(account.user_id)
+    )
+
+
+def _low_balance_settings(user_id: sa.ColumnElement) -> tuple[sa.ScalarSelect, ...]:
+    """The user's low-balance alert settings, returned with the moved balance: every debit
+    checks them, and this way costs no statement of its own."""
+    users = User.__table__.c
+    return tuple(
+        sa.select(column).where(users.id == user_id).scalar_subquery().label(column.name)
+        for column in (users.notify_low_balance, users.low_balance_threshold)
+    )
 
 
 @functools.cache
@@ -206,7 +218,12 @@ def _update_and_insert(
         .cte("inserted")
     )
     return (
-        sa.select(inserted.c.balance_after, moved.c.auto_recharge_below)
+        sa.select(
+            inserted.c.balance_after,
+            moved.c.auto_recharge_below,
+            moved.c.notify_low_balance,
+            moved.c.low_balance_threshold,
+        )
         .select_from(moved.join(inserted, sa.true()))
         .add_cte(*ctes)
     )
