@@ -47,6 +47,8 @@ def _locked(stripe_id: str) -> Subscription | None:
 
 
 def ensure_subscription(stripe_id: str, user_id: int, plan_code: str, status: str) -> Subscription:
+    """The row for `stripe_id`, locked; inserted first unless it exists (two events racing
+    to create it meet at the unique Stripe id)."""
     now = utcnow()
     insert_ignoring_duplicates(
         Subscription,
