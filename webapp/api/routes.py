@@ -1,3 +1,6 @@
+from collections.abc import Callable
+from typing import Any
+
 from flask import g, jsonify, request
 from werkzeug.exceptions import BadRequest, UnprocessableEntity
 
@@ -79,6 +82,16 @@ def _reply(answer: UsageAnswer):
     return response, answer.status
 
 
+def _idempotent_reply(call: Callable[..., UsageAnswer], *args: Any, **kwargs: Any):
+    """The answer of a domain call taking an Idempotency-Key (the first answer again, marked
+    replayed, on a retry); the key reused for a different request is a 409."""
+    try:
+        answer = call(*args, **kwargs)
+    except IdempotencyKeyReusedError as exc:
+        return api_error(409, "idempotency_key_reused", message=str(exc))
+    return _reply(answer)
+
+
 def _api_key_id() -> int | None:
     return g.api_key.id if g.api_key is not None else None
 
@@ -135,18 +148,15 @@ def checkout_create(body):
 def usage_create(body, idempotency_key=None):
     """Spend credits now (needs that many available); Idempotency-Key replays the first answer."""
     reference = g.api_key.prefix if g.api_key is not None else None
-    try:
-        answer = usage.spend(
-            g.api_user.id,
-            body["credits"],
-            body["description"],
-            idempotency_key=idempotency_key,
-            reference=reference,
-            api_key_id=_api_key_id(),
-        )
-    except IdempotencyKeyReusedError as exc:
-        return api_error(409, "idempotency_key_reused", message=str(exc))
-    return _reply(answer)
+    return _idempotent_reply(
+        usage.spend,
+        g.api_user.id,
+        body["credits"],
+        body["description"],
+        idempotency_key=idempotency_key,
+        reference=reference,
+        api_key_id=_api_key_id(),
+    )
 
 
 @bp.get("/usage")
@@ -183,18 +193,15 @@ def _usage_item(entry) -> dict:
 @_documented(_INVALID, (402, s.InsufficientCredits, "Not enough available credits."), _KEY_REUSED)
 def hold_create(body, idempotency_key=None):
     """Reserve credits for a job; they stay yours until captured, released or expired."""
-    try:
-        answer = hold_requests.place(
-            g.api_user.id,
-            body["credits"],
-            body["expires_in"],
-            body["description"],
-            idempotency_key=idempotency_key,
-            api_key_id=_api_key_id(),
-        )
-    except IdempotencyKeyReusedError as exc:
-        return api_error(409, "idempotency_key_reused", message=str(exc))
-    return _reply(answer)
+    return _idempotent_reply(
+        hold_requests.place,
+        g.api_user.id,
+        body["credits"],
+        body["expires_in"],
+        body["description"],
+        idempotency_key=idempotency_key,
+        api_key_id=_api_key_id(),
+    )
 
 
 _NO_HOLD = (404, s.Error, "No such hold (or another user's).")
@@ -222,17 +229,14 @@ def hold_detail(hold_id):
 )
 def hold_capture(body, hold_id, idempotency_key=None):
     """Take what the job used (omitted: all) as one usage debit and release the rest."""
-    try:
-        answer = hold_requests.capture(
-            g.api_user.id,
-            hold_id,
-            body.get("credits"),
-            idempotency_key=idempotency_key,
-            api_key_id=_api_key_id(),
-        )
-    except IdempotencyKeyReusedError as exc:
-        return api_error(409, "idempotency_key_reused", message=str(exc))
-    return _reply(answer)
+    return _idempotent_reply(
+        hold_requests.capture,
+        g.api_user.id,
+        hold_id,
+        body.get("credits"),
+        idempotency_key=idempotency_key,
+        api_key_id=_api_key_id(),
+    )
 
 
 @bp.post("/holds/<hold_id>/release")

@@ -19,6 +19,17 @@ def _user(payload: Payload) -> User | None:
     return db.session.get(User, payload["user_id"]) if payload.get("user_id") else None
 
 
+def _letter_to(
+    about: User | Purchase | None, subject: str, template: str, context: Payload | None = None
+) -> Letter | None:
+    """The letter to the user `about` is, or to the buyer of the purchase it is; None
+    (nothing to send) when that row is gone."""
+    if about is None:
+        return None
+    user = about.user if isinstance(about, Purchase) else about
+    return Letter(user.email, subject, template, context or {})
+
+
 @letter("verify_email")
 def verify_email(payload: Payload) -> Letter | None:
     user = db.session.get(User, payload["user_id"])
@@ -47,8 +58,7 @@ def password_reset(payload: Payload) -> Letter | None:
 
 @letter("password_changed")
 def password_changed(payload: Payload) -> Letter | None:
-    user = _user(payload)
-    return user and Letter(user.email, "your password was changed", "password_changed")
+    return _letter_to(_user(payload), "your password was changed", "password_changed")
 
 
 def _purchase(payload: Payload) -> Purchase | None:
@@ -103,8 +113,8 @@ def refund(payload: Payload) -> Letter | None:
 @letter("dispute_opened")
 def dispute_opened(payload: Payload) -> Letter | None:
     purchase = _purchase(payload)
-    return purchase and Letter(
-        purchase.user.email,
+    return _letter_to(
+        purchase,
         "a payment was disputed",
         "dispute_opened",
         {"purchase": purchase, "credits": payload["credits"]},
@@ -115,8 +125,8 @@ def dispute_opened(payload: Payload) -> Letter | None:
 def dispute_closed(payload: Payload) -> Letter | None:
     purchase = _purchase(payload)
     won = payload["credits"] > 0
-    return purchase and Letter(
-        purchase.user.email,
+    return _letter_to(
+        purchase,
         "credits returned after a dispute" if won else "a dispute was settled",
         "dispute_closed",
         {"purchase": purchase, "credits": payload["credits"], "won": won},
@@ -125,9 +135,8 @@ def dispute_closed(payload: Payload) -> Letter | None:
 
 @letter("low_balance")
 def low_balance(payload: Payload) -> Letter | None:
-    user = _user(payload)
-    return user and Letter(
-        user.email,
+    return _letter_to(
+        _user(payload),
         f"your balance is down to {payload['balance']:,} credits",
         "low_balance",
         {"balance": payload["balance"], "threshold": payload["threshold"]},
@@ -136,9 +145,8 @@ def low_balance(payload: Payload) -> Letter | None:
 
 @letter("renewed")
 def renewed(payload: Payload) -> Letter | None:
-    user = _user(payload)
-    return user and Letter(
-        user.email,
+    return _letter_to(
+        _user(payload),
         f"your {payload['plan']} plan renewed",
         "renewed",
         {"plan": payload["plan"], "credits": payload["credits"]},
@@ -147,5 +155,4 @@ def renewed(payload: Payload) -> Letter | None:
 
 @letter("payment_failed")
 def payment_failed(payload: Payload) -> Letter | None:
-    user = _user(payload)
-    return user and Letter(user.email, "your plan's payment failed", "payment_failed")
+    return _letter_to(_user(payload), "your plan's payment failed", "payment_failed")

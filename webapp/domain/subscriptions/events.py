@@ -1,20 +1,18 @@
-"""Monthly plans through Stripe Checkout: subscribing, following Stripe's events, granting credits."""
+"""Following Stripe's subscription and invoice events; each joins the event's transaction.
+
+A paid invoice grants the plan's credits (through the ledger), a failed one makes the
+subscription past due, customer.subscription.* events follow its plan, status and
+cancellation.
+"""
 
 import logging
-import secrets
-from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-import sqlalchemy as sa
 from flask import current_app
 
 from webapp.domain import ledger, notices, plans, stripe_gateway
-from webapp.domain.checkout import ensure_customer, price_data_tax, tax_params
-from webapp.domain.errors import SubscriptionExistsError, UnmatchedInvoiceError
+from webapp.domain.errors import UnmatchedInvoiceError
 from webapp.domain.pricing import format_money
-from webapp.domain.sql import insert_ignoring_duplicates, locked
 from webapp.domain.stripe_objects import (
     SUBSCRIPTION_PURPOSE,
     id_of,
@@ -29,82 +27,20 @@ from webapp.domain.stripe_objects import (
     subscription_price_id,
     timestamp,
 )
+from webapp.domain.subscriptions.records import (
+    ENDED,
+    Obj,
+    ensure_subscription,
+    subscription_for,
+    user_id_for,
+)
 from webapp.domain.transaction import atomic
-from webapp.extensions import db
-from webapp.models import EventOutcome, Subscription, User
+from webapp.models import EventOutcome, Subscription
 from webapp.models.types import utcnow
 
 log = logging.getLogger(__name__)
 
 GRANTING_REASONS = ("subscription_create", "subscription_cycle")
-ENDED = ("canceled", "incomplete_expired")
-
-Obj = Mapping[str, Any]
-
-
-# --- starting a subscription
-
-
-def start_subscription(user: User, plan_code: str, base_url: str) -> str:
-    """Open a Checkout Session in subscription mode for the plan; returns its URL.
-
-    UnknownPlanError before anything is sent; SubscriptionExistsError while the user has
-    a live subscription (a stale or second tab: change plans in the billing portal);
-    PaymentProviderError when Stripe fails.
-    """
-    plan = plans.get_plan(plan_code)
-    live = live_subscription(user.id)
-    if live is not None:
-        raise SubscriptionExistsError(
-            f"You already have the {live.plan_code} plan ({status_words(live)}): change or "
-            "cancel it in the billing portal instead of subscribing again."
-        )
-    customer_id = ensure_customer(user)
-    metadata = {"purpose": SUBSCRIPTION_PURPOSE, "plan": plan.code, "user_id": str(user.id)}
-    params = {
-        "mode": "subscription",
-        "customer": customer_id,
-        "client_reference_id": str(user.id),
-        "line_items": [_plan_line(plan)],
-        "metadata": metadata,
-        "subscription_data": {"metadata": metadata},
-        "success_url": f"{base_url}/credits/success?session_id={{CHECKOUT_SESSION_ID}}",
-        "cancel_url": f"{base_url}/credits/cancel",
-        **tax_params(),
-    }
-    session = stripe_gateway.create_checkout_session(
-        params, idempotency_key=f"subscribe-{user.id}-{plan.code}-{secrets.token_hex(8)}"
-    )
-    return session["url"]
-
-
-def live_subscription(user_id: int) -> Subscription | None:
-    """The user's subscription that has not ended, if any."""
-    return db.session.scalars(
-        sa.select(Subscription)
-        .where(Subscription.user_id == user_id, Subscription.status.not_in(ENDED))
-        .order_by(Subscription.id.desc())
-    ).first()
-
-
-def _plan_line(plan: plans.Plan) -> dict[str, Any]:
-    if plan.price_id:
-        return {"price": plan.price_id, "quantity": 1}
-    return {
-        "quantity": 1,
-        "price_data": {
-            "currency": current_app.config["CURRENCY"],
-            "unit_amount": plan.price_minor,
-            "recurring": {"interval": "month"},
-            "product_data": {
-                "name": f"{plan.code.title()} plan: {plan.monthly_credits:,} credits a month"
-            },
-            **price_data_tax(),
-        },
-    }
-
-
-# --- following Stripe's events (each joins the event's transaction)
 
 
 def record_checkout_session(session: Obj) -> str:
@@ -112,12 +48,12 @@ def record_checkout_session(session: Obj) -> str:
     metadata = session.get("metadata") or {}
     subscription_id = id_of(session.get("subscription"))
     plan = plans.find_plan(metadata.get("plan"))
-    user_id = _user_id(metadata, session.get("customer"))
+    user_id = user_id_for(metadata, session.get("customer"))
     if not subscription_id or plan is None or user_id is None:
         return EventOutcome.UNMATCHED
     with atomic():
         status = "active" if session.get("payment_status") == "paid" else "incomplete"
-        record = _ensure_subscription(subscription_id, user_id, plan.code, status)
+        record = ensure_subscription(subscription_id, user_id, plan.code, status)
         if record.status == "incomplete" and status == "active":
             record.status = status
     return EventOutcome.PROCESSED
@@ -142,10 +78,10 @@ def apply_invoice_paid(invoice: Obj) -> str:
     if not subscription_id or line is None:
         return _unmatched(invoice, metadata, "names no subscription line")
     with atomic():
-        record = _subscription_for(
+        record = subscription_for(
             subscription_id, metadata, invoice.get("customer"), line_price_id(line), "active"
         )
-        user_id = record.user_id if record else _user_id(metadata, invoice.get("customer"))
+        user_id = record.user_id if record else user_id_for(metadata, invoice.get("customer"))
         if user_id is None:
             return _unmatched(invoice, metadata, "has no user we know")
         start, end = timestamp(line["period"].get("start")), timestamp(line["period"].get("end"))
@@ -240,7 +176,7 @@ def apply_invoice_failed(invoice: Obj, created: int) -> str:
     if not subscription_id:
         return EventOutcome.IGNORED
     with atomic():
-        record = _subscription_for(
+        record = subscription_for(
             subscription_id, invoice_metadata(invoice), invoice.get("customer"), None, "past_due"
         )
         if record is None:
@@ -261,7 +197,7 @@ def apply_subscription(subscription: Obj, created: int, *, deleted: bool = False
     price_id = subscription_price_id(subscription)
     status = "canceled" if deleted else subscription.get("status") or "active"
     with atomic():
-        record = _subscription_for(
+        record = subscription_for(
             subscription["id"],
             subscription.get("metadata") or {},
             subscription.get("customer"),
@@ -292,113 +228,3 @@ def apply_subscription(subscription: Obj, created: int, *, deleted: bool = False
 
 def _is_stale(record: Subscription, when: datetime | None) -> bool:
     return bool(when and record.last_event_at and when < record.last_event_at)
-
-
-def _subscription_for(
-    stripe_id: str, metadata: Obj, customer: Any, price_id: str | None, status: str
-) -> Subscription | None:
-    """The subscription row, locked; created from the event when it is the first we hear."""
-    record = _locked(stripe_id)
-    if record is not None:
-        return record
-    plan = plans.plan_for_price(price_id) or plans.find_plan(metadata.get("plan"))
-    user_id = _user_id(metadata, customer)
-    if plan is None or user_id is None:
-        return None
-    return _ensure_subscription(stripe_id, user_id, plan.code, status)
-
-
-def _locked(stripe_id: str) -> Subscription | None:
-    return db.session.scalars(
-        locked(sa.select(Subscription).where(Subscription.stripe_subscription_id == stripe_id))
-    ).first()
-
-
-def _ensure_subscription(stripe_id: str, user_id: int, plan_code: str, status: str) -> Subscription:
-    now = utcnow()
-    insert_ignoring_duplicates(
-        Subscription,
-        {
-            "user_id": user_id,
-            "stripe_subscription_id": stripe_id,
-            "plan_code": plan_code,
-            "status": status,
-            "cancel_at_period_end": False,
-            "created_at": now,
-            "updated_at": now,
-        },
-        Subscription.stripe_subscription_id,
-        returning=Subscription.id,
-    )
-    return _locked(stripe_id)
-
-
-def _user_id(metadata: Obj, customer: Any) -> int | None:
-    """The user named by our metadata, else the owner of the Stripe customer."""
-    raw = str(metadata.get("user_id") or "")
-    if raw.isdigit() and db.session.get(User, int(raw)) is not None:
-        return int(raw)
-    customer_id = id_of(customer)
-    if not customer_id:
-        return None
-    return db.session.scalar(sa.select(User.id).where(User.stripe_customer_id == customer_id))
-
-
-# --- what the credits page shows
-
-
-@dataclass(frozen=True)
-class PlanView:
-    plans: tuple[plans.Plan, ...]
-    subscription: Subscription | None
-    status_words: str | None
-    renews_at: datetime | None
-
-
-def plan_view(user_id: int) -> PlanView:
-    """The plans on offer, the user's current subscription and its status in words."""
-    record = db.session.scalars(
-        sa.select(Subscription)
-        .where(Subscription.user_id == user_id)
-        .order_by(Subscription.status.in_(ENDED), Subscription.id.desc())
-    ).first()
-    if record is None:
-        return PlanView(plans.all_plans(), None, None, None)
-    return PlanView(
-        plans.all_plans(),
-        record,
-        status_words(record),
-        None if record.status in ENDED or record.cancel_at else record.current_period_end,
-    )
-
-
-def status_words(record: Subscription) -> str:
-    if record.status in ENDED:
-        return "ended"
-    if record.cancel_at is not None:
-        return f"cancels on {record.cancel_at:%d %b %Y}"
-    if record.status in ("past_due", "unpaid"):
-        return "past due"
-    if record.status == "incomplete":
-        return "waiting for the first payment"
-    return "active"
-
-
-def confirm_checkout_session(session_id: str, user_id: int) -> Obj | None:
-    """The user's own subscription Checkout Session from Stripe, recorded when complete.
-
-    None when Stripe does not know it or it is not this user's subscription session;
-    PaymentProviderError when Stripe cannot be asked. Commits the subscription row.
-    """
-    if not session_id.startswith("cs_"):
-        return None
-    session = stripe_gateway.find_checkout_session(session_id)
-    if session is None:
-        return None
-    metadata = session.get("metadata") or {}
-    if metadata.get("purpose") != SUBSCRIPTION_PURPOSE or metadata.get("user_id") != str(user_id):
-        return None
-    if session.get("status") == "complete":
-        with atomic():
-            record_checkout_session(session)
-    return session
