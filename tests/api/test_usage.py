@@ -1,9 +1,8 @@
-import multiprocessing
-
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import POSTGRES_URL, login, make_config, requires_postgres
+from tests.concurrency import app_in_process, run_processes
+from tests.conftest import login, requires_postgres
 from tests.payments import balance_of, ledger_sum
 from webapp.domain import api_keys, ledger, users
 from webapp.extensions import db
@@ -191,11 +190,8 @@ def test_session_usage_works_when_logged_in(client, user, key):
 # --- several processes on PostgreSQL
 
 
-def _debit_worker(database_url, secret, count, credits, results, keys):
-    from webapp import create_app
-
-    app = create_app(make_config(database_url))
-    client = app.test_client()
+def _debit_worker(secret, count, credits, keys, results):
+    client = app_in_process().test_client()
     outcome = {200: 0, 402: 0, "other": 0}
     balances = []
     for index in range(count):
@@ -209,20 +205,8 @@ def _debit_worker(database_url, secret, count, credits, results, keys):
 
 
 def _run_workers(secret, processes, count, credits, keys=()):
-    context = multiprocessing.get_context("spawn")
-    results = context.Queue()
-    workers = [
-        context.Process(
-            target=_debit_worker, args=(POSTGRES_URL, secret, count, credits, results, list(keys))
-        )
-        for _ in range(processes)
-    ]
-    for worker in workers:
-        worker.start()
-    outcomes = [results.get(timeout=120) for _ in workers]
-    for worker in workers:
-        worker.join(timeout=30)
-    return outcomes
+    arg_lists = [(secret, count, credits, list(keys)) for _ in range(processes)]
+    return run_processes(_debit_worker, arg_lists, join_timeout=30).answers
 
 
 @requires_postgres

@@ -8,7 +8,8 @@ import pytest
 import sqlalchemy as sa
 
 from tests.autorecharge.conftest import Recharge
-from tests.conftest import POSTGRES_URL, make_config, requires_postgres
+from tests.concurrency import app_in_process
+from tests.conftest import requires_postgres
 from tests.stripe_fakes import new_double
 from tests.stripe_server import DoubleServer
 from webapp.domain import clock
@@ -36,9 +37,7 @@ def recharge(logged_in, stripe_server, user):
 
 
 def _app(base_url: str):
-    from webapp import create_app
-
-    return create_app(make_config(POSTGRES_URL, STRIPE_HTTP_CLIENT=None, STRIPE_API_BASE=base_url))
+    return app_in_process(STRIPE_HTTP_CLIENT=None, STRIPE_API_BASE=base_url)
 
 
 def _debit(base_url: str, user_id: int, count: int, results) -> None:

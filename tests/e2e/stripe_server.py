@@ -7,18 +7,16 @@ and POSTed to the app's webhook endpoint: a payment before the redirect back, ev
 Stripe sends on its own (a refund's `charge.refunded`) just after the API call.
 """
 
-import json
-import secrets
 import threading
 import time
 import urllib.request
 from html import escape
 
-import stripe
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from webapp.stripe_double import StripeDouble, minimal_templates
+from webapp.stripe_double.events import deliver_event
 
 PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">
@@ -80,27 +78,15 @@ class StripeServer:
             self.deliver(event_type, obj)
 
     def deliver(self, event_type: str, obj: dict) -> int:
-        event = {
-            "id": f"evt_{secrets.token_hex(12)}",
-            "object": "event",
-            "api_version": "2025-09-30",
-            "created": int(time.time()),
-            "livemode": False,
-            "pending_webhooks": 1,
-            "request": {"id": None, "idempotency_key": None},
-            "type": event_type,
-            "data": {"object": obj},
-        }
-        payload = json.dumps(event)
-        signature = stripe.WebhookSignature.generate_signature_header(payload, self.webhook_secret)
+        status = deliver_event(event_type, obj, secret=self.webhook_secret, post=self._post)
+        self.delivered.append((event_type, status))
+        return status
+
+    def _post(self, payload: str, headers: dict[str, str]) -> int:
         request = urllib.request.Request(
-            self.webhook_url,
-            data=payload.encode(),
-            method="POST",
-            headers={"Stripe-Signature": signature, "Content-Type": "application/json"},
+            self.webhook_url, data=payload.encode(), method="POST", headers=headers
         )
         with urllib.request.urlopen(request, timeout=30) as response:
-            self.delivered.append((event_type, response.status))
             return response.status
 
     # --- the customer's pages

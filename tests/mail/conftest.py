@@ -4,6 +4,8 @@ import email
 import re
 import socket
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from email import policy
 
 import pytest
@@ -46,24 +48,36 @@ class Inbox:
         return [m["Subject"] for m in self.messages]
 
 
-@pytest.fixture
-def smtp_server():
-    inbox = Inbox(free_port())
+@contextmanager
+def serving(inbox: Inbox) -> Iterator[Inbox]:
+    """An SMTP server on 127.0.0.1 at the inbox's port, handing what arrives to `inbox`."""
     controller = Controller(inbox, hostname="127.0.0.1", port=inbox.port)
     controller.start()
-    yield inbox
-    controller.stop()
+    try:
+        yield inbox
+    finally:
+        controller.stop()
+
+
+def smtp_settings(inbox: Inbox) -> dict:
+    """The app's settings for sending mail to the test SMTP server of `inbox`."""
+    return {
+        "MAIL_BACKEND": "smtp",
+        "MAIL_SERVER": "127.0.0.1",
+        "MAIL_PORT": inbox.port,
+        "MAIL_USE_TLS": False,
+    }
+
+
+@pytest.fixture
+def smtp_server():
+    with serving(Inbox(free_port())) as inbox:
+        yield inbox
 
 
 @pytest.fixture
 def config_overrides(smtp_server):
-    return {
-        "MAIL_BACKEND": "smtp",
-        "MAIL_SERVER": "127.0.0.1",
-        "MAIL_PORT": smtp_server.port,
-        "MAIL_USE_TLS": False,
-        "MAIL_TIMEOUT": 5,
-    }
+    return {**smtp_settings(smtp_server), "MAIL_TIMEOUT": 5}
 
 
 @pytest.fixture(autouse=True)

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from aiosmtpd.controller import Controller
 
 from tests.conftest import POSTGRES_URL, requires_postgres
-from tests.mail.conftest import Inbox, free_port
+from tests.mail.conftest import Inbox, free_port, serving, smtp_settings
 from webapp import worker
 from webapp.config import TestConfig
 from webapp.domain import jobs, mailer
@@ -39,20 +38,14 @@ class SlowInbox(Inbox):
 
 @pytest.fixture
 def smtp_server():
-    inbox = SlowInbox(free_port())
-    controller = Controller(inbox, hostname="127.0.0.1", port=inbox.port)
-    controller.start()
-    yield inbox
-    controller.stop()
+    with serving(SlowInbox(free_port())) as inbox:
+        yield inbox
 
 
 @pytest.fixture
 def config_overrides(smtp_server):
     return {
-        "MAIL_BACKEND": "smtp",
-        "MAIL_SERVER": "127.0.0.1",
-        "MAIL_PORT": smtp_server.port,
-        "MAIL_USE_TLS": False,
+        **smtp_settings(smtp_server),
         "QUEUE_BACKEND": "redis",
         "REDIS_URL": REDIS_URL,
         "QUEUE_NAME": QUEUE_NAME,

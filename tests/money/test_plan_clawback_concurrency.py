@@ -1,12 +1,12 @@
 """PostgreSQL, several processes: plan-grant refunds, disputes and usage racing each other
 take exactly what the rules say, and expiring credits stay within the balance."""
 
-import multiprocessing
 from datetime import timedelta
 
 import sqlalchemy as sa
 
-from tests.conftest import POSTGRES_URL, make_config, requires_postgres
+from tests.concurrency import app_in_process, run_processes
+from tests.conftest import requires_postgres
 from tests.payments import Payment, balance_of, entries, ledger_sum
 from tests.stripe_fakes import deliver, event, fixture
 from tests.subscription_fakes import invoice, new_id
@@ -19,10 +19,7 @@ PROCESSES = 3
 
 
 def _work_in_process(events, secret, barrier, results):
-    from webapp import create_app
-
-    app = create_app(make_config(POSTGRES_URL))
-    client = app.test_client()
+    client = app_in_process().test_client()
     barrier.wait(timeout=60)
     statuses = [deliver(client, evt).status_code for evt in events]
     statuses.append(
@@ -79,19 +76,9 @@ def test_grant_clawbacks_and_usage_at_once_take_exactly_once(
         turn = number % len(events)
         lists.append(events[turn:] + events[:turn])
     secret = api_keys.mint(user.id, "race").secret
-    context = multiprocessing.get_context("spawn")
-    barrier, results = context.Barrier(PROCESSES), context.Queue()
-    processes = [
-        context.Process(target=_work_in_process, args=(events, secret, barrier, results))
-        for events in lists
-    ]
-    for process in processes:
-        process.start()
-    answers = [results.get(timeout=120) for _ in processes]
-    for process in processes:
-        process.join(timeout=60)
-        assert process.exitcode == 0
-    assert all(status == 200 for statuses in answers for status in statuses)
+    run = run_processes(_work_in_process, [(events, secret) for events in lists], together=True)
+    assert run.exitcodes == [0] * PROCESSES
+    assert all(status == 200 for statuses in run.answers for status in statuses)
 
     # 1000 bought + 1000 granted; the grant's refund and lost dispute take its 1000 in
     # whatever order; three usages take 300. Every debit took expiring credits first.

@@ -1,8 +1,7 @@
 """The same refund and dispute events delivered by several processes at once take once."""
 
-import multiprocessing
-
-from tests.conftest import POSTGRES_URL, make_config, requires_postgres
+from tests.concurrency import app_in_process, run_processes
+from tests.conftest import requires_postgres
 from tests.payments import Payment, balance_of, entries, ledger_sum
 from tests.stripe_fakes import deliver
 
@@ -10,10 +9,7 @@ PROCESSES = 3
 
 
 def _deliver_in_process(events, barrier, results):
-    from webapp import create_app
-
-    app = create_app(make_config(POSTGRES_URL))
-    client = app.test_client()
+    client = app_in_process().test_client()
     barrier.wait(timeout=60)
     statuses = []
     for evt in events:
@@ -22,19 +18,9 @@ def _deliver_in_process(events, barrier, results):
 
 
 def _run_everywhere(event_lists):
-    context = multiprocessing.get_context("spawn")
-    barrier, results = context.Barrier(len(event_lists)), context.Queue()
-    processes = [
-        context.Process(target=_deliver_in_process, args=(events, barrier, results))
-        for events in event_lists
-    ]
-    for process in processes:
-        process.start()
-    answers = [results.get(timeout=120) for _ in processes]
-    for process in processes:
-        process.join(timeout=60)
-        assert process.exitcode == 0
-    return answers
+    run = run_processes(_deliver_in_process, [(events,) for events in event_lists], together=True)
+    assert run.exitcodes == [0] * len(event_lists)
+    return run.answers
 
 
 @requires_postgres

@@ -1,11 +1,11 @@
 """Many deliveries of many sessions, from several processes at once, credit exactly once."""
 
-import multiprocessing
 import random
 
 import sqlalchemy as sa
 
-from tests.conftest import POSTGRES_URL, make_config, requires_postgres
+from tests.concurrency import app_in_process, run_processes
+from tests.conftest import requires_postgres
 from tests.stripe_fakes import checkout_session, deliver, event
 from webapp.domain import checkout, users
 from webapp.extensions import db
@@ -17,10 +17,7 @@ PURCHASES_PER_USER = 6
 
 
 def _deliver_all(events, seed, barrier, results):
-    from webapp import create_app
-
-    app = create_app(make_config(POSTGRES_URL))
-    client = app.test_client()
+    client = app_in_process().test_client()
     random.Random(seed).shuffle(events)
     barrier.wait(timeout=60)
     results.put([deliver(client, evt).status_code for evt in events])
@@ -55,17 +52,13 @@ def test_parallel_deliveries_from_several_processes_credit_every_session_once(ap
             events += _events_for(purchase)
     db.session.close()
 
-    context = multiprocessing.get_context("spawn")
-    barrier, results = context.Barrier(PROCESSES), context.Queue()
-    workers = [
-        context.Process(target=_deliver_all, args=(list(events), seed, barrier, results))
-        for seed in range(PROCESSES)
-    ]
-    for worker in workers:
-        worker.start()
-    statuses = [status for _ in workers for status in results.get(timeout=180)]
-    for worker in workers:
-        worker.join(timeout=60)
+    run = run_processes(
+        _deliver_all,
+        [(list(events), seed) for seed in range(PROCESSES)],
+        together=True,
+        answer_timeout=180,
+    )
+    statuses = [status for answer in run.answers for status in answer]
 
     assert statuses == [200] * (len(events) * PROCESSES)
     balances = dict(

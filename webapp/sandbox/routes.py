@@ -1,16 +1,12 @@
 """The sandbox checkout page: pays through a signed webhook, like Stripe would."""
 
-import json
-import secrets
-import time
-
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from webapp.domain import stripe_gateway
 from webapp.extensions import db
 from webapp.sandbox import bp
 from webapp.stripe_double import sandbox_double
+from webapp.stripe_double.events import deliver_event
 
 
 def _session_or_404(session_id: str) -> dict:
@@ -24,26 +20,15 @@ def _session_or_404(session_id: str) -> dict:
 
 def deliver(event_type: str, obj: dict) -> int:
     """Sign an event as Stripe does and post it to our own webhook endpoint."""
-    event = {
-        "id": f"evt_{secrets.token_hex(12)}",
-        "object": "event",
-        "api_version": "2025-09-30",
-        "created": int(time.time()),
-        "livemode": False,
-        "pending_webhooks": 1,
-        "request": {"id": None, "idempotency_key": None},
-        "type": event_type,
-        "data": {"object": obj},
-    }
-    payload = json.dumps(event)
-    signature = stripe_gateway.sign_payload(payload, current_app.config["STRIPE_WEBHOOK_SECRET"])
+    return deliver_event(
+        event_type, obj, secret=current_app.config["STRIPE_WEBHOOK_SECRET"], post=_post_webhook
+    )
+
+
+def _post_webhook(payload: str, headers: dict[str, str]) -> int:
     db.session.close()  # release this request's database transaction before the delivery
     with current_app.test_client() as client:
-        response = client.post(
-            url_for("webhooks.stripe_webhook"),
-            data=payload,
-            headers={"Stripe-Signature": signature, "Content-Type": "application/json"},
-        )
+        response = client.post(url_for("webhooks.stripe_webhook"), data=payload, headers=headers)
     return response.status_code
 
 
