@@ -82,7 +82,7 @@ def test_under_review_money_already_waiting_is_counted_on_upgrade(empty_database
         upgrade()
         migrated = {k: v for k, v in ledger.totals.all_time().items() if k[0] == "under_review"}
         assert migrated == {("under_review", "usd"): 999, ("under_review", "eur"): 1501}
-        ledger.totals.rebuild()
+        ledger.totals_upkeep.rebuild()
         rebuilt = {k: v for k, v in ledger.totals.all_time().items() if k[0] == "under_review"}
         assert rebuilt == migrated
         db.session.rollback()

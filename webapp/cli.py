@@ -155,7 +155,7 @@ def expire():
 @credits_cli.command("compact-totals")
 def compact_totals():
     """Fold past days' shards of the /admin/ totals into one row each (cron; any time)."""
-    click.echo(f"folded {ledger.totals.compact():,} rows")
+    click.echo(f"folded {ledger.totals_upkeep.compact():,} rows")
 
 
 @credits_cli.command("release-holds")

@@ -106,7 +106,7 @@ def reconcile_hourly() -> None:
 def compact_totals_daily() -> None:
     from webapp.domain import ledger
 
-    log.info("totals: folded %s rows", _in_app(ledger.totals.compact))
+    log.info("totals: folded %s rows", _in_app(ledger.totals_upkeep.compact))
 
 
 def run_consumer(threads: int) -> None:

@@ -113,7 +113,7 @@ def seed(app) -> tuple[int, str]:
                 flush=True,
             )
         started = time.perf_counter()
-        ledger.totals.rebuild()  # the rows above were written behind the ledger's back
+        ledger.totals_upkeep.rebuild()  # the rows above were written behind the ledger's back
         db.session.commit()
         print(f"  totals rebuilt in {time.perf_counter() - started:5.1f}s", flush=True)
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:

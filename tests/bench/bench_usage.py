@@ -93,7 +93,7 @@ def seed_accounts(url: str, accounts: int) -> list[str]:
                 "SELECT setval(pg_get_serial_sequence('users', 'id'), (SELECT max(id) FROM users))"
             )
         )
-        ledger.totals.rebuild()
+        ledger.totals_upkeep.rebuild()
         db.session.commit()
         db.engine.dispose()
     return keys

@@ -30,7 +30,7 @@ def test_credits_by_day_sums_bought_and_spent_per_day(app, user):
         ledger.post_entry(user.id, 400, "purchase", description="too old")
     backdate_last_entry(31)
     with atomic():  # the days above were moved behind the ledger's back
-        ledger.totals.rebuild()
+        ledger.totals_upkeep.rebuild()
     days = reports.credits_by_day(user.id)
     assert len(days) == 30 and days[-1].day == utcnow().date()
     by_day = {d.day: (d.bought, d.spent) for d in days}

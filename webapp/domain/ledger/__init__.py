@@ -8,11 +8,12 @@ grants       plan grants, expiry, usage debits
 review       crediting a purchase under review (an admin's decision)
 remainders   which credits a debit takes: expiring ones first (every debit, one rule)
 totals       per-day totals for /admin/, written in the transaction of each change
+totals_upkeep  folding past days' shards, rebuilding the totals from the rows
 holds        reserve credits, capture what was used, release the rest
 hold_expiry  holds past their expiry never count; the stale-hold sweep
 """
 
-from webapp.domain.ledger import totals
+from webapp.domain.ledger import totals, totals_upkeep
 from webapp.domain.ledger.chargebacks import (
     RETURNED_DISPUTE_STATUSES,
     apply_refund,
@@ -112,5 +113,6 @@ __all__ = [
     "refund_grant",
     "set_status",
     "totals",
+    "totals_upkeep",
     "with_due_grants_expired",
 ]

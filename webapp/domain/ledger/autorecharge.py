@@ -5,7 +5,7 @@ threshold records one attempt, a pending purchase with source `auto_recharge`, i
 debit's own transaction. post_entry calls `after_debit` after moving the balance, so
 the account's row lock is held: debits of one account meet here one at a time, and the
 unique index "one open attempt per account" backs that up. The worker then charges the
-attempt (domain/autorecharge.py) and hands Stripe's answer, like the webhook does its
+attempt (domain/autorecharge/) and hands Stripe's answer, like the webhook does its
 events, to `apply_payment_intent`, which changes a purchase at most once per outcome.
 """
 
