@@ -56,11 +56,14 @@ def check_settings(app: Flask) -> None:
 
 
 class CookieSessions(SecureCookieSessionInterface):
-    """Stripe's webhook deliveries never carry a session cookie; skip the signing work."""
+    """Skip the signing work where there is nothing to verify: Stripe's webhook deliveries
+    never carry a session, and API calls (Bearer keys) and first visits bring no cookie."""
 
     def open_session(self, app: Flask, request):
         if request.path.startswith("/webhooks/"):
             return self.null_session_class()
+        if self.get_cookie_name(app) not in request.cookies:
+            return self.session_class()
         return super().open_session(app, request)
 
 

@@ -111,7 +111,7 @@ def register_input_rules(app: Flask) -> None:
 
     @app.before_request
     def refuse_nul_characters() -> None:
-        fields = request.args.items(multi=True)
+        fields = request.args.items(multi=True) if request.query_string else []
         if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
             fields = [*fields, *request.form.items(multi=True)]
         if any(has_nul(key) or has_nul(value) for key, value in fields):

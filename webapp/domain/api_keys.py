@@ -84,6 +84,13 @@ _BY_HASH = (
     .where(ApiKey.key_hash == sa.bindparam("key_hash"), ApiKey.revoked_at.is_(None))
 )
 
+_KEYS = ApiKey.__table__.c
+_TOUCH = (
+    sa.update(ApiKey.__table__)
+    .where(_KEYS.id == sa.bindparam("key_id"))
+    .values(last_used_at=sa.bindparam("now", type_=_KEYS.last_used_at.type))
+)
+
 
 def _touch(api_key: ApiKey) -> None:
     """Record the use (at most once per LAST_USED_RESOLUTION); commits on its own.
@@ -98,9 +105,7 @@ def _touch(api_key: ApiKey) -> None:
     expire_on_commit, session.expire_on_commit = session.expire_on_commit, False
     try:
         with atomic():
-            db.session.execute(
-                sa.update(ApiKey).where(ApiKey.id == api_key.id).values(last_used_at=now)
-            )
+            db.session.execute(_TOUCH, {"key_id": api_key.id, "now": now})
     finally:
         session.expire_on_commit = expire_on_commit
     sa.orm.attributes.set_committed_value(api_key, "last_used_at", now)
