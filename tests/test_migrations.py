@@ -87,3 +87,31 @@ def test_under_review_money_already_waiting_is_counted_on_upgrade(empty_database
         assert rebuilt == migrated
         db.session.rollback()
         db.engine.dispose()
+
+
+def test_auto_recharge_keys_move_into_the_one_idempotency_key_column(empty_database_url):
+    """0010: an auto-recharge attempt keeps the key its PaymentIntent was sent with."""
+    app = create_app(make_config(empty_database_url))
+    with app.app_context():
+        upgrade(revision="0009_under_review_totals")
+        db.session.execute(sa.insert(User).values(id=1, email="a@example.com", password_hash="!"))
+        db.session.execute(
+            sa.text(
+                "INSERT INTO purchases (id, user_id, credits, value_cents, fee_cents,"
+                " amount_cents, currency, status, source, stripe_idempotency_key,"
+                " idempotency_key, created_at, updated_at) VALUES"
+                " (1, 1, 500, 500, 0, 500, 'usd', 'pending', 'checkout', 'checkout-a', NULL,"
+                " :now, :now),"
+                " (2, 1, 500, 500, 0, 500, 'usd', 'pending', 'auto_recharge', NULL,"
+                " 'autorecharge-b', :now, :now)"
+            ),
+            {"now": datetime(2026, 11, 1, 10, tzinfo=UTC)},
+        )
+        db.session.commit()
+        upgrade()
+        keys = db.session.execute(
+            sa.select(Purchase.id, Purchase.stripe_idempotency_key).order_by(Purchase.id)
+        ).all()
+        assert [tuple(row) for row in keys] == [(1, "checkout-a"), (2, "autorecharge-b")]
+        db.session.rollback()
+        db.engine.dispose()

@@ -45,8 +45,8 @@ def test_a_debit_below_the_threshold_records_one_attempt(recharge):
 
     [attempt] = recharge.attempts()
     assert (attempt.status, attempt.credits, attempt.amount_cents) == ("pending", 500, 500)
-    assert attempt.idempotency_key.startswith("autorecharge-")
-    assert len(attempt.idempotency_key) > 30  # random, not derived from the id
+    assert attempt.stripe_idempotency_key.startswith("autorecharge-")
+    assert len(attempt.stripe_idempotency_key) > 30  # random, not derived from the id
 
 
 def test_the_charge_is_off_session_with_the_contract_metadata_and_credits_once(recharge):
@@ -67,7 +67,7 @@ def test_the_charge_is_off_session_with_the_contract_metadata_and_credits_once(r
         "purchase_id": str(attempt.id),
         "credits": "500",
     }
-    assert request["idempotency_key"] == attempt.idempotency_key
+    assert request["idempotency_key"] == attempt.stripe_idempotency_key
     assert attempt.status == "paid" and attempt.credited_at is not None
     assert recharge.balance() == 150 + 500
     recharge.assert_ledger_consistent()

@@ -21,7 +21,7 @@ def test_the_debit_records_the_charge_job_and_the_worker_charges(recharge):
     recharge.spend(850)
     [job] = charge_jobs()
     assert job.payload == {"purchase_id": recharge.attempt().id}
-    assert job.dedupe_key == f"auto_recharge_charge:{recharge.attempt().idempotency_key}"
+    assert job.dedupe_key == f"auto_recharge_charge:{recharge.attempt().stripe_idempotency_key}"
 
     recharge.run_worker()
 

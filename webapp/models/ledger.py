@@ -150,8 +150,9 @@ class Purchase(db.Model):
     # What Stripe reported for a session that did not match (money held under review).
     review_amount_cents: Mapped[int | None] = mapped_column(sa.BigInteger)
     review_currency: Mapped[str | None] = mapped_column(sa.String(3))
-    # Random Stripe idempotency keys, stored so a retry reuses them and a database restored
-    # from backup (ids repeating) never meets an earlier purchase's key at Stripe.
+    # The Stripe idempotency key of what pays for this purchase (its Checkout Session, or
+    # an auto-recharge's PaymentIntent): random, stored so a retry reuses it and a database
+    # restored from backup (ids repeating) never meets an earlier purchase's key at Stripe.
     stripe_idempotency_key: Mapped[str | None] = mapped_column(sa.String(64))
     # The refund asked for last and what it was for ("amount:refunded so far"): the same
     # request again (a double submit, a retry) reuses the key, a new one gets a new key.
@@ -160,10 +161,8 @@ class Purchase(db.Model):
     source: Mapped[str] = mapped_column(
         sa.String(20), default=PurchaseSource.CHECKOUT, server_default=PurchaseSource.CHECKOUT
     )
-    # Auto-recharge: the Stripe idempotency key of its PaymentIntent (not the Checkout key above), made at random when
-    # the purchase is recorded (a database id repeats after a restore), and why it failed.
-    idempotency_key: Mapped[str | None] = mapped_column(sa.String(64))
-    # The card charged, recorded before Stripe is asked, so a retry sends the same request.
+    # Auto-recharge: the card charged, recorded before Stripe is asked, so a retry sends the
+    # same request; and why it failed.
     stripe_payment_method_id: Mapped[str | None] = mapped_column(sa.String(255))
     failure_reason: Mapped[str | None] = mapped_column(sa.String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -50,7 +50,7 @@ def charge_attempt(purchase_id: int) -> Outcome:
             return ledger_autorecharge.fail_attempt(purchase_id, "There is no saved card.")
         method_id = ledger_autorecharge.record_payment_method(purchase_id, method_id)
     intent = stripe_gateway.charge_off_session(
-        _intent_params(purchase, user, method_id), purchase.idempotency_key
+        _intent_params(purchase, user, method_id), purchase.stripe_idempotency_key
     )
     return ledger_autorecharge.apply_payment_intent(purchase_id, intent)
 

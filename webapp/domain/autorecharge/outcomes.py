@@ -39,7 +39,7 @@ def confirmation_url(user: User, purchase_id: int, base_url: str) -> str | None:
         return purchase.checkout_url
     params = checkout_session_params(purchase, ensure_customer(user), base_url)
     session = stripe_gateway.create_checkout_session(
-        params, idempotency_key=f"confirm-{purchase.idempotency_key}"
+        params, idempotency_key=f"confirm-{purchase.stripe_idempotency_key}"
     )
     with atomic():
         db.session.execute(

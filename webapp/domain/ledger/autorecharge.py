@@ -96,7 +96,7 @@ def after_debit(user_id: int, balance: int) -> int | None:
     recorded = db.session.execute(_insert_attempt(user_id, quote)).first()
     if recorded is None:
         return None
-    enqueue_charge(recorded.id, user_id, recorded.idempotency_key)
+    enqueue_charge(recorded.id, user_id, recorded.stripe_idempotency_key)
     return recorded.id
 
 
@@ -161,7 +161,7 @@ def _insert_attempt(user_id: int, quote: pricing.Quote) -> sa.Insert:
         "status": PurchaseStatus.PENDING,
         "source": PurchaseSource.AUTO_RECHARGE,
         # At random, never from the id: ids repeat after a database restore, Stripe's keys not.
-        "idempotency_key": f"autorecharge-{secrets.token_urlsafe(24)}",
+        "stripe_idempotency_key": f"autorecharge-{secrets.token_urlsafe(24)}",
         "created_at": now,
         "updated_at": now,
     }
@@ -169,7 +169,7 @@ def _insert_attempt(user_id: int, quote: pricing.Quote) -> sa.Insert:
         insert(Purchase)
         .values(values)
         .on_conflict_do_nothing(index_elements=["user_id"], index_where=OPEN_AUTO_RECHARGE)
-        .returning(Purchase.id, Purchase.idempotency_key)
+        .returning(Purchase.id, Purchase.stripe_idempotency_key)
     )
 
 
@@ -186,7 +186,7 @@ def notify(message: str, purchase: Purchase) -> None:
     """Mail the user about an attempt, once per attempt and message (joins)."""
     mailer.queue(
         message,
-        purchase.idempotency_key or f"purchase:{purchase.id}",
+        purchase.stripe_idempotency_key or f"purchase:{purchase.id}",
         user_id=purchase.user_id,
         purchase_id=purchase.id,
     )
