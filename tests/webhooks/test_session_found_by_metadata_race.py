@@ -55,9 +55,12 @@ def test_concurrent_events_for_a_session_found_by_metadata(app, user, second, mo
 
     monkeypatch.setattr(purchases, "set_status", slow_set_status)
 
+    # Both apps are built here, one after the other: Python 3.11's compiler (werkzeug
+    # compiles URL rules) is not safe to run from two threads at once.
+    apps = {name: create_app(make_config(POSTGRES_URL)) for name in ("A", "B")}
+
     def run(name, func, session, delay):
-        other = create_app(make_config(POSTGRES_URL))
-        with other.app_context():
+        with apps[name].app_context():
             time.sleep(delay)
             results[name] = func(session).outcome
             db.session.remove()
