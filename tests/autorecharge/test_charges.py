@@ -6,7 +6,7 @@ import pytest
 
 from tests.stripe_fakes import deliver, event
 from webapp.domain import autorecharge, ledger
-from webapp.domain.ledger.autorecharge import Outcome
+from webapp.domain.ledger.recharge_outcomes import Outcome
 
 
 class WorkerKilled(BaseException):

@@ -3,7 +3,7 @@
 import pytest
 
 from tests.stripe_fakes import deliver, event
-from webapp.domain.ledger.autorecharge import Outcome
+from webapp.domain.ledger.recharge_outcomes import Outcome
 
 
 def confirm(recharge, purchase_id: int):

@@ -5,7 +5,7 @@ from typing import Any
 
 from webapp.domain import autorecharge, events, ledger, linking, receipts, subscriptions
 from webapp.domain.ledger import Fulfilment
-from webapp.domain.ledger.autorecharge import Outcome
+from webapp.domain.ledger.recharge_outcomes import Outcome
 from webapp.domain.sql import is_postgresql
 from webapp.domain.stripe_objects import (
     CARD_PURPOSE,

@@ -10,7 +10,8 @@ from webapp.domain import clock, jobs, stripe_gateway
 from webapp.domain.autorecharge.cards import store_card
 from webapp.domain.autorecharge.settings import settings_for
 from webapp.domain.ledger import autorecharge as ledger_autorecharge
-from webapp.domain.ledger.autorecharge import Outcome
+from webapp.domain.ledger import recharge_outcomes
+from webapp.domain.ledger.recharge_outcomes import Outcome
 from webapp.domain.sql import fresh
 from webapp.domain.stripe_objects import AUTORECHARGE_PURPOSE, id_of, metadata_ids, purpose_of
 from webapp.extensions import db
@@ -41,18 +42,18 @@ def charge_attempt(purchase_id: int) -> Outcome:
         return Outcome.UNCHANGED
     if clock.now() - purchase.created_at > CHARGE_WINDOW:
         # Stripe forgets idempotency keys after 24 hours: never send this key again then.
-        return ledger_autorecharge.fail_attempt(purchase_id, "It could not be charged in time.")
+        return recharge_outcomes.fail_attempt(purchase_id, "It could not be charged in time.")
     user = purchase.user
     method_id = purchase.stripe_payment_method_id
     if method_id is None:
         method_id = _default_card(user)
         if method_id is None:
-            return ledger_autorecharge.fail_attempt(purchase_id, "There is no saved card.")
-        method_id = ledger_autorecharge.record_payment_method(purchase_id, method_id)
+            return recharge_outcomes.fail_attempt(purchase_id, "There is no saved card.")
+        method_id = recharge_outcomes.record_payment_method(purchase_id, method_id)
     intent = stripe_gateway.charge_off_session(
         _intent_params(purchase, user, method_id), purchase.stripe_idempotency_key
     )
-    return ledger_autorecharge.apply_payment_intent(purchase_id, intent)
+    return recharge_outcomes.apply_payment_intent(purchase_id, intent)
 
 
 def _default_card(user: User) -> str | None:
@@ -103,4 +104,4 @@ def on_payment_intent(intent: Mapping[str, Any]) -> Outcome:
     owner = db.session.scalar(sa.select(Purchase.user_id).where(Purchase.id == ids[0]))
     if owner != ids[1]:
         return Outcome.UNKNOWN
-    return ledger_autorecharge.apply_payment_intent(ids[0], intent)
+    return recharge_outcomes.apply_payment_intent(ids[0], intent)

@@ -11,6 +11,8 @@ totals       per-day totals for /admin/, written in the transaction of each chan
 totals_upkeep  folding past days' shards, rebuilding the totals from the rows
 holds        reserve credits, capture what was used, release the rest
 hold_expiry  holds past their expiry never count; the stale-hold sweep
+autorecharge the attempt a debit below the threshold records (in the debit's transaction)
+recharge_outcomes  what a charge's outcome does to its attempt
 """
 
 from webapp.domain.ledger import totals, totals_upkeep
