@@ -1,6 +1,7 @@
 """Work that must happen after a commit (a mail, later a charge): the database is the truth."""
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,7 +11,7 @@ from webapp.extensions import db
 from webapp.models.types import BigIntId, UTCDateTime, utcnow
 
 
-class JobStatus:
+class JobStatus(StrEnum):
     PENDING = "pending"
     DONE = "done"
     FAILED = "failed"
