@@ -10,7 +10,7 @@ from webapp.domain import receipts, users
 from webapp.domain.mailer import Letter, letter
 from webapp.domain.pricing import format_money
 from webapp.extensions import db
-from webapp.models import Purchase, User
+from webapp.models import CreditGrant, Purchase, User
 
 Payload = dict[str, Any]
 
@@ -20,10 +20,15 @@ def _user(payload: Payload) -> User | None:
 
 
 def _letter_to(
-    about: User | Purchase | None, subject: str, template: str, context: Payload | None = None
+    about: User | Purchase | CreditGrant | None,
+    subject: str,
+    template: str,
+    context: Payload | None = None,
 ) -> Letter | None:
-    """The letter to the user `about` is, or to the buyer of the purchase it is; None
-    (nothing to send) when that row is gone."""
+    """The letter to the user `about` is, or to the buyer of the purchase or the plan grant
+    it is; None (nothing to send) when that row is gone."""
+    if isinstance(about, CreditGrant):
+        about = db.session.get(User, about.user_id)
     if about is None:
         return None
     user = about.user if isinstance(about, Purchase) else about
@@ -65,6 +70,18 @@ def _purchase(payload: Payload) -> Purchase | None:
     return db.session.get(Purchase, payload["purchase_id"])
 
 
+def _paid(payload: Payload) -> Purchase | CreditGrant | None:
+    """What the refunded or disputed payment was for: a purchase, or a plan grant."""
+    if payload.get("grant_id") is not None:
+        return db.session.get(CreditGrant, payload["grant_id"])
+    return _purchase(payload)
+
+
+def _naming(paid: Purchase | CreditGrant | None) -> Payload:
+    """The template variable the mail names the payment by (templates/mail/_paid_for.txt)."""
+    return {"grant": paid} if isinstance(paid, CreditGrant) else {"purchase": paid}
+
+
 @letter("receipt")
 def receipt(payload: Payload) -> Letter | None:
     purchase = _purchase(payload)
@@ -94,42 +111,42 @@ def receipt(payload: Payload) -> Letter | None:
 
 @letter("refund")
 def refund(payload: Payload) -> Letter | None:
-    purchase = _purchase(payload)
-    if purchase is None:
+    paid = _paid(payload)
+    if paid is None:
         return None
-    return Letter(
-        purchase.user.email,
+    return _letter_to(
+        paid,
         "your refund",
         "refund",
         {
-            "purchase": purchase,
+            **_naming(paid),
             "credits": payload["credits"],
-            "refunded": format_money(payload["refunded_cents"], purchase.currency),
-            "paid": format_money(purchase.total_cents, purchase.currency),
+            "refunded": format_money(payload["refunded_cents"], paid.currency),
+            "paid": format_money(paid.total_cents, paid.currency),
         },
     )
 
 
 @letter("dispute_opened")
 def dispute_opened(payload: Payload) -> Letter | None:
-    purchase = _purchase(payload)
+    paid = _paid(payload)
     return _letter_to(
-        purchase,
+        paid,
         "a payment was disputed",
         "dispute_opened",
-        {"purchase": purchase, "credits": payload["credits"]},
+        {**_naming(paid), "credits": payload["credits"]},
     )
 
 
 @letter("dispute_closed")
 def dispute_closed(payload: Payload) -> Letter | None:
-    purchase = _purchase(payload)
+    paid = _paid(payload)
     won = payload["credits"] > 0
     return _letter_to(
-        purchase,
+        paid,
         "credits returned after a dispute" if won else "a dispute was settled",
         "dispute_closed",
-        {"purchase": purchase, "credits": payload["credits"], "won": won},
+        {**_naming(paid), "credits": payload["credits"], "won": won},
     )
 
 

@@ -10,7 +10,7 @@ from flask import current_app
 
 from webapp.domain import mailer
 from webapp.extensions import db
-from webapp.models import User
+from webapp.models import CreditGrant, Purchase, User
 
 # --- accounts (security mail always goes)
 
@@ -38,32 +38,40 @@ def purchase_credited(purchase_id: int, user_id: int) -> bool:
     )
 
 
-def refund_taken(purchase_id: int, user_id: int, credits: int, refunded_cents: int) -> bool:
+def _naming(paid: Purchase | CreditGrant) -> dict[str, int]:
+    """The payload field letters.py finds the refunded or disputed payment's row by: a
+    purchase, or the plan grant of a subscription invoice."""
+    return {"grant_id": paid.id} if isinstance(paid, CreditGrant) else {"purchase_id": paid.id}
+
+
+def refund_taken(paid: Purchase | CreditGrant, credits: int) -> bool:
     # Refunds are cumulative: the total refunded so far names this step.
+    kind = "grant" if isinstance(paid, CreditGrant) else "purchase"
     return mailer.queue(
         "refund",
-        f"purchase:{purchase_id}:{refunded_cents}",
-        user_id=user_id,
-        purchase_id=purchase_id,
+        f"{kind}:{paid.id}:{paid.amount_refunded_cents}",
+        user_id=paid.user_id,
+        **_naming(paid),
         credits=credits,
-        refunded_cents=refunded_cents,
+        refunded_cents=paid.amount_refunded_cents,
     )
 
 
-def dispute_opened(purchase_id: int, user_id: int, dispute_id: str, credits: int) -> bool:
+def dispute_opened(paid: Purchase | CreditGrant, dispute_id: str, credits: int) -> bool:
+    # Stripe's dispute id names the cause: a dispute belongs to one charge.
     return mailer.queue(
-        "dispute_opened", dispute_id, user_id=user_id, purchase_id=purchase_id, credits=credits
+        "dispute_opened", dispute_id, user_id=paid.user_id, **_naming(paid), credits=credits
     )
 
 
 def dispute_closed(
-    purchase_id: int, user_id: int, dispute_id: str, status: str, credits_returned: int
+    paid: Purchase | CreditGrant, dispute_id: str, status: str, credits_returned: int
 ) -> bool:
     return mailer.queue(
         "dispute_closed",
         dispute_id,
-        user_id=user_id,
-        purchase_id=purchase_id,
+        user_id=paid.user_id,
+        **_naming(paid),
         status=status,
         credits=credits_returned,
     )

@@ -173,10 +173,7 @@ def _take_refunds_due(purchase: Paid, reference: str | None) -> int:
             reference=reference,
             description=f"Refund: {refunded} of your {paid} payment returned to you",
         )
-        if isinstance(purchase, Purchase):  # plan grants' clawbacks show in the history only
-            notices.refund_taken(
-                purchase.id, purchase.user_id, take, purchase.amount_refunded_cents
-            )
+        notices.refund_taken(purchase, take)
     return take
 
 
@@ -215,8 +212,7 @@ def _dispute_row(purchase: Paid, dispute: Mapping[str, Any], credited: bool) -> 
             description="Payment disputed with your bank: its credits are held "
             "until the dispute is settled",
         )
-        if isinstance(purchase, Purchase):
-            notices.dispute_opened(purchase.id, purchase.user_id, dispute["id"], take)
+        notices.dispute_opened(purchase, dispute["id"], take)
     return row
 
 
@@ -291,6 +287,5 @@ def _close_dispute(purchase: Paid, dispute: Mapping[str, Any]) -> int:
         _take_refunds_due(purchase, purchase.stripe_charge_id)
     if credited:
         _refresh_money_status(purchase)
-        if isinstance(purchase, Purchase):
-            notices.dispute_closed(purchase.id, purchase.user_id, dispute["id"], row.status, given)
+        notices.dispute_closed(purchase, dispute["id"], row.status, given)
     return given
