@@ -38,8 +38,12 @@ class Finished:
 
 @dataclass
 class Running:
+    """Started processes. Keep it while they run: a child unpickles the queue and barrier
+    after `start()` returns, and dropping them first removes their semaphores."""
+
     processes: list[multiprocessing.Process]
     results: Any  # the queue every process puts its one answer on
+    barrier: Any = None  # with `together`, the barrier they all wait on
 
     def alive(self) -> bool:
         return any(process.is_alive() for process in self.processes)
@@ -67,13 +71,15 @@ def start_processes(jobs: Sequence[Job], *, together: bool = False) -> Running:
     results)`) to wait on, so they all start their work at once."""
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
-    barrier = (context.Barrier(len(jobs)),) if together else ()
+    barrier = context.Barrier(len(jobs)) if together else None
+    before_results = (barrier,) if together else ()
     processes = [
-        context.Process(target=target, args=(*args, *barrier, results)) for target, args in jobs
+        context.Process(target=target, args=(*args, *before_results, results))
+        for target, args in jobs
     ]
     for process in processes:
         process.start()
-    return Running(processes, results)
+    return Running(processes, results, barrier)
 
 
 def run_processes(

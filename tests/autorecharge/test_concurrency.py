@@ -132,7 +132,8 @@ def test_the_monthly_limit_holds_while_debits_and_workers_race(recharge, stripe_
 def test_a_worker_killed_between_the_charge_and_recording_it_charges_once(recharge, stripe_server):
     recharge.setup(balance=1000, threshold=500, amount=500)
     recharge.spend(600)
-    [worker] = start_processes([(_work, (stripe_server.base_url, None, 1))]).processes
+    running = start_processes([(_work, (stripe_server.base_url, None, 1))])
+    [worker] = running.processes
     stripe_server.kill = ("post", "/v1/payment_intents", worker.pid)
     worker.join(120)
 
