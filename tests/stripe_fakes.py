@@ -13,9 +13,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import stripe
-
 from webapp.stripe_double import StripeDouble
+from webapp.stripe_double.events import signature_header
 
 FIXTURES = Path(__file__).parent / "fixtures" / "stripe"
 WEBHOOK_SECRET = "whsec_test_secret"
@@ -78,7 +77,7 @@ def event(
 
 
 def sign(payload: str, secret: str = WEBHOOK_SECRET, timestamp: int | None = None) -> str:
-    return stripe.WebhookSignature.generate_signature_header(payload, secret, timestamp)
+    return signature_header(payload, secret, timestamp)
 
 
 def deliver(client, evt: dict[str, Any], *, secret: str = WEBHOOK_SECRET, timestamp=None):

@@ -1,10 +1,10 @@
 """`flask credits reconcile`: every page of recent sessions, exactly-once, honest counts."""
 
-import multiprocessing
 import re
 import time
 
-from tests.conftest import POSTGRES_URL, make_config, requires_postgres
+from tests.concurrency import app_in_process, run_processes
+from tests.conftest import requires_postgres
 from tests.payments import Payment, balance_of, entries, ledger_sum
 from tests.stripe_fakes import deliver, new_double
 from webapp.domain import checkout, users
@@ -107,11 +107,9 @@ def test_reconcile_reports_a_stripe_failure_without_changing_anything(runner, us
 
 
 def _reconcile_in_process(objects, barrier, results):
-    from webapp import create_app
-
     double = new_double()
     double.objects.update(objects)
-    app = create_app(make_config(POSTGRES_URL, STRIPE_HTTP_CLIENT=double))
+    app = app_in_process(STRIPE_HTTP_CLIENT=double)
     with app.app_context():
         barrier.wait(timeout=60)
         result = app.test_cli_runner().invoke(args=["credits", "reconcile", "--page-size", "4"])
@@ -125,21 +123,9 @@ def test_two_reconciles_at_once_credit_each_session_once_and_count_honestly(
     paid, credited, _, _ = _build_sessions(client, user, stripe_double)
     extra_users = [users.create_user(f"other{i}@example.com", "correct-horse") for i in range(3)]
     paid += [Payment(stripe_double, other, 250) for other in extra_users]
-    context = multiprocessing.get_context("spawn")
-    barrier, results = context.Barrier(2), context.Queue()
-    processes = [
-        context.Process(
-            target=_reconcile_in_process, args=(stripe_double.objects, barrier, results)
-        )
-        for _ in range(2)
-    ]
-    for process in processes:
-        process.start()
-    outputs = [results.get(timeout=120) for _ in processes]
-    for process in processes:
-        process.join(timeout=60)
-        assert process.exitcode == 0
-    summaries = [summary_of(output) for output in outputs]
+    run = run_processes(_reconcile_in_process, [(stripe_double.objects,)] * 2, together=True)
+    assert run.exitcodes == [0] * 2
+    summaries = [summary_of(output) for output in run.answers]
     assert sum(s["fulfilled"] for s in summaries) == 13
     for summary in summaries:
         assert summary["fulfilled"] + summary["already"] == 17

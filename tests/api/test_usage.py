@@ -206,7 +206,9 @@ def _debit_worker(secret, count, credits, keys, results):
 
 def _run_workers(secret, processes, count, credits, keys=()):
     arg_lists = [(secret, count, credits, list(keys)) for _ in range(processes)]
-    return run_processes(_debit_worker, arg_lists, join_timeout=30).answers
+    run = run_processes(_debit_worker, arg_lists, join_timeout=30)
+    assert run.exitcodes == [0] * processes
+    return run.answers
 
 
 @requires_postgres

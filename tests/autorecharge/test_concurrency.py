@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.autorecharge.conftest import Recharge
-from tests.concurrency import app_in_process
+from tests.concurrency import Finished, app_in_process, balance_and_ledger_sum, start_processes
 from tests.conftest import requires_postgres
 from tests.stripe_fakes import new_double
 from tests.stripe_server import DoubleServer
@@ -56,7 +56,7 @@ def _debit(base_url: str, user_id: int, count: int, results) -> None:
     results.put(spent)
 
 
-def _work(base_url: str, stop, rounds: int) -> None:
+def _work(base_url: str, stop, rounds: int, results) -> None:
     from webapp.domain import jobs
 
     with _app(base_url).app_context():
@@ -67,47 +67,31 @@ def _work(base_url: str, stop, rounds: int) -> None:
             time.sleep(0.01)
         jobs.run_due()
         db.engine.dispose()
+    results.put(None)  # the harness waits for one answer from each process
 
 
-def _snapshot(user_id: int) -> tuple[int, int]:
-    row = db.session.execute(
-        sa.text(
-            "SELECT a.balance, (SELECT COALESCE(SUM(credits), 0) FROM ledger_entries "
-            "WHERE user_id = a.user_id) FROM credit_accounts a WHERE a.user_id = :u"
-        ),
-        {"u": user_id},
-    ).one()
-    db.session.rollback()
-    return int(row[0]), int(row[1])
+def _run_watching(jobs, user_id: int) -> Finished:
+    """Run `jobs`, checking the balance against the ledger until they end; all exit 0."""
 
-
-def _run_watching(processes, user_id: int) -> int:
-    for process in processes:
-        process.start()
-    snapshots = 0
-    while any(process.is_alive() for process in processes):
-        balance, total = _snapshot(user_id)
+    def check() -> None:
+        balance, total = balance_and_ledger_sum(user_id)
         assert balance == total and balance >= 0
-        snapshots += 1
-        time.sleep(0.02)
-    for process in processes:
-        process.join(120)
-        assert process.exitcode == 0
-    return snapshots
+
+    running = start_processes(jobs)
+    running.watch(check, every=0.02)
+    finished = running.finish(answer_timeout=5, join_timeout=120)
+    assert finished.exitcodes == [0] * len(jobs)
+    return finished
 
 
 def test_100_concurrent_debits_crossing_the_threshold_charge_once(recharge, stripe_server):
     recharge.setup(balance=1000, threshold=500, amount=500)
-    context = multiprocessing.get_context("spawn")
-    results = context.Queue()
-    debits = [
-        context.Process(target=_debit, args=(stripe_server.base_url, recharge.user_id, 25, results))
-        for _ in range(4)
-    ]
 
-    _run_watching(debits, recharge.user_id)
+    debits = _run_watching(
+        [(_debit, (stripe_server.base_url, recharge.user_id, 25))] * 4, recharge.user_id
+    )
 
-    assert sum(results.get(timeout=5) for _ in debits) == 100
+    assert sum(debits.answers) == 100
     [attempt] = recharge.attempts()
     assert attempt.status == "pending"
     assert (
@@ -116,10 +100,7 @@ def test_100_concurrent_debits_crossing_the_threshold_charge_once(recharge, stri
         )
         == 1
     )
-    workers = [
-        context.Process(target=_work, args=(stripe_server.base_url, None, 3)) for _ in range(2)
-    ]
-    _run_watching(workers, recharge.user_id)
+    _run_watching([(_work, (stripe_server.base_url, None, 3))] * 2, recharge.user_id)
 
     assert len(recharge.intents()) == 1
     assert len(recharge.purchase_credits()) == 1
@@ -129,32 +110,21 @@ def test_100_concurrent_debits_crossing_the_threshold_charge_once(recharge, stri
 
 def test_the_monthly_limit_holds_while_debits_and_workers_race(recharge, stripe_server):
     recharge.setup(balance=600, threshold=500, amount=500, limit="15")  # three recharges
-    context = multiprocessing.get_context("spawn")
-    results, stop = context.Queue(), context.Event()
-    debits = [
-        context.Process(
-            target=_debit, args=(stripe_server.base_url, recharge.user_id, 150, results)
-        )
-        for _ in range(3)
-    ]
-    workers = [
-        context.Process(target=_work, args=(stripe_server.base_url, stop, 6000)) for _ in range(2)
-    ]
-    for worker in workers:
-        worker.start()
+    stop = multiprocessing.get_context("spawn").Event()
+    workers = start_processes([(_work, (stripe_server.base_url, stop, 6000))] * 2)
 
-    _run_watching(debits, recharge.user_id)
+    debits = _run_watching(
+        [(_debit, (stripe_server.base_url, recharge.user_id, 150))] * 3, recharge.user_id
+    )
     stop.set()
-    for worker in workers:
-        worker.join(120)
-        assert worker.exitcode == 0
+    assert workers.finish(answer_timeout=120).exitcodes == [0] * 2
     recharge.run_worker()
 
     charged = [p for p in recharge.attempts() if p.status == "paid"]
     assert sum(p.amount_cents for p in charged) <= 1500
     assert len(charged) == 3 and len(recharge.intents()) == 3
     assert [p.status for p in recharge.attempts()] == ["paid"] * 3
-    spent = sum(results.get(timeout=5) for _ in debits)
+    spent = sum(debits.answers)
     assert recharge.balance() == 600 + 1500 - 10 * spent
     recharge.assert_ledger_consistent()
 
@@ -162,9 +132,8 @@ def test_the_monthly_limit_holds_while_debits_and_workers_race(recharge, stripe_
 def test_a_worker_killed_between_the_charge_and_recording_it_charges_once(recharge, stripe_server):
     recharge.setup(balance=1000, threshold=500, amount=500)
     recharge.spend(600)
-    context = multiprocessing.get_context("spawn")
-    worker = context.Process(target=_work, args=(stripe_server.base_url, None, 1))
-    worker.start()
+    running = start_processes([(_work, (stripe_server.base_url, None, 1))])
+    [worker] = running.processes
     stripe_server.kill = ("post", "/v1/payment_intents", worker.pid)
     worker.join(120)
 

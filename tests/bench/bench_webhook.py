@@ -12,11 +12,11 @@ production (event recording, row lock, ledger, JSON log line); the bare handler
 import argparse
 import os
 import random
-import secrets
 import statistics
 import sys
 
 from tests.bench import common, seed
+from webapp.stripe_double.events import event_payload
 
 # Its own database, named after BENCH_DATABASE_URL's so parallel checkouts never collide.
 DB_NAME = common.bench_database_name("webhook")
@@ -59,9 +59,7 @@ def main() -> None:
         payloads = [
             (
                 p.purchase_id,
-                common.event_payload(
-                    "checkout.session.completed", p.session(), f"evt_{secrets.token_hex(12)}"
-                ),
+                event_payload("checkout.session.completed", p.session()),
             )
             for p in purchases
         ]
@@ -71,9 +69,7 @@ def main() -> None:
         warmup = [
             (
                 i,
-                common.event_payload(
-                    "customer.created", {"id": f"cus_{i}"}, f"evt_warm_{secrets.token_hex(8)}"
-                ),
+                event_payload("customer.created", {"id": f"cus_{i}"}),
             )
             for i in range(200)
         ]

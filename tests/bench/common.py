@@ -5,7 +5,6 @@ started with the project's gunicorn.conf.py, and clients that keep their connect
 """
 
 import http.client
-import json
 import multiprocessing
 import os
 import queue
@@ -20,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
-import stripe
+
+from webapp.stripe_double.events import signature_header
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "bench"
@@ -171,9 +171,7 @@ def start_gunicorn(
 def signed_headers(payload: str) -> dict[str, str]:
     return {
         "Content-Type": "application/json",
-        "Stripe-Signature": stripe.WebhookSignature.generate_signature_header(
-            payload, WEBHOOK_SECRET
-        ),
+        "Stripe-Signature": signature_header(payload, WEBHOOK_SECRET),
     }
 
 
@@ -266,19 +264,3 @@ def send_all(
     for child in children:
         child.join()
     return statuses, elapsed
-
-
-def event_payload(event_type: str, obj: dict, event_id: str, created: int | None = None) -> str:
-    return json.dumps(
-        {
-            "id": event_id,
-            "object": "event",
-            "api_version": "2025-09-30",
-            "created": created or int(time.time()),
-            "livemode": False,
-            "pending_webhooks": 1,
-            "request": {"id": None, "idempotency_key": None},
-            "type": event_type,
-            "data": {"object": obj},
-        }
-    )

@@ -29,6 +29,7 @@ import psycopg
 from tests import stripe_fakes
 from tests.bench import common, seed
 from tests.bench.seed import SeededPurchase
+from webapp.stripe_double.events import event_payload
 
 DB_NAME = "credits_loadtest"
 MIN_DELIVERIES = 10_000
@@ -61,7 +62,7 @@ def build_deliveries(purchases: list[SeededPurchase], rng: random.Random, refund
     expected: dict[int, int] = defaultdict(int)
 
     def add(event_type: str, obj: dict, times: int) -> None:
-        payload = common.event_payload(event_type, obj, f"evt_{secrets.token_hex(12)}")
+        payload = event_payload(event_type, obj)
         payloads.extend([payload] * times)
 
     for purchase in purchases:

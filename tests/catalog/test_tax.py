@@ -2,11 +2,11 @@
 
 import csv
 import io
-import multiprocessing
 
 import pytest
 import sqlalchemy as sa
 
+from tests.concurrency import run_processes
 from tests.conftest import login, requires_postgres
 from tests.stripe_fakes import checkout_session, deliver, event
 from tests.webhooks.test_webhook_concurrency import PROCESSES, _deliver_all
@@ -156,17 +156,13 @@ def test_taxed_sessions_delivered_from_several_processes_credit_once(app):
         events.append(event("checkout.session.async_payment_succeeded", session))
     db.session.close()
 
-    context = multiprocessing.get_context("spawn")
-    barrier, results = context.Barrier(PROCESSES), context.Queue()
-    workers = [
-        context.Process(target=_deliver_all, args=(list(events), seed, barrier, results))
-        for seed in range(PROCESSES)
-    ]
-    for worker in workers:
-        worker.start()
-    statuses = [status for _ in workers for status in results.get(timeout=180)]
-    for worker in workers:
-        worker.join(timeout=60)
+    run = run_processes(
+        _deliver_all,
+        [(list(events), seed) for seed in range(PROCESSES)],
+        together=True,
+        answer_timeout=180,
+    )
+    statuses = [status for answer in run.answers for status in answer]
 
     assert statuses == [200] * (len(events) * PROCESSES)
     found = {p.id: (p.status, p.tax_cents) for p in db.session.scalars(sa.select(Purchase))}

@@ -1,23 +1,21 @@
 """Usage racing the expiry command on PostgreSQL, in several processes."""
 
-import multiprocessing
-import time
 from datetime import timedelta
 
 import sqlalchemy as sa
 
-from tests.conftest import POSTGRES_URL, make_config, requires_postgres
+from tests.concurrency import app_in_process, balance_and_ledger_sum, start_processes
+from tests.conftest import requires_postgres
 from webapp.extensions import db
 from webapp.models import CreditGrant, LedgerEntry
 from webapp.models.types import utcnow
 
 
-def _spend(url: str, user_id: int, attempts: int, results) -> None:
-    from webapp import create_app
+def _spend(user_id: int, attempts: int, results) -> None:
     from webapp.domain import ledger
     from webapp.domain.errors import InsufficientCreditsError
 
-    app = create_app(make_config(url))
+    app = app_in_process()
     spent = 0
     with app.app_context():
         for _ in range(attempts):
@@ -30,30 +28,16 @@ def _spend(url: str, user_id: int, attempts: int, results) -> None:
     results.put(("spent", spent))
 
 
-def _expire(url: str, rounds: int, results) -> None:
-    from webapp import create_app
+def _expire(rounds: int, results) -> None:
     from webapp.domain import ledger
 
-    app = create_app(make_config(url))
+    app = app_in_process()
     expired = 0
     with app.app_context():
         for _ in range(rounds):
             expired += sum(credits for _, credits in ledger.expire_due_grants())
         db.engine.dispose()
     results.put(("expired", expired))
-
-
-def _snapshot(user_id: int) -> tuple[int, int]:
-    """Balance and ledger sum read in one statement, hence from one snapshot."""
-    row = db.session.execute(
-        sa.text(
-            "SELECT a.balance, (SELECT COALESCE(SUM(credits), 0) FROM ledger_entries "
-            "WHERE user_id = a.user_id) FROM credit_accounts a WHERE a.user_id = :u"
-        ),
-        {"u": user_id},
-    ).one()
-    db.session.rollback()
-    return int(row[0]), int(row[1])
 
 
 @requires_postgres
@@ -81,29 +65,21 @@ def test_usage_racing_the_expiry_command_never_spends_expired_credits(app, user)
             expires_at=now + timedelta(days=1),
         )
     user_id = user.id
-    context = multiprocessing.get_context("spawn")
-    results = context.Queue()
-    workers = [
-        context.Process(target=_spend, args=(POSTGRES_URL, user_id, 60, results)) for _ in range(2)
-    ]
-    workers += [context.Process(target=_expire, args=(POSTGRES_URL, 10, results)) for _ in range(2)]
-    for worker in workers:
-        worker.start()
-    snapshots = 0
-    while any(worker.is_alive() for worker in workers):
-        balance, total = _snapshot(user_id)
+
+    def check() -> None:
+        balance, total = balance_and_ledger_sum(user_id)
         assert balance == total and 0 <= balance <= 400
-        snapshots += 1
-        time.sleep(0.02)
-    for worker in workers:
-        worker.join(60)
-        assert worker.exitcode == 0
-    outcomes = [results.get(timeout=5) for _ in workers]
+
+    running = start_processes([(_spend, (user_id, 60))] * 2 + [(_expire, (10,))] * 2)
+    snapshots = running.watch(check, every=0.02)
+    finished = running.finish(answer_timeout=5, join_timeout=60)
+    assert finished.exitcodes == [0] * 4
+    outcomes = finished.answers
     spent = sum(n for kind, n in outcomes if kind == "spent")
 
     # Only the 20 bought and the 80 unexpired plan credits could be spent.
     assert spent == 100
-    assert _snapshot(user_id) == (0, 0)
+    assert balance_and_ledger_sum(user_id) == (0, 0)
     expired = db.session.scalars(
         sa.select(LedgerEntry.credits).where(LedgerEntry.kind == "expiry")
     ).all()

@@ -1,6 +1,5 @@
 """Holds, captures, releases, usage and expiry racing on one account, in many processes."""
 
-import multiprocessing
 import os
 import random
 import time
@@ -9,7 +8,8 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from tests.conftest import POSTGRES_URL, make_config, requires_postgres
+from tests.concurrency import app_in_process, start_processes
+from tests.conftest import requires_postgres
 from webapp.domain import clock, ledger
 from webapp.extensions import db
 from webapp.models import CreditAccount, Hold, LedgerEntry
@@ -32,13 +32,12 @@ def _open_hold(rng: random.Random, user_id: int) -> tuple[str, int] | None:
     return tuple(rng.choice(rows)) if rows else None
 
 
-def _race(url: str, user_id: int, index: int, seconds: float, results) -> None:
+def _race(user_id: int, index: int, seconds: float, results) -> None:
     """One worker's seeded random schedule; reports what it saw succeed."""
-    from webapp import create_app
     from webapp.domain.errors import HoldNotOpenError, InsufficientCreditsError
 
     rng = random.Random(SEED + index)
-    app = create_app(make_config(url))
+    app = app_in_process()
     seen = {"used": 0, "added": 0, "captures": {}}
     with app.app_context():
         deadline = time.monotonic() + seconds
@@ -85,33 +84,21 @@ def _snapshot(user_id: int) -> tuple[int, int, int, int]:
     return tuple(int(value) for value in row)
 
 
-def _run(workers) -> None:
-    for worker in workers:
-        worker.start()
-
-
 @requires_postgres
 def test_sixteen_workers_racing_holds_captures_releases_and_usage(app, user):
     ledger.adjust(user.id, 300, "seed")
     user_id = user.id
-    context = multiprocessing.get_context("spawn")
-    results = context.Queue()
-    workers = [
-        context.Process(target=_race, args=(POSTGRES_URL, user_id, i, RACE_SECONDS, results))
-        for i in range(WORKERS)
-    ]
-    _run(workers)
-    snapshots = 0
-    while any(worker.is_alive() for worker in workers):
+
+    def check() -> None:
         balance, held, total, open_credits = _snapshot(user_id)
         assert balance - held >= 0, "available went below zero"
         assert balance == total and held == open_credits
-        snapshots += 1
-        time.sleep(0.05)
-    seen = [results.get(timeout=60) for _ in workers]
-    for worker in workers:
-        worker.join(60)
-        assert worker.exitcode == 0
+
+    running = start_processes([(_race, (user_id, i, RACE_SECONDS)) for i in range(WORKERS)])
+    snapshots = running.watch(check, every=0.05)
+    finished = running.finish(answer_timeout=60, join_timeout=60)
+    assert finished.exitcodes == [0] * WORKERS
+    seen = finished.answers
 
     balance, held, total, open_credits = _snapshot(user_id)
     assert balance == total and held == open_credits and balance - held >= 0
@@ -145,13 +132,12 @@ def test_sixteen_workers_racing_holds_captures_releases_and_usage(app, user):
     assert holds and captured and snapshots > 0
 
 
-def _capture_until_settled(url: str, user_id: int, hold_ids: list[str], index: int, results):
+def _capture_until_settled(user_id: int, hold_ids: list[str], index: int, results):
     """Capture every hold (half of each), in a shuffled order, until none is held."""
-    from webapp import create_app
     from webapp.domain.errors import HoldNotOpenError
 
     rng = random.Random(SEED + index)
-    app = create_app(make_config(url))
+    app = app_in_process()
     captured, expired = {}, set()
     with app.app_context():
         pending = list(hold_ids)
@@ -171,10 +157,8 @@ def _capture_until_settled(url: str, user_id: int, hold_ids: list[str], index: i
     results.put((captured, expired))
 
 
-def _sweep(url: str, seconds: float, results) -> None:
-    from webapp import create_app
-
-    app = create_app(make_config(url))
+def _sweep(seconds: float, results) -> None:
+    app = app_in_process()
     released = 0
     with app.app_context():
         deadline = time.monotonic() + seconds
@@ -196,20 +180,11 @@ def test_a_hold_expiring_while_its_capture_is_in_flight_ends_captured_or_expired
         hold_ids.append(ledger.place_hold(user.id, 10, expires_in=60)["id"])
     clock.fix(None)
     user_id = user.id
-    context = multiprocessing.get_context("spawn")
-    results = context.Queue()
-    capturers = [
-        context.Process(
-            target=_capture_until_settled, args=(POSTGRES_URL, user_id, hold_ids, i, results)
-        )
-        for i in range(4)
-    ]
-    sweepers = [context.Process(target=_sweep, args=(POSTGRES_URL, 8, results)) for _ in range(2)]
-    _run(capturers + sweepers)
-    for worker in capturers + sweepers:
-        worker.join(120)
-        assert worker.exitcode == 0
-    answers = [results.get(timeout=60) for _ in capturers + sweepers]
+    capturers = [(_capture_until_settled, (user_id, hold_ids, i)) for i in range(4)]
+    sweepers = [(_sweep, (8,))] * 2
+    finished = start_processes(capturers + sweepers).finish(answer_timeout=120, join_timeout=60)
+    assert finished.exitcodes == [0] * 6
+    answers = finished.answers
     ledger.release_stale_holds()
 
     statuses = dict(db.session.execute(sa.select(Hold.public_id, Hold.status)).all())

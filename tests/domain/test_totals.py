@@ -1,12 +1,12 @@
 """The totals the ledger keeps (daily_totals) always equal what every row adds up to."""
 
-import multiprocessing
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import POSTGRES_URL, make_config, requires_postgres
+from tests.concurrency import app_in_process, run_processes
+from tests.conftest import requires_postgres
 from tests.payments import Payment
 from tests.stripe_fakes import deliver
 from webapp.domain import admin_reports, checkout, ledger
@@ -220,11 +220,10 @@ def test_compacting_folds_past_days_into_one_shard_and_keeps_every_sum(app, runn
     assert [(row.day, row.shard, row.amount) for row in rows] == [(yesterday, 0, 45), (today, 5, 7)]
 
 
-def _post_many(url: str, user_ids: list[int], rounds: int, results) -> None:
-    from webapp import create_app
+def _post_many(user_ids: list[int], rounds: int, results) -> None:
     from webapp.domain import ledger as ledger_in_process
 
-    app = create_app(make_config(url))
+    app = app_in_process()
     with app.app_context():
         for index in range(rounds):
             user_id = user_ids[index % len(user_ids)]
@@ -240,18 +239,9 @@ def test_concurrent_writers_keep_the_totals_exact(app, user, admin):
     for account in (user, admin):
         ledger.adjust(account.id, 1000, "funds")
     user_ids = [user.id, admin.id]
-    context = multiprocessing.get_context("spawn")
-    results = context.Queue()
-    workers = [
-        context.Process(target=_post_many, args=(POSTGRES_URL, user_ids, 60, results))
-        for _ in range(3)
-    ]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(120)
-        assert worker.exitcode == 0
-    assert sum(results.get(timeout=5) for _ in workers) == 180
+    run = run_processes(_post_many, [(user_ids, 60)] * 3, answer_timeout=120, join_timeout=120)
+    assert run.exitcodes == [0] * 3
+    assert sum(run.answers) == 180
     expected = recomputed()
     assert expected["used"] == 180 and expected["outstanding"] == 2000 - 180 + 3 * 18
     assert kept() == expected

@@ -58,6 +58,7 @@ def test_parallel_deliveries_from_several_processes_credit_every_session_once(ap
         together=True,
         answer_timeout=180,
     )
+    assert run.exitcodes == [0] * PROCESSES
     statuses = [status for answer in run.answers for status in answer]
 
     assert statuses == [200] * (len(events) * PROCESSES)

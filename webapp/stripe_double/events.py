@@ -30,9 +30,20 @@ def stripe_event(event_type: str, obj: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def event_payload(event_type: str, obj: dict[str, Any]) -> str:
+    """The JSON body Stripe POSTs for a new event of `event_type` carrying `obj`."""
+    return json.dumps(stripe_event(event_type, obj))
+
+
+def signature_header(payload: str, secret: str, timestamp: int | None = None) -> str:
+    """The `Stripe-Signature` header of `payload` signed with the webhook `secret`, at
+    `timestamp` (now without it): Stripe signs every delivery attempt afresh."""
+    return stripe.WebhookSignature.generate_signature_header(payload, secret, timestamp)
+
+
 def deliver_event(event_type: str, obj: dict[str, Any], *, secret: str, post: Post) -> int:
     """Sign an event about `obj` with the webhook `secret` as Stripe does and POST it with
     `post`: the status the webhook answered."""
-    payload = json.dumps(stripe_event(event_type, obj))
-    signature = stripe.WebhookSignature.generate_signature_header(payload, secret)
+    payload = event_payload(event_type, obj)
+    signature = signature_header(payload, secret)
     return post(payload, {"Stripe-Signature": signature, "Content-Type": "application/json"})
