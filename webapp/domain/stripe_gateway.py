@@ -302,11 +302,6 @@ def _looks_like_event(event: Any) -> bool:
     )
 
 
-def sign_payload(payload: str, secret: str, timestamp: int | None = None) -> str:
-    """A Stripe-Signature header for `payload`, exactly as Stripe computes it."""
-    return stripe.WebhookSignature.generate_signature_header(payload, secret, timestamp)
-
-
 # --- subscriptions
 
 
