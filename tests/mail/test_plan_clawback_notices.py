@@ -106,6 +106,23 @@ def test_a_lost_plan_dispute_closed_before_created_mails_each_notice_once(
     assert mails(smtp_server, user.email, "credits returned after a dispute") == []
 
 
+def test_a_plan_dispute_first_seen_already_won_says_nothing_was_taken(
+    logged_in, user, stripe_double, smtp_server
+):
+    plan = PlanPayment(logged_in, stripe_double, "basic")
+    plan.pay()
+    won = plan.dispute("charge.dispute.closed", plan.amount, "won", dispute_id="dp_plan_early")
+    for evt in (won, won):
+        plan.send(evt)
+    assert balance_of(user.id) == 1000  # nothing was taken, nothing given back
+    run_jobs()
+
+    assert mails(smtp_server, user.email, "credits returned after a dispute") == []
+    [settled] = mails(smtp_server, user.email, "a dispute was settled")
+    assert "It was settled in your favour, and no credits had been taken for it." in settled
+    assert "stay taken back" not in settled
+
+
 def test_a_purchase_refund_mail_reads_as_before(app, user, stripe_double, client, smtp_server):
     payment = Payment(stripe_double, user, 1000)
     assert deliver(client, payment.completed()).status_code == 200

@@ -7,6 +7,7 @@ the jobs table or shown on the admin pages.
 from typing import Any
 
 from webapp.domain import receipts, users
+from webapp.domain.ledger.chargebacks import RETURNED_DISPUTE_STATUSES
 from webapp.domain.mailer import Letter, letter
 from webapp.domain.pricing import format_money
 from webapp.extensions import db
@@ -142,11 +143,18 @@ def dispute_opened(payload: Payload) -> Letter | None:
 def dispute_closed(payload: Payload) -> Letter | None:
     paid = _paid(payload)
     won = payload["credits"] > 0
+    # Seen for the first time already won, a dispute took nothing and gives nothing back.
+    in_your_favour = payload.get("status") in RETURNED_DISPUTE_STATUSES
     return _letter_to(
         paid,
         "credits returned after a dispute" if won else "a dispute was settled",
         "dispute_closed",
-        {**_naming(paid), "credits": payload["credits"], "won": won},
+        {
+            **_naming(paid),
+            "credits": payload["credits"],
+            "won": won,
+            "in_your_favour": in_your_favour,
+        },
     )
 
 
