@@ -164,6 +164,7 @@ def test_taxed_sessions_delivered_from_several_processes_credit_once(app):
     )
     statuses = [status for answer in run.answers for status in answer]
 
+    assert run.exitcodes == [0] * PROCESSES
     assert statuses == [200] * (len(events) * PROCESSES)
     found = {p.id: (p.status, p.tax_cents) for p in db.session.scalars(sa.select(Purchase))}
     assert found == expected
