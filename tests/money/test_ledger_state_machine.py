@@ -74,12 +74,17 @@ def make_machine(client, stripe_double, fixed_clock):
             response = deliver(client, evt)
             assert response.status_code == 200, response.get_data(as_text=True)
 
-        def debited(self, before, after):
-            """A debit took expiring credits first: expiring fell by min(debit, expiring)."""
+        def debited(self, before, after, bought=False):
+            """A debit took expiring credits first: expiring fell by min(debit, expiring).
+            Taking back `bought` credits (a purchase's refund or dispute) took bought ones
+            first: expiring fell only as far as the balance can no longer hold it."""
             (b0, e0), (b1, e1) = before, after
             taken = b0 - b1
             assert taken >= 0
-            assert e1 == max(0, e0 - taken), (before, after)
+            if bought:
+                assert e1 == min(e0, max(b1, 0)), (before, after)
+            else:
+                assert e1 == max(0, e0 - taken), (before, after)
 
         # --- rules
 
@@ -160,7 +165,7 @@ def make_machine(client, stripe_double, fixed_clock):
             }
             before = self.state()
             self.send(event("charge.refunded", charge))
-            self.debited(before, self.state())
+            self.debited(before, self.state(), bought=target_paid.kind == "purchase")
             return target_paid
 
         @rule(
@@ -181,7 +186,7 @@ def make_machine(client, stripe_double, fixed_clock):
             before = self.state()
             self.send(event("charge.dispute.created", dispute))
             after = self.state()
-            self.debited(before, after)
+            self.debited(before, after, bought=target_paid.kind == "purchase")
             if outcome:
                 closed = {**copy.deepcopy(dispute), "status": outcome}
                 self.send(event("charge.dispute.closed", closed))

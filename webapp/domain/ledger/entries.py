@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from webapp.domain import notices
 from webapp.domain.errors import InsufficientCreditsError, InvalidAmountError
 from webapp.domain.ledger import totals
-from webapp.domain.ledger.remainders import draw_down
+from webapp.domain.ledger.remainders import draw_down, draw_down_beyond
 from webapp.domain.limits import check_credits
 from webapp.domain.sql import is_postgresql, locked
 from webapp.domain.transaction import atomic
@@ -54,7 +54,8 @@ def post_entry(
     holding expiring grants (or failing the balance check) changes nothing and the call
     returns None instead of raising: the caller then takes the grant-aware path.
     Every other debit draws the expiring grants down (remainders.draw_down), starting
-    with `grant_id`'s when the row names one.
+    with `grant_id`'s when the row names one; one that names a purchase (its refund or
+    dispute) takes bought credits first (remainders.draw_down_beyond).
     """
     total = _TOTAL_FOR_KIND.get(kind)
     day_column = _DAY_COLUMN_FOR_KIND.get(kind)
@@ -98,7 +99,9 @@ def post_entry(
     if moved is None:
         raise InsufficientCreditsError(current_balance(user_id))
     balance, recharge_below, wants_alert, alert_threshold = moved
-    if credits < 0 and not unless_expiring:
+    if credits < 0 and not unless_expiring and refs.get("purchase_id") is not None:
+        draw_down_beyond(user_id, balance)  # bought credits taken back: those go first
+    elif credits < 0 and not unless_expiring:
         draw_down(user_id, -credits, first_grant_id=refs.get("grant_id"))
     if metric:
         totals.add(metric, credits)

@@ -1,8 +1,11 @@
 """Which credits a debit takes: the one rule that keeps plan grants' remainders right.
 
-Every debit (usage, refund, dispute, negative adjustment, expiry) takes expiring credits
-first, soonest expiry first, so the credits in unexpired grants never exceed the balance
-(`expiring <= max(balance, 0)`) and expiry only ever removes plan credits nobody has
+Spending (usage, a negative adjustment, expiry, a plan invoice's refund or dispute) takes
+expiring credits first, soonest expiry first. Taking back bought credits (a purchase's
+refund or dispute) takes bought credits first: the grants give only what the balance can
+no longer hold, so a won dispute's return (ordinary credits) never turns plan credits into
+lasting ones. Either way the credits in unexpired grants never exceed the balance
+(`expiring <= max(balance, 0)`), and expiry only ever removes plan credits nobody has
 spent or taken back: credits bought (which never expire) are never expired.
 post_entry applies this to every negative posting; nothing else draws grants down.
 """
@@ -51,6 +54,17 @@ def draw_down(user_id: int, credits: int, *, first_grant_id: int | None = None) 
             break
     refresh_expiry_summary(user_id)
     return credits - left
+
+
+def draw_down_beyond(user_id: int, balance: int) -> int:
+    """After bought credits were taken back, leaving `balance`: the expiring grants give
+    only what no longer fits in it (soonest expiry first); returns how many. Joins."""
+    db.session.flush()
+    expiring = db.session.scalar(
+        sa.select(CreditAccount.expiring).where(CreditAccount.user_id == user_id)
+    )
+    excess = (expiring or 0) - max(balance, 0)
+    return draw_down(user_id, excess) if excess > 0 else 0
 
 
 def give_back(grant: CreditGrant, credits: int, balance_after: int) -> None:

@@ -1,0 +1,45 @@
+"""Taking back a purchase (its refund or dispute) takes the bought credits, not the plan's
+expiring ones; so a won dispute, which returns ordinary credits, never makes plan credits
+last forever, and a refund never leaves bought credits where plan credits were."""
+
+import sqlalchemy as sa
+
+from tests.money.plan_payments import PlanPayment
+from tests.payments import Payment, balance_of
+from tests.stripe_fakes import deliver
+from webapp.extensions import db
+from webapp.models import CreditAccount
+
+
+def expiring(user_id: int) -> int:
+    db.session.expire_all()
+    return db.session.scalar(
+        sa.select(CreditAccount.expiring).where(CreditAccount.user_id == user_id)
+    )
+
+
+def test_a_refunded_purchase_takes_back_bought_credits_and_leaves_the_plan_credits(
+    logged_in, user, stripe_double
+):
+    PlanPayment(logged_in, stripe_double, "basic").pay()  # 1,000 credits that expire
+    bought = Payment(stripe_double, user, 500)
+    assert deliver(logged_in, bought.completed()).status_code == 200
+    assert (balance_of(user.id), expiring(user.id)) == (1500, 1000)
+
+    assert deliver(logged_in, bought.refunded(bought.amount)).status_code == 200
+    assert (balance_of(user.id), expiring(user.id)) == (1000, 1000)
+
+
+def test_a_won_dispute_gives_back_what_it_took_and_plan_credits_still_expire(
+    logged_in, user, stripe_double
+):
+    PlanPayment(logged_in, stripe_double, "basic").pay()
+    bought = Payment(stripe_double, user, 500)
+    assert deliver(logged_in, bought.completed()).status_code == 200
+
+    opened = bought.dispute("charge.dispute.created", dispute_id="dp_bought")
+    assert deliver(logged_in, opened).status_code == 200
+    assert (balance_of(user.id), expiring(user.id)) == (1000, 1000)
+    won = bought.dispute("charge.dispute.closed", status="won", dispute_id="dp_bought")
+    assert deliver(logged_in, won).status_code == 200
+    assert (balance_of(user.id), expiring(user.id)) == (1500, 1000)
