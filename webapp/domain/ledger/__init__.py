@@ -6,7 +6,8 @@ payable      "paid and payable": the one rule as SQL conditions, the mark-paid U
 chargebacks  refunds and disputes (of purchases and of plan grants' invoices)
 grants       plan grants, expiry, usage debits
 review       crediting a purchase under review (an admin's decision)
-remainders   which credits a debit takes: expiring ones first (every debit, one rule)
+remainders   which credits a debit takes: expiring ones first, bought ones first when a
+             purchase is taken back (one place: post_entry)
 totals       per-day totals for /admin/, written in the transaction of each change
 totals_upkeep  folding past days' shards, rebuilding the totals from the rows
 holds        reserve credits, capture what was used, release the rest

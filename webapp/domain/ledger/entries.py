@@ -99,7 +99,7 @@ def post_entry(
     if moved is None:
         raise InsufficientCreditsError(current_balance(user_id))
     balance, recharge_below, wants_alert, alert_threshold = moved
-    if credits < 0 and not unless_expiring and refs.get("purchase_id") is not None:
+    if credits < 0 and not unless_expiring and _takes_back_a_purchase(kind, refs):
         draw_down_beyond(user_id, balance)  # bought credits taken back: those go first
     elif credits < 0 and not unless_expiring:
         draw_down(user_id, -credits, first_grant_id=refs.get("grant_id"))
@@ -110,6 +110,11 @@ def post_entry(
     if recharge_below is not None and balance < recharge_below and kind in _RECHARGING_KINDS:
         _after_debit(user_id, balance)
     return balance
+
+
+def _takes_back_a_purchase(kind: str, refs: dict[str, Any]) -> bool:
+    """A refund or dispute of a purchase: it takes back bought credits, not spends them."""
+    return kind in (EntryKind.REFUND, EntryKind.DISPUTE) and refs.get("purchase_id") is not None
 
 
 # Debits that may start an auto-recharge, in their own transaction (the account is locked).
