@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from tests.money.plan_payments import PlanPayment
 from tests.payments import Payment, balance_of
 from tests.stripe_fakes import deliver
+from webapp.domain import ledger
 from webapp.extensions import db
 from webapp.models import CreditAccount
 
@@ -43,3 +44,17 @@ def test_a_won_dispute_gives_back_what_it_took_and_plan_credits_still_expire(
     won = bought.dispute("charge.dispute.closed", status="won", dispute_id="dp_bought")
     assert deliver(logged_in, won).status_code == 200
     assert (balance_of(user.id), expiring(user.id)) == (1500, 1000)
+
+
+def test_bought_credits_already_spent_leave_the_rest_to_the_plan_credits(
+    logged_in, user, stripe_double
+):
+    bought = Payment(stripe_double, user, 500)
+    assert deliver(logged_in, bought.completed()).status_code == 200
+    ledger.debit_usage(user.id, 300, "work")  # 200 bought credits left
+    PlanPayment(logged_in, stripe_double, "basic").pay()
+    assert (balance_of(user.id), expiring(user.id)) == (1200, 1000)
+
+    # The refund takes all 500 credits back: the 200 bought ones, then 300 of the plan's.
+    assert deliver(logged_in, bought.refunded(bought.amount)).status_code == 200
+    assert (balance_of(user.id), expiring(user.id)) == (700, 700)
