@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from webapp.domain import clock, ledger
 from webapp.domain.ledger.hold_expiry import held_now
+from webapp.domain.ledger.remainders import open_expiring_grants
 from webapp.domain.paging import Page, keyset_page
 from webapp.extensions import db
 from webapp.models import (
@@ -112,26 +113,15 @@ def spend_by_key(user_id: int, days: int = 30) -> list[KeySpend]:
 # --- expiring credits and subscriptions
 
 
-def _open_grants(user_id: int) -> sa.Select:
-    return (
-        sa.select(CreditGrant)
-        .where(
-            CreditGrant.user_id == user_id,
-            CreditGrant.expired_at.is_(None),
-            CreditGrant.expires_at.is_not(None),
-            CreditGrant.remaining > 0,
-        )
-        .order_by(CreditGrant.expires_at, CreditGrant.id)
-    )
-
-
 def expiring_grants(account: CreditAccount) -> list[CreditGrant]:
     """Unexpired grants with credits left, soonest expiry first (none: no query)."""
     if account.next_expiry_at is None:
         return []
     return list(
         db.session.scalars(
-            _open_grants(account.user_id).where(CreditGrant.expires_at > clock.now())
+            open_expiring_grants(account.user_id).where(
+                CreditGrant.remaining > 0, CreditGrant.expires_at > clock.now()
+            )
         )
     )
 

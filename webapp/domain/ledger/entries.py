@@ -79,13 +79,14 @@ def post_entry(
             tuple(sorted(refs)),
             day_column,
             totals_params is not None,
+            credits < 0,
         )
         moved = db.session.execute(statement, {**params, **(totals_params or {})}).first()
         if totals_params is not None:
             totals.posted(moved is not None)
             metric = None  # written by the statement
     else:
-        update = _balance_update(total, allow_negative, unless_expiring)
+        update = _balance_update(total, allow_negative, unless_expiring, credits < 0)
         moved = db.session.execute(update, params).first()
         if moved is not None:
             row = {"user_id": user_id, "kind": kind, "credits": credits, "balance_after": moved[0]}
@@ -135,9 +136,11 @@ _LEDGER_INSERT = sa.insert(LedgerEntry.__table__)
 
 
 @functools.cache
-def _balance_update(total: str | None, allow_negative: bool, unless_expiring: bool) -> sa.Update:
-    """UPDATE the account by :b_credits (and a running total by :b_magnitude) RETURNING it
-    and its auto-recharge threshold."""
+def _balance_update(
+    total: str | None, allow_negative: bool, unless_expiring: bool, debit: bool
+) -> sa.Update:
+    """UPDATE the account by :b_credits (and a running total by :b_magnitude) RETURNING it,
+    its auto-recharge threshold and, for a `debit`, the user's low-balance settings."""
     account = CreditAccount.__table__.c
     credits = sa.bindparam("b_credits", type_=account.balance.type)
     values = {
@@ -154,17 +157,20 @@ def _balance_update(total: str | None, allow_negative: bool, unless_expiring: bo
     if unless_expiring:
         update = update.where(account.next_expiry_at.is_(None))
     return update.values(values).returning(
-        account.balance, account.auto_recharge_below, *_low_balance_settings(account.user_id)
+        account.balance, account.auto_recharge_below, *_low_balance_settings(account, debit)
     )
 
 
-def _low_balance_settings(user_id: sa.ColumnElement) -> tuple[sa.ScalarSelect, ...]:
-    """The user's low-balance alert settings, returned with the moved balance: every debit
-    checks them, and this way costs no statement of its own."""
+def _low_balance_settings(account: Any, debit: bool) -> tuple[sa.ColumnElement, ...]:
+    """The user's low-balance alert settings, returned with a debit's balance: every debit
+    checks them, and this way costs no statement of its own (credits read NULLs)."""
     users = User.__table__.c
+    columns = (users.notify_low_balance, users.low_balance_threshold)
+    if not debit:
+        return tuple(sa.null().label(column.name) for column in columns)
     return tuple(
-        sa.select(column).where(users.id == user_id).scalar_subquery().label(column.name)
-        for column in (users.notify_low_balance, users.low_balance_threshold)
+        sa.select(column).where(users.id == account.user_id).scalar_subquery().label(column.name)
+        for column in columns
     )
 
 
@@ -194,6 +200,7 @@ def _update_and_insert(
     ref_names: tuple[str, ...],
     day_column: str | None = None,
     with_totals: bool = False,
+    debit: bool = False,
 ) -> sa.Select:
     """PostgreSQL: the balance UPDATE and the ledger INSERT in one statement (one round
     trip): WITH moved AS (UPDATE ... RETURNING balance, auto_recharge_below), inserted AS
@@ -202,7 +209,7 @@ def _update_and_insert(
     `day_column`, the user's day in credit_days moves in the same statement (after the
     account row's lock, so writers of one user's day never wait in another order).
     `with_totals`: the transaction's pending totals too (totals.posting_params)."""
-    moved = _balance_update(total, allow_negative, unless_expiring).cte("moved")
+    moved = _balance_update(total, allow_negative, unless_expiring, debit).cte("moved")
     ctes = [moved]
     if day_column:
         upsert = _day_upsert(day_column, "SELECT CAST(:b_user_id AS BIGINT), :b_day, {} FROM moved")
