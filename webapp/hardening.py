@@ -68,11 +68,16 @@ def register_security(app: Flask) -> None:
         "Content-Security-Policy": content_security_policy(form_targets(app.config)),
     }
     headers = list(security.items()) + ([("Strict-Transport-Security", HSTS)] if production else [])
+    lowered = [(name.lower(), name, value) for name, value in headers]
 
     @app.after_request
     def security_headers(response: Response) -> Response:
-        for name, value in headers:  # a view may set its own, stricter value
-            response.headers.setdefault(name, value)
+        # A view may set its own, stricter value. (One pass over the response's headers:
+        # Headers.setdefault scans them once per name, on every request.)
+        present = {name.lower() for name, _ in response.headers}
+        for key, name, value in lowered:
+            if key not in present:
+                response.headers.add(name, value)
         return response
 
 

@@ -187,7 +187,7 @@ def _debit_worker(secret: str, count: int, start, results, direct: bool) -> None
     with app.app_context():
         from webapp.domain import api_keys, ledger
 
-        user_id = api_keys.authenticate(secret)[0].id
+        user_id = api_keys.authenticate(secret).user_id
         start.wait()
         ok = 0
         began = time.perf_counter()

@@ -24,25 +24,27 @@ def _bearer_secret() -> str | None:
 
 
 def api_login_required(view):
-    """Bearer key first (no CSRF: it is not a cookie); else a session, whose POSTs need CSRF."""
+    """Bearer key first (no CSRF: it is not a cookie); else a session, whose POSTs need CSRF.
+
+    Sets g.api_user_id, and g.api_key (an api_keys.Caller: key_id, prefix) for a key."""
 
     @wraps(view)
     def wrapper(*args, **kwargs):
         secret = _bearer_secret()
         if secret is not None:
-            found = api_keys.authenticate(secret) if secret else None
-            if found is None:
+            caller = api_keys.authenticate(secret) if secret else None
+            if caller is None:
                 return api_error(
                     401, "invalid_api_key", message="The API key is unknown or has been revoked."
                 )
-            g.api_user, g.api_key = found
+            g.api_user_id, g.api_key = caller.user_id, caller
         elif current_user.is_authenticated:
             if current_app.config.get("WTF_CSRF_ENABLED", True):
                 try:
                     csrf.protect()
                 except CSRFError as exc:
                     return api_error(400, "csrf_failed", message=exc.description)
-            g.api_user, g.api_key = current_user._get_current_object(), None
+            g.api_user_id, g.api_key = current_user.id, None
         else:
             return api_error(
                 401, "authentication_required", message="Send a logged-in session or an API key."

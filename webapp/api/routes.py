@@ -7,7 +7,7 @@ from werkzeug.exceptions import BadRequest, UnprocessableEntity
 from webapp.api import bp
 from webapp.api import schemas as s
 from webapp.api.auth import api_error, api_login_required
-from webapp.domain import autorecharge, checkout, hold_requests, reports, usage
+from webapp.domain import autorecharge, checkout, hold_requests, reports, usage, users
 from webapp.domain.errors import (
     IdempotencyKeyReusedError,
     InvalidPurchaseError,
@@ -92,8 +92,13 @@ def _idempotent_reply(call: Callable[..., UsageAnswer], *args: Any, **kwargs: An
     return _reply(answer)
 
 
+def _caller():
+    """The calling user's row (checkout needs the whole user: email, Stripe customer)."""
+    return users.get(g.api_user_id)
+
+
 def _api_key_id() -> int | None:
-    return g.api_key.id if g.api_key is not None else None
+    return g.api_key.key_id if g.api_key is not None else None
 
 
 _INVALID = (400, s.Error, "Invalid input.")
@@ -107,8 +112,8 @@ _KEY_REUSED = (409, s.Error, "idempotency_key_reused")
 def balance():
     """Balance, credits bought and used, on hold and available, what expires when, and the
     auto-recharge settings."""
-    body = reports.balance_json(reports.account_for(g.api_user.id))
-    return jsonify({**body, "auto_recharge": autorecharge.summary(g.api_user.id)})
+    body = reports.balance_json(reports.account_for(g.api_user_id))
+    return jsonify({**body, "auto_recharge": autorecharge.summary(g.api_user_id)})
 
 
 @bp.post("/checkout")
@@ -116,7 +121,7 @@ def balance():
     configured_limit("CHECKOUT_RATE_LIMIT"), scope="checkout", key_func=caller_key
 )
 @api_login_required
-@bp.arguments(s.CheckoutBody)
+@bp.arguments(s.CheckoutBody())
 @bp.response(201, s.CheckoutCreated)
 @_documented(_INVALID, (502, s.Error, "Stripe could not be reached."))
 def checkout_create(body):
@@ -124,9 +129,9 @@ def checkout_create(body):
     base_url = checkout.public_base_url(request.url_root)
     try:
         if "pack" in body:
-            purchase = checkout.start_pack_checkout(g.api_user, body["pack"], base_url)
+            purchase = checkout.start_pack_checkout(_caller(), body["pack"], base_url)
         elif "credits" in body:
-            purchase = checkout.start_checkout(g.api_user, body["credits"], base_url)
+            purchase = checkout.start_checkout(_caller(), body["credits"], base_url)
         else:
             return api_error(400, "invalid_credits", message="Send credits or a pack.")
     except UnknownPackError as exc:
@@ -141,8 +146,8 @@ def checkout_create(body):
 @bp.post("/usage")
 @limiter.limit(configured_limit("USAGE_RATE_LIMIT"), key_func=caller_key)
 @api_login_required
-@bp.arguments(s.UsageBody)
-@bp.arguments(s.IdempotencyHeader, location="headers", as_kwargs=True)
+@bp.arguments(s.UsageBody())
+@bp.arguments(s.IdempotencyHeader(), location="headers", as_kwargs=True)
 @bp.response(200, s.BalanceAfter)
 @_documented(_INVALID, (402, s.InsufficientCredits, "Not enough available credits."), _KEY_REUSED)
 def usage_create(body, idempotency_key=None):
@@ -150,7 +155,7 @@ def usage_create(body, idempotency_key=None):
     reference = g.api_key.prefix if g.api_key is not None else None
     return _idempotent_reply(
         usage.spend,
-        g.api_user.id,
+        g.api_user_id,
         body["credits"],
         body["description"],
         idempotency_key=idempotency_key,
@@ -161,13 +166,13 @@ def usage_create(body, idempotency_key=None):
 
 @bp.get("/usage")
 @api_login_required
-@bp.arguments(s.UsageQuery, location="query")
+@bp.arguments(s.UsageQuery(), location="query")
 @bp.response(200, s.UsageList)
 @_documented(_INVALID)
 def usage_list(query):
     """Your usage debits and hold captures, newest first, with the API key that made each."""
     page = reports.usage_page(
-        g.api_user.id, query.get("from_"), query.get("to"), query.get("before"), query["limit"]
+        g.api_user_id, query.get("from_"), query.get("to"), query.get("before"), query["limit"]
     )
     return jsonify(data=[_usage_item(entry) for entry in page.items], next_before=page.next_before)
 
@@ -187,15 +192,15 @@ def _usage_item(entry) -> dict:
 @bp.post("/holds")
 @limiter.limit(configured_limit("USAGE_RATE_LIMIT"), key_func=caller_key)
 @api_login_required
-@bp.arguments(s.HoldBody)
-@bp.arguments(s.IdempotencyHeader, location="headers", as_kwargs=True)
+@bp.arguments(s.HoldBody())
+@bp.arguments(s.IdempotencyHeader(), location="headers", as_kwargs=True)
 @bp.response(201, s.HoldPlaced)
 @_documented(_INVALID, (402, s.InsufficientCredits, "Not enough available credits."), _KEY_REUSED)
 def hold_create(body, idempotency_key=None):
     """Reserve credits for a job; they stay yours until captured, released or expired."""
     return _idempotent_reply(
         hold_requests.place,
-        g.api_user.id,
+        g.api_user_id,
         body["credits"],
         body["expires_in"],
         body["description"],
@@ -213,13 +218,13 @@ _NO_HOLD = (404, s.Error, "No such hold (or another user's).")
 @_documented(_NO_HOLD)
 def hold_detail(hold_id):
     """A hold and its status: held, captured, released or expired."""
-    return _reply(hold_requests.show(g.api_user.id, hold_id))
+    return _reply(hold_requests.show(g.api_user_id, hold_id))
 
 
 @bp.post("/holds/<hold_id>/capture")
 @api_login_required
-@bp.arguments(s.CaptureBody, required=False)
-@bp.arguments(s.IdempotencyHeader, location="headers", as_kwargs=True)
+@bp.arguments(s.CaptureBody(), required=False)
+@bp.arguments(s.IdempotencyHeader(), location="headers", as_kwargs=True)
 @bp.response(200, s.HoldSettled)
 @_documented(
     _INVALID,
@@ -231,7 +236,7 @@ def hold_capture(body, hold_id, idempotency_key=None):
     """Take what the job used (omitted: all) as one usage debit and release the rest."""
     return _idempotent_reply(
         hold_requests.capture,
-        g.api_user.id,
+        g.api_user_id,
         hold_id,
         body.get("credits"),
         idempotency_key=idempotency_key,
@@ -245,4 +250,4 @@ def hold_capture(body, hold_id, idempotency_key=None):
 @_documented(_NO_HOLD, (409, s.Error, "hold_expired or hold_already_settled"))
 def hold_release(hold_id):
     """Give the whole hold back without taking anything."""
-    return _reply(hold_requests.release(g.api_user.id, hold_id))
+    return _reply(hold_requests.release(g.api_user_id, hold_id))

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from webapp.domain.errors import NotFoundError
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
-from webapp.models import ApiKey, User
+from webapp.models import ApiKey
 from webapp.models.types import utcnow
 
 KEY_PREFIX = "csk_"
@@ -65,26 +65,33 @@ def revoke(user_id: int, key_id: int) -> ApiKey:
     return api_key
 
 
-def authenticate(secret: str) -> tuple[User, ApiKey] | None:
+@dataclass(frozen=True)
+class Caller:
+    """Whom a presented key speaks for: the user's id and the key's id and shown prefix."""
+
+    user_id: int
+    key_id: int
+    prefix: str
+
+
+def authenticate(secret: str) -> Caller | None:
     """The user and key behind a presented secret, or None if unknown or revoked."""
     if not secret.startswith(KEY_PREFIX) or len(secret) > 200:
         return None
     row = db.session.execute(_BY_HASH, {"key_hash": hash_key(secret)}).first()
     if row is None:
         return None
-    user, api_key = row
-    _touch(api_key)
-    return user, api_key
+    key_id, user_id, prefix, last_used_at = row
+    _touch(key_id, last_used_at)
+    return Caller(user_id, key_id, prefix)
 
 
 # Built once: its cache key is memoised, so every API call skips building and hashing it.
-_BY_HASH = (
-    sa.select(User, ApiKey)
-    .join(ApiKey, ApiKey.user_id == User.id)
-    .where(ApiKey.key_hash == sa.bindparam("key_hash"), ApiKey.revoked_at.is_(None))
-)
-
+# Plain columns, no ORM objects: loading a User and an ApiKey cost more than the debit.
 _KEYS = ApiKey.__table__.c
+_BY_HASH = sa.select(_KEYS.id, _KEYS.user_id, _KEYS.prefix, _KEYS.last_used_at).where(
+    _KEYS.key_hash == sa.bindparam("key_hash"), _KEYS.revoked_at.is_(None)
+)
 _TOUCH = (
     sa.update(ApiKey.__table__)
     .where(_KEYS.id == sa.bindparam("key_id"))
@@ -92,20 +99,10 @@ _TOUCH = (
 )
 
 
-def _touch(api_key: ApiKey) -> None:
-    """Record the use (at most once per LAST_USED_RESOLUTION); commits on its own.
-
-    The user and key just loaded stay loaded across that commit: expiring them would cost
-    the request another round trip to read back what this UPDATE did not change.
-    """
+def _touch(key_id: int, last_used_at) -> None:
+    """Record the use (at most once per LAST_USED_RESOLUTION); commits on its own."""
     now = utcnow()
-    if api_key.last_used_at is not None and now - api_key.last_used_at < LAST_USED_RESOLUTION:
+    if last_used_at is not None and now - last_used_at < LAST_USED_RESOLUTION:
         return
-    session = db.session()
-    expire_on_commit, session.expire_on_commit = session.expire_on_commit, False
-    try:
-        with atomic():
-            db.session.execute(_TOUCH, {"key_id": api_key.id, "now": now})
-    finally:
-        session.expire_on_commit = expire_on_commit
-    sa.orm.attributes.set_committed_value(api_key, "last_used_at", now)
+    with atomic():
+        db.session.execute(_TOUCH, {"key_id": key_id, "now": now})

@@ -75,7 +75,7 @@ _CLAIM = sa.text(CLAIM_SQL).bindparams(*CLAIM_TYPES)
 
 
 @functools.cache
-def _claiming(build: Callable[..., sa.Update]) -> sa.Select:
+def _claiming(build: Callable[..., sa.Update | sa.Select]) -> sa.Select:
     """WITH claim AS (CLAIM_SQL), done AS (build(only_if=claim)) SELECT claim, done's row."""
     claim = _CLAIM.columns(sa.column("id", sa.BigInteger)).cte("claim")
     done = build(only_if=claim).cte("done")
@@ -85,13 +85,13 @@ def _claiming(build: Callable[..., sa.Update]) -> sa.Select:
 
 
 def claim_and_run(
-    event: dict[str, Any], build: Callable[..., sa.Update], params: dict[str, Any]
+    event: dict[str, Any], build: Callable[..., sa.Update | sa.Select], params: dict[str, Any]
 ) -> tuple[bool, sa.Row | None]:
     """PostgreSQL: claim the event and run `build(only_if=claim)` in ONE statement.
 
-    `build` returns an UPDATE ... RETURNING that changes nothing unless the claim CTE has
-    a row. Returns (claimed, the UPDATE's returned row or None), in the caller's
-    transaction. Not claimed: the event was handled before.
+    `build` returns an UPDATE ... RETURNING (or a SELECT over such steps) that changes
+    nothing unless the claim CTE has a row. Returns (claimed, its returned row or None),
+    in the caller's transaction. Not claimed: the event was handled before.
     """
     row = db.session.execute(_claiming(build), {**claim_params(event), **params}).first()
     if row is None:

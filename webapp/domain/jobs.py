@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from webapp.domain import clock
 from webapp.domain.errors import NotFoundError
-from webapp.domain.sql import insert_ignoring_duplicates
+from webapp.domain.sql import ignoring_duplicates_sql, insert_ignoring_duplicates
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
 from webapp.models import AdminAction, Job, JobStatus
@@ -73,6 +73,30 @@ def handler(kind: str):
 # --- recording (joins the caller's transaction)
 
 
+@dataclass(frozen=True)
+class NewJob:
+    """A job to record: what to do (`kind`, `payload`) and the cause naming it once."""
+
+    kind: str
+    dedupe_key: str
+    payload: dict[str, Any]
+    user_id: int | None = None
+
+    def row(self) -> dict[str, Any]:
+        now = clock.now()
+        return {
+            "kind": self.kind,
+            "dedupe_key": self.dedupe_key[:255],
+            "payload": self.payload,
+            "user_id": self.user_id,
+            "status": JobStatus.PENDING,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+            "updated_at": now,
+        }
+
+
 def record(
     kind: str, dedupe_key: str, payload: dict[str, Any], *, user_id: int | None = None
 ) -> bool:
@@ -81,27 +105,44 @@ def record(
     Joins the caller's transaction: the job commits with its cause or not at all. The
     doorbell rings after that commit.
     """
-    now = clock.now()
-    job_id = insert_ignoring_duplicates(
-        Job,
-        {
-            "kind": kind,
-            "dedupe_key": dedupe_key[:255],
-            "payload": payload,
-            "user_id": user_id,
-            "status": JobStatus.PENDING,
-            "attempts": 0,
-            "next_attempt_at": now,
-            "created_at": now,
-            "updated_at": now,
-        },
-        Job.dedupe_key,
-        returning=Job.id,
+    return record_job(NewJob(kind, dedupe_key, payload, user_id))
+
+
+def record_job(job: NewJob) -> bool:
+    """`record` for a NewJob."""
+    job_id = insert_ignoring_duplicates(Job, job.row(), Job.dedupe_key, returning=Job.id)
+    recorded(job_id)
+    return job_id is not None
+
+
+# PostgreSQL: the same insert as a step of a bigger statement, done only when the CTE
+# `after` returned a row (the ledger's one-statement credit records its receipt this way).
+_ROW_NAMES = tuple(NewJob("", "", {}).row())
+_PREFIX = "j_"
+
+
+def insert_after(after: str) -> sa.TextClause:
+    """INSERT the job bound by `bound(job)` when CTE `after` has a row, RETURNING its id
+    (nothing when the cause's job exists already)."""
+    return ignoring_duplicates_sql(
+        Job.__table__,
+        _ROW_NAMES,
+        (Job.dedupe_key,),
+        Job.id,
+        prefix=_PREFIX,
+        only_if_rows_in=after,
     )
-    if job_id is None:
-        return False
-    db.session.info.setdefault("jobs_to_ring", []).append(job_id)
-    return True
+
+
+def bound(job: NewJob) -> dict[str, Any]:
+    """The parameters of insert_after for `job`."""
+    return {f"{_PREFIX}{name}": value for name, value in job.row().items()}
+
+
+def recorded(job_id: int | None) -> None:
+    """A job row this transaction inserted: its doorbell rings after the commit."""
+    if job_id is not None:
+        db.session.info.setdefault("jobs_to_ring", []).append(job_id)
 
 
 @sa.event.listens_for(Session, "after_commit")

@@ -47,8 +47,13 @@ def queue(message: str, cause: str, *, user_id: int | None, **data: Any) -> bool
 
     False when this message for this cause was recorded before (a redelivered webhook).
     """
+    return jobs.record_job(mail_job(message, cause, user_id=user_id, **data))
+
+
+def mail_job(message: str, cause: str, *, user_id: int | None, **data: Any) -> jobs.NewJob:
+    """The job that sends mail `message` once for `cause`."""
     payload = {"message": message, "base_url": base_url(), "user_id": user_id, **data}
-    return jobs.record("mail", f"mail:{message}:{cause}", payload, user_id=user_id)
+    return jobs.NewJob("mail", f"mail:{message}:{cause}", payload, user_id)
 
 
 def base_url() -> str:

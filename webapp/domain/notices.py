@@ -8,7 +8,7 @@ with a dedupe key naming its cause, in the caller's transaction. Optional messag
 import sqlalchemy as sa
 from flask import current_app
 
-from webapp.domain import mailer
+from webapp.domain import jobs, mailer
 from webapp.extensions import db
 from webapp.models import CreditGrant, Purchase, User
 
@@ -33,7 +33,13 @@ def password_changed(user_id: int) -> bool:
 
 
 def purchase_credited(purchase_id: int, user_id: int) -> bool:
-    return mailer.queue(
+    return jobs.record_job(receipt(purchase_id, user_id))
+
+
+def receipt(purchase_id: int, user_id: int) -> jobs.NewJob:
+    """The receipt of a credited purchase (the ledger's one-statement credit records it
+    inside its own statement)."""
+    return mailer.mail_job(
         "receipt", f"purchase:{purchase_id}", user_id=user_id, purchase_id=purchase_id
     )
 

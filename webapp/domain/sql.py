@@ -39,26 +39,39 @@ def insert_ignoring_duplicates(
     """
     table = model.__table__
     row = {**_defaults(table, values), **values}
-    statement = _insert_ignoring(
-        table, tuple(row), tuple(column.name for column in unique_columns), returning.name
-    )
+    statement = ignoring_duplicates_sql(table, tuple(row), unique_columns, returning)
     return db.session.execute(statement, row).scalar_one_or_none()
 
 
 @functools.cache
-def _insert_ignoring(
-    table: sa.Table, names: tuple[str, ...], unique: tuple[str, ...], returning: str
+def ignoring_duplicates_sql(
+    table: sa.Table,
+    names: tuple[str, ...],
+    unique_columns: tuple[Any, ...],
+    returning: Any,
+    *,
+    prefix: str = "",
+    only_if_rows_in: str | None = None,
 ) -> sa.TextClause:
-    # Plain SQL both databases accept, built once per shape: the dialects' upsert
-    # constructs are never cached, and compiling one on every call cost more than running
-    # it (it sits on the webhook's path: every receipt is such an insert).
+    """INSERT INTO table (names) VALUES (:prefix<name>, ...) ON CONFLICT (unique) DO
+    NOTHING RETURNING `returning`, as text built once per shape.
+
+    Plain SQL both databases accept: the dialects' upsert constructs are never cached,
+    and compiling one on every call cost more than running it (every receipt is such an
+    insert). `only_if_rows_in` (PostgreSQL, a step of a bigger statement): insert only
+    when that CTE returned a row.
+    """
+    values = ", ".join(f":{prefix}{name}" for name in names)
+    rows = f"VALUES ({values})"
+    if only_if_rows_in:
+        rows = f"SELECT {values} WHERE EXISTS (SELECT 1 FROM {only_if_rows_in})"
+    unique = ", ".join(column.name for column in unique_columns)
     sql = (
-        f"INSERT INTO {table.name} ({', '.join(names)})"
-        f" VALUES ({', '.join(f':{name}' for name in names)})"
-        f" ON CONFLICT ({', '.join(unique)}) DO NOTHING RETURNING {returning}"
+        f"INSERT INTO {table.name} ({', '.join(names)}) {rows}"
+        f" ON CONFLICT ({unique}) DO NOTHING RETURNING {returning.name}"
     )
-    binds = [sa.bindparam(name, type_=table.c[name].type) for name in names]
-    return sa.text(sql).bindparams(*binds).columns(table.c[returning])
+    binds = [sa.bindparam(f"{prefix}{name}", type_=table.c[name].type) for name in names]
+    return sa.text(sql).bindparams(*binds).columns(table.c[returning.name])
 
 
 def _defaults(table: sa.Table, values: dict[str, Any]) -> dict[str, Any]:
@@ -73,6 +86,11 @@ def _defaults(table: sa.Table, values: dict[str, Any]) -> dict[str, Any]:
         elif default.is_callable:
             filled[column.name] = default.arg(None)
     return filled
+
+
+def rows_in(cte: sa.CTE) -> sa.Exists:
+    """EXISTS (SELECT 1 FROM cte): a step of one statement that runs only after another."""
+    return sa.exists(sa.select(sa.literal_column("1")).select_from(cte))
 
 
 def locked(statement: sa.Select) -> sa.Select:

@@ -41,6 +41,10 @@ class WrongPasswordError(DomainError):
     pass
 
 
+def get(user_id: int) -> User | None:
+    return db.session.get(User, user_id)
+
+
 def find_by_email(email: str) -> User | None:
     return db.session.scalar(sa.select(User).where(User.email == normalize_email(email)))
 

@@ -14,7 +14,7 @@ from webapp.domain.stripe_objects import (
     id_of,
     purpose_of,
 )
-from webapp.models import EventOutcome
+from webapp.models import EventOutcome, PurchaseStatus
 
 Event = dict[str, Any]
 
@@ -40,26 +40,29 @@ def _on_session(apply: Callable[[dict[str, Any]], ledger.FulfilmentResult]):
 
 
 def fast_path(event: Event) -> str | None:
-    """PostgreSQL: claim the event and mark a paid top-up session's purchase paid in one
+    """PostgreSQL: claim the event and credit a paid top-up session's purchase in one
     statement, from the very conditions fulfil_checkout_session uses (events.FastPath)."""
-    if event["type"] not in _FAST_TYPES or not is_postgresql():
+    old_status = _FAST_FROM.get(event["type"])
+    if old_status is None or not is_postgresql():
         return None
     session = _topup_session(event)
-    if session is not None and (session.get("metadata") or {}).get("save_card") == "1":
-        return None  # the card is saved besides the credit: the full handler does both
-    params = ledger.payable_params(session) if session is not None else None
-    if params is None or params["b_amount"] < 0:
+    if session is None or (session.get("metadata") or {}).get("save_card") == "1":
+        return None  # a saved card besides the credit: the full handler does both
+    params = ledger.one_statement_params(session, old_status)
+    if params is None:
         return None
-    claimed, paid = events.claim_and_run(event, ledger.mark_paid_statement, params)
-    if not claimed:
-        return events.DUPLICATE
-    if paid is None:
-        return events.CLAIMED
-    ledger.credit_marked_purchase(paid, session["id"])
+    claimed, credited = events.claim_and_run(event, ledger.one_statement_credit, params)
+    if not ledger.one_statement_done(credited):
+        return events.CLAIMED if claimed else events.DUPLICATE
     return EventOutcome.PROCESSED
 
 
-_FAST_TYPES = ("checkout.session.completed", "checkout.session.async_payment_succeeded")
+# The status a purchase has when these events usually credit it: any other goes the
+# ordinary way.
+_FAST_FROM = {
+    "checkout.session.completed": PurchaseStatus.PENDING,
+    "checkout.session.async_payment_succeeded": PurchaseStatus.PROCESSING,
+}
 
 
 def handle_event(event: Event) -> str:

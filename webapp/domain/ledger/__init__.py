@@ -58,7 +58,7 @@ from webapp.domain.ledger.holds import (
     place_hold,
     release_hold,
 )
-from webapp.domain.ledger.payable import mark_paid_statement, payable_params
+from webapp.domain.ledger.payable import payable_params
 from webapp.domain.ledger.purchases import (
     Fulfilment,
     FulfilmentResult,
@@ -67,6 +67,9 @@ from webapp.domain.ledger.purchases import (
     fulfil_checkout_session,
     mark_session_expired,
     mark_session_failed,
+    one_statement_credit,
+    one_statement_done,
+    one_statement_params,
     purchase_description,
     set_status,
 )
@@ -104,9 +107,11 @@ __all__ = [
     "grant_plan_credits",
     "hold_invoice_for_review",
     "lock_account",
-    "mark_paid_statement",
     "mark_session_expired",
     "mark_session_failed",
+    "one_statement_credit",
+    "one_statement_done",
+    "one_statement_params",
     "open_account",
     "open_dispute",
     "open_grant_dispute",

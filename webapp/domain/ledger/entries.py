@@ -10,7 +10,7 @@ from webapp.domain.errors import InsufficientCreditsError, InvalidAmountError
 from webapp.domain.ledger import totals
 from webapp.domain.ledger.remainders import draw_down, draw_down_beyond
 from webapp.domain.limits import check_credits
-from webapp.domain.sql import is_postgresql, locked
+from webapp.domain.sql import is_postgresql, locked, rows_in
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
 from webapp.models import CreditAccount, EntryKind, LedgerEntry, User
@@ -59,16 +59,8 @@ def post_entry(
     """
     total = _TOTAL_FOR_KIND.get(kind)
     day_column = _DAY_COLUMN_FOR_KIND.get(kind)
-    now = utcnow()
-    params = {
-        "b_user_id": user_id,
-        "b_credits": credits,
-        "b_magnitude": abs(credits),
-        "b_now": now,
-        "b_day": now.date(),
-        "b_kind": kind,
-        **{f"b_{name}": v for name, v in refs.items()},
-    }
+    params = _posting_params(user_id, credits, kind, refs)
+    now = params["b_now"]
     metric = totals.credits_metric(kind)
     if is_postgresql():
         totals_params = totals.posting_params(metric, credits)
@@ -113,6 +105,47 @@ def post_entry(
     return balance
 
 
+def _posting_params(user_id: int, credits: int, kind: str, refs: dict[str, Any]) -> dict:
+    now = utcnow()
+    return {
+        "b_user_id": user_id,
+        "b_credits": credits,
+        "b_magnitude": abs(credits),
+        "b_now": now,
+        "b_day": now.date(),
+        "b_kind": kind,
+        **{f"b_{name}": v for name, v in refs.items()},
+    }
+
+
+def credit_statement(kind: str, ref_names: tuple[str, ...], *, only_if: sa.CTE) -> sa.Select:
+    """PostgreSQL: post_entry's statement for a credit of `kind` whose ledger row names
+    `ref_names`, done only when the CTE `only_if` returns a row: a step of a bigger
+    statement (the webhook's one-statement credit). It binds credit_params."""
+    return _update_and_insert(
+        _TOTAL_FOR_KIND.get(kind),
+        True,
+        False,
+        tuple(sorted(ref_names)),
+        _DAY_COLUMN_FOR_KIND.get(kind),
+        True,
+        False,
+        only_if,
+    )
+
+
+def credit_params(
+    user_id: int, credits: int, kind: str, also: totals.Figures, **refs: Any
+) -> dict[str, Any] | None:
+    """The parameters of credit_statement: the credit, and the totals it and `also` (the
+    other steps' figures) add; None when this transaction wrote its totals already (then
+    post_entry is the way). Call totals.posted(moved) once the statement has run."""
+    totals_params = totals.posting_params(totals.credits_metric(kind), credits, also)
+    if totals_params is None:
+        return None
+    return {**_posting_params(user_id, credits, kind, refs), **totals_params}
+
+
 def _takes_back_a_purchase(kind: str, refs: dict[str, Any]) -> bool:
     """A refund or dispute of a purchase: it takes back bought credits, not spends them."""
     return kind in (EntryKind.REFUND, EntryKind.DISPUTE) and refs.get("purchase_id") is not None
@@ -137,10 +170,16 @@ _LEDGER_INSERT = sa.insert(LedgerEntry.__table__)
 
 @functools.cache
 def _balance_update(
-    total: str | None, allow_negative: bool, unless_expiring: bool, debit: bool
+    total: str | None,
+    allow_negative: bool,
+    unless_expiring: bool,
+    debit: bool,
+    only_if: sa.CTE | None = None,
 ) -> sa.Update:
     """UPDATE the account by :b_credits (and a running total by :b_magnitude) RETURNING it,
-    its auto-recharge threshold and, for a `debit`, the user's low-balance settings."""
+    its auto-recharge threshold and, for a `debit`, the user's low-balance settings.
+    `only_if`: a CTE that must return a row for the update to happen (a step of a bigger
+    statement: only the balance comes back)."""
     account = CreditAccount.__table__.c
     credits = sa.bindparam("b_credits", type_=account.balance.type)
     values = {
@@ -156,7 +195,10 @@ def _balance_update(
         update = update.where(account.balance - account.held + credits >= 0)
     if unless_expiring:
         update = update.where(account.next_expiry_at.is_(None))
-    return update.values(values).returning(
+    update = update.values(values)
+    if only_if is not None:
+        return update.where(rows_in(only_if)).returning(account.balance)
+    return update.returning(
         account.balance, account.auto_recharge_below, *_low_balance_settings(account, debit)
     )
 
@@ -201,6 +243,7 @@ def _update_and_insert(
     day_column: str | None = None,
     with_totals: bool = False,
     debit: bool = False,
+    only_if: sa.CTE | None = None,
 ) -> sa.Select:
     """PostgreSQL: the balance UPDATE and the ledger INSERT in one statement (one round
     trip): WITH moved AS (UPDATE ... RETURNING balance, auto_recharge_below), inserted AS
@@ -208,8 +251,10 @@ def _update_and_insert(
     matches nothing (a short balance), nothing is inserted and no row comes back. With a
     `day_column`, the user's day in credit_days moves in the same statement (after the
     account row's lock, so writers of one user's day never wait in another order).
-    `with_totals`: the transaction's pending totals too (totals.posting_params)."""
-    moved = _balance_update(total, allow_negative, unless_expiring, debit).cte("moved")
+    `with_totals`: the transaction's pending totals too (totals.posting_params).
+    `only_if`: a CTE that must return a row for anything to happen (then only
+    balance_after comes back)."""
+    moved = _balance_update(total, allow_negative, unless_expiring, debit, only_if).cte("moved")
     ctes = [moved]
     if day_column:
         upsert = _day_upsert(day_column, "SELECT CAST(:b_user_id AS BIGINT), :b_day, {} FROM moved")
@@ -232,16 +277,14 @@ def _update_and_insert(
         .returning(ledger.balance_after)
         .cte("inserted")
     )
-    return (
-        sa.select(
-            inserted.c.balance_after,
+    returned = [inserted.c.balance_after]
+    if only_if is None:
+        returned += [
             moved.c.auto_recharge_below,
             moved.c.notify_low_balance,
             moved.c.low_balance_threshold,
-        )
-        .select_from(moved.join(inserted, sa.true()))
-        .add_cte(*ctes)
-    )
+        ]
+    return sa.select(*returned).select_from(moved.join(inserted, sa.true())).add_cte(*ctes)
 
 
 def current_balance(user_id: int) -> int:

@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from webapp.domain.sql import is_postgresql
+from webapp.domain.sql import is_postgresql, rows_in
 from webapp.domain.stripe_objects import id_of
 from webapp.extensions import db
 from webapp.models import CreditAccount, Purchase, PurchaseStatus
@@ -85,24 +85,41 @@ def amount_before_tax(session: Session) -> int | None:
     return total - tax
 
 
-def mark_paid_statement(*, only_if: sa.CTE | None = None) -> sa.Update:
+def mark_paid_statement() -> sa.Update:
     """PostgreSQL: UPDATE a payable purchase to paid RETURNING (id, user_id, credits) and
     what the totals need: old_status, currency, amount_cents, amount_refunded_cents.
 
     The purchase is picked by a locked sub-select, which PostgreSQL re-checks after any
-    wait, so `old_status` is the status this UPDATE really moved it from. `only_if`: a CTE
-    that must return a row for the update to happen (the webhook's event claim), so
-    claiming and marking paid can be one statement.
+    wait, so `old_status` is the status this UPDATE really moved it from.
     """
-    return _paid_update(only_if, locked_before=True)
+    return _paid_update(None, locked_before=True)
 
 
-def _paid_update(only_if: sa.CTE | None, *, locked_before: bool) -> sa.Update:
+def known_paid_statement(*, only_if: sa.CTE) -> sa.Update:
+    """mark_paid_statement for a purchase known beforehand, RETURNING its id: also only when
+    it is :b_purchase_id of :b_user_id for :b_credits, in :b_old_status with nothing
+    refunded, so the rest of one statement can bind the credit and its totals. The
+    UPDATE's own WHERE is re-checked after any wait for the row lock. `only_if`: a CTE
+    that must return a row first (the webhook's event claim)."""
+    return _paid_update(only_if, locked_before=False, known=True)
+
+
+def _paid_update(only_if: sa.CTE | None, *, locked_before: bool, known: bool = False) -> sa.Update:
     conditions = payable_conditions()
+    if known:
+        conditions += [
+            _purchases.id == sa.bindparam("b_purchase_id", type_=_purchases.id.type),
+            _purchases.user_id == sa.bindparam("b_user_id", type_=_purchases.user_id.type),
+            _purchases.credits == sa.bindparam("b_credits", type_=_purchases.credits.type),
+            _purchases.status == sa.bindparam("b_old_status", type_=sa.String),
+            _purchases.amount_refunded_cents == 0,
+        ]
     if only_if is not None:
-        conditions.append(sa.exists(sa.select(only_if)))
+        conditions.append(rows_in(only_if))
     update = sa.update(Purchase.__table__)
-    returned = [_purchases.id, _purchases.user_id, _purchases.credits]
+    returned = [_purchases.id]
+    if not known:  # what the totals and the credit need; a known purchase binds them
+        returned += [_purchases.user_id, _purchases.credits]
     if locked_before:
         before = (
             sa.select(_purchases.id, _purchases.status)
@@ -114,7 +131,8 @@ def _paid_update(only_if: sa.CTE | None, *, locked_before: bool) -> sa.Update:
         returned.append(before.c.status.label("old_status"))
     else:
         update = update.where(*conditions)
-    returned += [_purchases.currency, _purchases.amount_cents, _purchases.amount_refunded_cents]
+    if not known:
+        returned += [_purchases.currency, _purchases.amount_cents, _purchases.amount_refunded_cents]
     return update.values(
         status=PurchaseStatus.PAID.value,
         credited_at=sa.bindparam("b_now", type_=_purchases.credited_at.type),

@@ -104,10 +104,18 @@ def purchase_moved(before: tuple | None, after: tuple | None, info: dict | None 
     review_amount_cents]).
     """
     info = db.session.info if info is None else info
+    for (metric, currency), amount in move_figures(before, after).items():
+        _add(info, metric, amount, currency)
+
+
+def move_figures(before: tuple | None, after: tuple | None) -> Figures:
+    """What a purchase going from state `before` to `after` adds (see purchase_moved)."""
+    moved: Figures = defaultdict(int)
     for state, sign in ((before, -1), (after, 1)):
         if state is not None:
-            for (metric, currency), amount in purchase_figures(*state).items():
-                _add(info, metric, sign * amount, currency)
+            for key, amount in purchase_figures(*state).items():
+                moved[key] += sign * amount
+    return moved
 
 
 # --- purchases changed through the ORM (set_status, refunds, new purchases)
@@ -192,9 +200,10 @@ def _arrays(rows: list, shard: int) -> dict[str, list]:
     }
 
 
-def posting_params(metric: str, amount: int) -> dict[str, list] | None:
+def posting_params(metric: str, amount: int, also: Figures | None = None) -> dict[str, list] | None:
     """PostgreSQL post_entry: the pending totals plus `amount` on `metric`, as parameters of
     POSTING_UPSERT_SQL; None when this transaction has written totals this way already.
+    `also`: figures of the same statement's other steps (written only when it moves).
     Call `posted(moved)` once the statement has run."""
     session = db.session()
     if session.info.get(_FOLDED):
@@ -203,6 +212,8 @@ def posting_params(metric: str, amount: int) -> dict[str, list] | None:
     pending = session.info.pop(_PENDING, None) or defaultdict(int)
     session.info[_FOLDED] = dict(pending)  # put back if the posting moves nothing
     _add(session.info, metric, amount, "")
+    for (also_metric, currency), also_amount in (also or {}).items():
+        _add(session.info, also_metric, also_amount, currency)
     merged = session.info.pop(_PENDING)
     for key, value in pending.items():
         merged[key] += value
