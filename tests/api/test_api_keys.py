@@ -113,3 +113,57 @@ def test_account_page_shows_when_a_key_was_last_used(logged_in, user):
 
 def test_nav_shows_the_account_link(logged_in):
     assert 'href="/account"' in logged_in.get("/credits").get_data(as_text=True)
+
+
+def _commits_during(action) -> tuple[int, object]:
+    commits = []
+
+    def count(conn):
+        commits.append(conn)
+
+    sa.event.listen(db.engine, "commit", count)
+    try:
+        result = action()
+    finally:
+        sa.event.remove(db.engine, "commit", count)
+    return len(commits), result
+
+
+def test_a_spend_records_the_keys_use_in_its_own_single_commit(client, user):
+    ledger.adjust(user.id, 10, "seed")
+    secret = api_keys.mint(user.id, "ci").secret
+    commits, response = _commits_during(
+        lambda: client.post(
+            "/api/v1/usage",
+            json={"credits": 3, "description": "job"},
+            headers={"Authorization": f"Bearer {secret}"},
+        )
+    )
+    assert response.status_code == 200 and response.get_json() == {"balance": 7}
+    assert commits == 1  # the debit and the key's last use together
+    db.session.expire_all()
+    assert db.session.scalar(sa.select(ApiKey.last_used_at)) is not None
+
+
+def test_a_refused_spend_still_records_the_keys_use(client, user):
+    secret = api_keys.mint(user.id, "ci").secret
+    response = client.post(
+        "/api/v1/usage",
+        json={"credits": 5, "description": "job"},
+        headers={"Authorization": f"Bearer {secret}"},
+    )
+    assert response.status_code == 402
+    db.session.expire_all()
+    assert db.session.scalar(sa.select(ApiKey.last_used_at)) is not None
+
+
+def test_a_key_used_again_within_the_resolution_is_not_written_again(client, user):
+    ledger.adjust(user.id, 10, "seed")
+    secret = api_keys.mint(user.id, "ci").secret
+    headers = {"Authorization": f"Bearer {secret}"}
+    client.get("/api/v1/balance", headers=headers)
+    first = db.session.scalar(sa.select(ApiKey.last_used_at))
+    commits, response = _commits_during(lambda: client.get("/api/v1/balance", headers=headers))
+    assert response.status_code == 200 and commits == 0
+    db.session.expire_all()
+    assert db.session.scalar(sa.select(ApiKey.last_used_at)) == first

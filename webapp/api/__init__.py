@@ -2,6 +2,7 @@
 
 from flask_smorest import Blueprint
 
+from webapp.domain import api_keys
 from webapp.extensions import csrf
 
 bp = Blueprint(
@@ -9,5 +10,12 @@ bp = Blueprint(
 )
 # CSRF is checked per request in api.auth: only session-authenticated calls need it.
 csrf.exempt(bp)
+
+
+@bp.after_request
+def record_key_use(response):
+    api_keys.record_use_if_pending()
+    return response
+
 
 from webapp.api import routes  # noqa: E402,F401

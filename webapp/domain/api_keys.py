@@ -1,17 +1,21 @@
 """API keys: minted once, stored only as a SHA-256 hash, looked up by that hash."""
 
 import hashlib
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from webapp.domain.errors import NotFoundError
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
 from webapp.models import ApiKey
 from webapp.models.types import utcnow
+
+log = logging.getLogger(__name__)
 
 KEY_PREFIX = "csk_"
 # How much of the key lists show, so people can tell their keys apart.
@@ -75,15 +79,32 @@ class Caller:
 
 
 def authenticate(secret: str) -> Caller | None:
-    """The user and key behind a presented secret, or None if unknown or revoked."""
+    """The user and key behind a presented secret, or None if unknown or revoked.
+
+    The key's last use is recorded at most once per LAST_USED_RESOLUTION, with whatever
+    the request commits next (call record_use_if_pending when the request ends)."""
     if not secret.startswith(KEY_PREFIX) or len(secret) > 200:
         return None
     row = db.session.execute(_BY_HASH, {"key_hash": hash_key(secret)}).first()
     if row is None:
         return None
     key_id, user_id, prefix, last_used_at = row
-    _touch(key_id, last_used_at)
+    now = utcnow()
+    if last_used_at is None or now - last_used_at >= LAST_USED_RESOLUTION:
+        db.session.info[_USE_TO_RECORD] = {"key_id": key_id, "now": now}
     return Caller(user_id, key_id, prefix)
+
+
+def record_use_if_pending() -> None:
+    """At the end of an API request: a key's use its work did not commit (a read, a
+    refusal) is recorded in a transaction of its own."""
+    if _USE_TO_RECORD not in db.session.info:
+        return
+    try:
+        with atomic():
+            pass  # the commit records it (_record_use_at_commit)
+    except sa.exc.SQLAlchemyError:  # only bookkeeping: never what the caller gets
+        log.warning("could not record an API key's last use", exc_info=True)
 
 
 # Built once: its cache key is memoised, so every API call skips building and hashing it.
@@ -97,12 +118,13 @@ _TOUCH = (
     .where(_KEYS.id == sa.bindparam("key_id"))
     .values(last_used_at=sa.bindparam("now", type_=_KEYS.last_used_at.type))
 )
+_USE_TO_RECORD = "api_keys.use_to_record"
 
 
-def _touch(key_id: int, last_used_at) -> None:
-    """Record the use (at most once per LAST_USED_RESOLUTION); commits on its own."""
-    now = utcnow()
-    if last_used_at is not None and now - last_used_at < LAST_USED_RESOLUTION:
-        return
-    with atomic():
-        db.session.execute(_TOUCH, {"key_id": key_id, "now": now})
+@sa.event.listens_for(Session, "before_commit")
+def _record_use_at_commit(session: Session) -> None:
+    """The key's last use rides on the request's own commit: a transaction of its own
+    cost more than the debit it came with (and its row lock is held only this long)."""
+    use = session.info.pop(_USE_TO_RECORD, None)
+    if use is not None:
+        session.execute(_TOUCH, use)
