@@ -63,17 +63,22 @@ class Doorbell:
     BATCH = 20
 
     def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)  # the parent's thread is not ours
+
+    def _reset(self) -> None:
         self._lock = threading.Lock()
         self._waiting: list[int] = []
         self._wake = threading.Event()
-        self._thread_pid: int | None = None
+        self._thread: threading.Thread | None = None
 
     def ring(self, job_id: int) -> None:
         with self._lock:
             self._waiting.append(job_id)
-            if self._thread_pid != os.getpid():  # none yet, or only the parent's (a fork)
-                self._thread_pid = os.getpid()
-                threading.Thread(target=self._run, name="doorbell", daemon=True).start()
+            if self._thread is None or not self._thread.is_alive():
+                thread = threading.Thread(target=self._run, name="doorbell", daemon=True)
+                thread.start()  # raises (no thread to be had): the ring waits for the sweep
+                self._thread = thread
         self._wake.set()
 
     def _run(self) -> None:

@@ -11,6 +11,7 @@ from webapp.domain.transaction import atomic
 
 @pytest.fixture
 def queue(app):
+    worker.doorbell.flush()  # rings an earlier test left gathering
     worker.huey.storage.flush_all()
     yield worker.huey
     worker.huey.storage.flush_all()
@@ -43,6 +44,25 @@ def test_a_committed_job_is_rung_by_the_thread_without_anyone_flushing(queue):
     assert len(wait_for_rings(queue)) == 1
     (job_id,) = rung(queue)[0]
     assert jobs.run(job_id) is not None  # the id rung is the job's
+
+
+def test_a_doorbell_in_a_forked_child_starts_clean(queue):
+    import os
+
+    bell = worker.Doorbell()
+    bell.ring(1)  # a thread and a waiting ring in the parent
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: nothing of the parent's waits, and its own thread starts
+        inherited = len(bell._waiting)
+        bell.ring(2)
+        alive = bell._thread is not None and bell._thread.is_alive()
+        os.write(write, f"{inherited},{alive}".encode())
+        os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    assert os.read(read, 64).decode() == "0,True" and status == 0
+    bell.flush()
 
 
 def test_a_rolled_back_job_is_never_rung(queue):

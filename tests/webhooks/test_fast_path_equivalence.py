@@ -6,6 +6,7 @@ rows must be identical, and each case's outcome is checked against what the rule
 """
 
 import copy
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
@@ -41,6 +42,8 @@ def _snapshot():
             p.stripe_checkout_session_id,
             p.stripe_payment_intent_id,
             p.review_reason,
+            p.tax_cents,
+            p.stripe_invoice_id,
         )
         for p in db.session.scalars(sa.select(Purchase).order_by(Purchase.id))
     ]
@@ -52,7 +55,9 @@ def _snapshot():
         (e.stripe_event_id, e.type, e.outcome, e.attempts, e.error is not None)
         for e in db.session.scalars(sa.select(StripeEvent).order_by(StripeEvent.id))
     ]
-    balances = db.session.scalars(sa.select(CreditAccount.balance)).all()
+    balances = db.session.execute(
+        sa.select(CreditAccount.balance, CreditAccount.purchased, CreditAccount.used)
+    ).all()
     counted = (jobs_recorded(), totals.all_time(), credit_days())
     return _stable_ids((purchases, ledger, stripe_events, balances)) + (counted,)
 
@@ -101,6 +106,12 @@ def _restore_account(payment):
     db.session.commit()
 
 
+def _metadata(payment, **changes):
+    """The session's metadata as the app wrote it, with `changes` (what a tampered or
+    broken session could claim)."""
+    return {**payment.session["metadata"], **changes}
+
+
 def _mark(rule, payment, evt):
     rule(copy.deepcopy(evt["data"]["object"]))
 
@@ -147,6 +158,42 @@ CASES = {
     "replay": dict(deliveries=["same"], credited=True),
     "failed event re-claimed": dict(
         setup=_drop_account, deliveries=[lambda p: p.completed(), "restore", "again"], credited=True
+    ),
+    "completed unpaid, then paid (from processing)": dict(
+        deliveries=[lambda p: p.completed("unpaid"), lambda p: p.async_succeeded()],
+        credited=True,
+    ),
+    "metadata claims other credits": dict(
+        deliveries=[lambda p: p.completed(metadata=_metadata(p, credits="999999"))],
+        credited=True,
+    ),
+    "metadata names another user": dict(
+        deliveries=[lambda p: p.completed(metadata=_metadata(p, user_id="424242"))],
+        credited=True,
+    ),
+    "metadata purchase id beyond an INTEGER": dict(
+        deliveries=[lambda p: p.completed(metadata=_metadata(p, purchase_id="99999999999"))],
+        credited=True,
+    ),
+    "metadata user id beyond an INTEGER": dict(
+        deliveries=[lambda p: p.completed(metadata=_metadata(p, user_id="99999999999"))],
+        credited=True,
+    ),
+    "metadata credits beyond any purchase": dict(
+        deliveries=[lambda p: p.completed(metadata=_metadata(p, credits="99" * 9))],
+        credited=True,
+    ),
+    "metadata without numbers": dict(
+        deliveries=[lambda p: p.completed(metadata=_metadata(p, credits="many"))],
+        credited=True,
+    ),
+    "tax on top, and an invoice": dict(
+        deliveries=[
+            lambda p: p.completed(
+                amount_total=p.amount + 80, total_details={"amount_tax": 80}, invoice="in_tax1"
+            )
+        ],
+        credited=True,
     ),
     "not our session": dict(
         deliveries=[
@@ -225,3 +272,11 @@ def test_the_one_statement_stays_within_psycopgs_query_cache(app):
     compiled = events._claiming(ledger.one_statement_credit).compile(dialect=db.engine.dialect)
     assert len(str(compiled)) <= _queries.MAX_CACHED_STATEMENT_LENGTH
     assert len(compiled.params) <= _queries.MAX_CACHED_STATEMENT_PARAMS
+
+
+def test_a_purchase_marked_paid_without_its_credit_fails_the_delivery(app):
+    """Should the statement mark a purchase paid but move no balance (its account gone
+    between the steps), the delivery must fail and roll back, never count as done."""
+    row = SimpleNamespace(id=7, balance_after=None, receipt_id=None)
+    with pytest.raises(LookupError):
+        ledger.one_statement_done(row)

@@ -18,4 +18,9 @@ def record_key_use(response):
     return response
 
 
+@bp.teardown_request
+def forget_key_use(_exc):
+    api_keys.forget_pending_use()  # a request that ended in an unhandled error
+
+
 from webapp.api import routes  # noqa: E402,F401

@@ -98,13 +98,19 @@ def authenticate(secret: str) -> Caller | None:
 def record_use_if_pending() -> None:
     """At the end of an API request: a key's use its work did not commit (a read, a
     refusal) is recorded in a transaction of its own."""
-    if _USE_TO_RECORD not in db.session.info:
+    use = forget_pending_use()
+    if use is None:
         return
     try:
         with atomic():
-            pass  # the commit records it (_record_use_at_commit)
+            db.session.execute(_TOUCH, use)
     except sa.exc.SQLAlchemyError:  # only bookkeeping: never what the caller gets
         log.warning("could not record an API key's last use", exc_info=True)
+
+
+def forget_pending_use() -> dict | None:
+    """Drop (and return) a key's use not recorded yet: the request is over."""
+    return db.session.info.pop(_USE_TO_RECORD, None)
 
 
 # Built once: its cache key is memoised, so every API call skips building and hashing it.

@@ -21,7 +21,8 @@ from webapp.domain.ledger.payable import (
     payable_params,
     reported_tax,
 )
-from webapp.domain.sql import locked
+from webapp.domain.limits import MAX_CREDITS
+from webapp.domain.sql import MAX_INT, locked
 from webapp.domain.stripe_objects import id_of, metadata_ids
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
@@ -191,7 +192,7 @@ def one_statement_credit(*, only_if: sa.CTE) -> sa.Select:
     receipt = jobs.insert_after("moved").cte("receipt")
     return sa.select(
         paid.c.id, posting.c.balance_after, receipt.c.id.label("receipt_id")
-    ).select_from(paid.join(posting, sa.true()).outerjoin(receipt, sa.true()))
+    ).select_from(paid.outerjoin(posting, sa.true()).outerjoin(receipt, sa.true()))
 
 
 def one_statement_params(session: Session, old_status: PurchaseStatus) -> dict[str, Any] | None:
@@ -203,7 +204,7 @@ def one_statement_params(session: Session, old_status: PurchaseStatus) -> dict[s
     one_statement_done afterwards."""
     params = payable_params(session)
     known = metadata_ids(session.get("metadata") or {}, "purchase_id", "user_id", "credits")
-    if params["b_amount"] < 0 or known is None:
+    if params["b_amount"] < 0 or known is None or not _bindable(*known):
         return None
     purchase_id, user_id, credits = known
     money = (params["b_currency"], params["b_amount"], 0)
@@ -223,9 +224,21 @@ def one_statement_params(session: Session, old_status: PurchaseStatus) -> dict[s
     return {**params, **posting, **receipt, "b_old_status": old_status.value}
 
 
+def _bindable(purchase_id: int, user_id: int, credits: int) -> bool:
+    """Metadata values the statement can compare: beyond a column's range PostgreSQL
+    raises instead of matching nothing, which would fail the whole delivery."""
+    return 0 < purchase_id <= MAX_INT and 0 < user_id <= MAX_INT and 0 < credits <= MAX_CREDITS
+
+
 def one_statement_done(credited: sa.Row | None) -> bool:
     """After one_statement_credit (`credited`: its row, None when it paid nothing): the
-    totals it wrote, or not, and the receipt's doorbell. True when it credited."""
+    totals it wrote, or not, and the receipt's doorbell. True when it credited.
+
+    Raises when it marked the purchase paid but moved no balance (the account row gone
+    between the two steps): the whole delivery rolls back and Stripe retries, as the
+    ordinary path does when the credit cannot land."""
+    if credited is not None and credited.balance_after is None:
+        raise LookupError(f"purchase {credited.id} was marked paid but its account moved nothing")
     totals.posted(credited is not None)
     if credited is None:
         return False
