@@ -48,7 +48,7 @@ test: install
 	  $(BIN)/pytest -m "not e2e"; fi
 
 # Benchmarks against a local PostgreSQL (BENCH_DATABASE_URL); add modules to BENCH_MODULES.
-BENCH_MODULES ?= tests.bench.bench_webhook tests.bench.bench_usage tests.bench.bench_pages tests.bench.bench_holds
+BENCH_MODULES ?= tests.bench.bench_webhook tests.bench.bench_usage tests.bench.cpu_per_request tests.bench.bench_pages tests.bench.bench_holds
 
 bench: install
 	@for module in $(BENCH_MODULES); do $(BIN)/python -m $$module || exit 1; done
