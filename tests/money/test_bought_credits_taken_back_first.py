@@ -2,14 +2,17 @@
 expiring ones; so a won dispute, which returns ordinary credits, never makes plan credits
 last forever, and a refund never leaves bought credits where plan credits were."""
 
+from datetime import timedelta
+
 import sqlalchemy as sa
 
 from tests.money.plan_payments import PlanPayment
-from tests.payments import Payment, balance_of
+from tests.payments import Payment, balance_of, ledger_sum
 from tests.stripe_fakes import deliver
-from webapp.domain import ledger
+from webapp.domain import clock, ledger
 from webapp.extensions import db
 from webapp.models import CreditAccount
+from webapp.models.types import utcnow
 
 
 def expiring(user_id: int) -> int:
@@ -44,6 +47,15 @@ def test_a_won_dispute_gives_back_what_it_took_and_plan_credits_still_expire(
     won = bought.dispute("charge.dispute.closed", status="won", dispute_id="dp_bought")
     assert deliver(logged_in, won).status_code == 200
     assert (balance_of(user.id), expiring(user.id)) == (1500, 1000)
+
+    # The plan's period ends: its 1,000 credits expire, the 500 given back stay.
+    clock.fix(utcnow() + timedelta(days=40))
+    try:
+        ledger.expire_due_grants()
+    finally:
+        clock.fix(None)
+    assert (balance_of(user.id), expiring(user.id)) == (500, 0)
+    assert balance_of(user.id) == ledger_sum(user.id)
 
 
 def test_bought_credits_already_spent_leave_the_rest_to_the_plan_credits(

@@ -1,0 +1,66 @@
+"""PostgreSQL, several processes: refunds of a purchase and usage racing each other take
+exactly what the rules say, bought credits before plan credits, whatever the order."""
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from tests.concurrency import app_in_process, run_processes
+from tests.conftest import requires_postgres
+from tests.payments import Payment, balance_of, entries, ledger_sum
+from tests.stripe_fakes import deliver, event
+from tests.subscription_fakes import invoice, new_id
+from webapp.domain import api_keys
+from webapp.extensions import db
+from webapp.models import CreditAccount, CreditGrant, Purchase
+from webapp.models.types import utcnow
+
+PROCESSES = 4
+USAGE = 100
+
+
+def _work_in_process(events, secret, barrier, results):
+    client = app_in_process().test_client()
+    barrier.wait(timeout=60)
+    statuses = [deliver(client, evt).status_code for evt in events]
+    statuses.append(
+        client.post(
+            "/api/v1/usage", json={"credits": USAGE}, headers={"Authorization": f"Bearer {secret}"}
+        ).status_code
+    )
+    results.put(statuses)
+
+
+@requires_postgres
+def test_purchase_refunds_and_usage_at_once_take_exactly_once(
+    app, client, user, stripe_double, database_url
+):
+    paid = Payment(stripe_double, user, 1000)
+    assert deliver(client, paid.completed()).status_code == 200
+    plan = invoice(new_id("sub"), user.id, start=utcnow(), end=utcnow() + timedelta(days=30))
+    assert deliver(client, event("invoice.paid", plan)).status_code == 200
+    assert balance_of(user.id) == 2000  # 1000 bought, 1000 from the plan (expiring)
+
+    # Each process delivers the partial and the full refund under event ids of its own,
+    # in its own order, and spends once: cumulative refunds take the purchase's 1000
+    # credits once in all, whichever arrives first.
+    lists = []
+    for number in range(PROCESSES):
+        events = [paid.refunded(paid.amount // 2), paid.refunded(paid.amount)]
+        lists.append(events if number % 2 else events[::-1])
+    secret = api_keys.mint(user.id, "race").secret
+    run = run_processes(_work_in_process, [(events, secret) for events in lists], together=True)
+    assert run.exitcodes == [0] * PROCESSES
+    assert all(status == 200 for statuses in run.answers for status in statuses)
+
+    spent = PROCESSES * USAGE
+    assert balance_of(user.id) == 2000 - 1000 - spent == ledger_sum(user.id)
+    assert -sum(entry.credits for entry in entries(user.id, "refund")) == 1000
+    db.session.expire_all()
+    purchase = db.session.scalars(sa.select(Purchase)).one()
+    assert (purchase.status, purchase.amount_refunded_cents) == ("refunded", paid.amount)
+    # What is left is all plan credits: the refund took bought credits first and usage
+    # took expiring ones first, in whatever order they ran.
+    account = db.session.get(CreditAccount, user.id)
+    grant = db.session.scalars(sa.select(CreditGrant)).one()
+    assert account.expiring == 1000 - spent == grant.remaining == account.balance
