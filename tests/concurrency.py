@@ -108,3 +108,17 @@ def balance_and_ledger_sum(user_id: int) -> tuple[int, int]:
     ).one()
     db.session.rollback()
     return int(row[0]), int(row[1])
+
+
+def deliver_then_spend(events: list, secret: str, credits: int, barrier, results) -> None:
+    """A spawned process's work in the clawback races: deliver `events` to the webhook,
+    then spend `credits` with the API key `secret`; answers every status."""
+    from tests.stripe_fakes import deliver
+
+    client = app_in_process().test_client()
+    barrier.wait(timeout=60)
+    statuses = [deliver(client, evt).status_code for evt in events]
+    spent = client.post(
+        "/api/v1/usage", json={"credits": credits}, headers={"Authorization": f"Bearer {secret}"}
+    )
+    results.put([*statuses, spent.status_code])

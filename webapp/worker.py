@@ -47,7 +47,7 @@ def ring(job_id: int, delay: float | None = None) -> None:
     """Enqueue a look at job `job_id` (after `delay` seconds; at once: gathered with the
     other rings of this moment, see Doorbell)."""
     if delay:
-        run_job.schedule(args=(job_id,), delay=delay)
+        run_jobs.schedule(args=([job_id],), delay=delay)
     else:
         doorbell.ring(job_id)
 
@@ -108,13 +108,6 @@ def _in_app(func, *args):
         raise RuntimeError("webapp.worker.init_app was not called")
     with _app.app_context():
         return func(*args)
-
-
-@huey.task(retries=0)
-def run_job(job_id: int) -> None:
-    from webapp.domain import jobs
-
-    _in_app(jobs.run, job_id)
 
 
 @huey.task(retries=0)

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from tests.concurrency import app_in_process, run_processes
+from tests.concurrency import deliver_then_spend, run_processes
 from tests.conftest import requires_postgres
 from tests.payments import Payment, balance_of, entries, ledger_sum
 from tests.stripe_fakes import deliver, event, fixture
@@ -16,18 +16,6 @@ from webapp.models import CreditAccount, CreditGrant
 from webapp.models.types import utcnow
 
 PROCESSES = 3
-
-
-def _work_in_process(events, secret, barrier, results):
-    client = app_in_process().test_client()
-    barrier.wait(timeout=60)
-    statuses = [deliver(client, evt).status_code for evt in events]
-    statuses.append(
-        client.post(
-            "/api/v1/usage", json={"credits": 100}, headers={"Authorization": f"Bearer {secret}"}
-        ).status_code
-    )
-    results.put(statuses)
 
 
 @requires_postgres
@@ -76,7 +64,9 @@ def test_grant_clawbacks_and_usage_at_once_take_exactly_once(
         turn = number % len(events)
         lists.append(events[turn:] + events[:turn])
     secret = api_keys.mint(user.id, "race").secret
-    run = run_processes(_work_in_process, [(events, secret) for events in lists], together=True)
+    run = run_processes(
+        deliver_then_spend, [(events, secret, 100) for events in lists], together=True
+    )
     assert run.exitcodes == [0] * PROCESSES
     assert all(status == 200 for statuses in run.answers for status in statuses)
 

@@ -106,10 +106,14 @@ def _restore_account(payment):
     db.session.commit()
 
 
-def _metadata(payment, **changes):
-    """The session's metadata as the app wrote it, with `changes` (what a tampered or
-    broken session could claim)."""
-    return {**payment.session["metadata"], **changes}
+def _claiming_in_metadata(**changes):
+    """A paid completion whose metadata is the app's with `changes` (what a tampered or
+    broken session could claim): the recorded purchase is credited all the same."""
+
+    def completed(payment):
+        return payment.completed(metadata={**payment.session["metadata"], **changes})
+
+    return dict(deliveries=[completed], credited=True)
 
 
 def _mark(rule, payment, evt):
@@ -163,30 +167,12 @@ CASES = {
         deliveries=[lambda p: p.completed("unpaid"), lambda p: p.async_succeeded()],
         credited=True,
     ),
-    "metadata claims other credits": dict(
-        deliveries=[lambda p: p.completed(metadata=_metadata(p, credits="999999"))],
-        credited=True,
-    ),
-    "metadata names another user": dict(
-        deliveries=[lambda p: p.completed(metadata=_metadata(p, user_id="424242"))],
-        credited=True,
-    ),
-    "metadata purchase id beyond an INTEGER": dict(
-        deliveries=[lambda p: p.completed(metadata=_metadata(p, purchase_id="99999999999"))],
-        credited=True,
-    ),
-    "metadata user id beyond an INTEGER": dict(
-        deliveries=[lambda p: p.completed(metadata=_metadata(p, user_id="99999999999"))],
-        credited=True,
-    ),
-    "metadata credits beyond any purchase": dict(
-        deliveries=[lambda p: p.completed(metadata=_metadata(p, credits="99" * 9))],
-        credited=True,
-    ),
-    "metadata without numbers": dict(
-        deliveries=[lambda p: p.completed(metadata=_metadata(p, credits="many"))],
-        credited=True,
-    ),
+    "metadata claims other credits": _claiming_in_metadata(credits="999999"),
+    "metadata names another user": _claiming_in_metadata(user_id="424242"),
+    "metadata purchase id beyond an INTEGER": _claiming_in_metadata(purchase_id="99999999999"),
+    "metadata user id beyond an INTEGER": _claiming_in_metadata(user_id="99999999999"),
+    "metadata credits beyond any purchase": _claiming_in_metadata(credits="99" * 9),
+    "metadata without numbers": _claiming_in_metadata(credits="many"),
     "tax on top, and an invoice": dict(
         deliveries=[
             lambda p: p.completed(

@@ -105,21 +105,13 @@ def known_paid_statement(*, only_if: sa.CTE) -> sa.Update:
 
 
 def _paid_update(only_if: sa.CTE | None, *, locked_before: bool, known: bool = False) -> sa.Update:
-    conditions = payable_conditions()
-    if known:
-        conditions += [
-            _purchases.id == sa.bindparam("b_purchase_id", type_=_purchases.id.type),
-            _purchases.user_id == sa.bindparam("b_user_id", type_=_purchases.user_id.type),
-            _purchases.credits == sa.bindparam("b_credits", type_=_purchases.credits.type),
-            _purchases.status == sa.bindparam("b_old_status", type_=sa.String),
-            _purchases.amount_refunded_cents == 0,
-        ]
+    conditions = payable_conditions() + (_known_purchase() if known else [])
     if only_if is not None:
         conditions.append(rows_in(only_if))
     update = sa.update(Purchase.__table__)
-    returned = [_purchases.id]
-    if not known:  # what the totals and the credit need; a known purchase binds them
-        returned += [_purchases.user_id, _purchases.credits]
+    if known:  # the rest of the statement binds what the credit and the totals need
+        return _paid(update.where(*conditions)).returning(_purchases.id)
+    returned = [_purchases.id, _purchases.user_id, _purchases.credits]
     if locked_before:
         before = (
             sa.select(_purchases.id, _purchases.status)
@@ -131,8 +123,22 @@ def _paid_update(only_if: sa.CTE | None, *, locked_before: bool, known: bool = F
         returned.append(before.c.status.label("old_status"))
     else:
         update = update.where(*conditions)
-    if not known:
-        returned += [_purchases.currency, _purchases.amount_cents, _purchases.amount_refunded_cents]
+    returned += [_purchases.currency, _purchases.amount_cents, _purchases.amount_refunded_cents]
+    return _paid(update).returning(*returned)
+
+
+def _known_purchase() -> list[sa.ColumnElement[bool]]:
+    return [
+        _purchases.id == sa.bindparam("b_purchase_id", type_=_purchases.id.type),
+        _purchases.user_id == sa.bindparam("b_user_id", type_=_purchases.user_id.type),
+        _purchases.credits == sa.bindparam("b_credits", type_=_purchases.credits.type),
+        _purchases.status == sa.bindparam("b_old_status", type_=sa.String),
+        _purchases.amount_refunded_cents == 0,
+    ]
+
+
+def _paid(update: sa.Update) -> sa.Update:
+    """The update's SET: paid and credited now, with what the session says of it."""
     return update.values(
         status=PurchaseStatus.PAID.value,
         credited_at=sa.bindparam("b_now", type_=_purchases.credited_at.type),
@@ -144,7 +150,7 @@ def _paid_update(only_if: sa.CTE | None, *, locked_before: bool, known: bool = F
         stripe_invoice_id=sa.func.coalesce(
             sa.bindparam("b_invoice", type_=sa.String), _purchases.stripe_invoice_id
         ),
-    ).returning(*returned)
+    )
 
 
 _MARK_PAID = mark_paid_statement()
