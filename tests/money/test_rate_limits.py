@@ -2,8 +2,10 @@
 
 import pytest
 
-from tests.conftest import login
+from tests.conftest import login, make_config
+from webapp import create_app
 from webapp.domain import api_keys, ledger, users
+from webapp.extensions import ViewLimiter
 
 
 @pytest.fixture
@@ -54,3 +56,10 @@ def test_checkout_and_subscribe_are_limited_per_user(client, user, stripe_double
         client.post("/billing/subscribe", data={"plan": "nope"}).status_code for _ in range(4)
     ]
     assert subscribe == [400, 400, 400, 429]
+
+
+@pytest.mark.parametrize("setting", ViewLimiter.APP_WIDE_SETTINGS)
+def test_app_wide_limits_are_refused_rather_than_ignored(database_url, setting):
+    # Limits apply per view; an app-wide one would never be checked, so it stops the start.
+    with pytest.raises(RuntimeError, match=setting):
+        create_app(make_config(database_url, RATELIMIT_ENABLED=True, **{setting: "1 per day"}))

@@ -3,14 +3,13 @@ from flask import jsonify, request
 from webapp.domain import stripe_gateway
 from webapp.domain.errors import SignatureError
 from webapp.domain.events import process_event
-from webapp.extensions import csrf, limiter
+from webapp.extensions import csrf
 from webapp.webhooks import bp
 from webapp.webhooks.handlers import fast_path, handle_event
 
 
 @bp.post("/webhooks/stripe")
 @csrf.exempt
-@limiter.exempt
 def stripe_webhook():
     try:
         event = stripe_gateway.verify_event(
