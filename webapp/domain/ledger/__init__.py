@@ -2,6 +2,8 @@
 
 entries      posting a balance change with its row, adjustments, balances
 purchases    Checkout fulfilment, failed and expired sessions
+one_statement  the webhook's usual delivery in one statement (PostgreSQL), built from
+             the conditions and statements purchases uses
 payable      "paid and payable": the one rule as SQL conditions, the mark-paid UPDATE
 chargebacks  refunds and disputes (of purchases and of plan grants' invoices)
 grants       plan grants, expiry, usage debits
@@ -58,6 +60,11 @@ from webapp.domain.ledger.holds import (
     place_hold,
     release_hold,
 )
+from webapp.domain.ledger.one_statement import (
+    one_statement_credit,
+    one_statement_done,
+    one_statement_params,
+)
 from webapp.domain.ledger.payable import payable_params
 from webapp.domain.ledger.purchases import (
     Fulfilment,
@@ -67,9 +74,6 @@ from webapp.domain.ledger.purchases import (
     fulfil_checkout_session,
     mark_session_expired,
     mark_session_failed,
-    one_statement_credit,
-    one_statement_done,
-    one_statement_params,
     purchase_description,
     set_status,
 )
