@@ -34,12 +34,28 @@ class ViewLimiter(Limiter):
     """Flask-Limiter with the limits its view decorators name, and only those.
 
     A decorated view checks its own limits when it is called. The extension also checks
-    every request in a `before_request` hook, for default, application, meta and blueprint
-    limits; this app declares none, and that hook cost a quarter of a millisecond on every
-    request, the webhook's included. So it is taken out, and the configuration that would
-    need it is refused rather than ignored."""
+    every request in a `before_request` hook, for default, application, meta, blueprint
+    and in-memory fallback limits; this app declares none, and that hook cost a quarter of
+    a millisecond on every request, the webhook's included. So it is taken out, and the
+    settings and blueprint limits that would need it are refused rather than ignored."""
 
-    APP_WIDE_SETTINGS = ("RATELIMIT_DEFAULT", "RATELIMIT_APPLICATION", "RATELIMIT_META")
+    APP_WIDE_SETTINGS = (
+        "RATELIMIT_DEFAULT",
+        "RATELIMIT_APPLICATION",
+        "RATELIMIT_META",
+        "RATELIMIT_IN_MEMORY_FALLBACK",
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.limit_manager.add_blueprint_limit = self._refuse_blueprint_limit
+
+    @staticmethod
+    def _refuse_blueprint_limit(blueprint: str, _limit) -> None:
+        raise RuntimeError(
+            f"a limit on blueprint {blueprint!r} would never be checked: "
+            "decorate its views with @limiter.limit instead"
+        )
 
     def init_app(self, app) -> None:
         app_wide = [name for name in self.APP_WIDE_SETTINGS if app.config.get(name)]

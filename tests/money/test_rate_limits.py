@@ -1,11 +1,12 @@
 """Defect 8: checkout, subscribe and the usage API are rate-limited per user and per key."""
 
+import flask
 import pytest
 
 from tests.conftest import login, make_config
 from webapp import create_app
 from webapp.domain import api_keys, ledger, users
-from webapp.extensions import ViewLimiter
+from webapp.extensions import ViewLimiter, limiter
 
 
 @pytest.fixture
@@ -63,3 +64,9 @@ def test_app_wide_limits_are_refused_rather_than_ignored(database_url, setting):
     # Limits apply per view; an app-wide one would never be checked, so it stops the start.
     with pytest.raises(RuntimeError, match=setting):
         create_app(make_config(database_url, RATELIMIT_ENABLED=True, **{setting: "1 per day"}))
+
+
+def test_a_limit_on_a_whole_blueprint_is_refused_rather_than_ignored():
+    blueprint = flask.Blueprint("limited", __name__)
+    with pytest.raises(RuntimeError, match="blueprint 'limited'"):
+        limiter.limit("1 per day")(blueprint)

@@ -3,10 +3,13 @@
 Spending (usage, a negative adjustment, expiry, a plan invoice's refund or dispute) takes
 expiring credits first, soonest expiry first. Taking back bought credits (a purchase's
 refund or dispute) takes bought credits first: the grants give only what the balance can
-no longer hold, so a won dispute's return (ordinary credits) never turns plan credits into
-lasting ones. Either way the credits in unexpired grants never exceed the balance
-(`expiring <= max(balance, 0)`), and expiry only ever removes plan credits nobody has
-spent or taken back: credits bought (which never expire) are never expired.
+no longer hold. A purchase's dispute records what each grant gave (plan_remainders before
+and after), and when it is won those credits go back to their grant, or expire if the
+grant has ended meanwhile, so plan credits never come back as lasting ones. An expiry
+takes only its own grant's credits. Either way the credits in unexpired grants never
+exceed the balance (`expiring <= max(balance, 0)`), and expiry only ever removes plan
+credits nobody has spent or taken back: credits bought (which never expire) are never
+expired.
 post_entry applies this to every negative posting; nothing else draws grants down.
 """
 
@@ -32,16 +35,21 @@ def open_expiring_grants(user_id: int) -> sa.Select:
     )
 
 
-def draw_down(user_id: int, credits: int, *, first_grant_id: int | None = None) -> int:
+def draw_down(
+    user_id: int, credits: int, *, first_grant_id: int | None = None, only_first: bool = False
+) -> int:
     """Take `credits` just debited from the expiring grants; returns how many they gave.
 
     `first_grant_id` (the grant an expiry or a clawback is about) gives first, then the
-    others, soonest expiry first. Joins the caller's transaction, which holds the
-    account's balance change: the grants are row-locked for the rest of it.
+    others, soonest expiry first; with `only_first` (an expiry) no other grant gives.
+    Joins the caller's transaction, which holds the account's balance change: the grants
+    are row-locked for the rest of it.
     """
     grants = list(
         db.session.scalars(locked(open_expiring_grants(user_id).where(CreditGrant.remaining > 0)))
     )
+    if only_first:
+        grants = [grant for grant in grants if grant.id == first_grant_id]
     if not grants:
         return 0
     grants.sort(key=lambda grant: grant.id != first_grant_id)  # stable: soonest first after
@@ -65,6 +73,17 @@ def draw_down_beyond(user_id: int, balance: int) -> int:
     )
     excess = (expiring or 0) - max(balance, 0)
     return draw_down(user_id, excess) if excess > 0 else 0
+
+
+def plan_remainders(user_id: int) -> dict[int, int]:
+    """What each open expiring grant still holds, by grant id. The caller holds the
+    account's lock, so no other transaction draws them meanwhile."""
+    rows = db.session.execute(
+        open_expiring_grants(user_id)
+        .where(CreditGrant.remaining > 0)
+        .with_only_columns(CreditGrant.id, CreditGrant.remaining)
+    )
+    return {grant_id: remaining for grant_id, remaining in rows}
 
 
 def give_back(grant: CreditGrant, credits: int, balance_after: int) -> None:
