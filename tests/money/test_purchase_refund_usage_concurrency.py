@@ -54,3 +54,44 @@ def test_purchase_refunds_and_usage_at_once_take_exactly_once(
     account = db.session.get(CreditAccount, user.id)
     grant = db.session.scalars(sa.select(CreditGrant)).one()
     assert account.expiring == 1000 - spent == grant.remaining == account.balance
+
+
+@requires_postgres
+def test_a_won_dispute_racing_usage_gives_plan_credits_back_to_the_plan(
+    app, client, user, stripe_double, database_url
+):
+    paid = Payment(stripe_double, user, 1000)
+    assert deliver(client, paid.completed()).status_code == 200
+    secret = api_keys.mint(user.id, "race").secret
+    spend = client.post(
+        "/api/v1/usage", json={"credits": 800}, headers={"Authorization": f"Bearer {secret}"}
+    )
+    assert spend.status_code == 200
+    plan = invoice(new_id("sub"), user.id, start=utcnow(), end=utcnow() + timedelta(days=30))
+    assert deliver(client, event("invoice.paid", plan)).status_code == 200
+    assert balance_of(user.id) == 1200  # 200 bought, 1000 from the plan (expiring)
+
+    # The dispute takes the purchase's 1000 credits: the 200 bought and 800 of the plan's.
+    # Each process delivers its opening and its win (ids of its own, some won first) and
+    # spends once; however they interleave, the win gives the plan's 800 back to the plan.
+    lists = []
+    for number in range(PROCESSES):
+        events = [
+            paid.dispute("charge.dispute.created", dispute_id="dp_race"),
+            paid.dispute("charge.dispute.closed", status="won", dispute_id="dp_race"),
+        ]
+        lists.append(events if number % 2 else events[::-1])
+    run = run_processes(
+        deliver_then_spend, [(events, secret, USAGE) for events in lists], together=True
+    )
+    assert run.exitcodes == [0] * PROCESSES
+    assert all(statuses[:2] == [200, 200] for statuses in run.answers)
+    assert all(statuses[2] in (200, 402) for statuses in run.answers)
+
+    spent = USAGE * sum(statuses[2] == 200 for statuses in run.answers)
+    assert balance_of(user.id) == 1200 - spent == ledger_sum(user.id)
+    db.session.expire_all()
+    account = db.session.get(CreditAccount, user.id)
+    grant = db.session.scalars(sa.select(CreditGrant)).one()
+    # Usage took plan credits first; the 200 bought ones are all that does not expire.
+    assert account.expiring == grant.remaining == 1000 - spent == account.balance - 200
