@@ -255,7 +255,7 @@ def close_dispute(purchase_id: int, dispute: Mapping[str, Any]) -> int:
     """Settle a closed dispute once; returns credits given back; commits.
 
     Won (or an inquiry closed without a chargeback) gives back what the dispute took,
-    as a `dispute_reversal` entry, plan credits among it to their plan
+    as a `dispute_reversal` entry, plan credits among it to their running plan
     (dispute_remainders); lost keeps it. A `closed` event arriving before its
     `created` records the dispute first, so either order ends the same.
     """

@@ -95,8 +95,7 @@ def post_entry(
     if credits < 0 and not unless_expiring and _takes_back_a_purchase(kind, refs):
         draw_down_beyond(user_id, balance)  # bought credits taken back: those go first
     elif credits < 0 and not unless_expiring:
-        expiry = kind == EntryKind.EXPIRY  # its own grant's credits only
-        draw_down(user_id, -credits, first_grant_id=refs.get("grant_id"), only_first=expiry)
+        draw_down(user_id, -credits, first_grant_id=refs.get("grant_id"))
     if metric:
         totals.add(metric, credits)
     if credits < 0:

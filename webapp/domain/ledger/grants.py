@@ -159,24 +159,19 @@ def _expire_due(user_id: int, now: datetime) -> int:
         # Debits keep remainders within the balance; the floor guards older rows only.
         amount = max(0, min(grant.remaining, balance))
         if amount:
-            balance = post_expiry(grant, amount)
+            # The debit draws this grant's own remainder down first (remainders.draw_down).
+            balance = post_entry(
+                user_id,
+                -amount,
+                EntryKind.EXPIRY,
+                grant_id=grant.id,
+                reference=grant.stripe_invoice_id,
+                description=f"{grant.plan_code} plan credits expired",
+            )
             expired += amount
         grant.remaining, grant.expired_at = 0, now
     refresh_expiry_summary(user_id)
     return expired
-
-
-def post_expiry(grant: CreditGrant, credits: int) -> int:
-    """Post `credits` of `grant` as expired (they leave its remainder: remainders.draw_down);
-    returns the balance. Joins the caller's transaction, which holds the account's lock."""
-    return post_entry(
-        grant.user_id,
-        -credits,
-        EntryKind.EXPIRY,
-        grant_id=grant.id,
-        reference=grant.stripe_invoice_id,
-        description=f"{grant.plan_code} plan credits expired",
-    )
 
 
 def with_due_grants_expired(account: CreditAccount) -> CreditAccount:

@@ -4,12 +4,10 @@ Spending (usage, a negative adjustment, expiry, a plan invoice's refund or dispu
 expiring credits first, soonest expiry first. Taking back bought credits (a purchase's
 refund or dispute) takes bought credits first: the grants give only what the balance can
 no longer hold. A purchase's dispute records what each grant gave (plan_remainders before
-and after), and when it is won those credits go back to their grant, or expire if the
-grant has ended meanwhile, so plan credits never come back as lasting ones. An expiry
-takes only its own grant's credits. Either way the credits in unexpired grants never
-exceed the balance (`expiring <= max(balance, 0)`), and expiry only ever removes plan
-credits nobody has spent or taken back: credits bought (which never expire) are never
-expired.
+and after), and when it is won those credits go back to their grant while it runs
+(dispute_remainders). Either way the credits in unexpired grants never exceed the balance
+(`expiring <= max(balance, 0)`), and expiry only ever removes plan credits nobody has
+spent or taken back: credits bought (which never expire) are never expired.
 post_entry applies this to every negative posting; nothing else draws grants down.
 """
 
@@ -35,21 +33,16 @@ def open_expiring_grants(user_id: int) -> sa.Select:
     )
 
 
-def draw_down(
-    user_id: int, credits: int, *, first_grant_id: int | None = None, only_first: bool = False
-) -> int:
+def draw_down(user_id: int, credits: int, *, first_grant_id: int | None = None) -> int:
     """Take `credits` just debited from the expiring grants; returns how many they gave.
 
     `first_grant_id` (the grant an expiry or a clawback is about) gives first, then the
-    others, soonest expiry first; with `only_first` (an expiry) no other grant gives.
-    Joins the caller's transaction, which holds the account's balance change: the grants
-    are row-locked for the rest of it.
+    others, soonest expiry first. Joins the caller's transaction, which holds the
+    account's balance change: the grants are row-locked for the rest of it.
     """
     grants = list(
         db.session.scalars(locked(open_expiring_grants(user_id).where(CreditGrant.remaining > 0)))
     )
-    if only_first:
-        grants = [grant for grant in grants if grant.id == first_grant_id]
     if not grants:
         return 0
     grants.sort(key=lambda grant: grant.id != first_grant_id)  # stable: soonest first after
