@@ -1,9 +1,11 @@
 """Taking back a purchase (its refund or dispute) takes the bought credits, not the plan's
-expiring ones; so a won dispute, which returns ordinary credits, never makes plan credits
-last forever, and a refund never leaves bought credits where plan credits were."""
+expiring ones, so a refund never leaves bought credits where plan credits were; and a won
+dispute never leaves the user below where the same events without it would."""
 
+from contextlib import contextmanager
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from tests.money.plan_payments import PlanPayment
@@ -94,20 +96,10 @@ def _expire_in(days: int) -> None:
         clock.fix(None)
 
 
-def test_a_won_dispute_returns_the_plan_credits_it_took_to_the_plan(logged_in, user, stripe_double):
-    bought = _dispute_taking_plan_credits(logged_in, user, stripe_double)
-    won = bought.dispute("charge.dispute.closed", status="won", dispute_id="dp_plan")
-    assert deliver(logged_in, won).status_code == 200
-    assert deliver(logged_in, won).status_code == 200  # a replay gives nothing more
-    # As before the dispute: 200 bought credits and the plan's 1,000, which still expire.
-    assert (balance_of(user.id), expiring(user.id)) == (1200, 1000)
-    _expire_in(40)
-    assert (balance_of(user.id), expiring(user.id)) == (200, 0)
-    assert balance_of(user.id) == ledger_sum(user.id)
-
-
 # --- a won dispute next to refunds, expiry and a refunded plan: the books stay right, and
-# the user ends where the same events without the dispute leave them
+# the user never ends below where the same events without the dispute leave them (the
+# won dispute's credits come back lasting, even the plan credits among them: see the
+# README's known limits)
 
 
 def _books_balance(user_id: int) -> tuple[int, int]:
@@ -206,3 +198,87 @@ def test_two_plans_a_debt_and_one_plan_ended_keep_the_books(logged_in, user, str
     # lasted, and the ended plan's held credits come back lasting (give_back_won's known
     # limit): never less than the user would have had.
     assert balance >= 1000
+
+
+# Each scenario runs with and without a dispute of the first purchase that is opened and
+# then won: without it, the figures are what the rules give; with it, the user has at
+# least as many credits, and at least as many lasting ones, before and after the plans end.
+# (A review found each one ending below when the win put plan credits back into their
+# grant: debits and refunds meanwhile had landed elsewhere because those were held.)
+
+
+def _usage_while_held_drains_another_plan(client, user, stripe_double, dispute):
+    first = Payment(stripe_double, user, 500)
+    _send(client, first.completed())
+    ledger.debit_usage(user.id, 500, "work")
+    _plan_grant(client, user, 30)
+    _plan_grant(client, user, 60)
+    with dispute(first):
+        ledger.debit_usage(user.id, 800, "work")
+
+
+def _bought_while_held(client, user, stripe_double, dispute):
+    first = Payment(stripe_double, user, 500)
+    _send(client, first.completed())
+    ledger.debit_usage(user.id, 500, "work")
+    _plan_grant(client, user, 30)
+    with dispute(first):
+        _send(client, Payment(stripe_double, user, 1000).completed())
+        ledger.debit_usage(user.id, 800, "work")
+
+
+def _refund_waiting_on_the_dispute(client, user, stripe_double, dispute):
+    first = Payment(stripe_double, user, 300)
+    _send(client, first.completed())
+    ledger.debit_usage(user.id, 300, "work")
+    _plan_grant(client, user, 30)
+    with dispute(first):
+        _send(client, first.refunded(first.amount // 2))
+        _send(client, Payment(stripe_double, user, 300).completed())
+
+
+def _plan_refunded_on_a_debt(client, user, stripe_double, dispute):
+    first = Payment(stripe_double, user, 500)
+    _send(client, first.completed())
+    ledger.debit_usage(user.id, 500, "work")
+    plan = PlanPayment(client, stripe_double, "basic")
+    plan.pay()
+    with dispute(first):
+        ledger.debit_usage(user.id, 500, "work")
+        _send(client, plan.refunded(plan.amount // 2))
+        _send(client, Payment(stripe_double, user, 1000).completed())
+
+
+@pytest.mark.parametrize(
+    ("scenario", "without", "after_expiry"),
+    [
+        (_usage_while_held_drains_another_plan, (1200, 1200), (1000, 1000)),
+        (_bought_while_held, (1200, 200), (1000, 0)),
+        (_refund_waiting_on_the_dispute, (1150, 850), (300, 0)),
+        (_plan_refunded_on_a_debt, (1000, 0), (1000, 0)),
+    ],
+    ids=["usage_while_held", "bought_while_held", "refund_waiting", "plan_refunded_on_a_debt"],
+)
+@pytest.mark.parametrize("disputed", [False, True], ids=["without", "won"])
+def test_a_won_dispute_never_leaves_the_user_below_the_same_events_without_it(
+    logged_in, user, stripe_double, scenario, without, after_expiry, disputed
+):
+    @contextmanager
+    def dispute(purchase: Payment):
+        if not disputed:
+            yield
+            return
+        _send(logged_in, purchase.dispute("charge.dispute.created", dispute_id="dp_held"))
+        yield
+        won = purchase.dispute("charge.dispute.closed", status="won", dispute_id="dp_held")
+        _send(logged_in, won)
+
+    scenario(logged_in, user, stripe_double, dispute)
+    for expected in (without, after_expiry):
+        if expected is after_expiry:
+            _expire_in(40)
+        balance, left = _books_balance(user.id)
+        if disputed:
+            assert balance >= expected[0] and balance - left >= expected[0] - expected[1]
+        else:
+            assert (balance, left) == expected

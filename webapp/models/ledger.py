@@ -197,9 +197,6 @@ class Dispute(db.Model):
     grant_id: Mapped[int | None] = mapped_column(sa.ForeignKey("credit_grants.id"), index=True)
     amount_cents: Mapped[int] = mapped_column(sa.BigInteger)
     credits_taken: Mapped[int] = mapped_column(sa.BigInteger, default=0)
-    # A purchase's dispute: [[grant id, credits], ...] its take drew from plan grants (the
-    # balance could not hold them), given back to them, or expired, when it is won.
-    plan_credits_taken: Mapped[list[list[int]] | None] = mapped_column(sa.JSON)
     status: Mapped[str] = mapped_column(sa.String(40))
     # Set once the dispute is closed; a won dispute has given its credits back.
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

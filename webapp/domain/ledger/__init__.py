@@ -10,7 +10,6 @@ grants       plan grants, expiry, usage debits
 review       crediting a purchase under review (an admin's decision)
 remainders   which credits a debit takes: expiring ones first, bought ones first when a
              purchase is taken back (one place: post_entry)
-dispute_remainders  plan credits a purchase's dispute holds, back to their plan when won
 totals       per-day totals for /admin/, written in the transaction of each change
 totals_upkeep  folding past days' shards, rebuilding the totals from the rows
 holds        reserve credits, capture what was used, release the rest

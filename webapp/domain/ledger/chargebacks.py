@@ -5,7 +5,6 @@ paid for): both carry credits, total_cents (what the charge was for) and the cum
 credits_refunded and credits_disputed, so one piece of arithmetic covers both.
 """
 
-import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,7 +12,6 @@ import sqlalchemy as sa
 
 from webapp.domain import notices
 from webapp.domain.errors import PurchaseNotSettledError
-from webapp.domain.ledger import dispute_remainders
 from webapp.domain.ledger.entries import lock_account, post_entry
 from webapp.domain.ledger.purchases import refunded_in_review, set_status
 from webapp.domain.ledger.remainders import give_back
@@ -204,8 +202,7 @@ def _dispute_row(purchase: Paid, dispute: Mapping[str, Any], credited: bool) -> 
     db.session.add(row)
     if take:
         purchase.credits_disputed += take
-        post = functools.partial(
-            post_entry,
+        post_entry(
             purchase.user_id,
             -take,
             EntryKind.DISPUTE,
@@ -215,10 +212,6 @@ def _dispute_row(purchase: Paid, dispute: Mapping[str, Any], credited: bool) -> 
             description="Payment disputed with your bank: its credits are held "
             "until the dispute is settled",
         )
-        if isinstance(purchase, Purchase):  # bought credits first: which plans gave?
-            row.plan_credits_taken = dispute_remainders.drawn_by(purchase.user_id, post) or None
-        else:
-            post()
         notices.dispute_opened(purchase, dispute["id"], take)
     return row
 
@@ -255,8 +248,7 @@ def close_dispute(purchase_id: int, dispute: Mapping[str, Any]) -> int:
     """Settle a closed dispute once; returns credits given back; commits.
 
     Won (or an inquiry closed without a chargeback) gives back what the dispute took,
-    as a `dispute_reversal` entry, plan credits among it to their running plan
-    (dispute_remainders); lost keeps it. A `closed` event arriving before its
+    as a `dispute_reversal` entry; lost keeps it. A `closed` event arriving before its
     `created` records the dispute first, so either order ends the same.
     """
     with atomic():
@@ -292,8 +284,6 @@ def _close_dispute(purchase: Paid, dispute: Mapping[str, Any]) -> int:
         )
         if isinstance(purchase, CreditGrant):
             give_back(purchase, given, balance)  # they expire with the grant again
-        else:
-            dispute_remainders.give_back_won(row.plan_credits_taken or [], balance)
         _take_refunds_due(purchase, purchase.stripe_charge_id)
     if credited:
         _refresh_money_status(purchase)

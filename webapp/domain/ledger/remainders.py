@@ -3,9 +3,8 @@
 Spending (usage, a negative adjustment, expiry, a plan invoice's refund or dispute) takes
 expiring credits first, soonest expiry first. Taking back bought credits (a purchase's
 refund or dispute) takes bought credits first: the grants give only what the balance can
-no longer hold. A purchase's dispute records what each grant gave (plan_remainders before
-and after), and when it is won those credits go back to their grant while it runs
-(dispute_remainders). Either way the credits in unexpired grants never exceed the balance
+no longer hold. (A won dispute returns ordinary credits, plan credits among them: the
+README's known limits say why.) Either way the credits in unexpired grants never exceed the balance
 (`expiring <= max(balance, 0)`), and expiry only ever removes plan credits nobody has
 spent or taken back: credits bought (which never expire) are never expired.
 post_entry applies this to every negative posting; nothing else draws grants down.
@@ -66,17 +65,6 @@ def draw_down_beyond(user_id: int, balance: int) -> int:
     )
     excess = (expiring or 0) - max(balance, 0)
     return draw_down(user_id, excess) if excess > 0 else 0
-
-
-def plan_remainders(user_id: int) -> dict[int, int]:
-    """What each open expiring grant still holds, by grant id. The caller holds the
-    account's lock, so no other transaction draws them meanwhile."""
-    rows = db.session.execute(
-        open_expiring_grants(user_id)
-        .where(CreditGrant.remaining > 0)
-        .with_only_columns(CreditGrant.id, CreditGrant.remaining)
-    )
-    return {grant_id: remaining for grant_id, remaining in rows}
 
 
 def give_back(grant: CreditGrant, credits: int, balance_after: int) -> None:
