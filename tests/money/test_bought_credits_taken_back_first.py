@@ -207,10 +207,16 @@ def test_two_plans_a_debt_and_one_plan_ended_keep_the_books(logged_in, user, str
 # grant: debits and refunds meanwhile had landed elsewhere because those were held.)
 
 
+def _spent_purchase(client, user, stripe_double, credits: int) -> Payment:
+    """A purchase of `credits`, credited and all spent."""
+    purchase = Payment(stripe_double, user, credits)
+    _send(client, purchase.completed())
+    ledger.debit_usage(user.id, credits, "work")
+    return purchase
+
+
 def _usage_while_held_drains_another_plan(client, user, stripe_double, dispute):
-    first = Payment(stripe_double, user, 500)
-    _send(client, first.completed())
-    ledger.debit_usage(user.id, 500, "work")
+    first = _spent_purchase(client, user, stripe_double, 500)
     _plan_grant(client, user, 30)
     _plan_grant(client, user, 60)
     with dispute(first):
@@ -218,9 +224,7 @@ def _usage_while_held_drains_another_plan(client, user, stripe_double, dispute):
 
 
 def _bought_while_held(client, user, stripe_double, dispute):
-    first = Payment(stripe_double, user, 500)
-    _send(client, first.completed())
-    ledger.debit_usage(user.id, 500, "work")
+    first = _spent_purchase(client, user, stripe_double, 500)
     _plan_grant(client, user, 30)
     with dispute(first):
         _send(client, Payment(stripe_double, user, 1000).completed())
@@ -228,9 +232,7 @@ def _bought_while_held(client, user, stripe_double, dispute):
 
 
 def _refund_waiting_on_the_dispute(client, user, stripe_double, dispute):
-    first = Payment(stripe_double, user, 300)
-    _send(client, first.completed())
-    ledger.debit_usage(user.id, 300, "work")
+    first = _spent_purchase(client, user, stripe_double, 300)
     _plan_grant(client, user, 30)
     with dispute(first):
         _send(client, first.refunded(first.amount // 2))
@@ -238,9 +240,7 @@ def _refund_waiting_on_the_dispute(client, user, stripe_double, dispute):
 
 
 def _plan_refunded_on_a_debt(client, user, stripe_double, dispute):
-    first = Payment(stripe_double, user, 500)
-    _send(client, first.completed())
-    ledger.debit_usage(user.id, 500, "work")
+    first = _spent_purchase(client, user, stripe_double, 500)
     plan = PlanPayment(client, stripe_double, "basic")
     plan.pay()
     with dispute(first):
