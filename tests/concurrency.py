@@ -122,3 +122,17 @@ def deliver_then_spend(events: list, secret: str, credits: int, barrier, results
         "/api/v1/usage", json={"credits": credits}, headers={"Authorization": f"Bearer {secret}"}
     )
     results.put([*statuses, spent.status_code])
+
+
+def bought_and_planned(client, stripe_double, user) -> tuple:
+    """The clawback races' start: 1000 credits bought and a running plan's 1000 (expiring),
+    both delivered; returns (the Payment, the plan's invoice)."""
+    from tests.payments import Payment
+    from tests.stripe_fakes import deliver, event
+    from tests.subscription_fakes import running_invoice
+
+    paid = Payment(stripe_double, user, 1000)
+    assert deliver(client, paid.completed()).status_code == 200
+    plan = running_invoice(user.id)
+    assert deliver(client, event("invoice.paid", plan)).status_code == 200
+    return paid, plan

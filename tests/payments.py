@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from tests.stripe_fakes import deliver, event, fixture
 from webapp.domain import checkout
 from webapp.extensions import db
-from webapp.models import CreditAccount, LedgerEntry, Purchase
+from webapp.models import CreditAccount, CreditGrant, LedgerEntry, Purchase
 
 
 class Payment:
@@ -86,6 +86,24 @@ def balance_of(user_id: int) -> int:
     return db.session.scalar(
         sa.select(CreditAccount.balance).where(CreditAccount.user_id == user_id)
     )
+
+
+def checked_books(user_id: int) -> tuple[int, int]:
+    """The account's (balance, expiring), after checking that the balance is the ledger's
+    sum, that expiring is what its open grants hold, and 0 <= expiring <= max(balance, 0)."""
+    db.session.expire_all()
+    account = db.session.get(CreditAccount, user_id)
+    open_remaining = db.session.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(CreditGrant.remaining), 0)).where(
+            CreditGrant.user_id == user_id,
+            CreditGrant.expired_at.is_(None),
+            CreditGrant.expires_at.is_not(None),
+        )
+    )
+    assert account.balance == ledger_sum(user_id)
+    assert account.expiring == open_remaining
+    assert 0 <= account.expiring <= max(account.balance, 0), (account.balance, account.expiring)
+    return account.balance, account.expiring
 
 
 def ledger_sum(user_id: int) -> int:

@@ -1,7 +1,7 @@
 """Subscription objects and events as Stripe sends them, built from Stripe's examples."""
 
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -117,6 +117,12 @@ def invoice(
     }
     obj.update(overrides)
     return obj
+
+
+def running_invoice(user_id: int, days: int = 30, **overrides):
+    """A paid invoice of a new subscription whose period runs from now for `days`."""
+    now = clock.now()
+    return invoice(new_id("sub"), user_id, start=now, end=now + timedelta(days=days), **overrides)
 
 
 def subscription(

@@ -9,12 +9,12 @@ import pytest
 import sqlalchemy as sa
 
 from tests.money.plan_payments import PlanPayment
-from tests.payments import Payment, balance_of, ledger_sum
+from tests.payments import Payment, balance_of, checked_books, ledger_sum
 from tests.stripe_fakes import deliver, event
-from tests.subscription_fakes import invoice, new_id
+from tests.subscription_fakes import running_invoice
 from webapp.domain import clock, ledger
 from webapp.extensions import db
-from webapp.models import CreditAccount, CreditGrant
+from webapp.models import CreditAccount
 from webapp.models.types import utcnow
 
 
@@ -52,11 +52,7 @@ def test_a_won_dispute_gives_back_what_it_took_and_plan_credits_still_expire(
     assert (balance_of(user.id), expiring(user.id)) == (1500, 1000)
 
     # The plan's period ends: its 1,000 credits expire, the 500 given back stay.
-    clock.fix(utcnow() + timedelta(days=40))
-    try:
-        ledger.expire_due_grants()
-    finally:
-        clock.fix(None)
+    _expire_in(40)
     assert (balance_of(user.id), expiring(user.id)) == (500, 0)
     assert balance_of(user.id) == ledger_sum(user.id)
 
@@ -102,26 +98,8 @@ def _expire_in(days: int) -> None:
 # README's known limits)
 
 
-def _books_balance(user_id: int) -> tuple[int, int]:
-    """(balance, expiring) after checking balance == ledger, expiring == the open grants'
-    remainders, and 0 <= expiring <= max(balance, 0)."""
-    balance, left = balance_of(user_id), expiring(user_id)
-    assert balance == ledger_sum(user_id)
-    open_remaining = db.session.scalar(
-        sa.select(sa.func.coalesce(sa.func.sum(CreditGrant.remaining), 0)).where(
-            CreditGrant.user_id == user_id,
-            CreditGrant.expired_at.is_(None),
-            CreditGrant.expires_at.is_not(None),
-        )
-    )
-    assert left == open_remaining and 0 <= left <= max(balance, 0), (balance, left)
-    return balance, left
-
-
 def _plan_grant(client, user, days: int) -> None:
-    now = utcnow()
-    paid = invoice(new_id("sub"), user.id, start=now, end=now + timedelta(days=days))
-    assert deliver(client, event("invoice.paid", paid)).status_code == 200
+    _send(client, event("invoice.paid", running_invoice(user.id, days)))
 
 
 def _send(client, evt) -> None:
@@ -138,10 +116,10 @@ def _owed_while_plan_credits_are_held(client, user, stripe_double) -> Payment:
     ledger.debit_usage(user.id, 1500, "work")
     _plan_grant(client, user, 30)
     _send(client, first.dispute("charge.dispute.created", dispute_id="dp_owed"))
-    assert _books_balance(user.id) == (500, 500)
+    assert checked_books(user.id) == (500, 500)
     for payment in (second, third):
         _send(client, payment.refunded(payment.amount))
-    assert _books_balance(user.id) == (-500, 0)
+    assert checked_books(user.id) == (-500, 0)
     return first
 
 
@@ -151,7 +129,7 @@ def test_a_dispute_won_before_or_after_its_plan_ends_leaves_the_same_balance(
     first = _owed_while_plan_credits_are_held(logged_in, user, stripe_double)
     _expire_in(40)
     _send(logged_in, first.dispute("charge.dispute.closed", status="won", dispute_id="dp_owed"))
-    assert _books_balance(user.id) == (0, 0)
+    assert checked_books(user.id) == (0, 0)
 
 
 def test_a_refund_while_the_dispute_holds_the_credits_is_taken_once_it_is_won(
@@ -159,10 +137,10 @@ def test_a_refund_while_the_dispute_holds_the_credits_is_taken_once_it_is_won(
 ):
     bought = _dispute_taking_plan_credits(logged_in, user, stripe_double)
     _send(logged_in, bought.refunded(bought.amount))  # the dispute holds them: waits
-    assert _books_balance(user.id) == (700, 700)
+    assert checked_books(user.id) == (700, 700)
     _send(logged_in, bought.dispute("charge.dispute.closed", status="won", dispute_id="dp_plan"))
     # As refunding the purchase without the dispute: its 500 go, bought credits first.
-    assert _books_balance(user.id) == (700, 700)
+    assert checked_books(user.id) == (700, 700)
 
 
 def test_a_refunded_plan_gets_back_nothing_its_refund_took(logged_in, user, stripe_double):
@@ -172,11 +150,11 @@ def test_a_refunded_plan_gets_back_nothing_its_refund_took(logged_in, user, stri
     plan = PlanPayment(logged_in, stripe_double, "basic")
     plan.pay()
     _send(logged_in, bought.dispute("charge.dispute.created", dispute_id="dp_g"))
-    assert _books_balance(user.id) == (700, 700)
+    assert checked_books(user.id) == (700, 700)
     _send(logged_in, plan.refunded(plan.amount))  # all the plan's 1,000 credits go
-    assert _books_balance(user.id) == (-300, 0)
+    assert checked_books(user.id) == (-300, 0)
     _send(logged_in, bought.dispute("charge.dispute.closed", status="won", dispute_id="dp_g"))
-    assert _books_balance(user.id) == (200, 0)  # the 200 bought credits, lasting
+    assert checked_books(user.id) == (200, 0)  # the 200 bought credits, lasting
 
 
 def test_two_plans_a_debt_and_one_plan_ended_keep_the_books(logged_in, user, stripe_double):
@@ -188,12 +166,12 @@ def test_two_plans_a_debt_and_one_plan_ended_keep_the_books(logged_in, user, str
     _plan_grant(logged_in, user, 60)
     _plan_grant(logged_in, user, 30)
     _send(logged_in, first.dispute("charge.dispute.created", dispute_id="dp_two"))
-    assert _books_balance(user.id) == (500, 500)
+    assert checked_books(user.id) == (500, 500)
     _send(logged_in, second.refunded(second.amount))
-    assert _books_balance(user.id) == (-300, 0)
+    assert checked_books(user.id) == (-300, 0)
     _expire_in(40)
     _send(logged_in, first.dispute("charge.dispute.closed", status="won", dispute_id="dp_two"))
-    balance, _ = _books_balance(user.id)
+    balance, _ = checked_books(user.id)
     # Without the dispute: (1000, 1000). The refund drew the running plan while the debt
     # lasted, and the ended plan's held credits come back lasting (give_back_won's known
     # limit): never less than the user would have had.
@@ -277,7 +255,7 @@ def test_a_won_dispute_never_leaves_the_user_below_the_same_events_without_it(
     for expected in (without, after_expiry):
         if expected is after_expiry:
             _expire_in(40)
-        balance, left = _books_balance(user.id)
+        balance, left = checked_books(user.id)
         if disputed:
             assert balance >= expected[0] and balance - left >= expected[0] - expected[1]
         else:

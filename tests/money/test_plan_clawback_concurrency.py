@@ -5,11 +5,11 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from tests.concurrency import deliver_then_spend, run_processes
+from tests.concurrency import bought_and_planned, deliver_then_spend, run_processes
 from tests.conftest import requires_postgres
-from tests.payments import Payment, balance_of, entries, ledger_sum
-from tests.stripe_fakes import deliver, event, fixture
-from tests.subscription_fakes import invoice, new_id
+from tests.payments import balance_of, entries, ledger_sum
+from tests.stripe_fakes import event, fixture
+from tests.subscription_fakes import new_id
 from webapp.domain import api_keys, clock, ledger
 from webapp.extensions import db
 from webapp.models import CreditAccount, CreditGrant
@@ -22,11 +22,8 @@ PROCESSES = 3
 def test_grant_clawbacks_and_usage_at_once_take_exactly_once(
     app, client, user, stripe_double, database_url
 ):
-    paid = Payment(stripe_double, user, 1000)
-    assert deliver(client, paid.completed()).status_code == 200
-    plan = invoice(new_id("sub"), user.id, start=utcnow(), end=utcnow() + timedelta(days=30))
+    paid, plan = bought_and_planned(client, stripe_double, user)
     intent = plan["payments"]["data"][0]["payment"]["payment_intent"]
-    assert deliver(client, event("invoice.paid", plan)).status_code == 200
     charge = {
         **fixture("charge"),
         "id": new_id("ch"),

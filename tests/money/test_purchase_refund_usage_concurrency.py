@@ -1,19 +1,16 @@
 """PostgreSQL, several processes: refunds of a purchase and usage racing each other take
 exactly what the rules say, bought credits before plan credits, whatever the order."""
 
-from datetime import timedelta
-
 import sqlalchemy as sa
 
-from tests.concurrency import deliver_then_spend, run_processes
+from tests.concurrency import bought_and_planned, deliver_then_spend, run_processes
 from tests.conftest import requires_postgres
 from tests.payments import Payment, balance_of, entries, ledger_sum
 from tests.stripe_fakes import deliver, event
-from tests.subscription_fakes import invoice, new_id
+from tests.subscription_fakes import running_invoice
 from webapp.domain import api_keys
 from webapp.extensions import db
 from webapp.models import CreditAccount, CreditGrant, Purchase
-from webapp.models.types import utcnow
 
 PROCESSES = 4
 USAGE = 100
@@ -23,10 +20,7 @@ USAGE = 100
 def test_purchase_refunds_and_usage_at_once_take_exactly_once(
     app, client, user, stripe_double, database_url
 ):
-    paid = Payment(stripe_double, user, 1000)
-    assert deliver(client, paid.completed()).status_code == 200
-    plan = invoice(new_id("sub"), user.id, start=utcnow(), end=utcnow() + timedelta(days=30))
-    assert deliver(client, event("invoice.paid", plan)).status_code == 200
+    paid, _ = bought_and_planned(client, stripe_double, user)
     assert balance_of(user.id) == 2000  # 1000 bought, 1000 from the plan (expiring)
 
     # Each process delivers the partial and the full refund under event ids of its own,
@@ -67,7 +61,7 @@ def test_a_won_dispute_racing_usage_takes_and_gives_back_once(
         "/api/v1/usage", json={"credits": 800}, headers={"Authorization": f"Bearer {secret}"}
     )
     assert spend.status_code == 200
-    plan = invoice(new_id("sub"), user.id, start=utcnow(), end=utcnow() + timedelta(days=30))
+    plan = running_invoice(user.id)
     assert deliver(client, event("invoice.paid", plan)).status_code == 200
     assert balance_of(user.id) == 1200  # 200 bought, 1000 from the plan (expiring)
 

@@ -4,9 +4,9 @@ Spending (usage, a negative adjustment, expiry, a plan invoice's refund or dispu
 expiring credits first, soonest expiry first. Taking back bought credits (a purchase's
 refund or dispute) takes bought credits first: the grants give only what the balance can
 no longer hold. (A won dispute returns ordinary credits, plan credits among them: the
-README's known limits say why.) Either way the credits in unexpired grants never exceed the balance
-(`expiring <= max(balance, 0)`), and expiry only ever removes plan credits nobody has
-spent or taken back: credits bought (which never expire) are never expired.
+README's known limits say why.) Either way the credits in unexpired grants never exceed
+the balance (`expiring <= max(balance, 0)`), and expiry only ever removes plan credits
+nobody has spent or taken back: credits bought (which never expire) are never expired.
 post_entry applies this to every negative posting; nothing else draws grants down.
 """
 
