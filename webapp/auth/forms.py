@@ -49,7 +49,9 @@ class ForgotPasswordForm(FlaskForm):
     submit = SubmitField("Send me a link")
 
 
-class NewPasswordForm(FlaskForm):
+class NewPasswordFields(FlaskForm):
+    """A new password typed twice, checked against the password rule (reset, change)."""
+
     password = PasswordField(
         "New password",
         description=PASSWORD_RULE,
@@ -59,11 +61,14 @@ class NewPasswordForm(FlaskForm):
         "Repeat the new password",
         validators=[DataRequired(), EqualTo("password", message="The two passwords differ.")],
     )
-    submit = SubmitField("Set password")
 
-    email = ""  # the reset view sets the account's address, for the password rule
+    email = ""  # the view sets the account's address, for the password rule
 
     def validate_password(self, field):
         problem = password_problem(field.data or "", self.email)
         if problem:
             raise ValidationError(problem)
+
+
+class NewPasswordForm(NewPasswordFields):
+    submit = SubmitField("Set password")
