@@ -1,7 +1,10 @@
 """Saving a card (setup mode, or while buying) and the auto-recharge settings form."""
 
+from datetime import timedelta
+
 import pytest
 
+from tests.autorecharge.test_charges import WorkerKilled, kill_after
 from tests.stripe_fakes import deliver, event
 from webapp.extensions import db
 from webapp.models import AutoRecharge
@@ -131,6 +134,84 @@ def test_turning_it_off_keeps_the_card(recharge):
     settings = db.session.get(AutoRecharge, recharge.user_id)
     db.session.refresh(settings)
     assert not settings.enabled and settings.card_last4 == "4242"
+
+
+def turn_off(recharge) -> None:
+    response = recharge.client.post(
+        "/credits/auto-recharge", data={"threshold": "200", "amount": "500", "monthly_limit": ""}
+    )
+    assert response.status_code == 303
+
+
+def test_turning_auto_recharge_off_stops_the_attempt_not_yet_charged(recharge):
+    """The user turns auto-recharge off while an attempt waits for the worker: the worker
+    must not charge the card afterwards (the user withdrew the off-session mandate)."""
+    recharge.setup(balance=1000, threshold=200, amount=500)
+    recharge.spend(850)  # 150 < 200: an attempt is recorded, the charge job queued
+    assert [p.status for p in recharge.attempts()] == ["pending"]
+
+    turn_off(recharge)
+    assert recharge.settings().enabled is False
+    assert [p.status for p in recharge.attempts()] == ["expired"]  # at once, on the page too
+
+    recharge.run_worker()  # the worker gets to the queued charge job
+
+    assert recharge.intent_requests() == [], "the card was charged after auto-recharge was off"
+    assert recharge.balance() == 150
+    assert recharge.attempt().status == "expired"
+    # Not a card failure: no mail, no failure streak, nothing counted against the limit.
+    assert not [s for s in recharge.subjects() if "auto-recharge" in s]
+    settings = recharge.settings()
+    assert settings.consecutive_failures == 0 and settings.last_failure_at is None
+    recharge.enable(threshold=200, amount=500)
+    recharge.spend(10)
+    assert [p.status for p in recharge.attempts()] == ["expired", "pending"]
+
+
+def test_turning_it_off_while_the_worker_looks_up_the_card_charges_nothing(recharge, stripe_double):
+    """The worker saw auto-recharge on and asks Stripe for the card; the user turns it off
+    before the worker records the card: the card recording loses, nothing is charged."""
+    recharge.setup(balance=1000, threshold=200, amount=500)
+    recharge.spend(850)
+
+    def hook(method, path, status, answer):
+        if method == "get" and path.startswith("/v1/customers/"):
+            stripe_double.after_answer = None
+            turn_off(recharge)
+
+    stripe_double.after_answer = hook
+    recharge.run_worker()
+
+    assert recharge.intent_requests() == []
+    attempt = recharge.attempt()
+    assert attempt.status == "expired" and attempt.stripe_payment_method_id is None
+    assert recharge.balance() == 150
+
+
+def test_turning_it_off_after_the_charge_was_sent_still_settles_it_once(
+    recharge, stripe_double, fixed_clock
+):
+    """The card was recorded and Stripe charged it, but the worker died before hearing
+    back: turning auto-recharge off must not drop that attempt. The job's retry sends
+    the same idempotency key, gets the first answer, and credits what was charged."""
+    recharge.setup(balance=1000, threshold=200, amount=500)
+    recharge.spend(850)
+    kill_after(stripe_double, "/v1/payment_intents")
+    with pytest.raises(WorkerKilled):
+        recharge.run_worker()
+
+    turn_off(recharge)
+    assert recharge.attempt().status == "pending"
+    fixed_clock.set(fixed_clock.now + timedelta(minutes=10))  # the dead worker's lease ends
+    recharge.run_worker()
+
+    [first, retry] = recharge.intent_requests()
+    assert first["idempotency_key"] == retry["idempotency_key"]
+    assert len(recharge.intents()) == 1
+    assert recharge.attempt().status == "paid"
+    assert recharge.balance() == 650
+    assert len(recharge.purchase_credits()) == 1
+    recharge.assert_ledger_consistent()
 
 
 @pytest.mark.parametrize("config_overrides", [{"WTF_CSRF_ENABLED": True}])

@@ -15,7 +15,7 @@ from webapp.domain.ledger.recharge_outcomes import Outcome
 from webapp.domain.sql import fresh
 from webapp.domain.stripe_objects import AUTORECHARGE_PURPOSE, id_of, metadata_ids, purpose_of
 from webapp.extensions import db
-from webapp.models import Purchase, PurchaseSource, PurchaseStatus, User
+from webapp.models import AutoRecharge, Purchase, PurchaseSource, PurchaseStatus, User
 
 # An attempt not charged within this long is given up, well inside the 24 hours for which
 # Stripe answers a repeated idempotency key with its first answer.
@@ -29,7 +29,8 @@ def charge_attempt(purchase_id: int) -> Outcome:
     job): the card and the idempotency key were recorded before the call, so Stripe
     answers the first charge again and the outcome applies once. The card is the
     customer's default as Stripe has it now (one changed in the portal is charged).
-    A Stripe failure raises PaymentProviderError: the job is retried later.
+    A Stripe failure raises PaymentProviderError: the job is retried later. An attempt
+    not sent yet when auto-recharge is off is withdrawn, never charged.
     """
     purchase = db.session.scalars(
         fresh(
@@ -46,14 +47,26 @@ def charge_attempt(purchase_id: int) -> Outcome:
     user = purchase.user
     method_id = purchase.stripe_payment_method_id
     if method_id is None:
+        if not _enabled(user.id):
+            withdrawn = recharge_outcomes.withdraw_unsent(user.id)
+            return Outcome.WITHDRAWN if withdrawn else Outcome.UNCHANGED
         method_id = _default_card(user)
         if method_id is None:
             return recharge_outcomes.fail_attempt(purchase_id, "There is no saved card.")
         method_id = recharge_outcomes.record_payment_method(purchase_id, method_id)
+        if method_id is None:  # withdrawn meanwhile: auto-recharge was turned off
+            return Outcome.WITHDRAWN
     intent = stripe_gateway.charge_off_session(
         _intent_params(purchase, user, method_id), purchase.stripe_idempotency_key
     )
     return recharge_outcomes.apply_payment_intent(purchase_id, intent)
+
+
+def _enabled(user_id: int) -> bool:
+    """Whether auto-recharge is on now, as committed (never the session's cached row)."""
+    return bool(
+        db.session.scalar(sa.select(AutoRecharge.enabled).where(AutoRecharge.user_id == user_id))
+    )
 
 
 def _default_card(user: User) -> str | None:

@@ -9,6 +9,7 @@ from flask import current_app
 from webapp.domain import pricing
 from webapp.domain.errors import DomainError, InvalidPurchaseError
 from webapp.domain.ledger import autorecharge as ledger_autorecharge
+from webapp.domain.ledger import recharge_outcomes
 from webapp.domain.sql import locked
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
@@ -131,7 +132,11 @@ def _whole(text: str, name: str, errors: dict[str, str], label: str) -> int | No
 
 def save_settings(user_id: int, settings: Settings) -> AutoRecharge:
     """Store the settings; commits. Enabling without a saved card raises
-    InvalidSettingsError and changes nothing; enabling clears the failure count."""
+    InvalidSettingsError and changes nothing; enabling clears the failure count.
+
+    Turning it off also ends, in the same transaction, an attempt Stripe has not been
+    asked to charge yet (one already sent is still settled by Stripe's answer).
+    """
     with atomic():
         row = locked_settings_row(user_id)
         if settings.enabled and not row.has_card:
@@ -148,4 +153,8 @@ def save_settings(user_id: int, settings: Settings) -> AutoRecharge:
         row.monthly_limit_cents = settings.monthly_limit_cents
         row.updated_at = utcnow()
         ledger_autorecharge.set_trigger(user_id, settings.threshold if settings.enabled else None)
+        if not settings.enabled:
+            # After set_trigger: it waits for a debit holding the account's lock, so an
+            # attempt that debit records is committed and seen here.
+            recharge_outcomes.withdraw_unsent(user_id)
     return row

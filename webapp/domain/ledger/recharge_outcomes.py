@@ -22,6 +22,7 @@ TURNED_OFF = (
     "Check your card, then turn it on again."
 )
 _CANCELED_OR_DONE = ("canceled", "succeeded")
+WITHDRAWN = "Auto-recharge was turned off before this was charged; nothing was charged."
 
 
 class Outcome(StrEnum):
@@ -31,6 +32,7 @@ class Outcome(StrEnum):
     FAILED = "failed"
     NEEDS_ACTION = "needs_action"
     PROCESSING = "processing"
+    WITHDRAWN = "withdrawn"
     UNCHANGED = "unchanged"
     UNKNOWN = "unknown"
 
@@ -158,14 +160,48 @@ def fail_attempt(purchase_id: int, reason: str) -> Outcome:
         return fail(purchase, reason)
 
 
-def record_payment_method(purchase_id: int, payment_method_id: str) -> str:
-    """The card this attempt charges: the first one recorded wins; commits."""
+def record_payment_method(purchase_id: int, payment_method_id: str) -> str | None:
+    """The card this attempt charges: the first one recorded wins; commits.
+
+    Recorded right before the first charge request, so from here on Stripe may have been
+    asked. None when the attempt ended unsent first (withdraw_unsent): do not charge.
+    """
     with atomic():
         db.session.execute(
             sa.update(Purchase)
-            .where(Purchase.id == purchase_id, Purchase.stripe_payment_method_id.is_(None))
+            .where(
+                Purchase.id == purchase_id,
+                Purchase.status == PurchaseStatus.PENDING,
+                Purchase.stripe_payment_method_id.is_(None),
+            )
             .values(stripe_payment_method_id=payment_method_id)
         )
         return db.session.scalar(
             sa.select(Purchase.stripe_payment_method_id).where(Purchase.id == purchase_id)
         )
+
+
+def withdraw_unsent(user_id: int) -> int:
+    """End the user's attempts Stripe was never asked to charge; commits (or joins).
+
+    For auto-recharge turned off: the user withdrew the off-session mandate. An attempt
+    without a recorded card was never sent (record_payment_method comes first), so it
+    ends `expired`: not a card failure (no mail, no failure count) and, like a failed
+    one, not counted against the monthly limit. Both this and record_payment_method
+    re-check "pending, no card" under the row lock, so exactly one of them wins. An
+    attempt with a card is left to be driven to Stripe's answer. Returns how many ended.
+    """
+    with atomic():
+        unsent = db.session.scalars(
+            locked(
+                sa.select(Purchase).where(
+                    Purchase.user_id == user_id,
+                    Purchase.source == PurchaseSource.AUTO_RECHARGE,
+                    Purchase.status == PurchaseStatus.PENDING,
+                    Purchase.stripe_payment_method_id.is_(None),
+                )
+            )
+        ).all()
+        for purchase in unsent:
+            set_status(purchase, PurchaseStatus.EXPIRED, failure_reason=WITHDRAWN)
+        return len(unsent)
