@@ -1,6 +1,6 @@
 """The trigger and the charge: one attempt per crossing, one charge, one credit, every order."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -220,6 +220,29 @@ def test_the_monthly_limit_stops_attempts(recharge, fixed_clock):
     fixed_clock.set(fixed_clock.now.replace(month=fixed_clock.now.month + 1))
     recharge.spend(10)
     assert [p.status for p in recharge.attempts()] == ["paid", "paid", "pending"]
+
+
+def test_an_attempt_charged_after_the_month_turned_counts_against_that_months_limit(
+    recharge, fixed_clock
+):
+    """The monthly limit counts an attempt in the month it is charged, not the month it
+    was recorded: one recorded on 31 January and charged on 1 February is February's,
+    so February allows only one more recharge under a limit of two."""
+    fixed_clock.set(datetime(2030, 1, 31, 23, 59, 30, tzinfo=UTC))
+    recharge.setup(balance=1000, threshold=200, amount=500, limit="10")  # 10.00 USD a month
+    recharge.spend(850)  # 31 Jan 23:59:30: an attempt for 5.00 is recorded
+    assert [p.status for p in recharge.attempts()] == ["pending"]
+
+    fixed_clock.set(datetime(2030, 2, 1, 0, 0, 30, tzinfo=UTC))  # the worker gets to it in Feb
+    recharge.run_worker()
+    for _ in range(2):  # 650 -> 100: one more recharge (600); 600 -> 100: limit reached
+        fixed_clock.set(fixed_clock.now + timedelta(minutes=5))
+        recharge.spend(recharge.balance() - 100)
+        recharge.run_worker()
+
+    charged_in_february = sum(int(r["params"]["amount"]) for r in recharge.intent_requests())
+    assert [p.status for p in recharge.attempts()] == ["paid", "paid"]
+    assert charged_in_february == 1000
 
 
 def test_expiry_below_the_threshold_starts_an_attempt(recharge, fixed_clock):

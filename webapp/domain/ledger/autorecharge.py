@@ -113,13 +113,20 @@ def month_start():
 
 
 def charged_this_month(user_id: int) -> int:
-    """Money (minor units) of this UTC month's auto-recharges, charged or in flight."""
+    """Money (minor units) of this UTC month's auto-recharges, charged or in flight.
+
+    Each attempt counts in the month it is charged, not the one it was recorded in (one
+    recorded 31 Jan 23:59 and charged 1 Feb is February's): an open attempt counts now
+    whenever it was recorded; a settled one by when it was credited, or, charged but not
+    credited (needs_review), by its last change, never earlier than the charge.
+    """
+    charged_at = sa.func.coalesce(Purchase.credited_at, Purchase.updated_at)
     return db.session.scalar(
         sa.select(sa.func.coalesce(sa.func.sum(Purchase.amount_cents), 0)).where(
             Purchase.user_id == user_id,
             Purchase.source == PurchaseSource.AUTO_RECHARGE,
-            Purchase.created_at >= month_start(),
             Purchase.status.not_in(_NOT_CHARGED),
+            sa.or_(Purchase.status.in_(OPEN_STATUSES), charged_at >= month_start()),
         )
     )
 

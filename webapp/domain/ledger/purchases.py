@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from webapp.domain import notices
+from webapp.domain import clock, notices
 from webapp.domain.ledger import totals
 from webapp.domain.ledger.entries import post_entry
 from webapp.domain.ledger.payable import (
@@ -158,7 +158,8 @@ def _not_payable(
 
 
 def _credit(purchase: Purchase, reference: str, **fields: Any) -> FulfilmentResult:
-    set_status(purchase, PurchaseStatus.PAID, credited_at=utcnow(), **fields)
+    # The domain clock: the monthly auto-recharge limit compares it with month_start().
+    set_status(purchase, PurchaseStatus.PAID, credited_at=clock.now(), **fields)
     db.session.flush()
     _post_purchase_credit(purchase.id, purchase.user_id, purchase.credits, reference)
     return FulfilmentResult(Fulfilment.CREDITED, purchase)
