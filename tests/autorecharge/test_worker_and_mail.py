@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from flask import current_app
 
 from tests.autorecharge.test_charges import WorkerKilled, kill_after
 from tests.stripe_fakes import deliver, event
@@ -101,3 +102,55 @@ def test_an_attempt_left_uncharged_for_20_hours_is_given_up_not_sent(recharge, f
     assert recharge.attempt().status == "failed"
     assert recharge.intent_requests() == []
     assert recharge.balance() == 150
+
+
+def test_the_charge_job_keeps_retrying_past_the_job_attempt_limit_until_stripe_answers(
+    recharge, stripe_double, fixed_clock
+):
+    """Stripe unreachable for 4 hours: the charge job outlives JOB_MAX_ATTEMPTS (it ends
+    its own work) and charges once Stripe answers again, well inside CHARGE_WINDOW."""
+    recharge.setup(balance=1000, threshold=200, amount=500)
+    recharge.spend(850)
+    stripe_double.unreachable.add("/v1/payment_intents")
+    for _ in range(12):  # retries back off 30 s, 60 s, ... 1 hour
+        recharge.run_worker()
+        fixed_clock.set(fixed_clock.now + timedelta(minutes=20))
+    [job] = charge_jobs()
+    assert job.status == "pending" and job.attempts > current_app.config["JOB_MAX_ATTEMPTS"]
+    assert recharge.attempt().status == "pending"
+
+    stripe_double.unreachable.clear()
+    fixed_clock.set(fixed_clock.now + timedelta(hours=1))
+    recharge.run_worker()
+
+    assert charge_jobs()[0].status == "done"
+    assert recharge.attempt().status == "paid" and recharge.balance() == 650
+    assert len(recharge.intents()) == 1
+    recharge.assert_ledger_consistent()
+
+
+def test_an_attempt_whose_charge_job_gave_up_does_not_block_auto_recharge_for_good(
+    recharge, stripe_double, fixed_clock
+):
+    """Stripe unreachable for a day: the charge job retries (hourly at most) until
+    charge_attempt gives the attempt up at CHARGE_WINDOW, which ends the job; the
+    account is not left with a `pending` attempt blocking every later one."""
+    recharge.setup(balance=1000, threshold=200, amount=500)
+    recharge.spend(850)
+    stripe_double.unreachable.add("/v1/payment_intents")
+    for _ in range(24):
+        recharge.run_worker()
+        fixed_clock.set(fixed_clock.now + timedelta(hours=1))
+    stripe_double.unreachable.clear()
+
+    assert recharge.attempt().status == "failed"
+    assert recharge.attempt().failure_reason == "It could not be charged in time."
+    assert charge_jobs()[0].status == "done"
+
+    fixed_clock.set(fixed_clock.now + timedelta(hours=2))  # past the hour after a failure
+    recharge.spend(50)
+    recharge.run_worker()
+
+    assert [p.status for p in recharge.attempts()] == ["failed", "paid"]
+    assert recharge.balance() == 100 + 500
+    assert len(recharge.intents()) == 1

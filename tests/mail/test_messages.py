@@ -10,7 +10,8 @@ from tests.mail.conftest import body, run_jobs
 from tests.payments import Payment, balance_of, ledger_sum
 from tests.stripe_fakes import deliver, event
 from tests.subscription_fakes import FEB_1, MAR_1, invoice, new_id, subscription_session
-from webapp.domain import clock, ledger, mailer, users
+from webapp.domain import clock, jobs, ledger, mailer, users
+from webapp.domain.transaction import atomic
 from webapp.extensions import db
 from webapp.models import AdminAction, Job, JobStatus
 
@@ -110,6 +111,50 @@ def test_a_failing_smtp_server_leaves_the_job_failed_and_visible_and_money_unaff
     run_jobs()
     assert len(smtp_server.to(user.email)) == 1
     assert client.post(f"/admin/jobs/{job.id}/retry").status_code == 404  # done: nothing to retry
+
+
+@pytest.fixture
+def until_done_job(app):
+    """A job kind that ends its own work: its handler raises what the test lines up."""
+    raises: list[Exception] = []
+
+    @jobs.handler("test_until_done", retries_until_done=True)
+    def _work(job: jobs.Claimed) -> None:
+        if raises:
+            raise raises.pop(0)
+
+    yield raises
+    jobs.HANDLERS.pop("test_until_done")
+    jobs.RETRIED_UNTIL_DONE.discard("test_until_done")
+
+
+def until_done_jobs() -> list[Job]:
+    db.session.expire_all()
+    return list(db.session.scalars(sa.select(Job).where(Job.kind == "test_until_done")))
+
+
+def test_a_kind_that_ends_its_own_work_is_retried_past_the_attempt_limit(until_done_job):
+    until_done_job.extend([RuntimeError("not yet")] * 5)  # JOB_MAX_ATTEMPTS is 3 here
+    with atomic():
+        jobs.record("test_until_done", "test_until_done:1", {})
+
+    for minutes in (0, 1, 3, 6, 11, 20):  # each retry once due (30 s, 60 s, 2 min, ...)
+        run_jobs_later(minutes)
+
+    [job] = until_done_jobs()
+    assert job.status == JobStatus.DONE and job.attempts == 6
+
+
+def test_a_kind_that_ends_its_own_work_still_fails_at_once_on_a_permanent_error(until_done_job):
+    until_done_job.append(jobs.PermanentJobError("retrying cannot help"))
+    with atomic():
+        jobs.record("test_until_done", "test_until_done:1", {})
+
+    run_jobs()
+
+    [job] = until_done_jobs()
+    assert job.status == JobStatus.FAILED and job.attempts == 1
+    assert "retrying cannot help" in job.last_error
 
 
 def test_admin_jobs_lists_pending_and_counts(app, client, admin, user):

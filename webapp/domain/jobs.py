@@ -13,6 +13,14 @@ A new kind of job is one function:
 
 and one call in the cause's transaction: `jobs.record("charge_auto_recharge",
 f"charge:purchase:{purchase_id}", {"purchase_id": purchase_id}, user_id=user_id)`.
+
+A job that raises is retried with back-off (30 s doubling, at most RETRY_MAX_SECONDS)
+and failed for good after JOB_MAX_ATTEMPTS attempts; PermanentJobError fails it at once.
+A kind whose handler ends its own work, because giving up has to change what the job
+is for (a charge attempt left `pending` would block the account), registers with
+`@jobs.handler(kind, retries_until_done=True)`: it is retried at the capped back-off
+past JOB_MAX_ATTEMPTS until the handler returns (having given up itself, e.g. after a
+deadline) or raises PermanentJobError. Such a handler must reach that end on its own.
 """
 
 import logging
@@ -58,13 +66,21 @@ class PermanentJobError(Exception):
 
 
 HANDLERS: dict[str, Callable[[Claimed], None]] = {}
+RETRIED_UNTIL_DONE: set[str] = set()
 
 
-def handler(kind: str):
-    """Register the function that does jobs of `kind` (see the module docstring)."""
+def handler(kind: str, *, retries_until_done: bool = False):
+    """Register the function that does jobs of `kind` (see the module docstring).
+
+    `retries_until_done`: JOB_MAX_ATTEMPTS does not apply; the handler ends its own work.
+    """
 
     def register(func: Callable[[Claimed], None]) -> Callable[[Claimed], None]:
         HANDLERS[kind] = func
+        if retries_until_done:
+            RETRIED_UNTIL_DONE.add(kind)
+        else:
+            RETRIED_UNTIL_DONE.discard(kind)
         return func
 
     return register
@@ -224,7 +240,8 @@ def run(job_id: int, worker: str | None = None) -> str | None:
 def _record_failure(job: Claimed, worker: str, exc: Exception) -> str:
     error = f"{type(exc).__name__}: {exc}"[:2000]
     final = isinstance(exc, PermanentJobError) or (
-        job.attempts >= current_app.config["JOB_MAX_ATTEMPTS"]
+        job.kind not in RETRIED_UNTIL_DONE
+        and job.attempts >= current_app.config["JOB_MAX_ATTEMPTS"]
     )
     if final:
         log.error(

@@ -97,7 +97,9 @@ def _intent_params(purchase: Purchase, user: User, method_id: str) -> dict[str, 
     }
 
 
-@jobs.handler(ledger_autorecharge.CHARGE_JOB)
+# Retried until charge_attempt settles the attempt: failing the job for good would leave
+# the attempt pending, blocking every later one. It gives up itself at CHARGE_WINDOW.
+@jobs.handler(ledger_autorecharge.CHARGE_JOB, retries_until_done=True)
 def _charge_job(job: jobs.Claimed) -> None:
     charge_attempt(int(job.payload["purchase_id"]))
 
