@@ -210,6 +210,29 @@ def test_a_card_changed_in_the_portal_is_the_one_charged(recharge, stripe_double
     assert recharge.balance() == 650
 
 
+def test_a_card_removed_in_the_portal_fails_the_attempt_at_once(
+    recharge, stripe_double, fixed_clock
+):
+    """The attempt recorded its card, then the card was removed in the portal: Stripe
+    answers 400 resource_missing every time, so the attempt fails now (and says why)
+    instead of being retried for 20 hours."""
+    recharge.setup(balance=1000, threshold=200, amount=500)
+    recharge.spend(850)
+    stripe_double.unreachable.add("/v1/payment_intents")
+    recharge.run_worker()  # the card is recorded; Stripe cannot be reached
+    stripe_double.unreachable.clear()
+    stripe_double.detach_card(recharge.attempt().stripe_payment_method_id)
+
+    fixed_clock.set(fixed_clock.now + timedelta(minutes=1))
+    recharge.run_worker()
+
+    attempt = recharge.attempt()
+    assert attempt.status == "failed" and attempt.failure_reason == "Your saved card was removed."
+    assert recharge.intents() == [] and recharge.balance() == 150
+    assert "auto-recharge payment failed" in " ".join(recharge.subjects())
+    assert recharge.settings().consecutive_failures == 1
+
+
 def test_the_monthly_limit_stops_attempts(recharge, fixed_clock):
     recharge.setup(balance=1000, threshold=200, amount=500, limit="10")
     for _ in range(3):

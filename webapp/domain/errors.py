@@ -28,6 +28,11 @@ class PaymentProviderError(DomainError):
     """Stripe could not be reached or refused the request; the message is safe to show."""
 
 
+class CardUnavailableError(PaymentProviderError):
+    """Stripe refused a charge because the card is gone (detached, deleted): asking
+    again with it cannot succeed."""
+
+
 class SignatureError(DomainError):
     """A webhook delivery whose signature or body cannot be trusted."""
 

@@ -8,7 +8,7 @@ from typing import Any
 import stripe
 from flask import current_app
 
-from webapp.domain.errors import PaymentProviderError, SignatureError
+from webapp.domain.errors import CardUnavailableError, PaymentProviderError, SignatureError
 from webapp.domain.stripe_objects import id_of
 from webapp.domain.transaction import end_idle_read
 
@@ -38,15 +38,19 @@ def _call(description: str, func, *args, **kwargs):
     try:
         return func(*args, **kwargs)
     except stripe.StripeError as exc:
-        # Log Stripe's own code and request id, never the request parameters.
-        log.warning(
-            "stripe %s failed: %s (%s, request %s)",
-            description,
-            type(exc).__name__,
-            getattr(exc, "code", None),
-            getattr(exc, "request_id", None),
-        )
+        _log_failure(description, exc)
         raise PaymentProviderError(USER_MESSAGE) from exc
+
+
+def _log_failure(description: str, exc: stripe.StripeError) -> None:
+    # Stripe's own code and request id, never the request parameters.
+    log.warning(
+        "stripe %s failed: %s (%s, request %s)",
+        description,
+        type(exc).__name__,
+        getattr(exc, "code", None),
+        getattr(exc, "request_id", None),
+    )
 
 
 def create_customer(email: str, user_id: int, idempotency_key: str) -> str:
@@ -215,8 +219,11 @@ def charge_off_session(params: Mapping[str, Any], idempotency_key: str) -> dict[
 
     A card error (a decline, or `authentication_required`) is an answer, not a failure:
     the PaymentIntent Stripe attached to the error comes back with `last_payment_error`
-    set. Anything else (network, API errors) raises PaymentProviderError; the same
-    idempotency key again never makes a second charge.
+    set. A card no longer attached to the customer (removed in the portal) raises
+    CardUnavailableError: Stripe made no charge, and an earlier request under the same key
+    that did charge would have been answered instead. Anything else (network, API
+    errors) raises PaymentProviderError; the same idempotency key again never makes a
+    second charge.
     """
     end_idle_read()
     try:
@@ -231,13 +238,13 @@ def charge_off_session(params: Mapping[str, Any], idempotency_key: str) -> dict[
         intent["last_payment_error"] = {**(intent.get("last_payment_error") or {}), **details}
         intent.setdefault("status", "requires_payment_method")
         return intent
+    except stripe.InvalidRequestError as exc:
+        if exc.code == "resource_missing" and exc.param == "payment_method":
+            raise CardUnavailableError("The saved card is no longer available.") from exc
+        _log_failure("payment intent create", exc)
+        raise PaymentProviderError(USER_MESSAGE) from exc
     except stripe.StripeError as exc:
-        log.warning(
-            "stripe payment intent create failed: %s (%s, request %s)",
-            type(exc).__name__,
-            getattr(exc, "code", None),
-            getattr(exc, "request_id", None),
-        )
+        _log_failure("payment intent create", exc)
         raise PaymentProviderError(USER_MESSAGE) from exc
     return _plain(intent)
 

@@ -116,6 +116,17 @@ class Payments(DoubleCore):
             customer.setdefault("invoice_settings", {})["default_payment_method"] = method["id"]
             return copy.deepcopy(method)
 
+    def detach_card(self, method_id: str) -> None:
+        """What removing a card in the customer portal does: it is detached from its
+        customer, and no longer the customer's default."""
+        with self._lock:
+            method = self.objects[method_id]
+            customer = self.objects.get(method.get("customer") or "")
+            method["customer"] = None
+            settings = (customer or {}).get("invoice_settings") or {}
+            if settings.get("default_payment_method") == method_id:
+                settings["default_payment_method"] = None
+
     def _get_setup_intents_id(self, params, intent_id):
         return self._stored(intent_id)
 
@@ -137,6 +148,7 @@ class Payments(DoubleCore):
                 "invalid_request_error",
                 "The payment method is not attached to this customer.",
                 code="resource_missing",
+                param="payment_method",
             )
         intent = self.new_object(
             "payment_intent",

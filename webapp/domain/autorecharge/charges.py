@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from webapp.domain import clock, jobs, stripe_gateway
 from webapp.domain.autorecharge.cards import store_card
 from webapp.domain.autorecharge.settings import settings_for
+from webapp.domain.errors import CardUnavailableError
 from webapp.domain.ledger import autorecharge as ledger_autorecharge
 from webapp.domain.ledger import recharge_outcomes
 from webapp.domain.ledger.recharge_outcomes import Outcome
@@ -56,9 +57,12 @@ def charge_attempt(purchase_id: int) -> Outcome:
         method_id = recharge_outcomes.record_payment_method(purchase_id, method_id)
         if method_id is None:  # withdrawn meanwhile: auto-recharge was turned off
             return Outcome.WITHDRAWN
-    intent = stripe_gateway.charge_off_session(
-        _intent_params(purchase, user, method_id), purchase.stripe_idempotency_key
-    )
+    try:
+        intent = stripe_gateway.charge_off_session(
+            _intent_params(purchase, user, method_id), purchase.stripe_idempotency_key
+        )
+    except CardUnavailableError:
+        return recharge_outcomes.fail_attempt(purchase_id, "Your saved card was removed.")
     return recharge_outcomes.apply_payment_intent(purchase_id, intent)
 
 
