@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from webapp.domain import notices
 from webapp.domain.errors import PurchaseNotSettledError
 from webapp.domain.ledger.entries import lock_account, post_entry
+from webapp.domain.ledger.grants import expired_credits
 from webapp.domain.ledger.purchases import refunded_in_review, set_status
 from webapp.domain.ledger.remainders import give_back
 from webapp.domain.pricing import format_money
@@ -70,7 +71,46 @@ def _credits_for(purchase: Paid, amount_cents: int) -> int:
 
 
 def _credits_left(purchase: Paid) -> int:
-    return purchase.credits - purchase.credits_refunded - purchase.credits_disputed
+    """Credits refunds and disputes can still take: those given, less what refunds,
+    disputes and (a grant's) expiry already removed; never below 0."""
+    left = purchase.credits - purchase.credits_refunded - purchase.credits_disputed
+    if isinstance(purchase, CreditGrant):
+        left -= expired_credits(purchase)
+    return max(0, left)
+
+
+def _refunds_owed(purchase: Paid) -> int:
+    """Credits the cumulative refunds are owed and have not taken yet."""
+    return max(
+        0, _credits_for(purchase, purchase.amount_refunded_cents) - purchase.credits_refunded
+    )
+
+
+def _to_take(purchase: Paid, claim: int, *, new_dispute: bool = False) -> int:
+    """How much of `claim` (credits a refund or a new dispute is owed, not taken yet) to
+    take now: within what is left and, once a grant's credits expired, only beyond them.
+
+    Before its expiry, a grant's take-back draws the grant's own remainder first, so
+    expiry then removes only what the take-backs left. Once expired, that remainder is
+    gone already: it meets the claims still owed (this one, the refunds', the held
+    disputes') first, and either order of the same events ends with the same balance.
+    """
+    take = min(claim, _credits_left(purchase))
+    expired = expired_credits(purchase) if isinstance(purchase, CreditGrant) else 0
+    if expired:
+        owed = _refunds_owed(purchase) + _disputes_owed(purchase)
+        take = min(take, owed + (claim if new_dispute else 0) - expired)
+    return max(0, take)
+
+
+def _disputes_owed(grant: CreditGrant) -> int:
+    """Credits the grant's disputes that still hold (not won) claim and did not take."""
+    disputes = db.session.execute(
+        sa.select(Dispute.amount_cents, Dispute.credits_taken).where(
+            Dispute.grant_id == grant.id, Dispute.status.not_in(RETURNED_DISPUTE_STATUSES)
+        )
+    )
+    return sum(max(0, _credits_for(grant, amount) - taken) for amount, taken in disputes)
 
 
 def _settled_or_raise(purchase: Paid, charge_id: str | None, payment_intent_id: str | None) -> bool:
@@ -158,8 +198,7 @@ def _take_refunds_due(purchase: Paid, reference: str | None) -> int:
     Credits an open dispute holds are not left to take; when that dispute is won and
     gives them back, this runs again so the refunds still get their share.
     """
-    due = _credits_for(purchase, purchase.amount_refunded_cents) - purchase.credits_refunded
-    take = max(0, min(due, _credits_left(purchase)))
+    take = _to_take(purchase, _refunds_owed(purchase))
     if take:
         purchase.credits_refunded += take
         refunded = format_money(purchase.amount_refunded_cents, purchase.currency)
@@ -191,7 +230,7 @@ def _dispute_row(purchase: Paid, dispute: Mapping[str, Any], credited: bool) -> 
     amount = int(dispute.get("amount") or 0)
     take = 0
     if credited and dispute.get("status") not in RETURNED_DISPUTE_STATUSES:
-        take = max(0, min(_credits_for(purchase, amount), _credits_left(purchase)))
+        take = _to_take(purchase, _credits_for(purchase, amount), new_dispute=True)
     row = Dispute(
         stripe_dispute_id=dispute["id"],
         **_refs(purchase),

@@ -17,7 +17,7 @@ from webapp.domain.limits import check_credits
 from webapp.domain.sql import insert_ignoring_duplicates, locked
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
-from webapp.models import CreditAccount, CreditGrant, EntryKind
+from webapp.models import CreditAccount, CreditGrant, EntryKind, LedgerEntry
 from webapp.models.types import utcnow
 
 
@@ -172,6 +172,21 @@ def _expire_due(user_id: int, now: datetime) -> int:
         grant.remaining, grant.expired_at = 0, now
     refresh_expiry_summary(user_id)
     return expired
+
+
+def expired_credits(grant: CreditGrant) -> int:
+    """Credits the grant's expiry wrote off: the sum of its `expiry` ledger rows (0 while
+    it runs). Refunds and disputes must not take these a second time."""
+    if grant.expired_at is None:
+        return 0
+    written_off = db.session.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(LedgerEntry.credits), 0)).where(
+            LedgerEntry.user_id == grant.user_id,  # its index narrows the rows read
+            LedgerEntry.grant_id == grant.id,
+            LedgerEntry.kind == EntryKind.EXPIRY,
+        )
+    )
+    return -int(written_off)
 
 
 def with_due_grants_expired(account: CreditAccount) -> CreditAccount:
