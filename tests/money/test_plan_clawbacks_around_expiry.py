@@ -43,7 +43,7 @@ def _expire(fixed_clock):
 @pytest.mark.parametrize(
     "expiry_first", [False, True], ids=["taken_then_expiry", "expiry_then_taken"]
 )
-def test_taking_back_a_plan_invoice_after_its_credits_expired_takes_them_a_second_time(
+def test_taking_back_a_plan_invoice_before_or_after_its_expiry_takes_its_credits_once(
     logged_in, user, stripe_double, fixed_clock, taking, expiry_first
 ):
     """500 bought credits and a basic month (1,000 credits that expire). The month's
