@@ -260,3 +260,33 @@ def test_a_won_dispute_never_leaves_the_user_below_the_same_events_without_it(
             assert balance >= expected[0] and balance - left >= expected[0] - expected[1]
         else:
             assert (balance, left) == expected
+
+
+@pytest.mark.parametrize("taking", ["refund", "dispute"])
+def test_taking_back_a_rollover_plan_invoice_takes_lasting_credits_and_leaves_another_plans_expiring(
+    logged_in, user, stripe_double, fixed_clock, taking
+):
+    """A rollover (pro) grant's 5,000 credits never expire; a basic grant adds 1,000 that
+    do. Refunding (or losing a dispute of) the pro invoice takes back lasting credits, so
+    the basic month's 1,000 are what is left and still expire: before, the take drew the
+    basic grant down and its 1,000 became lasting credits nobody paid for."""
+    plan = PlanPayment(logged_in, stripe_double, "pro")
+    plan.pay()
+    ledger.grant_plan_credits(  # next month on basic: 1,000 credits that expire
+        user.id,
+        1000,
+        invoice_id="in_basic_next_month",
+        plan_code="basic",
+        subscription_id=None,
+        expires_at=fixed_clock.now + timedelta(days=30),
+    )
+    assert checked_books(user.id) == (6000, 1000)
+    if taking == "refund":
+        plan.send(plan.refunded(plan.amount))
+    else:
+        plan.send(plan.dispute("charge.dispute.created", plan.amount, dispute_id="dp_pro"))
+        plan.send(plan.dispute("charge.dispute.closed", plan.amount, "lost", "dp_pro"))
+    assert checked_books(user.id) == (1000, 1000)
+    fixed_clock.set(fixed_clock.now + timedelta(days=31))
+    ledger.expire_due_grants()
+    assert checked_books(user.id) == (0, 0)

@@ -13,7 +13,7 @@ from webapp.domain.limits import check_credits
 from webapp.domain.sql import is_postgresql, locked, rows_in
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
-from webapp.models import CreditAccount, EntryKind, LedgerEntry, User
+from webapp.models import CreditAccount, CreditGrant, EntryKind, LedgerEntry, User
 from webapp.models.types import utcnow
 
 # Which running total on the account a kind of entry moves, besides the balance.
@@ -54,8 +54,8 @@ def post_entry(
     holding expiring grants (or failing the balance check) changes nothing and the call
     returns None instead of raising: the caller then takes the grant-aware path.
     Every other debit draws the expiring grants down (remainders.draw_down), starting
-    with `grant_id`'s when the row names one; one that names a purchase (its refund or
-    dispute) takes bought credits first (remainders.draw_down_beyond).
+    with `grant_id`'s when the row names one; the refund or dispute of a purchase or of a
+    rollover grant takes lasting credits first (remainders.draw_down_beyond).
     """
     total = _TOTAL_FOR_KIND.get(kind)
     day_column = _DAY_COLUMN_FOR_KIND.get(kind)
@@ -92,8 +92,8 @@ def post_entry(
     if moved is None:
         raise InsufficientCreditsError(current_balance(user_id))
     balance, recharge_below, wants_alert, alert_threshold = moved
-    if credits < 0 and not unless_expiring and _takes_back_a_purchase(kind, refs):
-        draw_down_beyond(user_id, balance)  # bought credits taken back: those go first
+    if credits < 0 and not unless_expiring and _takes_back_lasting_credits(kind, refs):
+        draw_down_beyond(user_id, balance)  # lasting credits taken back: those go first
     elif credits < 0 and not unless_expiring:
         draw_down(user_id, -credits, first_grant_id=refs.get("grant_id"))
     if metric:
@@ -146,9 +146,17 @@ def credit_params(
     return {**_posting_params(user_id, credits, kind, refs), **totals_params}
 
 
-def _takes_back_a_purchase(kind: str, refs: dict[str, Any]) -> bool:
-    """A refund or dispute of a purchase: it takes back bought credits, not spends them."""
-    return kind in (EntryKind.REFUND, EntryKind.DISPUTE) and refs.get("purchase_id") is not None
+def _takes_back_lasting_credits(kind: str, refs: dict[str, Any]) -> bool:
+    """A refund or dispute of a purchase, or of a plan grant whose credits roll over: it
+    takes back credits that never expire, so lasting credits go first. (An expiring
+    grant's take-back draws its own remainder, then the other expiring grants.)"""
+    if kind not in (EntryKind.REFUND, EntryKind.DISPUTE):
+        return False
+    if refs.get("purchase_id") is not None:
+        return True
+    grant_id = refs.get("grant_id")
+    # The take-back has the grant locked: get() finds it in the session.
+    return grant_id is not None and db.session.get(CreditGrant, grant_id).expires_at is None
 
 
 # Debits that may start an auto-recharge, in their own transaction (the account is locked).

@@ -1,9 +1,9 @@
 """Which credits a debit takes: the one rule that keeps plan grants' remainders right.
 
-Spending (usage, a negative adjustment, expiry, a plan invoice's refund or dispute) takes
-expiring credits first, soonest expiry first. Taking back bought credits (a purchase's
-refund or dispute) takes bought credits first: the grants give only what the balance can
-no longer hold. (A won dispute returns ordinary credits, plan credits among them: the
+Spending (usage, a negative adjustment, expiry, the refund or dispute of an expiring plan's
+invoice) takes expiring credits first, soonest expiry first. Taking back lasting credits
+(the refund or dispute of a purchase, or of a rollover plan's invoice) takes lasting
+credits first: the grants give only what the balance can no longer hold. (A won dispute returns ordinary credits, plan credits among them: the
 README's known limits say why.) Either way the credits in unexpired grants never exceed
 the balance (`expiring <= max(balance, 0)`), and expiry only ever removes plan credits
 nobody has spent or taken back: credits bought (which never expire) are never expired.
