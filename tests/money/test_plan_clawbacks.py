@@ -1,11 +1,13 @@
 """Defect 1: refunds and disputes of a subscription invoice take its plan credits back."""
 
+import copy
+
 import pytest
 import sqlalchemy as sa
 
 from tests.money.plan_payments import PlanPayment
 from tests.payments import balance_of, ledger_sum
-from tests.stripe_fakes import deliver, event
+from tests.stripe_fakes import deliver, event, fixture
 from webapp.extensions import db
 from webapp.models import CreditGrant, Dispute, LedgerEntry, StripeEvent
 
@@ -89,6 +91,41 @@ def test_a_refund_arriving_before_invoice_paid_is_retried_until_the_grant_exists
     plan.pay()
     assert deliver(logged_in, early).status_code == 200
     assert balance_of(user.id) == 0 == ledger_sum(user.id)
+
+
+@pytest.mark.parametrize("taking", ["refund", "dispute"])
+def test_a_refund_or_dispute_of_a_subscription_invoice_that_grants_nothing_is_acknowledged(
+    logged_in, user, stripe_double, taking
+):
+    """A plan change billed at once (billing_reason subscription_update, a proration
+    invoice) grants nothing: its invoice.paid is ignored and no grant row is written. A
+    refund or dispute of its charge has no credits to take back: it is recorded as
+    ignored and answered 200 (before, 500 on every delivery, as if the invoice were still
+    to be granted), and the plan's credits stay."""
+    plan = PlanPayment(logged_in, stripe_double, "basic")
+    plan.pay()
+    proration = stripe_double.bill_plan_change(plan.subscription["id"])
+    plan.send(event("invoice.paid", proration))  # ignored: grants nothing
+    intent_id = proration["payments"]["data"][0]["payment"]["payment_intent"]
+    charge = stripe_double.objects[stripe_double.objects[intent_id]["latest_charge"]]
+    if taking == "refund":
+        refunded = {**copy.deepcopy(charge), "amount_refunded": charge["amount"], "refunded": True}
+        taken = event("charge.refunded", refunded)
+    else:
+        dispute = fixture(
+            "dispute",
+            charge=charge["id"],
+            amount=charge["amount"],
+            currency=charge["currency"],
+            payment_intent=intent_id,
+        )
+        taken = event("charge.dispute.created", dispute)
+
+    response = deliver(logged_in, taken)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    outcome = sa.select(StripeEvent.outcome).where(StripeEvent.stripe_event_id == taken["id"])
+    assert db.session.scalar(outcome) == "ignored"
+    assert balance_of(user.id) == 1000 == ledger_sum(user.id)
 
 
 def test_a_refund_of_a_payment_that_is_neither_a_purchase_nor_a_plan_is_ignored(

@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from webapp.domain import stripe_gateway
+from webapp.domain import plans, stripe_gateway
 from webapp.domain.errors import PurchaseNotSettledError
 from webapp.domain.stripe_objects import (
     AUTORECHARGE_PURPOSE,
@@ -72,8 +72,10 @@ def _grant_link(grant_id: int) -> Link:
 
 
 def _from_invoice(invoice_id: str | None) -> Link:
-    """The plan grant of the invoice a charge names; an invoice whose invoice.paid has not
-    been handled yet raises PurchaseNotSettledError (the event is retried)."""
+    """The plan grant of the invoice a charge names. An invoice of our subscription that
+    grants credits but whose invoice.paid has not been handled yet raises
+    PurchaseNotSettledError (the event is retried); one that never grants (a proration,
+    a manual invoice) has no credits to take back: nothing to do, like a payment not ours."""
     if not invoice_id:
         return NOT_OURS
     found = db.session.scalar(
@@ -82,7 +84,8 @@ def _from_invoice(invoice_id: str | None) -> Link:
     if found is not None:
         return _grant_link(found)
     invoice = stripe_gateway.retrieve_invoice_with_payments(invoice_id)
-    if invoice_metadata(invoice).get("purpose") == SUBSCRIPTION_PURPOSE:
+    ours = invoice_metadata(invoice).get("purpose") == SUBSCRIPTION_PURPOSE
+    if ours and plans.invoice_grants_credits(invoice):
         raise PurchaseNotSettledError(
             f"invoice {invoice_id} is not granted yet; Stripe will retry this event"
         )

@@ -1,10 +1,16 @@
 """Subscription plans from the PLANS setting: `code:monthly_credits:price_minor:rollover|expire[:price_id]`."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from flask import current_app
 
 from webapp.domain.errors import UnknownPlanError
+
+# The subscription invoices that grant the plan's monthly credits: the first and each
+# renewal. Others (a plan change billed at once, a manual invoice) grant nothing.
+GRANTING_REASONS = ("subscription_create", "subscription_cycle")
 
 
 @dataclass(frozen=True)
@@ -53,3 +59,8 @@ def plan_for_price(price_id: str | None) -> Plan | None:
     if not price_id:
         return None
     return next((plan for plan in all_plans() if plan.price_id == price_id), None)
+
+
+def invoice_grants_credits(invoice: Mapping[str, Any]) -> bool:
+    """Whether a paid subscription invoice grants the plan's credits (by its billing_reason)."""
+    return invoice.get("billing_reason") in GRANTING_REASONS

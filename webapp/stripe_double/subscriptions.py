@@ -62,6 +62,14 @@ class Subscriptions(DoubleCore):
             invoice = self._invoice(sub, "subscription_cycle", paid=paid)
             return copy.deepcopy(sub), copy.deepcopy(invoice)
 
+    def bill_plan_change(self, sub_id: str) -> dict[str, Any]:
+        """A plan change billed at once: a paid invoice with billing_reason
+        subscription_update (a proration), the kind that grants no credits."""
+        with self._lock:
+            return copy.deepcopy(
+                self._invoice(self.objects[sub_id], "subscription_update", paid=True)
+            )
+
     def cancel_subscription(self, sub_id: str, *, at_period_end: bool) -> dict[str, Any]:
         with self._lock:
             sub = self.objects[sub_id]

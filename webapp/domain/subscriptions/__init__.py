@@ -6,7 +6,6 @@ page shows, records.py finds and creates the subscription rows the others work o
 """
 
 from webapp.domain.subscriptions.events import (
-    GRANTING_REASONS,
     apply_invoice_failed,
     apply_invoice_paid,
     apply_subscription,
@@ -18,7 +17,6 @@ from webapp.domain.subscriptions.subscribe import confirm_checkout_session, star
 
 __all__ = [
     "ENDED",
-    "GRANTING_REASONS",
     "PlanView",
     "apply_invoice_failed",
     "apply_invoice_paid",

@@ -40,8 +40,6 @@ from webapp.models.types import utcnow
 
 log = logging.getLogger(__name__)
 
-GRANTING_REASONS = ("subscription_create", "subscription_cycle")
-
 
 def record_checkout_session(session: Obj) -> str:
     """A completed subscription Checkout Session: the subscription exists; outcome."""
@@ -70,7 +68,7 @@ def apply_invoice_paid(invoice: Obj) -> str:
     is linked to the invoice's charge / payment intent (Stripe is asked when the invoice
     does not say) so refunds and disputes of it take the credits back.
     """
-    if invoice.get("billing_reason") not in GRANTING_REASONS:
+    if not plans.invoice_grants_credits(invoice):
         return EventOutcome.IGNORED
     subscription_id = invoice_subscription_id(invoice)
     line = invoice_paid_line(invoice)
