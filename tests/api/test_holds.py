@@ -5,7 +5,8 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from tests.payments import balance_of, ledger_sum
+from tests.payments import Payment, balance_of, checked_books, ledger_sum
+from tests.stripe_fakes import deliver
 from tests.subscription_fakes import FEB_1, JAN_1
 from webapp.domain import api_keys, ledger, users
 from webapp.extensions import db
@@ -235,6 +236,132 @@ def test_credits_of_a_due_grant_cannot_be_held(client, user, key, fixed_clock):
     assert figures(client, key) == (100, 0, 100)
     assert hold(client, key, 100)["available"] == 0
     assert balance_of(user.id) == 100 == ledger_sum(user.id)  # the hold wrote the expiry
+
+
+def plan_grant(user_id, credits, expires_at, invoice_id="in_soon"):
+    return ledger.grant_plan_credits(
+        user_id,
+        credits,
+        invoice_id=invoice_id,
+        plan_code="basic",
+        subscription_id=None,
+        expires_at=expires_at,
+    )
+
+
+def test_a_hold_on_plan_credits_that_expire_before_the_hold_is_refused(client, user, fixed_clock):
+    """Credits gone before the hold ends cannot pay for it: a hold lasting until or past
+    the grant's expiry is 402; a shorter one is placed and captured as usual."""
+    key = api_keys.mint(user.id, "worker").secret
+    plan_grant(user.id, 100, JAN_1 + timedelta(minutes=5))
+    for expires_in in (3600, 300):  # past the grant's expiry, then exactly at it
+        response = call(client, key, "/holds", {"credits": 100, "expires_in": expires_in})
+        assert response.status_code == 402
+        assert response.get_json() == {"error": "insufficient_credits", "available": 0}
+    assert figures(client, key) == (100, 0, 100)
+    placed = hold(client, key, 100, expires_in=299)
+    captured = call(client, key, f"/holds/{placed['id']}/capture", {"credits": 100})
+    assert captured.status_code == 200 and captured.get_json()["balance"] == 0
+    assert checked_books(user.id) == (0, 0)
+
+
+def test_available_never_goes_below_zero_when_held_credits_expire(client, user, key, fixed_clock):
+    """100 bought + 100 plan credits expiring in 5 minutes: an hour's hold may reserve only
+    the 100 that outlive it; once the plan credits expire under it, it is still whole."""
+    plan_grant(user.id, 100, JAN_1 + timedelta(minutes=5))
+    refused = call(client, key, "/holds", {"credits": 200, "expires_in": 3600})
+    assert refused.status_code == 402
+    assert refused.get_json() == {"error": "insufficient_credits", "available": 100}
+    placed = hold(client, key, 100, expires_in=3600)
+    assert (placed["balance"], placed["held"], placed["available"]) == (200, 100, 100)
+
+    fixed_clock.set(JAN_1 + timedelta(minutes=10))
+    assert figures(client, key) == (100, 100, 0)
+    captured = call(client, key, f"/holds/{placed['id']}/capture", {"credits": 100})
+    assert captured.status_code == 200, captured.get_json()
+    assert checked_books(user.id) == (0, 0)
+
+
+def test_plan_credits_expiring_under_open_holds_never_take_held_credits(
+    client, user, key, fixed_clock
+):
+    """100 bought + 40 plan credits expiring in 10 minutes: holding all 140 for an hour is
+    refused; 100 for an hour and the plan's 40 for 5 minutes are placed. When the short
+    hold and then the grant expire, the long hold is still covered and captured."""
+    plan_grant(user.id, 40, JAN_1 + timedelta(minutes=10))
+    assert call(client, key, "/holds", {"credits": 140, "expires_in": 3600}).status_code == 402
+    long = hold(client, key, 100, expires_in=3600)
+    short = hold(client, key, 40, expires_in=300)
+    assert (short["balance"], short["held"], short["available"]) == (140, 140, 0)
+
+    fixed_clock.set(JAN_1 + timedelta(minutes=20))
+    assert figures(client, key) == (100, 100, 0)
+    assert call(client, key, f"/holds/{short['id']}", method="get").get_json()["status"] == (
+        "expired"
+    )
+    captured = call(client, key, f"/holds/{long['id']}/capture", {"credits": 100})
+    assert captured.status_code == 200, captured.get_json()
+    assert checked_books(user.id) == (0, 0)
+
+
+@pytest.mark.parametrize("debit", ["usage", "removal", "capture"])
+def test_a_debit_between_placing_a_hold_and_the_expiry_never_leaves_held_above_balance(
+    client, user, key, fixed_clock, debit
+):
+    """Debits spend the soonest-expiring credits first, so what they take between a hold's
+    placement and the plan credits' expiry comes out of the credits that expire, never
+    out of those the hold reserved."""
+    plan_grant(user.id, 100, JAN_1 + timedelta(minutes=5))
+    placed = hold(client, key, 100, expires_in=3600)
+    if debit == "usage":
+        assert call(client, key, "/usage", {"credits": 60}).get_json() == {"balance": 140}
+    elif debit == "removal":
+        assert ledger.adjust(user.id, -60, "taken back by hand") == 140
+    else:
+        other = hold(client, key, 60, expires_in=240)
+        path = f"/holds/{other['id']}/capture"
+        assert call(client, key, path, {"credits": 60}).get_json()["balance"] == 140
+    assert figures(client, key) == (140, 100, 40)
+
+    fixed_clock.set(JAN_1 + timedelta(minutes=10))
+    assert figures(client, key) == (100, 100, 0)
+    captured = call(client, key, f"/holds/{placed['id']}/capture", {"credits": 100})
+    assert captured.status_code == 200, captured.get_json()
+    assert checked_books(user.id) == (0, 0)
+
+
+def test_an_expired_hold_does_not_block_an_admin_removal(client, user, key, fixed_clock):
+    """A hold past expires_at counts for nothing even before any job runs, so a removal by
+    hand may take the credits it held."""
+    placed = hold(client, key, 80, expires_in=60)
+    fixed_clock.set(JAN_1 + timedelta(seconds=61))
+    assert figures(client, key) == (100, 0, 100)
+    assert ledger.adjust(user.id, -50, "goodwill reversed") == 50 == ledger_sum(user.id)
+    assert call(client, key, f"/holds/{placed['id']}", method="get").get_json()["status"] == (
+        "expired"
+    )
+    db.session.expire_all()
+    assert db.session.get(CreditAccount, user.id).held == 0  # the removal released it
+
+
+def test_a_refused_capture_reports_what_the_capture_could_take(client, stripe_double, user):
+    """100 bought, holds of 50 and 20, then 70 refunded (balance 30, 20 of it held by the
+    other hold): capturing 40 of the first is 402 with "available": 10, what a capture of
+    it can take; capturing those 10 succeeds."""
+    paid = Payment(stripe_double, user, 100)
+    assert deliver(client, paid.completed()).status_code == 200
+    key = api_keys.mint(user.id, "worker").secret
+    first = hold(client, key, 50)
+    hold(client, key, 20)
+    assert deliver(client, paid.refunded(70)).status_code == 200
+    assert figures(client, key) == (30, 70, -40)
+    refused = call(client, key, f"/holds/{first['id']}/capture", {"credits": 40})
+    assert refused.status_code == 402
+    assert refused.get_json() == {"error": "insufficient_credits", "available": 10}
+    assert figures(client, key) == (30, 70, -40)  # the refusal changed nothing
+    as_told = call(client, key, f"/holds/{first['id']}/capture", {"credits": 10})
+    assert as_told.status_code == 200, as_told.get_json()
+    assert (as_told.get_json()["balance"], as_told.get_json()["held"]) == (20, 20)
 
 
 def test_idempotent_create_replays_the_first_hold(client, user, key):

@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from tests.payments import checked_books
 from tests.subscription_fakes import FEB_1, JAN_1, MAR_1
 from webapp.domain import ledger
 from webapp.domain.errors import InsufficientCreditsError
@@ -136,6 +137,33 @@ def test_expiry_never_takes_a_balance_below_zero(user, fixed_clock):
     fixed_clock.set(MAR_1)
     assert ledger.expire_account_grants(user.id) == 20
     assert balance_and_sum(user.id) == (0, 0)
+
+
+def test_a_removal_by_hand_spends_plan_credits_that_are_already_past_their_expiry(
+    user, fixed_clock
+):
+    """Credits past their expiry are not there to take, even before the expiry command
+    runs: a removal by hand first expires the due grant, then takes the bought credits."""
+    ledger.adjust(user.id, 500, "bought credits")
+    grant(user.id, 1000, JAN_1 + timedelta(days=30), "in_due")
+    fixed_clock.set(JAN_1 + timedelta(days=31))  # the grant is due, not yet expired
+    assert ledger.adjust(user.id, -500, "chargeback handled by hand") == 0
+    assert kinds(user.id)[-2:] == [("expiry", -1000), ("adjustment", -500)]
+    ledger.expire_due_grants()
+    assert checked_books(user.id) == (0, 0)
+
+
+def test_a_removal_by_hand_of_more_than_outlives_expiry_is_refused_and_changes_nothing(
+    user, fixed_clock
+):
+    ledger.adjust(user.id, 500, "bought credits")
+    grant(user.id, 1000, JAN_15, "in_due")
+    fixed_clock.set(JAN_15)
+    with pytest.raises(InsufficientCreditsError) as refused:
+        ledger.adjust(user.id, -501, "too much")
+    assert (refused.value.balance, refused.value.available) == (500, 500)
+    assert kinds(user.id) == [("adjustment", 500), ("grant", 1000)]
+    assert checked_books(user.id) == (1500, 1000)
 
 
 def test_usage_on_an_account_without_expiring_grants_is_one_update_and_one_insert(user, app):

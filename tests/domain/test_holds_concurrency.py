@@ -203,3 +203,66 @@ def test_a_hold_expiring_while_its_capture_is_in_flight_ends_captured_or_expired
     taken = 5 * sum(1 for status in statuses.values() if status == "captured")
     balance, held, total, open_credits = _snapshot(user_id)
     assert (balance, held, total, open_credits) == (1000 - taken, 0, 1000 - taken, 0)
+
+
+def _race_around_expiring_credits(user_id: int, index: int, seconds: float, results) -> None:
+    """Holds outliving the plan grant or not, captures, releases and usage, seeded."""
+    from webapp.domain.errors import HoldNotOpenError, InsufficientCreditsError
+
+    rng = random.Random(SEED + 100 + index)
+    app = app_in_process()
+    placed = 0
+    with app.app_context():
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            roll = rng.random()
+            try:
+                if roll < 0.7:
+                    expires_in = rng.choice([600, 3600])  # ends before the grant, or after
+                    ledger.place_hold(user_id, rng.randint(1, 60), expires_in=expires_in)
+                    placed += 1
+                elif roll < 0.78 and (found := _open_hold(rng, user_id)):
+                    ledger.capture_hold(user_id, found[0], rng.randint(0, found[1]))
+                elif roll < 0.85 and (found := _open_hold(rng, user_id)):
+                    ledger.release_hold(user_id, found[0])
+                else:
+                    ledger.debit_usage(user_id, rng.randint(1, 10), "race")
+            except (InsufficientCreditsError, HoldNotOpenError):
+                pass
+        db.engine.dispose()
+    results.put(placed)
+
+
+@requires_postgres
+def test_holds_placed_while_plan_credits_run_out_are_still_covered_after_they_expire(app, user):
+    """Racing workers place holds on an account whose plan credits expire in 30 minutes;
+    once they have, every hold still open is covered by the balance and captured whole."""
+    ledger.adjust(user.id, 300, "seed")
+    start = utcnow()
+    ledger.grant_plan_credits(
+        user.id,
+        1000,
+        invoice_id="in_race",
+        plan_code="basic",
+        subscription_id=None,
+        expires_at=start + timedelta(minutes=30),
+    )
+    user_id = user.id
+    jobs = [(_race_around_expiring_credits, (user_id, i, RACE_SECONDS / 2)) for i in range(8)]
+    finished = start_processes(jobs).finish(answer_timeout=60, join_timeout=60)
+    assert finished.exitcodes == [0] * 8 and sum(finished.answers) > 0
+
+    clock.fix(start + timedelta(minutes=31))  # the grant is due, the hour-long holds open
+    try:
+        ledger.expire_due_grants()
+        ledger.release_stale_holds()
+        balance, held, total, open_credits = _snapshot(user_id)
+        assert balance == total and held == open_credits and 0 <= held <= balance
+        open_ids = db.session.scalars(
+            sa.select(Hold.public_id).where(Hold.user_id == user_id, Hold.status == "held")
+        ).all()
+        for hold_id in open_ids:
+            assert ledger.capture_hold(user_id, hold_id)["available"] >= 0
+        assert _snapshot(user_id) == (balance - held, 0, balance - held, 0)
+    finally:
+        clock.fix(None)

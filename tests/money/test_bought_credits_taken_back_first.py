@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from tests.money.plan_payments import PlanPayment
 from tests.payments import Payment, balance_of, checked_books, ledger_sum
 from tests.stripe_fakes import deliver, event
-from tests.subscription_fakes import running_invoice
+from tests.subscription_fakes import FEB_1, JAN_1, running_invoice
 from webapp.domain import clock, ledger
 from webapp.extensions import db
 from webapp.models import CreditAccount
@@ -69,6 +69,29 @@ def test_bought_credits_already_spent_leave_the_rest_to_the_plan_credits(
     # The refund takes all 500 credits back: the 200 bought ones, then 300 of the plan's.
     assert deliver(logged_in, bought.refunded(bought.amount)).status_code == 200
     assert (balance_of(user.id), expiring(user.id)) == (700, 700)
+
+
+def test_credits_taken_back_never_come_out_of_a_grant_already_past_its_expiry(
+    logged_in, user, stripe_double, fixed_clock
+):
+    """A refund (which expires nothing first) draws only on live grants: the due grant's
+    credits are gone whatever it takes, so taking them would let the user keep others."""
+    bought = Payment(stripe_double, user, 100)
+    assert deliver(logged_in, bought.completed()).status_code == 200
+    ledger.debit_usage(user.id, 100, "work")  # the bought credits are spent
+    for invoice_id, expires_at in (("in_due", JAN_1 + timedelta(days=14)), ("in_live", FEB_1)):
+        ledger.grant_plan_credits(
+            user.id,
+            100,
+            invoice_id=invoice_id,
+            plan_code="basic",
+            subscription_id=None,
+            expires_at=expires_at,
+        )
+    fixed_clock.set(JAN_1 + timedelta(days=15))  # the first grant is due, not expired
+    assert deliver(logged_in, bought.refunded(bought.amount)).status_code == 200
+    ledger.expire_due_grants()
+    assert checked_books(user.id) == (0, 0)
 
 
 def _dispute_taking_plan_credits(client, user, stripe_double) -> Payment:

@@ -77,8 +77,7 @@ def _answer(status: int, work: Callable[[], dict[str, Any]]) -> UsageAnswer:
         with _savepoint_when_nested():
             return UsageAnswer(status, work())
     except InsufficientCreditsError as exc:
-        available = exc.available if exc.available is not None else exc.balance
-        return UsageAnswer(402, {"error": "insufficient_credits", "available": available})
+        return UsageAnswer(402, {"error": "insufficient_credits", "available": exc.available})
     except CaptureExceedsHoldError as exc:
         return UsageAnswer(400, {"error": "capture_exceeds_hold", "message": str(exc)})
     except HoldNotOpenError as exc:

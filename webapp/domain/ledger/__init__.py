@@ -1,12 +1,12 @@
 """The only code that writes ledger rows or changes balances; every public call is one transaction.
 
-entries      posting a balance change with its row, adjustments, balances
+entries      posting a balance change with its row, balances
 purchases    Checkout fulfilment, failed and expired sessions
 one_statement  the webhook's usual delivery in one statement (PostgreSQL), built from
              the conditions and statements purchases uses
 payable      "paid and payable": the one rule as SQL conditions, the mark-paid UPDATE
 chargebacks  refunds and disputes (of purchases and of plan grants' invoices)
-grants       plan grants, expiry, usage debits
+grants       plan grants, expiry, usage debits, adjustments by hand; settling what is due
 review       crediting a purchase under review (an admin's decision)
 remainders   which credits a debit takes: expiring ones first, bought ones first when a
              purchase is taken back (one place: post_entry)
@@ -29,7 +29,6 @@ from webapp.domain.ledger.chargebacks import (
     refund_grant,
 )
 from webapp.domain.ledger.entries import (
-    adjust,
     current_balance,
     lock_account,
     open_account,
@@ -37,6 +36,7 @@ from webapp.domain.ledger.entries import (
 )
 from webapp.domain.ledger.grants import (
     InvoicePayment,
+    adjust,
     debit_usage,
     expire_account_grants,
     expire_due_grants,

@@ -6,12 +6,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from webapp.domain import notices
-from webapp.domain.errors import InsufficientCreditsError, InvalidAmountError
+from webapp.domain.errors import InsufficientCreditsError
 from webapp.domain.ledger import totals
 from webapp.domain.ledger.remainders import draw_down, draw_down_beyond
-from webapp.domain.limits import check_credits
 from webapp.domain.sql import is_postgresql, locked, rows_in
-from webapp.domain.transaction import atomic
 from webapp.extensions import db
 from webapp.models import CreditAccount, CreditGrant, EntryKind, LedgerEntry, User
 from webapp.models.types import utcnow
@@ -48,8 +46,8 @@ def post_entry(
 
     Joins the caller's transaction: the row and the balance commit together or not at
     all. With `allow_negative=False` a debit that would take balance - held (the
-    available credits) below zero changes nothing
-    and raises InsufficientCreditsError. `refs` are LedgerEntry columns (purchase_id,
+    available credits) below zero changes nothing and raises InsufficientCreditsError
+    (with `available`). `refs` are LedgerEntry columns (purchase_id,
     grant_id, actor_id, reference, description). With `unless_expiring`, an account
     holding expiring grants (or failing the balance check) changes nothing and the call
     returns None instead of raising: the caller then takes the grant-aware path.
@@ -90,7 +88,7 @@ def post_entry(
     if moved is None and unless_expiring:
         return None
     if moved is None:
-        raise InsufficientCreditsError(current_balance(user_id))
+        raise _refusal(user_id)
     balance, recharge_below, wants_alert, alert_threshold = moved
     if credits < 0 and not unless_expiring and _takes_back_lasting_credits(kind, refs):
         draw_down_beyond(user_id, balance)  # lasting credits taken back: those go first
@@ -103,6 +101,17 @@ def post_entry(
     if recharge_below is not None and balance < recharge_below and kind in _RECHARGING_KINDS:
         _after_debit(user_id, balance)
     return balance
+
+
+def _refusal(user_id: int) -> InsufficientCreditsError:
+    """A debit refused for want of credits: the balance, and as `available` the credits a
+    debit could take at this point of the transaction (balance - held; a hold being
+    captured is already out of `held`, and callers have released due holds)."""
+    row = db.session.execute(
+        sa.select(CreditAccount.balance, CreditAccount.held).where(CreditAccount.user_id == user_id)
+    ).first()
+    balance, held = row if row is not None else (0, 0)
+    return InsufficientCreditsError(balance, available=balance - held)
 
 
 def _posting_params(user_id: int, credits: int, kind: str, refs: dict[str, Any]) -> dict:
@@ -308,23 +317,3 @@ def lock_account(user_id: int) -> CreditAccount | None:
     return db.session.scalars(
         locked(sa.select(CreditAccount).where(CreditAccount.user_id == user_id))
     ).first()
-
-
-def adjust(user_id: int, credits: int, reason: str, *, actor_id: int | None = None) -> int:
-    """Add (or with a negative number, remove) credits by hand; returns the balance; commits.
-
-    `reason` is required. A removal never takes the balance below zero
-    (InsufficientCreditsError); `actor_id` is the admin who did it, None for operators.
-    """
-    if credits == 0 or not reason.strip():
-        raise InvalidAmountError("An adjustment needs a non-zero number of credits and a reason.")
-    check_credits(credits, allow_negative=True)
-    with atomic():
-        return post_entry(
-            user_id,
-            credits,
-            EntryKind.ADJUSTMENT,
-            allow_negative=False,
-            actor_id=actor_id,
-            description=reason.strip()[:500],
-        )

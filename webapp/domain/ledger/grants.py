@@ -1,4 +1,4 @@
-"""Plan grants, their expiry and draw-down, and usage debits that spend expiring credits first."""
+"""Plan grants, their expiry, and the debits that spend expiring credits first (usage, removals by hand)."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -6,6 +6,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from webapp.domain import clock
+from webapp.domain.errors import InvalidAmountError
 from webapp.domain.ledger.entries import current_balance, lock_account, post_entry
 from webapp.domain.ledger.hold_expiry import release_due_holds_locked
 from webapp.domain.ledger.remainders import (
@@ -241,8 +242,42 @@ def debit_usage(
         return balance
     expire_account_grants(user_id)
     with atomic():
-        lock_account(user_id)
-        _expire_due(user_id, clock.now())  # time moved on since the commit above
-        release_due_holds_locked(user_id, clock.now())  # a due hold reserves nothing
+        lock_with_due_settled(user_id, clock.now())  # time moved on since the commit above
         # post_entry draws the expiring grants down, soonest expiry first.
         return post_entry(user_id, -credits, EntryKind.USAGE, allow_negative=False, **refs)
+
+
+def adjust(user_id: int, credits: int, reason: str, *, actor_id: int | None = None) -> int:
+    """Add (or with a negative number, remove) credits by hand; returns the balance; commits.
+
+    `reason` is required. A removal never takes the available credits (balance - held)
+    below zero (InsufficientCreditsError, nothing changes) and, like usage, is checked
+    and drawn down only after the account's due grants expire and due holds stop
+    counting. `actor_id` is the admin who did it, None for operators.
+    """
+    if credits == 0 or not reason.strip():
+        raise InvalidAmountError("An adjustment needs a non-zero number of credits and a reason.")
+    check_credits(credits, allow_negative=True)
+    with atomic():
+        if credits < 0:
+            lock_with_due_settled(user_id, clock.now())
+        return post_entry(
+            user_id,
+            credits,
+            EntryKind.ADJUSTMENT,
+            allow_negative=False,
+            actor_id=actor_id,
+            description=reason.strip()[:500],
+        )
+
+
+def lock_with_due_settled(user_id: int, now: datetime) -> bool:
+    """Lock the account and settle what is due at `now`: its due grants expire (their
+    `expiry` rows written) and its due holds stop counting, so whatever follows in the
+    caller's transaction checks and spends only live credits. Joins; False when the
+    user has no account (then nothing happened)."""
+    if lock_account(user_id) is None:
+        return False
+    _expire_due(user_id, now)
+    release_due_holds_locked(user_id, now)
+    return True

@@ -1,9 +1,18 @@
 """Holds: reserve credits, then capture what the work used and release the rest.
 
 Every change is decided by one conditional UPDATE: a new hold raises the account's `held`
-only where balance - held covers it; a capture or release moves a hold out of `held`
+only where the credits that outlive it cover it (balance - held - credits of grants
+expiring at or before the hold does); a capture or release moves a hold out of `held`
 status only while it is held and unexpired. Locks are taken account first, then hold,
 everywhere (debits and expiry too), so racing calls queue instead of deadlocking.
+
+Why expiry alone then never leaves held > balance: placing keeps, for every moment T,
+(holds still open at T) <= balance - (grant credits expiring by T). Expiry lowers both
+sides of the right by the same remainder; a release or expiry of a hold lowers the left;
+a debit of d (usage, capture, removal) draws the soonest-expiring credits first, so the
+right is unchanged when d <= those credits and is otherwise balance - d, which the debit's
+own check (d <= balance - held) keeps above the left. Only refunds and disputes, which
+may take a balance below zero, can break it.
 """
 
 import json
@@ -24,8 +33,9 @@ from webapp.domain.errors import (
     NotFoundError,
 )
 from webapp.domain.ledger.entries import lock_account
-from webapp.domain.ledger.grants import _expire_due, debit_usage
-from webapp.domain.ledger.hold_expiry import held_now, release_due_holds_locked
+from webapp.domain.ledger.grants import debit_usage, lock_with_due_settled
+from webapp.domain.ledger.hold_expiry import held_now
+from webapp.domain.ledger.remainders import expiring_by
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
 from webapp.models import CreditAccount, Hold, HoldStatus
@@ -64,9 +74,12 @@ def place_hold(
 ) -> dict[str, Any]:
     """Reserve `credits` (>= 1) for `expires_in` seconds; returns the answer body; commits.
 
-    Moves no balance. A short available balance raises InsufficientCreditsError (with
-    `available`) and changes nothing. The fast path is one UPDATE and one INSERT; an
-    account with due grants or due holds has them expired first, in the same transaction.
+    Moves no balance. Credits of grants expiring at or before the hold does are not
+    counted: they would be gone before the capture. Too few credits raise
+    InsufficientCreditsError (`available`: what a hold this long could reserve) and change
+    nothing. The fast path, for an account with no grant expiring within the hold's life,
+    is one UPDATE and one INSERT; otherwise the account is locked and its due grants and
+    due holds settled first, in the same transaction.
     """
     if credits < 1 or not MIN_EXPIRES_IN <= expires_in <= MAX_EXPIRES_IN:
         raise InvalidAmountError("credits must be >= 1 and expires_in 60 to 86400 seconds")
@@ -75,14 +88,7 @@ def place_hold(
     with atomic():
         figures = _reserve(user_id, credits, now, expires_at)
         if figures is None:
-            if lock_account(user_id) is None:
-                raise InsufficientCreditsError(0, available=0)
-            _expire_due(user_id, now)
-            release_due_holds_locked(user_id, now)
-            figures = _reserve(user_id, credits, now, expires_at)
-        if figures is None:
-            account = db.session.get(CreditAccount, user_id, populate_existing=True)
-            raise InsufficientCreditsError(account.balance, account.balance - account.held)
+            figures = _reserve_beyond_expiring(user_id, credits, now, expires_at)
         hold = Hold(
             public_id="hold_" + secrets.token_hex(12),
             user_id=user_id,
@@ -98,19 +104,45 @@ def place_hold(
         return {**hold_json(hold, now), **figures.as_json()}
 
 
-def _reserve(user_id: int, credits: int, now: datetime, expires_at: datetime) -> Figures | None:
-    """The one conditional UPDATE that places a hold: None when balance - held is short
-    or a grant is due (its credits must expire before anything counts on them)."""
+def _reserve_beyond_expiring(
+    user_id: int, credits: int, now: datetime, expires_at: datetime
+) -> Figures:
+    """The slow path of place_hold: on the locked account, its due grants expired and due
+    holds released, reserve only credits that outlive the hold. Joins; raises
+    InsufficientCreditsError when they are too few."""
+    if not lock_with_due_settled(user_id, now):
+        raise InsufficientCreditsError(0, available=0)
+    expiring = expiring_by(user_id, expires_at)
+    figures = _reserve(user_id, credits, now, expires_at, expiring=expiring)
+    if figures is None:
+        account = db.session.get(CreditAccount, user_id, populate_existing=True)
+        outliving = account.balance - account.held - expiring
+        raise InsufficientCreditsError(account.balance, available=outliving)
+    return figures
+
+
+def _reserve(
+    user_id: int, credits: int, now: datetime, expires_at: datetime, *, expiring: int | None = None
+) -> Figures | None:
+    """The one conditional UPDATE that places a hold; None when it places nothing.
+
+    Without `expiring` (the fast path) it needs balance - held to cover the hold and no
+    grant expiring at or before `expires_at`. With `expiring`, the credits of such grants
+    on an account the caller has locked and settled, it needs balance - held - expiring.
+    """
+    if expiring is None:
+        enough = sa.and_(
+            _accounts.balance - _accounts.held >= credits,
+            sa.or_(_accounts.next_expiry_at.is_(None), _accounts.next_expiry_at > expires_at),
+        )
+    else:
+        enough = _accounts.balance - _accounts.held - expiring >= credits
     keeps_earlier = sa.or_(
         _accounts.next_hold_expiry_at.is_(None), _accounts.next_hold_expiry_at > expires_at
     )
     row = db.session.execute(
         sa.update(CreditAccount.__table__)
-        .where(
-            _accounts.user_id == user_id,
-            _accounts.balance - _accounts.held >= credits,
-            sa.or_(_accounts.next_expiry_at.is_(None), _accounts.next_expiry_at > now),
-        )
+        .where(_accounts.user_id == user_id, enough)
         .values(
             held=_accounts.held + credits,
             next_hold_expiry_at=sa.case(

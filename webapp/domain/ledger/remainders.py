@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from webapp.domain import clock
 from webapp.domain.sql import locked
 from webapp.extensions import db
 from webapp.models import CreditAccount, CreditGrant
@@ -36,11 +37,15 @@ def draw_down(user_id: int, credits: int, *, first_grant_id: int | None = None) 
     """Take `credits` just debited from the expiring grants; returns how many they gave.
 
     `first_grant_id` (the grant an expiry or a clawback is about) gives first, then the
-    others, soonest expiry first. Joins the caller's transaction, which holds the
-    account's balance change: the grants are row-locked for the rest of it.
+    others, soonest expiry first. No other grant past its expiry gives anything: its
+    credits are gone, even before its expiry is written. Joins the caller's transaction,
+    which holds the account's balance change: the grants are row-locked for the rest of it.
     """
+    live = sa.or_(CreditGrant.expires_at > clock.now(), CreditGrant.id == first_grant_id)
     grants = list(
-        db.session.scalars(locked(open_expiring_grants(user_id).where(CreditGrant.remaining > 0)))
+        db.session.scalars(
+            locked(open_expiring_grants(user_id).where(CreditGrant.remaining > 0, live))
+        )
     )
     if not grants:
         return 0
@@ -54,6 +59,18 @@ def draw_down(user_id: int, credits: int, *, first_grant_id: int | None = None) 
             break
     refresh_expiry_summary(user_id)
     return credits - left
+
+
+def expiring_by(user_id: int, moment: datetime) -> int:
+    """Credits left in the account's grants that expire at or before `moment` (a read)."""
+    credits = db.session.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(CreditGrant.remaining), 0)).where(
+            CreditGrant.user_id == user_id,
+            CreditGrant.expired_at.is_(None),
+            CreditGrant.expires_at <= moment,
+        )
+    )
+    return int(credits)  # PostgreSQL sums a bigint as numeric
 
 
 def draw_down_beyond(user_id: int, balance: int) -> int:
