@@ -7,7 +7,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 
 from tests.stripe_fakes import deliver, event, fixture
-from webapp.domain import checkout
+from webapp.domain import checkout, ledger
 from webapp.extensions import db
 from webapp.models import CreditAccount, CreditGrant, LedgerEntry, Purchase
 
@@ -143,3 +143,16 @@ def deliver_until_done(
         else:
             assert status == 200
     return statuses
+
+
+def plan_grant(user_id: int, credits: int, expires_at, invoice_id: str = "in_soon"):
+    """A basic plan's grant of `credits` expiring at `expires_at` (None: rolls over),
+    made straight through the ledger as invoice.paid would."""
+    return ledger.grant_plan_credits(
+        user_id,
+        credits,
+        invoice_id=invoice_id,
+        plan_code="basic",
+        subscription_id=None,
+        expires_at=expires_at,
+    )

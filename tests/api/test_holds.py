@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from tests.payments import Payment, balance_of, checked_books, ledger_sum
+from tests.payments import Payment, balance_of, checked_books, ledger_sum, plan_grant
 from tests.stripe_fakes import deliver
 from tests.subscription_fakes import FEB_1, JAN_1
 from webapp.domain import api_keys, ledger, users
@@ -236,17 +236,6 @@ def test_credits_of_a_due_grant_cannot_be_held(client, user, key, fixed_clock):
     assert figures(client, key) == (100, 0, 100)
     assert hold(client, key, 100)["available"] == 0
     assert balance_of(user.id) == 100 == ledger_sum(user.id)  # the hold wrote the expiry
-
-
-def plan_grant(user_id, credits, expires_at, invoice_id="in_soon"):
-    return ledger.grant_plan_credits(
-        user_id,
-        credits,
-        invoice_id=invoice_id,
-        plan_code="basic",
-        subscription_id=None,
-        expires_at=expires_at,
-    )
 
 
 def test_a_hold_on_plan_credits_that_expire_before_the_hold_is_refused(client, user, fixed_clock):

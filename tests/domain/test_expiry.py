@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from tests.payments import checked_books
+from tests.payments import checked_books, plan_grant
 from tests.subscription_fakes import FEB_1, JAN_1, MAR_1
 from webapp.domain import ledger
 from webapp.domain.errors import InsufficientCreditsError
@@ -13,17 +13,6 @@ from webapp.extensions import db
 from webapp.models import CreditAccount, CreditGrant, LedgerEntry
 
 JAN_15 = JAN_1 + timedelta(days=14)
-
-
-def grant(user_id, credits, expires_at, invoice_id):
-    return ledger.grant_plan_credits(
-        user_id,
-        credits,
-        invoice_id=invoice_id,
-        plan_code="basic",
-        subscription_id=None,
-        expires_at=expires_at,
-    )
 
 
 def remaining(grant_id):
@@ -50,8 +39,8 @@ def kinds(user_id):
 
 def test_expiring_credits_are_spent_first_soonest_expiry_first(logged_in, user, fixed_clock):
     ledger.adjust(user.id, 500, "bought")
-    later = grant(user.id, 100, FEB_1, "in_later")
-    sooner = grant(user.id, 200, JAN_15, "in_sooner")
+    later = plan_grant(user.id, 100, FEB_1, "in_later")
+    sooner = plan_grant(user.id, 200, JAN_15, "in_sooner")
     assert ledger.debit_usage(user.id, 250, "job") == 550
     assert (remaining(sooner), remaining(later)) == (0, 50)
     assert ledger.debit_usage(user.id, 100, "job") == 450
@@ -65,9 +54,9 @@ def test_balance_api_lists_unexpired_grants_with_credits_left_soonest_first(
     logged_in, user, fixed_clock
 ):
     ledger.adjust(user.id, 10, "bought")
-    grant(user.id, 100, FEB_1, "in_feb")
-    grant(user.id, 200, JAN_15, "in_jan")
-    grant(user.id, 300, None, "in_rollover")
+    plan_grant(user.id, 100, FEB_1, "in_feb")
+    plan_grant(user.id, 200, JAN_15, "in_jan")
+    plan_grant(user.id, 300, None, "in_rollover")
     ledger.debit_usage(user.id, 50, "job")
     body = logged_in.get("/api/v1/balance").get_json()
     assert body["balance"] == 560
@@ -81,7 +70,7 @@ def test_credits_past_expiry_are_not_counted_or_spendable_before_the_command_run
     logged_in, user, fixed_clock
 ):
     ledger.adjust(user.id, 100, "bought")
-    grant(user.id, 1000, FEB_1, "in_1")
+    plan_grant(user.id, 1000, FEB_1, "in_1")
     fixed_clock.set(FEB_1 + timedelta(seconds=1))
     body = logged_in.get("/api/v1/balance").get_json()
     assert body["balance"] == 100 and body["expiring"] == []
@@ -100,7 +89,7 @@ def test_credits_past_expiry_are_not_counted_or_spendable_before_the_command_run
 
 
 def test_the_meter_shows_what_expires_and_when(logged_in, user, fixed_clock):
-    grant(user.id, 1000, FEB_1, "in_1")
+    plan_grant(user.id, 1000, FEB_1, "in_1")
     page = logged_in.get("/credits").get_data(as_text=True)
     assert "1,000 plan credits expire on 01 Feb 2030 00:00 UTC" in page
 
@@ -109,8 +98,11 @@ def test_expire_command_writes_one_row_per_remainder_and_is_safe_to_run_twice(
     runner, user, admin, fixed_clock
 ):
     ledger.adjust(user.id, 5, "bought")
-    first, second = grant(user.id, 100, JAN_15, "in_a"), grant(user.id, 200, FEB_1, "in_b")
-    grant(admin.id, 300, MAR_1, "in_c")
+    first, second = (
+        plan_grant(user.id, 100, JAN_15, "in_a"),
+        plan_grant(user.id, 200, FEB_1, "in_b"),
+    )
+    plan_grant(admin.id, 300, MAR_1, "in_c")
     ledger.debit_usage(user.id, 130, "job")
     fixed_clock.set(FEB_1)
     result = runner.invoke(args=["credits", "expire"])
@@ -132,20 +124,20 @@ def test_expire_command_writes_one_row_per_remainder_and_is_safe_to_run_twice(
 
 
 def test_expiry_never_takes_a_balance_below_zero(user, fixed_clock):
-    grant(user.id, 100, FEB_1, "in_1")
+    plan_grant(user.id, 100, FEB_1, "in_1")
     ledger.adjust(user.id, -80, "taken back by hand")
     fixed_clock.set(MAR_1)
     assert ledger.expire_account_grants(user.id) == 20
     assert balance_and_sum(user.id) == (0, 0)
 
 
-def test_a_removal_by_hand_spends_plan_credits_that_are_already_past_their_expiry(
+def test_a_removal_by_hand_never_spends_plan_credits_already_past_their_expiry(
     user, fixed_clock
 ):
     """Credits past their expiry are not there to take, even before the expiry command
     runs: a removal by hand first expires the due grant, then takes the bought credits."""
     ledger.adjust(user.id, 500, "bought credits")
-    grant(user.id, 1000, JAN_1 + timedelta(days=30), "in_due")
+    plan_grant(user.id, 1000, JAN_1 + timedelta(days=30), "in_due")
     fixed_clock.set(JAN_1 + timedelta(days=31))  # the grant is due, not yet expired
     assert ledger.adjust(user.id, -500, "chargeback handled by hand") == 0
     assert kinds(user.id)[-2:] == [("expiry", -1000), ("adjustment", -500)]
@@ -157,7 +149,7 @@ def test_a_removal_by_hand_of_more_than_outlives_expiry_is_refused_and_changes_n
     user, fixed_clock
 ):
     ledger.adjust(user.id, 500, "bought credits")
-    grant(user.id, 1000, JAN_15, "in_due")
+    plan_grant(user.id, 1000, JAN_15, "in_due")
     fixed_clock.set(JAN_15)
     with pytest.raises(InsufficientCreditsError) as refused:
         ledger.adjust(user.id, -501, "too much")
