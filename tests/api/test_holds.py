@@ -271,6 +271,40 @@ def test_available_never_goes_below_zero_when_held_credits_expire(client, user, 
     assert checked_books(user.id) == (0, 0)
 
 
+def test_a_refused_hold_never_reports_negative_available(client, user, key, fixed_clock):
+    """100 lasting + 100 plan credits expiring in an hour, 150 held for 30 minutes: a
+    2-hour hold of 60 is refused (210 while both run), and its 402 says how much such a
+    hold could take (50: 200 while both run, 100 after the expiry), never a negative
+    number; a hold of that much is then placed."""
+    plan_grant(user.id, 100, JAN_1 + timedelta(hours=1))
+    hold(client, key, 150, expires_in=1800)
+    assert figures(client, key) == (200, 150, 50)
+    refused = call(client, key, "/holds", {"credits": 60, "expires_in": 7200})
+    assert refused.status_code == 402
+    assert refused.get_json() == {"error": "insufficient_credits", "available": 50}
+    assert figures(client, key) == (200, 150, 50)
+    assert hold(client, key, 50, expires_in=7200)["available"] == 0
+
+
+def test_a_hold_covered_at_every_moment_of_its_life_is_placed(client, user, key, fixed_clock):
+    """100 lasting + 100 plan credits expiring in an hour. Hold A of 100 ends in 30
+    minutes, before the plan credits; hold B of 100 for 2 hours is covered at every
+    moment (200 for both while A runs, the 100 lasting for B after the expiry), so it is
+    placed, and both are captured in full: B after the plan credits expired."""
+    plan_grant(user.id, 100, JAN_1 + timedelta(hours=1))
+    first = hold(client, key, 100, expires_in=1800)
+    second = hold(client, key, 100, expires_in=7200)
+    assert (second["balance"], second["held"], second["available"]) == (200, 200, 0)
+    refused = call(client, key, "/holds", {"credits": 1, "expires_in": 7200})
+    assert refused.get_json() == {"error": "insufficient_credits", "available": 0}
+    captured = call(client, key, f"/holds/{first['id']}/capture", {"credits": 100})
+    assert captured.status_code == 200, captured.get_json()
+    fixed_clock.set(JAN_1 + timedelta(minutes=90))
+    captured = call(client, key, f"/holds/{second['id']}/capture", {"credits": 100})
+    assert captured.status_code == 200, captured.get_json()
+    assert checked_books(user.id) == (0, 0)
+
+
 def test_plan_credits_expiring_under_open_holds_never_take_held_credits(
     client, user, key, fixed_clock
 ):
@@ -348,6 +382,8 @@ def test_a_refused_capture_reports_what_the_capture_could_take(client, stripe_do
     assert refused.status_code == 402
     assert refused.get_json() == {"error": "insufficient_credits", "available": 10}
     assert figures(client, key) == (30, 70, -40)  # the refusal changed nothing
+    refused = call(client, key, "/holds", {"credits": 1})
+    assert refused.get_json() == {"error": "insufficient_credits", "available": 0}
     as_told = call(client, key, f"/holds/{first['id']}/capture", {"credits": 10})
     assert as_told.status_code == 200, as_told.get_json()
     assert (as_told.get_json()["balance"], as_told.get_json()["held"]) == (20, 20)

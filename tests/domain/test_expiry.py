@@ -131,9 +131,7 @@ def test_expiry_never_takes_a_balance_below_zero(user, fixed_clock):
     assert balance_and_sum(user.id) == (0, 0)
 
 
-def test_a_removal_by_hand_never_spends_plan_credits_already_past_their_expiry(
-    user, fixed_clock
-):
+def test_a_removal_by_hand_never_spends_plan_credits_already_past_their_expiry(user, fixed_clock):
     """Credits past their expiry are not there to take, even before the expiry command
     runs: a removal by hand first expires the due grant, then takes the bought credits."""
     ledger.adjust(user.id, 500, "bought credits")

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.money.plan_payments import PlanPayment
-from tests.payments import Payment, balance_of, checked_books, ledger_sum
+from tests.payments import Payment, balance_of, checked_books, ledger_sum, plan_grant
 from tests.stripe_fakes import deliver, event
 from tests.subscription_fakes import FEB_1, JAN_1, running_invoice
 from webapp.domain import clock, ledger
@@ -74,24 +74,48 @@ def test_bought_credits_already_spent_leave_the_rest_to_the_plan_credits(
 def test_credits_taken_back_never_come_out_of_a_grant_already_past_its_expiry(
     logged_in, user, stripe_double, fixed_clock
 ):
-    """A refund (which expires nothing first) draws only on live grants: the due grant's
-    credits are gone whatever it takes, so taking them would let the user keep others."""
+    """A refund draws only on live grants: the due grant's credits are gone whatever it
+    takes, so taking them would let the user keep others."""
     bought = Payment(stripe_double, user, 100)
     assert deliver(logged_in, bought.completed()).status_code == 200
     ledger.debit_usage(user.id, 100, "work")  # the bought credits are spent
-    for invoice_id, expires_at in (("in_due", JAN_1 + timedelta(days=14)), ("in_live", FEB_1)):
-        ledger.grant_plan_credits(
-            user.id,
-            100,
-            invoice_id=invoice_id,
-            plan_code="basic",
-            subscription_id=None,
-            expires_at=expires_at,
-        )
+    plan_grant(user.id, 100, JAN_1 + timedelta(days=14), "in_due")
+    plan_grant(user.id, 100, FEB_1, "in_live")
     fixed_clock.set(JAN_1 + timedelta(days=15))  # the first grant is due, not expired
     assert deliver(logged_in, bought.refunded(bought.amount)).status_code == 200
     ledger.expire_due_grants()
     assert checked_books(user.id) == (0, 0)
+
+
+@pytest.mark.parametrize("taking", ["refund", "lost_dispute"])
+@pytest.mark.parametrize("expiry_job_first", [True, False], ids=["job_first", "taking_first"])
+def test_a_take_back_after_a_grant_is_due_ends_the_same_whether_the_expiry_job_ran(
+    logged_in, user, stripe_double, fixed_clock, taking, expiry_job_first
+):
+    """100 bought and spent, then 100 plan credits due on 15 Jan; on 16 Jan the purchase
+    is taken back. The plan credits are gone since the 15th, so the user owes the 100
+    whether the expiry job ran before the webhook or not: the take-back settles what is
+    due first, and right after it the books hold (expiring within the balance)."""
+    bought = Payment(stripe_double, user, 100)
+    assert deliver(logged_in, bought.completed()).status_code == 200
+    ledger.debit_usage(user.id, 100, "work")
+    plan_grant(user.id, 100, JAN_1 + timedelta(days=14), "in_due")
+    fixed_clock.set(JAN_1 + timedelta(days=15))
+    if expiry_job_first:
+        ledger.expire_due_grants()
+        checked_books(user.id)
+    if taking == "refund":
+        events = [bought.refunded(bought.amount)]
+    else:
+        events = [
+            bought.dispute("charge.dispute.created", dispute_id="dp_due"),
+            bought.dispute("charge.dispute.closed", status="lost", dispute_id="dp_due"),
+        ]
+    for taken in events:
+        assert deliver(logged_in, taken).status_code == 200
+        checked_books(user.id)
+    ledger.expire_due_grants()
+    assert checked_books(user.id) == (-100, 0)
 
 
 def _dispute_taking_plan_credits(client, user, stripe_double) -> Payment:

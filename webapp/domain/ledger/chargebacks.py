@@ -10,10 +10,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from webapp.domain import notices
+from webapp.domain import clock, notices
 from webapp.domain.errors import PurchaseNotSettledError
-from webapp.domain.ledger.entries import lock_account, post_entry
-from webapp.domain.ledger.grants import expired_credits
+from webapp.domain.ledger.entries import post_entry
+from webapp.domain.ledger.grants import expired_credits, lock_with_due_settled
 from webapp.domain.ledger.purchases import refunded_in_review, set_status
 from webapp.domain.ledger.remainders import give_back
 from webapp.domain.pricing import format_money
@@ -38,17 +38,26 @@ RETURNED_DISPUTE_STATUSES = ("won", "warning_closed")
 # What a refund or dispute takes credits back from: a purchase, or a plan grant.
 Paid = Purchase | CreditGrant
 
+# Every take-back first settles what is due on the account (grants past their expiry are
+# written off, due holds stop counting), as debits do: the credits it takes and gives back
+# are the ones the account has at that moment, whether or not the expiry job has run yet.
+
 
 def _locked_purchase(purchase_id: int) -> Purchase:
-    """The purchase, row-locked and re-read (earlier reads in the session may be stale)."""
-    return db.session.scalars(locked(sa.select(Purchase).where(Purchase.id == purchase_id))).one()
+    """The purchase, row-locked and re-read (earlier reads in the session may be stale),
+    then its account with what is due settled (as fulfilment, purchase before account)."""
+    purchase = db.session.scalars(
+        locked(sa.select(Purchase).where(Purchase.id == purchase_id))
+    ).one()
+    lock_with_due_settled(purchase.user_id, clock.now())
+    return purchase
 
 
 def _locked_grant(grant_id: int) -> CreditGrant:
     """The grant, row-locked, after its account: debits lock the account and then draw
     grants down, so taking the locks in that same order never deadlocks with them."""
     user_id = db.session.scalar(sa.select(CreditGrant.user_id).where(CreditGrant.id == grant_id))
-    lock_account(user_id)
+    lock_with_due_settled(user_id, clock.now())
     return db.session.scalars(
         locked(sa.select(CreditGrant).where(CreditGrant.id == grant_id))
     ).one()

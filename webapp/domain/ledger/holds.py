@@ -1,18 +1,20 @@
 """Holds: reserve credits, then capture what the work used and release the rest.
 
 Every change is decided by one conditional UPDATE: a new hold raises the account's `held`
-only where the credits that outlive it cover it (balance - held - credits of grants
-expiring at or before the hold does); a capture or release moves a hold out of `held`
-status only while it is held and unexpired. Locks are taken account first, then hold,
-everywhere (debits and expiry too), so racing calls queue instead of deadlocking.
+only where the credits that outlive it cover it; a capture or release moves a hold out of
+`held` status only while it is held and unexpired. Locks are taken account first, then
+hold, everywhere (debits and expiry too), so racing calls queue instead of deadlocking.
 
-Why expiry alone then never leaves held > balance: placing keeps, for every moment T,
-(holds still open at T) <= balance - (grant credits expiring by T). Expiry lowers both
-sides of the right by the same remainder; a release or expiry of a hold lowers the left;
-a debit of d (usage, capture, removal) draws the soonest-expiring credits first, so the
-right is unchanged when d <= those credits and is otherwise balance - d, which the debit's
-own check (d <= balance - held) keeps above the left. Only refunds and disputes, which
-may take a balance below zero, can break it.
+The rule a new hold keeps: for every moment T of its life, (holds still open at T) <=
+balance - (grant credits expiring by T). The left only falls over time and the right
+changes only when a grant expires, so checking now and each grant expiry up to the hold's
+end is enough (`room_until`); with no grant expiring in its life it is balance - held.
+Expiry alone then never leaves held > balance: expiry lowers both sides of the right by
+the same remainder; a release or expiry of a hold lowers the left; a debit of d (usage,
+capture, removal) draws the soonest-expiring credits first, so the right is unchanged when
+d <= those credits and is otherwise balance - d, which the debit's own check (d <= balance
+- held) keeps above the left. Only refunds and disputes, which may take a balance below
+zero, can break it.
 """
 
 import json
@@ -35,10 +37,9 @@ from webapp.domain.errors import (
 from webapp.domain.ledger.entries import lock_account
 from webapp.domain.ledger.grants import debit_usage, lock_with_due_settled
 from webapp.domain.ledger.hold_expiry import held_now
-from webapp.domain.ledger.remainders import expiring_by
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
-from webapp.models import CreditAccount, Hold, HoldStatus
+from webapp.models import CreditAccount, CreditGrant, Hold, HoldStatus
 
 PUBLIC_ID = re.compile(r"hold_[0-9a-f]{24}")
 MIN_EXPIRES_IN = 60
@@ -108,35 +109,71 @@ def _reserve_beyond_expiring(
     user_id: int, credits: int, now: datetime, expires_at: datetime
 ) -> Figures:
     """The slow path of place_hold: on the locked account, its due grants expired and due
-    holds released, reserve only credits that outlive the hold. Joins; raises
-    InsufficientCreditsError when they are too few."""
+    holds released, reserve the hold when `room_until` its end covers it. Joins; raises
+    InsufficientCreditsError (`available`: that room) when it does not."""
     if not lock_with_due_settled(user_id, now):
         raise InsufficientCreditsError(0, available=0)
-    expiring = expiring_by(user_id, expires_at)
-    figures = _reserve(user_id, credits, now, expires_at, expiring=expiring)
+    account = db.session.get(CreditAccount, user_id, populate_existing=True)
+    room = room_until(account, now, expires_at)
+    figures = _reserve(user_id, credits, now, expires_at, locked_room=room)
     if figures is None:
-        account = db.session.get(CreditAccount, user_id, populate_existing=True)
-        outliving = account.balance - account.held - expiring
-        raise InsufficientCreditsError(account.balance, available=outliving)
+        raise InsufficientCreditsError(account.balance, available=max(0, room))
     return figures
 
 
+def room_until(account: CreditAccount, now: datetime, until: datetime) -> int:
+    """The most a new hold lasting until `until` can reserve on the locked, settled
+    account: at now and at each grant expiry up to `until`, the credits that outlive that
+    moment less the holds still open then (the rule in the module docstring)."""
+    grants = db.session.execute(
+        sa.select(CreditGrant.expires_at, CreditGrant.remaining)
+        .where(
+            CreditGrant.user_id == account.user_id,
+            CreditGrant.expired_at.is_(None),
+            CreditGrant.remaining > 0,
+            CreditGrant.expires_at <= until,
+        )
+        .order_by(CreditGrant.expires_at)
+    ).all()
+    holds = db.session.execute(
+        sa.select(_holds.expires_at, _holds.credits).where(
+            _holds.user_id == account.user_id,
+            _holds.status == HoldStatus.HELD,
+            _holds.expires_at > now,
+        )
+    ).all()
+    room = account.balance - sum(credits for _, credits in holds)
+    gone = 0
+    for moment, remaining in grants:
+        gone += remaining
+        still_held = sum(credits for ends, credits in holds if ends > moment)
+        room = min(room, account.balance - gone - still_held)
+    return room
+
+
 def _reserve(
-    user_id: int, credits: int, now: datetime, expires_at: datetime, *, expiring: int | None = None
+    user_id: int,
+    credits: int,
+    now: datetime,
+    expires_at: datetime,
+    *,
+    locked_room: int | None = None,
 ) -> Figures | None:
     """The one conditional UPDATE that places a hold; None when it places nothing.
 
-    Without `expiring` (the fast path) it needs balance - held to cover the hold and no
-    grant expiring at or before `expires_at`. With `expiring`, the credits of such grants
-    on an account the caller has locked and settled, it needs balance - held - expiring.
+    Without `locked_room` (the fast path) it needs balance - held to cover the hold and no
+    grant expiring at or before `expires_at`. With it, the room_until of an account the
+    caller has locked and settled, it needs the hold within that room.
     """
-    if expiring is None:
+    if locked_room is None:
         enough = sa.and_(
             _accounts.balance - _accounts.held >= credits,
             sa.or_(_accounts.next_expiry_at.is_(None), _accounts.next_expiry_at > expires_at),
         )
+    elif credits > locked_room:
+        return None
     else:
-        enough = _accounts.balance - _accounts.held - expiring >= credits
+        enough = _accounts.balance - _accounts.held >= credits
     keeps_earlier = sa.or_(
         _accounts.next_hold_expiry_at.is_(None), _accounts.next_hold_expiry_at > expires_at
     )

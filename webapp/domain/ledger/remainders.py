@@ -61,18 +61,6 @@ def draw_down(user_id: int, credits: int, *, first_grant_id: int | None = None) 
     return credits - left
 
 
-def expiring_by(user_id: int, moment: datetime) -> int:
-    """Credits left in the account's grants that expire at or before `moment` (a read)."""
-    credits = db.session.scalar(
-        sa.select(sa.func.coalesce(sa.func.sum(CreditGrant.remaining), 0)).where(
-            CreditGrant.user_id == user_id,
-            CreditGrant.expired_at.is_(None),
-            CreditGrant.expires_at <= moment,
-        )
-    )
-    return int(credits)  # PostgreSQL sums a bigint as numeric
-
-
 def draw_down_beyond(user_id: int, balance: int) -> int:
     """After bought credits were taken back, leaving `balance`: the expiring grants give
     only what no longer fits in it (soonest expiry first); returns how many. Joins."""
