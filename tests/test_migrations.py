@@ -115,3 +115,46 @@ def test_auto_recharge_keys_move_into_the_one_idempotency_key_column(empty_datab
         assert [tuple(row) for row in keys] == [(1, "checkout-a"), (2, "autorecharge-b")]
         db.session.rollback()
         db.engine.dispose()
+
+
+def test_charge_jobs_that_failed_for_good_with_their_attempt_pending_run_again(
+    empty_database_url,
+):
+    """0011: a charge job failed for good while its attempt is still pending goes back in
+    line (its attempt would block auto-recharge forever); one whose attempt was settled,
+    and other kinds of job, stay as they were."""
+    app = create_app(make_config(empty_database_url))
+    now = datetime(2026, 11, 1, 10, tzinfo=UTC)
+    with app.app_context():
+        upgrade(revision="0010_one_idempotency_key")
+        db.session.execute(sa.insert(User).values(id=1, email="a@example.com", password_hash="!"))
+        db.session.execute(
+            sa.text(
+                "INSERT INTO purchases (id, user_id, credits, value_cents, fee_cents,"
+                " amount_cents, currency, status, source, stripe_idempotency_key,"
+                " created_at, updated_at) VALUES"
+                " (1, 1, 500, 500, 0, 500, 'usd', 'pending', 'auto_recharge', 'autorecharge-a',"
+                " :now, :now),"
+                " (2, 1, 500, 500, 0, 500, 'usd', 'failed', 'auto_recharge', 'autorecharge-b',"
+                " :now, :now)"
+            ),
+            {"now": now},
+        )
+        db.session.execute(
+            sa.text(
+                "INSERT INTO jobs (id, kind, dedupe_key, payload, user_id, status, attempts,"
+                " next_attempt_at, created_at, updated_at) VALUES"
+                " (1, 'auto_recharge_charge', 'auto_recharge_charge:autorecharge-a',"
+                " '{\"purchase_id\": 1}', 1, 'failed', 8, :now, :now, :now),"
+                " (2, 'auto_recharge_charge', 'auto_recharge_charge:autorecharge-b',"
+                " '{\"purchase_id\": 2}', 1, 'failed', 8, :now, :now, :now),"
+                " (3, 'mail', 'mail:receipt:purchase:9', '{}', 1, 'failed', 8, :now, :now, :now)"
+            ),
+            {"now": now},
+        )
+        db.session.commit()
+        upgrade()
+        statuses = db.session.execute(sa.text("SELECT id, status FROM jobs ORDER BY id")).all()
+        assert [tuple(row) for row in statuses] == [(1, "pending"), (2, "failed"), (3, "failed")]
+        db.session.rollback()
+        db.engine.dispose()
