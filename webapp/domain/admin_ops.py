@@ -50,11 +50,12 @@ def adjust_credits(admin_id: int, user_id: int, credits: int, reason: str) -> in
 def release_hold(admin_id: int, user_id: int, hold_id: str) -> dict:
     """Release one of a user's holds for them; returns the release answer; commits.
 
-    The release and the AdminAction commit together. Raises NotFoundError or
-    HoldNotOpenError (captured, expired) from the ledger, and then records nothing.
+    The release and the AdminAction commit together; releasing it again answers the same
+    and records nothing. Raises NotFoundError or HoldNotOpenError (captured, expired) from
+    the ledger, and then records nothing.
     """
-    with atomic():
-        answer = ledger.release_hold(user_id, hold_id)
+
+    def audit(answer: dict) -> None:
         _record(
             admin_id,
             "release_hold",
@@ -62,7 +63,8 @@ def release_hold(admin_id: int, user_id: int, hold_id: str) -> dict:
             user_id,
             f"released hold {hold_id} ({answer['released']:,} credits)",
         )
-    return answer
+
+    return ledger.release_hold(user_id, hold_id, on_release=audit)
 
 
 def refundable_cents(purchase: Purchase) -> int:

@@ -20,6 +20,7 @@ zero, can break it.
 import json
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -227,11 +228,18 @@ def capture_hold(
         )
 
 
-def release_hold(user_id: int, public_id: str) -> dict[str, Any]:
+def release_hold(
+    user_id: int,
+    public_id: str,
+    *,
+    on_release: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
     """Give a hold's credits back without taking any; returns the answer body; commits.
 
     Releasing again returns the first answer; a captured hold raises HoldNotOpenError
-    (hold_already_settled), an expired one HoldNotOpenError (hold_expired).
+    (hold_already_settled), an expired one HoldNotOpenError (hold_expired). `on_release`
+    runs with the answer, in the same transaction, only when this call released it (an
+    admin's audit row: a repeat records nothing).
     """
     hold = find_hold(user_id, public_id)
     with atomic():
@@ -239,9 +247,12 @@ def release_hold(user_id: int, public_id: str) -> dict[str, Any]:
         account = _settle(user_id, hold, HoldStatus.RELEASED, 0, now)
         if account is None:
             return _settled_before(hold, HoldStatus.RELEASED, 0, now)
-        return _record_answer(
+        answer = _record_answer(
             hold, HoldStatus.RELEASED, 0, _after(user_id, account, account.balance, now)
         )
+        if on_release is not None:
+            on_release(answer)
+        return answer
 
 
 def _settle(user_id: int, hold: Hold, status: str, captured: int, now: datetime):
