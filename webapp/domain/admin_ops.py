@@ -153,11 +153,14 @@ def credit_reviewed(admin_id: int, purchase: Purchase, reason: str) -> Purchase:
     if session.get("payment_status") != "paid" or not isinstance(amount, int):
         raise InvalidAmountError("Stripe does not report this Checkout Session as paid.")
     currency = str(session.get("currency") or purchase.currency).lower()
+    tax = (session.get("total_details") or {}).get("amount_tax")
+    tax = tax if isinstance(tax, int) and 0 <= tax <= amount else 0
     with atomic():
         credited = ledger.credit_reviewed_purchase(
             purchase.id,
             actor_id=admin_id,
-            amount_cents=amount,
+            amount_cents=amount - tax,
+            tax_cents=tax,
             currency=currency,
             payment_intent_id=id_of(session.get("payment_intent")),
         )

@@ -236,19 +236,32 @@ def _dispute_row(purchase: Paid, dispute: Mapping[str, Any], credited: bool) -> 
     ).first()
     if row is not None:
         return row
-    amount = int(dispute.get("amount") or 0)
-    take = 0
-    if credited and dispute.get("status") not in RETURNED_DISPUTE_STATUSES:
-        take = _to_take(purchase, _credits_for(purchase, amount), new_dispute=True)
     row = Dispute(
         stripe_dispute_id=dispute["id"],
         **_refs(purchase),
-        amount_cents=amount,
-        credits_taken=take,
+        amount_cents=int(dispute.get("amount") or 0),
+        credits_taken=0,
         status=str(dispute.get("status") or "needs_response")[:40],
     )
+    # Its claim is worked out before the row joins the session (a flush would count it
+    # among the disputes already owed).
+    take = _dispute_claim(purchase, row, new=True) if credited else 0
     db.session.add(row)
+    _take_for_dispute(purchase, row, take)
+    return row
+
+
+def _dispute_claim(purchase: Paid, row: Dispute, *, new: bool) -> int:
+    """What a dispute still holding can take now: its share, within what is left."""
+    if row.status in RETURNED_DISPUTE_STATUSES:
+        return 0
+    return _to_take(purchase, _credits_for(purchase, row.amount_cents), new_dispute=new)
+
+
+def _take_for_dispute(purchase: Paid, row: Dispute, take: int) -> None:
+    """Take `take` credits for the dispute: its row, the purchase's total, the ledger."""
     if take:
+        row.credits_taken += take
         purchase.credits_disputed += take
         post_entry(
             purchase.user_id,
@@ -256,12 +269,28 @@ def _dispute_row(purchase: Paid, dispute: Mapping[str, Any], credited: bool) -> 
             EntryKind.DISPUTE,
             allow_negative=True,
             **_refs(purchase),
-            reference=dispute["id"],
+            reference=row.stripe_dispute_id,
             description="Payment disputed with your bank: its credits are held "
             "until the dispute is settled",
         )
-        notices.dispute_opened(purchase, dispute["id"], take)
-    return row
+        notices.dispute_opened(purchase, row.stripe_dispute_id, take)
+
+
+def take_what_came_before_the_credit(purchase: Purchase) -> int:
+    """Right after a late credit (a purchase credited after review): take what the
+    refunds and disputes recorded while it was uncredited are owed, as they would have
+    taken had it been credited then; joins. Returns the credits taken."""
+    before = purchase.credits_refunded + purchase.credits_disputed
+    _take_refunds_due(purchase, None)
+    waiting = db.session.scalars(
+        sa.select(Dispute)
+        .where(Dispute.purchase_id == purchase.id, Dispute.credits_taken == 0)
+        .order_by(Dispute.id)
+    )
+    for row in waiting:
+        _take_for_dispute(purchase, row, _dispute_claim(purchase, row, new=False))
+    _refresh_money_status(purchase)
+    return purchase.credits_refunded + purchase.credits_disputed - before
 
 
 def open_dispute(purchase_id: int, dispute: Mapping[str, Any]) -> int:

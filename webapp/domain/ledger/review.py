@@ -3,6 +3,7 @@
 import sqlalchemy as sa
 
 from webapp.domain.errors import NotUnderReviewError
+from webapp.domain.ledger.chargebacks import take_what_came_before_the_credit
 from webapp.domain.ledger.purchases import _post_purchase_credit, set_status
 from webapp.domain.sql import locked
 from webapp.domain.transaction import atomic
@@ -18,13 +19,16 @@ def credit_reviewed_purchase(
     amount_cents: int,
     currency: str,
     payment_intent_id: str | None,
+    tax_cents: int = 0,
 ) -> Purchase:
     """Credit a purchase under review with the credits recorded at its creation; joins.
 
     The caller has seen the money arrive at Stripe: `amount_cents` / `currency` are what
-    Stripe charged, and become the purchase's amount so later refunds and disputes take
-    credits in proportion to the real charge. The credit is the purchase's one `purchase`
-    ledger row (actor_id = the admin), so it happens at most once; a purchase not under
+    Stripe charged before tax and `tax_cents` the tax on top, and become the purchase's
+    amounts so refunds and disputes take credits in proportion to the real charge. The
+    credit is the purchase's one `purchase` ledger row (actor_id = the admin), so it
+    happens at most once, and refunds and disputes recorded while it waited then take
+    their share (chargebacks.take_what_came_before_the_credit); a purchase not under
     review raises NotUnderReviewError and changes nothing.
     """
     with atomic():
@@ -38,6 +42,7 @@ def credit_reviewed_purchase(
             PurchaseStatus.PAID,
             credited_at=utcnow(),
             amount_cents=amount_cents,
+            tax_cents=tax_cents,
             currency=currency,
             stripe_payment_intent_id=payment_intent_id,
         )
@@ -49,4 +54,5 @@ def credit_reviewed_purchase(
             purchase.stripe_checkout_session_id,
             actor_id=actor_id,
         )
+        take_what_came_before_the_credit(purchase)
         return purchase
