@@ -134,3 +134,27 @@ def test_two_reconciles_at_once_credit_each_session_once_and_count_honestly(
     for other in extra_users:
         assert balance_of(other.id) == 250 == ledger_sum(other.id)
     assert all(payment.purchase().status == "paid" for payment in paid + credited)
+
+
+def test_abandoned_purchase_expired_by_reconcile_moves_the_dashboard_status_counts(
+    runner, user, stripe_double
+):
+    """reconcile's expire_abandoned_purchases is a Core UPDATE (pending → expired) that
+    never calls totals.purchase_moved, so /admin/ keeps counting the purchase as pending and
+    never as expired."""
+    from datetime import timedelta
+
+    from webapp.domain import admin_reports, checkout, clock, pricing, reconcile
+    from webapp.models.types import utcnow
+
+    checkout._record_purchase(user.id, pricing.quote(500))  # the app stopped before Stripe
+    before = admin_reports.dashboard().by_status
+    assert (before["pending"], before["expired"]) == (1, 0)
+    clock.fix(utcnow() + reconcile.ABANDONED_AFTER + timedelta(minutes=1))
+    try:
+        result = runner.invoke(args=["credits", "reconcile"])
+    finally:
+        clock.fix(None)
+    assert result.output.strip().endswith("expired 1"), result.output
+    after = admin_reports.dashboard().by_status
+    assert (after["pending"], after["expired"]) == (0, 1)

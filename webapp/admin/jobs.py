@@ -6,7 +6,7 @@ from flask_login import current_user
 
 from webapp.admin import bp
 from webapp.domain import jobs, paging
-from webapp.domain.errors import NotFoundError
+from webapp.domain.errors import JobRunningError, NotFoundError
 from webapp.models import Job, JobStatus
 
 STATUSES = (JobStatus.PENDING, JobStatus.FAILED, JobStatus.DONE)
@@ -31,9 +31,13 @@ def job_list():
 
 @bp.post("/jobs/<int:job_id>/retry")
 def job_retry(job_id: int):
+    back = url_for("admin.job_list", status=request.args.get("status") or None)
     try:
         job = jobs.retry(current_user.id, job_id)
     except NotFoundError:
         abort(404)
+    except JobRunningError as exc:
+        flash(f"Job {job_id} was not queued again: {exc}", "error")
+        return redirect(back, code=303)
     flash(f"Job {job.id} ({job.kind}) is queued again.", "success")
-    return redirect(url_for("admin.job_list", status=request.args.get("status") or None), code=303)
+    return redirect(back, code=303)

@@ -49,6 +49,10 @@ class Text(fields.String):
         text = super()._deserialize(value, attr, data, **kwargs)
         if has_nul(text):
             raise ma.ValidationError("NUL characters are not allowed.")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a lone surrogate ("\ud800"): no text to store
+            raise ma.ValidationError("Not valid Unicode text.") from exc
         # Other control and bidi-override characters are dropped, so an admin reading a
         # description or label sees what was really spent (webapp/domain/text.py).
         return strip_controls(text)

@@ -112,7 +112,9 @@ def cancel():
     purchase_id = request.args.get("purchase", "")
     purchase = checkout.cancel_checkout(
         current_user.id,
-        int(purchase_id) if purchase_id.isdigit() and len(purchase_id) < 19 else None,
+        int(purchase_id)
+        if purchase_id.isascii() and purchase_id.isdigit() and len(purchase_id) < 19
+        else None,
     )
     return render_template("credits/cancel.html", purchase=purchase)
 

@@ -24,6 +24,10 @@ class InvalidAmountError(DomainError):
     """A credits or money amount that is not acceptable here."""
 
 
+class JobRunningError(DomainError):
+    """A job a worker holds the lease on cannot be put back in line: it would run twice."""
+
+
 class PaymentProviderError(DomainError):
     """Stripe could not be reached or refused the request; the message is safe to show."""
 

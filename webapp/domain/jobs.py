@@ -37,7 +37,7 @@ from flask import current_app
 from sqlalchemy.orm import Session
 
 from webapp.domain import clock
-from webapp.domain.errors import NotFoundError
+from webapp.domain.errors import JobRunningError, NotFoundError
 from webapp.domain.sql import ignoring_duplicates_sql, insert_ignoring_duplicates
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
@@ -333,7 +333,8 @@ def sweep(limit: int = 1000) -> int:
 
 def retry(admin_id: int, job_id: int) -> Job:
     """Put a failed (or waiting) job back in line now, audited; commits. NotFoundError for
-    an unknown job or one that is done."""
+    an unknown job or one that is done; JobRunningError for one a worker is running (its
+    lease not run out): clearing that lease would let a second worker run it too."""
     with atomic():
         job = db.session.scalars(
             sa.select(Job)
@@ -343,6 +344,8 @@ def retry(admin_id: int, job_id: int) -> Job:
         ).first()
         if job is None or job.status == JobStatus.DONE:
             raise NotFoundError("No such job waiting or failed.")
+        if job.locked_until is not None and job.locked_until > clock.now():
+            raise JobRunningError("A worker is running this job now; it finishes or is retried.")
         before = f"{job.status}, {job.attempts} attempts"
         job.status, job.attempts, job.next_attempt_at = JobStatus.PENDING, 0, clock.now()
         job.locked_until = job.claimed_by = None

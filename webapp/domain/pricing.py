@@ -1,8 +1,9 @@
 """What credits cost: the quote shown before paying and charged at checkout."""
 
 import math
+import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, DecimalException, InvalidOperation
 
 from flask import current_app
 
@@ -74,9 +75,12 @@ def parse_credits(raw) -> int:
     if isinstance(raw, int):
         return raw
     text = str(raw).strip()
-    if not text.lstrip("-").isdigit() or len(text) > 12:
+    if not _WHOLE_NUMBER.fullmatch(text):  # ASCII digits only: "²" and "--5" are not numbers
         raise InvalidPurchaseError("Enter a whole number of credits.")
     return int(text)
+
+
+_WHOLE_NUMBER = re.compile(r"-?[0-9]{1,12}")
 
 
 def quote(credits: int) -> Quote:
@@ -161,7 +165,11 @@ def parse_money(text: str, currency: str) -> int:
         raise ValueError("not a number") from exc
     if not value.is_finite():
         raise ValueError("not a number")
-    cents = value * minor_units_per_major(currency)
-    if cents != cents.to_integral_value() or cents <= 0 or cents % amount_step(currency):
-        raise ValueError("not a positive amount in this currency")
+    try:
+        cents = value * minor_units_per_major(currency)
+        whole = cents == cents.to_integral_value() and cents > 0
+        if not whole or cents % amount_step(currency):
+            raise ValueError("not a positive amount in this currency")
+    except DecimalException as exc:  # beyond the arithmetic's precision, e.g. 1e30
+        raise ValueError("not a positive amount in this currency") from exc
     return int(cents)

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from webapp.domain import clock, ledger, stripe_gateway
-from webapp.domain.ledger import Fulfilment
+from webapp.domain.ledger import Fulfilment, totals
 from webapp.domain.stripe_objects import TOPUP_PURPOSE, purpose_of
 from webapp.domain.transaction import atomic
 from webapp.extensions import db
@@ -101,7 +101,7 @@ def expire_abandoned_purchases() -> list[int]:
     """
     cutoff = clock.now() - ABANDONED_AFTER
     with atomic():
-        expired = db.session.scalars(
+        expired = db.session.execute(
             sa.update(Purchase)
             .where(
                 Purchase.status == PurchaseStatus.PENDING,
@@ -113,6 +113,11 @@ def expire_abandoned_purchases() -> list[int]:
                 updated_at=clock.now(),
                 review_reason="Never reached Stripe (the app stopped first); expired.",
             )
-            .returning(Purchase.id)
+            .returning(Purchase.id, Purchase.currency, Purchase.amount_cents)
         ).all()
-    return sorted(expired)
+        for _, currency, amount in expired:  # a Core UPDATE: the totals are counted here
+            totals.purchase_moved(
+                (PurchaseStatus.PENDING, currency, amount, 0),
+                (PurchaseStatus.EXPIRED, currency, amount, 0),
+            )
+    return sorted(purchase_id for purchase_id, _, _ in expired)
