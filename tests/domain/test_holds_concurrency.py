@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from tests.concurrency import app_in_process, start_processes
 from tests.conftest import requires_postgres
+from tests.payments import plan_grant
 from webapp.domain import clock, ledger
 from webapp.extensions import db
 from webapp.models import CreditAccount, Hold, LedgerEntry
@@ -239,14 +240,7 @@ def test_holds_placed_while_plan_credits_run_out_are_still_covered_after_they_ex
     once they have, every hold still open is covered by the balance and captured whole."""
     ledger.adjust(user.id, 300, "seed")
     start = utcnow()
-    ledger.grant_plan_credits(
-        user.id,
-        1000,
-        invoice_id="in_race",
-        plan_code="basic",
-        subscription_id=None,
-        expires_at=start + timedelta(minutes=30),
-    )
+    plan_grant(user.id, 1000, start + timedelta(minutes=30), "in_race")
     user_id = user.id
     jobs = [(_race_around_expiring_credits, (user_id, i, RACE_SECONDS / 2)) for i in range(8)]
     finished = start_processes(jobs).finish(answer_timeout=60, join_timeout=60)

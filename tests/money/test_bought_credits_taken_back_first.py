@@ -319,14 +319,8 @@ def test_taking_back_a_rollover_plan_invoice_takes_lasting_credits_and_leaves_an
     basic grant down and its 1,000 became lasting credits nobody paid for."""
     plan = PlanPayment(logged_in, stripe_double, "pro")
     plan.pay()
-    ledger.grant_plan_credits(  # next month on basic: 1,000 credits that expire
-        user.id,
-        1000,
-        invoice_id="in_basic_next_month",
-        plan_code="basic",
-        subscription_id=None,
-        expires_at=fixed_clock.now + timedelta(days=30),
-    )
+    # next month on basic: 1,000 credits that expire
+    plan_grant(user.id, 1000, fixed_clock.now + timedelta(days=30), "in_basic_next_month")
     assert checked_books(user.id) == (6000, 1000)
     if taking == "refund":
         plan.send(plan.refunded(plan.amount))

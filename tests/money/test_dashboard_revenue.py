@@ -1,8 +1,7 @@
 """Defect 8: revenue nets lost disputes, shows money held under review, counts plan invoices."""
 
 from tests.conftest import login
-from tests.money.test_review_ways_out import MismatchedPayment
-from tests.payments import Payment
+from tests.payments import MismatchedPayment, Payment
 from tests.stripe_fakes import deliver, event
 from tests.subscription_fakes import invoice, new_id
 from webapp.domain import admin_reports

@@ -23,20 +23,25 @@ from webapp.models.types import utcnow
 PROCESSES = 3
 
 
-@requires_postgres
-def test_grant_clawbacks_and_usage_at_once_take_exactly_once(
-    app, client, user, stripe_double, database_url
-):
-    paid, plan = bought_and_planned(client, stripe_double, user)
+def _plan_charge(plan: dict, **fields) -> dict:
+    """The charge that paid the plan's 900-cent invoice (bought_and_planned), with `fields`."""
     intent = plan["payments"]["data"][0]["payment"]["payment_intent"]
-    charge = {
+    return {
         **fixture("charge"),
         "id": new_id("ch"),
         "amount": 900,
         "currency": "usd",
         "payment_intent": intent,
-        "refunded": False,
+        **fields,
     }
+
+
+@requires_postgres
+def test_grant_clawbacks_and_usage_at_once_take_exactly_once(
+    app, client, user, stripe_double, database_url
+):
+    paid, plan = bought_and_planned(client, stripe_double, user)
+    charge = _plan_charge(plan, refunded=False)
 
     def refunded(amount):
         return event("charge.refunded", {**charge, "amount_refunded": amount})
@@ -51,7 +56,7 @@ def test_grant_clawbacks_and_usage_at_once_take_exactly_once(
                 amount=900,
                 currency="usd",
                 status=status,
-                payment_intent=intent,
+                payment_intent=charge["payment_intent"],
             ),
         )
 
@@ -109,16 +114,7 @@ def test_a_plan_refund_racing_the_expiry_of_its_credits_takes_them_once(
     (under several event ids) and the expiry command run at once from four processes.
     Whichever locks the account first, the grant's 1000 leave once: the bought stay."""
     _, plan = bought_and_planned(client, stripe_double, user)
-    intent = plan["payments"]["data"][0]["payment"]["payment_intent"]
-    charge = {
-        **fixture("charge"),
-        "id": new_id("ch"),
-        "amount": 900,
-        "currency": "usd",
-        "payment_intent": intent,
-        "amount_refunded": 900,
-        "refunded": True,
-    }
+    charge = _plan_charge(plan, amount_refunded=900, refunded=True)
     later = utcnow() + timedelta(days=31)
     jobs = [(event("charge.refunded", charge), later), (None, later)] * 2
     run = run_processes(_refund_or_expire, jobs, together=True)

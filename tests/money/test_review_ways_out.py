@@ -3,24 +3,10 @@
 import sqlalchemy as sa
 
 from tests.conftest import login
-from tests.payments import Payment, balance_of, ledger_sum
+from tests.payments import MismatchedPayment, Payment, balance_of, ledger_sum
 from tests.stripe_fakes import deliver, event
-from webapp.domain import checkout
 from webapp.extensions import db
 from webapp.models import AdminAction, LedgerEntry, Purchase
-
-
-class MismatchedPayment(Payment):
-    """A purchase whose Checkout Session Stripe reports (and charged) at another amount."""
-
-    def __init__(self, stripe_double, user, credits=1000, charged=1200):
-        purchase = checkout.start_checkout(user, credits, "https://credits.example.test")
-        stripe_double.objects[purchase.stripe_checkout_session_id]["amount_total"] = charged
-        self.purchase_id, self.user_id = purchase.id, user.id
-        self.credits, self.amount = purchase.credits, charged
-        self.session = stripe_double.complete_checkout_session(purchase.stripe_checkout_session_id)
-        self.intent = stripe_double.objects[self.session["payment_intent"]]
-        self.charge = stripe_double.objects[self.intent["latest_charge"]]
 
 
 def under_review(client, stripe_double, user):

@@ -79,15 +79,6 @@ def _credits_for(purchase: Paid, amount_cents: int) -> int:
     return purchase.credits * max(amount_cents, 0) // purchase.total_cents
 
 
-def _credits_left(purchase: Paid) -> int:
-    """Credits refunds and disputes can still take: those given, less what refunds,
-    disputes and (a grant's) expiry already removed; never below 0."""
-    left = purchase.credits - purchase.credits_refunded - purchase.credits_disputed
-    if isinstance(purchase, CreditGrant):
-        left -= expired_credits(purchase)
-    return max(0, left)
-
-
 def _refunds_owed(purchase: Paid) -> int:
     """Credits the cumulative refunds are owed and have not taken yet."""
     return max(
@@ -104,8 +95,10 @@ def _to_take(purchase: Paid, claim: int, *, new_dispute: bool = False) -> int:
     gone already: it meets the claims still owed (this one, the refunds', the held
     disputes') first, and either order of the same events ends with the same balance.
     """
-    take = min(claim, _credits_left(purchase))
     expired = expired_credits(purchase) if isinstance(purchase, CreditGrant) else 0
+    # Left to take: the credits given, less what refunds, disputes and expiry removed.
+    left = purchase.credits - purchase.credits_refunded - purchase.credits_disputed - expired
+    take = min(claim, max(0, left))
     if expired:
         owed = _refunds_owed(purchase) + _disputes_owed(purchase)
         take = min(take, owed + (claim if new_dispute else 0) - expired)
